@@ -1,0 +1,881 @@
+package replication
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ncruces/go-sqlite3"
+)
+
+// Kind says where a prepared statement runs.
+type Kind uint8
+
+const (
+	// Read runs on a local read connection: sqlite3_stmt_readonly is true and the
+	// statement is none of the kinds below, or it is an EXPLAIN, or the query form of a
+	// PRAGMA that only reports.
+	Read Kind = iota
+	// Write is replicated through Raft and runs on the state machine's writer.
+	Write
+	// Begin is BEGIN [DEFERRED|IMMEDIATE|EXCLUSIVE] [TRANSACTION [name]].
+	Begin
+	// Commit is COMMIT or END [TRANSACTION].
+	Commit
+	// Rollback is ROLLBACK [TRANSACTION] without TO.
+	Rollback
+	// Savepoint is SAVEPOINT name.
+	Savepoint
+	// Release is RELEASE [SAVEPOINT] name.
+	Release
+	// RollbackTo is ROLLBACK [TRANSACTION] TO [SAVEPOINT] name.
+	RollbackTo
+	// Local is a PRAGMA that only changes how this connection reads (busy_timeout,
+	// cache_size, ...): it runs on the reader and is not replicated.
+	Local
+	// Session is PRAGMA foreign_keys = value: a per-session setting that every later
+	// write of the session carries.
+	Session
+)
+
+var kindNames = [...]string{
+	Read:       "read",
+	Write:      "write",
+	Begin:      "begin",
+	Commit:     "commit",
+	Rollback:   "rollback",
+	Savepoint:  "savepoint",
+	Release:    "release",
+	RollbackTo: "rollback to",
+	Local:      "local",
+	Session:    "session",
+}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Class is the classification of one statement.
+type Class struct {
+	Kind Kind
+	// BeginMode is set for Begin: "deferred" (also when no mode is written),
+	// "immediate" or "exclusive".
+	BeginMode string
+	// Pragma is the pragma's name in lower case, without its schema, for every PRAGMA
+	// statement whatever its Kind (so a Read of "foreign_keys" is the query form of a
+	// Session setting); empty for other statements.
+	Pragma string
+	// On is the value a Session PRAGMA foreign_keys sets.
+	On bool
+}
+
+// ErrRefused is matched with errors.Is by every refusal of Classify and ClassifySQL.
+var ErrRefused = errors.New("hiqlite: statement refused")
+
+// RefusedError is a statement hiqlite will not run, because it would break replication,
+// make nodes diverge, or reach state that is not this session's. errors.Is(err,
+// ErrRefused) matches it.
+type RefusedError struct {
+	SQL    string // the refused statement as written (the first statement of the text)
+	Reason string // why, naming the statement or the pragma
+}
+
+func (e *RefusedError) Error() string {
+	return "hiqlite: refused " + strconv.Quote(shorten(e.SQL, 80)) + ": " + e.Reason
+}
+
+// Unwrap returns ErrRefused.
+func (e *RefusedError) Unwrap() error { return ErrRefused }
+
+// shorten collapses runs of whitespace to one space and cuts s to at most n bytes, on
+// a rune boundary, marking a cut with "...".
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// Classify classifies a statement prepared on a read connection or on the writer.
+//
+// It reads the first statement of stmt.SQL() (ncruces keeps the whole prepared text,
+// tail included) by its leading keywords; only a statement the keywords leave open
+// (SELECT, VALUES, WITH, ...) is decided by stmt.ReadOnly() (sqlite3_stmt_readonly),
+// which is also true for BEGIN, COMMIT, SAVEPOINT, RELEASE, ATTACH, REINDEX and most
+// PRAGMAs. The result is always ClassifySQL(stmt.SQL()), except that where ClassifySQL
+// says Write, Classify says Read when SQLite reports the statement read-only.
+//
+// SQLite applies most PRAGMA settings while it prepares the statement, not when it runs
+// it (checked on v0.37.0 for busy_timeout, cache_size, foreign_keys, case_sensitive_like,
+// locking_mode, query_only, synchronous, mmap_size, temp_store, secure_delete; also under
+// EXPLAIN), and a VFS sees its pragmas at prepare time too. So when Classify refuses such
+// a pragma, the connection that prepared it has already changed. Callers that must keep a
+// shared connection intact call ClassifySQL on the text first: it refuses everything
+// Classify refuses and decides every PRAGMA, so only text it reports as Write needs a
+// prepare to tell a read from a write.
+//
+// stmt must not be nil. Classify only reads the statement; it may be called on any
+// goroutine that may use stmt's connection.
+func Classify(stmt *sqlite3.Stmt) (Class, error) {
+	st := parseStatement(stmt.SQL())
+	c, decided, err := st.classify()
+	if err != nil {
+		return Class{}, err
+	}
+	if !decided {
+		c = Class{Kind: Write}
+		if stmt.ReadOnly() {
+			c.Kind = Read
+		}
+	}
+	return c, nil
+}
+
+// ClassifySQL classifies the first statement of sql by its leading keywords only,
+// without preparing it: for text that cannot be prepared on a read connection, and as a
+// check before a prepare (see Classify). The state machine also uses it as a second line
+// of defence before it executes replicated text.
+//
+// It recognises transaction control, every PRAGMA (by the table in this file), EXPLAIN
+// (Read) and the refusals, and returns Write for anything else, including SELECT: without
+// a prepare it cannot tell that a statement does not write, and Write means "run it on
+// the writer", which is right for every statement. Text without a statement (empty, or
+// only comments and semicolons) is Write too.
+//
+// Only the first statement is read, as SQLite's prepare would (a CREATE TRIGGER body
+// included). A caller running a multi-statement text classifies each statement as it
+// prepares it, from the tail.
+func ClassifySQL(sql string) (Class, error) {
+	st := parseStatement(sql)
+	c, decided, err := st.classify()
+	if err != nil {
+		return Class{}, err
+	}
+	if !decided {
+		c = Class{Kind: Write}
+	}
+	return c, nil
+}
+
+// classify decides st by its leading keywords. decided is false when only
+// sqlite3_stmt_readonly can tell a read from a write.
+//
+// Decisions beyond the transaction control of section 7:
+//   - EXPLAIN and EXPLAIN QUERY PLAN of anything are Read: they never run the statement.
+//     EXPLAIN PRAGMA is refused where the PRAGMA is, because SQLite applies the setting
+//     at prepare time, EXPLAIN or not.
+//   - A call to load_extension(...) anywhere in the statement is refused: extensions are
+//     registered by the application on every node. The build has no load_extension (it
+//     is compiled with SQLITE_OMIT_LOAD_EXTENSION), so only an application function of
+//     that name can be called; refusing the call keeps it off the writer anyway. A name
+//     after TABLE, VIEW, INTO, EXISTS, REFERENCES, USING, WITH, RECURSIVE or "." is an
+//     object, not a call; any other load_extension followed by "(" is taken for a call.
+//   - ATTACH and DETACH are refused: a node holds exactly one database, the replicated
+//     one, and the writer is shared by every session.
+//   - VACUUM INTO is refused (it writes a file on one node only); plain VACUUM is Write.
+//   - CREATE TEMP/TEMPORARY ... and CREATE ... temp.name are refused: the single writer
+//     is shared by all sessions, so a temp object cannot keep its per-connection meaning.
+//   - INSERT, UPDATE, DELETE, REPLACE, CREATE (VIRTUAL TABLE too: its module must be
+//     registered on every node's writer and must not read node-local files), DROP, ALTER,
+//     ANALYZE, REINDEX and VACUUM are Write by keyword: sqlite3_stmt_readonly is true for
+//     REINDEX, and may be true for a DDL statement that a stale local schema makes a
+//     no-op (DROP TABLE IF EXISTS), which the leader may still have to run. REINDEX of a
+//     collation needs that collation on every node.
+func (st *parsedStmt) classify() (c Class, decided bool, err error) {
+	t0 := st.tok(0)
+	if t0.is("EXPLAIN") {
+		i := 1
+		if st.tok(1).is("QUERY") && st.tok(2).is("PLAN") {
+			i = 3
+		}
+		if st.tok(i).is("PRAGMA") {
+			if _, err := st.pragma(i); err != nil {
+				return Class{}, false, err
+			}
+		}
+		return Class{Kind: Read}, true, nil
+	}
+	if st.loadExtension {
+		return Class{}, false, st.refuse("load_extension cannot be called: extensions are registered on every node by the application, never loaded by SQL")
+	}
+	if t0.kind != tWord {
+		return Class{}, false, nil
+	}
+	switch upperASCII(t0.text) {
+	case "BEGIN":
+		c = Class{Kind: Begin, BeginMode: "deferred"}
+		if t := st.tok(1); t.is("DEFERRED") || t.is("IMMEDIATE") || t.is("EXCLUSIVE") {
+			c.BeginMode = lowerASCII(t.text)
+		}
+		return c, true, nil
+	case "COMMIT", "END":
+		return Class{Kind: Commit}, true, nil
+	case "ROLLBACK":
+		// ROLLBACK [TRANSACTION [name]] [TO [SAVEPOINT] name]; TO is reserved, so it is
+		// never the transaction's name.
+		i := 1
+		if st.tok(i).is("TRANSACTION") {
+			i++
+			if t := st.tok(i); t.kind != tEOF && !t.is("TO") {
+				i++
+			}
+		}
+		if st.tok(i).is("TO") {
+			return Class{Kind: RollbackTo}, true, nil
+		}
+		return Class{Kind: Rollback}, true, nil
+	case "SAVEPOINT":
+		return Class{Kind: Savepoint}, true, nil
+	case "RELEASE":
+		return Class{Kind: Release}, true, nil
+	case "ATTACH", "DETACH":
+		return Class{}, false, st.refuse(upperASCII(t0.text) + " is not supported: a node holds exactly one database, the replicated one, and its writer is shared by every session")
+	case "VACUUM":
+		// VACUUM [schema] [INTO file]; INTO is reserved, so it is never the schema.
+		if st.tok(1).is("INTO") || st.tok(2).is("INTO") {
+			return Class{}, false, st.refuse("VACUUM INTO is not supported: it would write a file on one node only; use hiqlite's backups")
+		}
+		return Class{Kind: Write}, true, nil
+	case "CREATE":
+		if err := st.checkCreate(); err != nil {
+			return Class{}, false, err
+		}
+		return Class{Kind: Write}, true, nil
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "DROP", "ALTER", "ANALYZE", "REINDEX":
+		return Class{Kind: Write}, true, nil
+	case "PRAGMA":
+		c, err := st.pragma(0)
+		if err != nil {
+			return Class{}, false, err
+		}
+		return c, true, nil
+	}
+	return Class{}, false, nil
+}
+
+// checkCreate refuses temporary objects:
+// CREATE [TEMP|TEMPORARY] [UNIQUE|VIRTUAL] TABLE|VIEW|TRIGGER|INDEX [IF NOT EXISTS] [schema.]name.
+func (st *parsedStmt) checkCreate() error {
+	const why = " is not supported: the single writer is shared by all sessions, so temporary objects cannot keep their per-connection meaning"
+	if t := st.tok(1); t.is("TEMP") || t.is("TEMPORARY") {
+		return st.refuse("CREATE " + upperASCII(t.text) + " " + upperASCII(st.tok(2).text) + why)
+	}
+	i, what := 1, "CREATE "
+	if t := st.tok(i); t.is("UNIQUE") || t.is("VIRTUAL") {
+		what += upperASCII(t.text) + " "
+		i++
+	}
+	object := st.tok(i)
+	if !object.is("TABLE") && !object.is("VIEW") && !object.is("TRIGGER") && !object.is("INDEX") {
+		return nil
+	}
+	what += upperASCII(object.text)
+	i++
+	if st.tok(i).is("IF") && st.tok(i+1).is("NOT") && st.tok(i+2).is("EXISTS") {
+		i += 3
+	}
+	if name, ok := st.tok(i).name(); ok && st.tok(i+1).isPunct('.') && equalFold(name, "temp") {
+		obj, _ := st.tok(i + 2).name()
+		return st.refuse(what + " temp." + obj + why)
+	}
+	return nil
+}
+
+// pragma classifies the PRAGMA whose keyword is token i:
+// PRAGMA [schema.]name [= value | (value)], value being [+|-]token.
+func (st *parsedStmt) pragma(i int) (Class, error) {
+	name, _ := st.tok(i + 1).name()
+	schema := ""
+	j := i + 2
+	if st.tok(j).isPunct('.') {
+		schema = name
+		name, _ = st.tok(j + 1).name()
+		j += 2
+	}
+	if name == "" {
+		return Class{}, st.refuse("PRAGMA without a name is not supported")
+	}
+	name = lowerASCII(name)
+	set, value := false, ""
+	if t := st.tok(j); t.isPunct('=') || t.isPunct('(') {
+		set = true
+		value = st.pragmaValue(j + 1)
+	}
+
+	rule, known := pragmas[name]
+	if !known {
+		return Class{}, st.refuse("PRAGMA " + name + " is not supported by hiqlite")
+	}
+	kind := rule.get
+	if set {
+		kind = rule.set
+	}
+	switch {
+	case kind == kindRefused && rule.get == kindRefused:
+		return Class{}, st.refuse("PRAGMA " + name + " is not allowed: " + rule.why)
+	case kind == kindRefused:
+		return Class{}, st.refuse("PRAGMA " + name + " cannot be changed: " + rule.why)
+	case kind == Write && equalFold(schema, "temp"):
+		return Class{}, st.refuse("PRAGMA temp." + name + " is not supported: the temp schema belongs to the writer that every session shares")
+	}
+	c := Class{Kind: kind, Pragma: name}
+	if kind == Session {
+		on, ok := parseBool(value)
+		if !ok {
+			return Class{}, st.refuse("PRAGMA " + name + " needs ON or OFF (or TRUE/FALSE, YES/NO, 1/0), not " + strconv.Quote(value))
+		}
+		c.On = on
+	}
+	return c, nil
+}
+
+// pragmaValue reads the value that starts at token i: an optional sign, then a keyword,
+// name, string or number. As in SQLite, a "+" is dropped and a "-" kept. It returns ""
+// when there is none.
+func (st *parsedStmt) pragmaValue(i int) string {
+	sign := ""
+	switch t := st.tok(i); {
+	case t.isPunct('+'):
+		i++
+	case t.isPunct('-'):
+		sign = "-"
+		i++
+	}
+	t := st.tok(i)
+	if v, ok := t.name(); ok {
+		return sign + v
+	}
+	if t.kind == tNumber {
+		return sign + t.text
+	}
+	return sign
+}
+
+// parseBool accepts the booleans SQLite accepts for a flag pragma, less its oddities
+// (SQLite reads any other word as false, "2" as true and "0x1" as 0).
+func parseBool(v string) (on, ok bool) {
+	switch lowerASCII(v) {
+	case "on", "true", "yes", "1":
+		return true, true
+	case "off", "false", "no", "0":
+		return false, true
+	}
+	return false, false
+}
+
+func (st *parsedStmt) refuse(reason string) error {
+	return &RefusedError{SQL: st.sql, Reason: reason}
+}
+
+// kindRefused marks a refused form in the pragma table; it is never a Class's Kind.
+const kindRefused Kind = 0xff
+
+// pragmaRule says what hiqlite does with one PRAGMA. get is the Kind of the query form
+// (PRAGMA x), set the Kind of the forms that pass a value (PRAGMA x = v, PRAGMA x(v)). A
+// form marked kindRefused is refused, giving why.
+type pragmaRule struct {
+	get, set Kind
+	why      string
+}
+
+const (
+	whyJournal  = "the state machine owns the journal and its checkpoints"
+	whyDurable  = "the state machine owns durability"
+	whyWriter   = "it would change the writer that every session shares, on this node only"
+	whyFormat   = "the database file format is fixed when hiqlite creates the database"
+	whySchema   = "direct edits of the schema are not replicated safely"
+	whyProcess  = "it is a process-wide setting, owned by hiqlite"
+	whyKey      = "encryption keys are configured through hiqlite, never in SQL text, which is replicated and logged"
+	whyVFS      = "the VFS is configured by hiqlite"
+	whyOutdated = "it is deprecated and not supported by hiqlite"
+)
+
+// pragmas is the table of every PRAGMA hiqlite runs (all of SQLite 3.54's pragma_list,
+// and the pragmas of ncruces VFSes). A pragma missing from it is refused in every form,
+// rather than silently applied to one connection: an unknown pragma is a no-op in SQLite,
+// or reaches the VFS, and a typo should be an error.
+//
+// Local settings run on the reader that prepares them and do not reach the writer, so
+// they cannot make nodes diverge (and analysis_limit does not limit a replicated ANALYZE
+// or optimize). cache_spill is refused with the other tuning of the writer's pager: a
+// reader never spills. PRAGMA optimize is Write although SQLite reports it read-only; it
+// runs ANALYZE, which the replicated log must carry.
+var pragmas = map[string]pragmaRule{
+	// Queries in every form: a value, where SQLite takes one, only says what to report.
+	"collation_list":    {Read, Read, ""},
+	"compile_options":   {Read, Read, ""},
+	"data_version":      {Read, Read, ""},
+	"database_list":     {Read, Read, ""},
+	"foreign_key_check": {Read, Read, ""},
+	"foreign_key_list":  {Read, Read, ""},
+	"freelist_count":    {Read, Read, ""},
+	"function_list":     {Read, Read, ""},
+	"index_info":        {Read, Read, ""},
+	"index_list":        {Read, Read, ""},
+	"index_xinfo":       {Read, Read, ""},
+	"integrity_check":   {Read, Read, ""},
+	"module_list":       {Read, Read, ""},
+	"page_count":        {Read, Read, ""},
+	"pragma_list":       {Read, Read, ""},
+	"quick_check":       {Read, Read, ""},
+	"table_info":        {Read, Read, ""},
+	"table_list":        {Read, Read, ""},
+	"table_xinfo":       {Read, Read, ""},
+
+	// Settings of how this connection reads: run on the reader, not replicated.
+	"analysis_limit":   {Read, Local, ""},
+	"automatic_index":  {Read, Local, ""},
+	"busy_timeout":     {Read, Local, ""},
+	"cache_size":       {Read, Local, ""},
+	"read_uncommitted": {Read, Local, ""},  // no effect without shared cache
+	"shrink_memory":    {Local, Local, ""}, // an action on this connection
+
+	// The session setting every later write of the session carries.
+	"foreign_keys": {Read, Session, ""},
+
+	// Changes of the database file: replicated.
+	"application_id":     {Read, Write, ""},
+	"user_version":       {Read, Write, ""},
+	"incremental_vacuum": {Write, Write, ""},
+	"optimize":           {Write, Write, ""},
+
+	// Refused in every form.
+	"wal_checkpoint": {kindRefused, kindRefused, whyJournal},
+	"key":            {kindRefused, kindRefused, whyKey},
+	"rekey":          {kindRefused, kindRefused, whyKey},
+	"hexkey":         {kindRefused, kindRefused, whyKey},
+	"hexrekey":       {kindRefused, kindRefused, whyKey},
+	"textkey":        {kindRefused, kindRefused, whyKey},
+	"textrekey":      {kindRefused, kindRefused, whyKey},
+
+	// Queries that may be read, settings that are refused.
+	"journal_mode":       {Read, kindRefused, whyJournal},
+	"journal_size_limit": {Read, kindRefused, whyJournal},
+	"wal_autocheckpoint": {Read, kindRefused, whyJournal},
+
+	"synchronous":          {Read, kindRefused, whyDurable},
+	"fullfsync":            {Read, kindRefused, whyDurable},
+	"checkpoint_fullfsync": {Read, kindRefused, whyDurable},
+
+	"locking_mode":              {Read, kindRefused, whyWriter},
+	"mmap_size":                 {Read, kindRefused, whyWriter},
+	"cache_spill":               {Read, kindRefused, whyWriter},
+	"temp_store":                {Read, kindRefused, whyWriter},
+	"secure_delete":             {Read, kindRefused, whyWriter},
+	"max_page_count":            {Read, kindRefused, whyWriter},
+	"query_only":                {Read, kindRefused, whyWriter},
+	"recursive_triggers":        {Read, kindRefused, whyWriter},
+	"case_sensitive_like":       {Read, kindRefused, whyWriter},
+	"ignore_check_constraints":  {Read, kindRefused, whyWriter},
+	"legacy_alter_table":        {Read, kindRefused, whyWriter},
+	"reverse_unordered_selects": {Read, kindRefused, whyWriter},
+	"defer_foreign_keys":        {Read, kindRefused, whyWriter},
+	"cell_size_check":           {Read, kindRefused, whyWriter},
+	"trusted_schema":            {Read, kindRefused, whyWriter},
+
+	"auto_vacuum": {Read, kindRefused, whyFormat},
+	"page_size":   {Read, kindRefused, whyFormat},
+	"encoding":    {Read, kindRefused, whyFormat},
+
+	"writable_schema": {Read, kindRefused, whySchema},
+	"schema_version":  {Read, kindRefused, whySchema},
+
+	"temp_store_directory": {Read, kindRefused, whyProcess},
+	"data_store_directory": {Read, kindRefused, whyProcess},
+	"soft_heap_limit":      {Read, kindRefused, whyProcess},
+	"hard_heap_limit":      {Read, kindRefused, whyProcess},
+	"threads":              {Read, kindRefused, whyProcess},
+
+	"checksum_verification": {Read, kindRefused, whyVFS},
+
+	"count_changes":          {Read, kindRefused, whyOutdated},
+	"empty_result_callbacks": {Read, kindRefused, whyOutdated},
+	"full_column_names":      {Read, kindRefused, whyOutdated},
+	"short_column_names":     {Read, kindRefused, whyOutdated},
+}
+
+// headLen is how many leading tokens classification looks at; the longest form it reads
+// is EXPLAIN QUERY PLAN PRAGMA schema.name(+value).
+const headLen = 16
+
+// parsedStmt is the first statement of a text, as far as classification reads it.
+type parsedStmt struct {
+	sql           string            // the statement as written, from its first token to its last
+	head          [headLen]sqlToken // its first tokens
+	n             int               // how many of head are set
+	loadExtension bool              // it calls load_extension(...)
+}
+
+// tok returns token i of the statement, or a tEOF token past the end of head.
+func (st *parsedStmt) tok(i int) sqlToken {
+	if i < st.n {
+		return st.head[i]
+	}
+	return sqlToken{}
+}
+
+// Where a statement ends: a ";" outside a CREATE TRIGGER body, and in a body the ";"
+// after its END. This is the state machine of sqlite3_complete.
+const (
+	sStart   = iota // before the first token
+	sNormal         // in a statement
+	sExplain        // after EXPLAIN, before CREATE
+	sCreate         // after CREATE [TEMP]
+	sTrigger        // in a CREATE TRIGGER
+	sSemi           // in a CREATE TRIGGER, after a ";"
+	sEnd            // in a CREATE TRIGGER, after "; END"
+)
+
+// parseStatement reads the first statement of sql: empty statements before it are
+// skipped, and nothing after it is read.
+func parseStatement(sql string) parsedStmt {
+	var st parsedStmt
+	lx := sqlLexer{sql: sql}
+	if i := strings.IndexByte(sql, 0); i >= 0 {
+		lx.sql = sql[:i] // SQLite's input ends at a NUL
+	}
+	state := sStart
+	start, end := 0, 0
+	var prev1, prev2 sqlToken
+	for {
+		t := lx.next()
+		if t.kind == tEOF {
+			break
+		}
+		semi := t.isPunct(';')
+		if semi && state == sStart {
+			continue
+		}
+		done := false
+		switch state {
+		case sStart:
+			switch {
+			case t.is("EXPLAIN"):
+				state = sExplain
+			case t.is("CREATE"):
+				state = sCreate
+			default:
+				state = sNormal
+			}
+			start = t.pos
+		case sNormal:
+			done = semi
+		case sExplain:
+			switch {
+			case semi:
+				done = true
+			case t.is("CREATE"):
+				state = sCreate
+			case t.is("EXPLAIN"), t.is("TEMP"), t.is("TEMPORARY"), t.is("TRIGGER"), t.is("END"):
+				state = sNormal
+			}
+		case sCreate:
+			switch {
+			case semi:
+				done = true
+			case t.is("TEMP"), t.is("TEMPORARY"):
+			case t.is("TRIGGER"):
+				state = sTrigger
+			default:
+				state = sNormal
+			}
+		case sTrigger:
+			if semi {
+				state = sSemi
+			}
+		case sSemi:
+			switch {
+			case semi:
+			case t.is("END"):
+				state = sEnd
+			default:
+				state = sTrigger
+			}
+		case sEnd:
+			if semi {
+				done = true
+			} else {
+				state = sTrigger
+			}
+		}
+		if done {
+			break
+		}
+		end = t.pos + len(t.text)
+		if st.n < headLen {
+			st.head[st.n] = t
+			st.n++
+		}
+		if t.isPunct('(') && isLoadExtension(prev2, prev1) {
+			st.loadExtension = true
+		}
+		prev2, prev1 = prev1, t
+	}
+	st.sql = lx.sql[start:end]
+	return st
+}
+
+// isLoadExtension reports whether name, followed by "(", calls load_extension rather
+// than naming an object with a column list or arguments.
+func isLoadExtension(before, name sqlToken) bool {
+	v, ok := name.name()
+	if !ok || name.kind == tString || !equalFold(v, "load_extension") {
+		return false
+	}
+	if before.isPunct('.') {
+		return false
+	}
+	for _, kw := range [...]string{"TABLE", "VIEW", "INTO", "EXISTS", "REFERENCES", "USING", "WITH", "RECURSIVE"} {
+		if before.is(kw) {
+			return false
+		}
+	}
+	return true
+}
+
+type tokKind uint8
+
+const (
+	tEOF    tokKind = iota // no more tokens
+	tWord                  // a keyword or a bare identifier
+	tQuoted                // an identifier in "", [] or ``
+	tString                // a string literal in ''
+	tNumber                // a numeric literal
+	tBlob                  // a blob literal x'..'
+	tVar                   // a parameter: ?NNN, :name, @name, $name
+	tPunct                 // any other byte: ; ( ) . = + - ...
+)
+
+type sqlToken struct {
+	kind tokKind
+	text string // as written
+	pos  int    // byte offset in the text
+}
+
+// is reports whether t is the bare keyword kw (upper case), in any case.
+func (t sqlToken) is(kw string) bool {
+	return t.kind == tWord && equalFold(t.text, kw)
+}
+
+func (t sqlToken) isPunct(c byte) bool {
+	return t.kind == tPunct && t.text[0] == c
+}
+
+// name returns the value of a token SQLite takes as a name: a bare word, a quoted
+// identifier, or a string (which SQLite accepts where it expects a name).
+func (t sqlToken) name() (string, bool) {
+	switch t.kind {
+	case tWord:
+		return t.text, true
+	case tQuoted, tString:
+		return unquote(t.text), true
+	}
+	return "", false
+}
+
+// unquote returns the value of a quoted token: its text without the quotes, and with a
+// doubled quote standing for one (none in [x]). An unterminated token runs to its end.
+func unquote(s string) string {
+	q, v := s[0], s[1:]
+	if q == '[' {
+		if i := strings.IndexByte(v, ']'); i >= 0 {
+			return v[:i]
+		}
+		return v
+	}
+	i := strings.IndexByte(v, q)
+	if i < 0 {
+		return v
+	}
+	if i+1 >= len(v) || v[i+1] != q {
+		return v[:i]
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(v, q)
+		if i < 0 {
+			b.WriteString(v)
+			break
+		}
+		b.WriteString(v[:i])
+		if i+1 >= len(v) || v[i+1] != q {
+			break
+		}
+		b.WriteByte(q)
+		v = v[i+2:]
+	}
+	return b.String()
+}
+
+// lexer splits SQL text into tokens as SQLite's tokenizer does, as far as classification
+// needs. It skips whitespace and comments and never fails: what SQLite would reject (an
+// unterminated quote or comment, a stray byte) still makes a token or ends the input.
+type sqlLexer struct {
+	sql string
+	pos int
+}
+
+func (l *sqlLexer) next() sqlToken {
+	for l.pos < len(l.sql) {
+		c := l.sql[l.pos]
+		switch {
+		case isSpace(c):
+			l.pos++
+		case c == '-' && l.at(l.pos+1) == '-':
+			if i := strings.IndexByte(l.sql[l.pos:], '\n'); i >= 0 {
+				l.pos += i + 1
+			} else {
+				l.pos = len(l.sql)
+			}
+		case c == '/' && l.at(l.pos+1) == '*':
+			if i := strings.Index(l.sql[l.pos+2:], "*/"); i >= 0 {
+				l.pos += 2 + i + 2
+			} else {
+				l.pos = len(l.sql)
+			}
+		default:
+			return l.scan()
+		}
+	}
+	return sqlToken{}
+}
+
+// at returns the byte at i, or 0 past the end.
+func (l *sqlLexer) at(i int) byte {
+	if i < len(l.sql) {
+		return l.sql[i]
+	}
+	return 0
+}
+
+// scan reads the token that starts at l.pos.
+func (l *sqlLexer) scan() sqlToken {
+	start := l.pos
+	c := l.sql[start]
+	kind := tPunct
+	switch {
+	case c == '\'':
+		kind = tString
+		l.quoted(c)
+	case c == '"' || c == '`':
+		kind = tQuoted
+		l.quoted(c)
+	case c == '[':
+		kind = tQuoted
+		if i := strings.IndexByte(l.sql[start:], ']'); i >= 0 {
+			l.pos = start + i + 1
+		} else {
+			l.pos = len(l.sql)
+		}
+	case (c == 'x' || c == 'X') && l.at(start+1) == '\'':
+		kind = tBlob
+		l.pos++
+		l.quoted('\'')
+	case isIDStart(c):
+		kind = tWord
+		l.pos++
+		l.skipID()
+	case isDigit(c) || c == '.' && isDigit(l.at(start+1)):
+		kind = tNumber
+		l.pos++
+		for l.pos < len(l.sql) {
+			c := l.sql[l.pos]
+			if (c == '+' || c == '-') && (l.sql[l.pos-1]|0x20) == 'e' || c == '.' || isIDChar(c) {
+				l.pos++
+				continue
+			}
+			break
+		}
+	case c == '?':
+		kind = tVar
+		l.pos++
+		for l.pos < len(l.sql) && isDigit(l.sql[l.pos]) {
+			l.pos++
+		}
+	case (c == ':' || c == '@' || c == '$' || c == '#') && isIDChar(l.at(start+1)):
+		kind = tVar
+		l.pos++
+		l.skipID()
+	default:
+		// One byte; a UTF-8 sequence is an identifier, so c is ASCII here.
+		l.pos++
+	}
+	return sqlToken{kind: kind, text: l.sql[start:l.pos], pos: start}
+}
+
+// quoted skips a token quoted by q, at l.pos, where a doubled q stands for itself.
+func (l *sqlLexer) quoted(q byte) {
+	i := l.pos + 1
+	for {
+		j := strings.IndexByte(l.sql[i:], q)
+		if j < 0 {
+			l.pos = len(l.sql)
+			return
+		}
+		i += j + 1
+		if l.at(i) != q {
+			l.pos = i
+			return
+		}
+		i++
+	}
+}
+
+func (l *sqlLexer) skipID() {
+	for l.pos < len(l.sql) && isIDChar(l.sql[l.pos]) {
+		l.pos++
+	}
+}
+
+// SQLite's character classes: whitespace is ASCII and not \v, and every byte of a UTF-8
+// sequence may be part of an identifier.
+func isSpace(c byte) bool   { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' }
+func isDigit(c byte) bool   { return '0' <= c && c <= '9' }
+func isIDStart(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' || c == '_' || c >= 0x80 }
+func isIDChar(c byte) bool  { return isIDStart(c) || isDigit(c) || c == '$' }
+
+// lowerASCII and upperASCII map ASCII letters only, as SQLite folds case
+// (strings.ToUpper would also map, say, the long s to S).
+func lowerASCII(s string) string { return mapASCII(s, 'A', 'Z') }
+func upperASCII(s string) string { return mapASCII(s, 'a', 'z') }
+
+// mapASCII flips the case of every byte of s in lo..hi.
+func mapASCII(s string, lo, hi byte) string {
+	b := []byte(s)
+	for i, c := range b {
+		if lo <= c && c <= hi {
+			b[i] = c ^ 0x20
+		}
+	}
+	return string(b)
+}
+
+// equalFold compares ASCII case-insensitively, as SQLite compares keywords and names
+// (strings.EqualFold would also fold, say, the Kelvin sign to k).
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
