@@ -1,0 +1,163 @@
+package replication
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/raft"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ncruces/go-sqlite3"
+)
+
+// snapshotMagic starts every snapshot stream, followed by a format byte.
+const (
+	snapshotMagic  = "HIQLSNAP"
+	snapshotFormat = 1 // zstd-compressed SQLite database file
+)
+
+// Snapshot implements raft.FSM. It runs on raft's FSM goroutine between
+// applies, so it only opens a read transaction that pins the current state;
+// the copy happens in Persist, on another goroutine, while writes continue.
+func (sm *StateMachine) Snapshot() (raft.FSMSnapshot, error) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if err := sm.usable(); err != nil {
+		return nil, err
+	}
+	conn, err := sqlite3.OpenFlags(sm.path, sqlite3.OPEN_READONLY|sqlite3.OPEN_EXRESCODE)
+	if err != nil {
+		return nil, err
+	}
+	// The first read of a transaction fixes its snapshot: from here on,
+	// conn sees the database exactly as of the applied index.
+	if err := conn.Exec(`BEGIN`); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	idx, err := ReadAppliedIndex(conn)
+	if err != nil || idx != sm.applied.Load() {
+		conn.Close()
+		return nil, fmt.Errorf("hiqlite: snapshot read index %d, applied %d: %v", idx, sm.applied.Load(), err)
+	}
+	return &fsmSnapshot{conn: conn, dir: filepath.Dir(sm.path)}, nil
+}
+
+type fsmSnapshot struct {
+	conn *sqlite3.Conn
+	dir  string
+}
+
+// Persist copies the pinned database with SQLite's backup API (which reuses
+// the open read transaction, so the copy is consistent) into a temporary
+// file, then streams that file through zstd into sink.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := s.persist(sink)
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) persist(w io.Writer) error {
+	tmp, err := os.CreateTemp(s.dir, "snapshot-*.db")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	tmp.Close()
+	defer os.Remove(name)
+	if err := s.conn.Backup("main", name); err != nil {
+		return fmt.Errorf("hiqlite: snapshot copy: %w", err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.WriteString(w, snapshotMagic); err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte{snapshotFormat}); err != nil {
+		return err
+	}
+	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(enc, f); err != nil {
+		enc.Close()
+		return err
+	}
+	return enc.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() { s.conn.Close() }
+
+// Restore implements raft.FSM: it replaces the database with the snapshot
+// in r. It runs on raft's FSM goroutine; readers keep reading the old state
+// until the copy commits.
+func (sm *StateMachine) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if err := sm.usable(); err != nil {
+		return err
+	}
+	sm.abortPending()
+	tmp, err := os.CreateTemp(filepath.Dir(sm.path), "restore-*.db")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	defer os.Remove(name)
+	err = decodeSnapshot(r, tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	// Statements prepared on the old schema must go before the copy.
+	for k, s := range sm.cache {
+		s.Close()
+		delete(sm.cache, k)
+	}
+	if err := sm.w.Restore("main", name); err != nil {
+		return sm.stop(fmt.Errorf("restore snapshot: %w", err))
+	}
+	idx, _, err := readState(sm.w)
+	if err != nil {
+		return sm.stop(fmt.Errorf("read restored state: %w", err))
+	}
+	sm.applied.Store(idx)
+	sm.seen.Store(idx)
+	sm.broadcast()
+	return nil
+}
+
+func decodeSnapshot(r io.Reader, w io.Writer) error {
+	br := bufio.NewReader(r)
+	head := make([]byte, len(snapshotMagic)+1)
+	if _, err := io.ReadFull(br, head); err != nil {
+		return fmt.Errorf("hiqlite: snapshot header: %w", err)
+	}
+	if string(head[:len(snapshotMagic)]) != snapshotMagic {
+		return errors.New("hiqlite: not a hiqlite snapshot")
+	}
+	if head[len(snapshotMagic)] != snapshotFormat {
+		return fmt.Errorf("hiqlite: unknown snapshot format %d", head[len(snapshotMagic)])
+	}
+	dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	_, err = io.Copy(w, dec)
+	return err
+}

@@ -1,0 +1,535 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/ncruces/go-sqlite3"
+)
+
+// Errors of the state machine.
+var (
+	// ErrTxAborted: the interactive transaction no longer exists on the
+	// writer (rolled back by SQLite, by leadership loss, or by Close).
+	ErrTxAborted = errors.New("hiqlite: transaction aborted")
+	// ErrStopped: the state machine stopped applying after a fault that
+	// could make this node diverge; see StateMachine.Fault.
+	ErrStopped = errors.New("hiqlite: state machine stopped")
+)
+
+// metaSchema is the state machine's own bookkeeping, updated in the same
+// SQLite transaction as every command it applies.
+const metaSchema = `CREATE TABLE IF NOT EXISTS _hiqlite_state(
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	applied_index INTEGER NOT NULL,
+	applied_term INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0);`
+
+// StateMachine is the deterministic SQLite state machine. It owns the only
+// write connection to the database file and implements raft.FSM.
+//
+// # Lock protocol
+//
+// mu guards the writer, the reference connection, env, the statement cache,
+// pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
+// Restore; the leader's transaction owner takes it per statement in BeginTx,
+// ExecTx and RollbackTx. No method holds mu while waiting for anything other
+// than SQLite. applied and fault are atomics, readable without mu.
+type StateMachine struct {
+	path string
+
+	mu      sync.Mutex
+	w       *sqlite3.Conn // the writer
+	ref     *sqlite3.Conn // untouched built-ins for the deterministic functions
+	env     *Env
+	cache   map[string]*sqlite3.Stmt
+	setMeta *sqlite3.Stmt
+	fkOn    bool
+	pending *pendingTx
+	closed  bool
+
+	applied atomic.Uint64 // index of the last command in the database
+	seen    atomic.Uint64 // index of the last entry applied, command or not
+	fault   atomic.Pointer[error]
+
+	waitMu sync.Mutex
+	waitCh chan struct{} // closed and replaced whenever seen moves
+}
+
+// pendingTx is an interactive write transaction open on the writer: the
+// statements it ran, so that COMMIT can replicate them.
+type pendingTx struct {
+	origin Origin
+	time   int64
+	seed   uint64
+	flags  Flags
+	stmts  []Statement
+}
+
+// Open opens (creating if needed) the database at path as a state machine.
+func Open(path string) (*StateMachine, error) {
+	w, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READWRITE|sqlite3.OPEN_CREATE|sqlite3.OPEN_EXRESCODE)
+	if err != nil {
+		return nil, fmt.Errorf("hiqlite: open state database %s: %w", path, err)
+	}
+	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{})}
+	if err := sm.init(); err != nil {
+		sm.closeConns()
+		return nil, err
+	}
+	return sm, nil
+}
+
+func (sm *StateMachine) init() error {
+	// synchronous=NORMAL in WAL mode: a crash can lose the last commits of
+	// the database but never corrupts it; the Raft log (fsynced) holds them
+	// and the applied index tells which to replay.
+	if err := sm.w.Exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;`); err != nil {
+		return fmt.Errorf("hiqlite: configure state database: %w", err)
+	}
+	if err := sm.w.Exec(metaSchema); err != nil {
+		return fmt.Errorf("hiqlite: create state table: %w", err)
+	}
+	ref, err := sqlite3.Open(":memory:")
+	if err != nil {
+		return err
+	}
+	sm.ref = ref
+	if err := InstallDeterministic(sm.w, sm.ref, sm.env); err != nil {
+		return fmt.Errorf("hiqlite: install deterministic functions: %w", err)
+	}
+	sm.setMeta, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_state SET applied_index = ?, applied_term = ? WHERE id = 1`, sqlite3.PREPARE_PERSISTENT)
+	if err != nil {
+		return err
+	}
+	idx, _, err := readState(sm.w)
+	if err != nil {
+		return err
+	}
+	sm.applied.Store(idx)
+	sm.seen.Store(idx)
+	return nil
+}
+
+// readState reads the applied index and term on conn (in its current
+// transaction, if any).
+func readState(conn *sqlite3.Conn) (index, term uint64, err error) {
+	stmt, _, err := conn.Prepare(`SELECT applied_index, applied_term FROM _hiqlite_state WHERE id = 1`)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stmt.Close()
+	if stmt.Step() {
+		index, term = uint64(stmt.ColumnInt64(0)), uint64(stmt.ColumnInt64(1))
+	}
+	return index, term, stmt.Err()
+}
+
+// ReadAppliedIndex returns the applied index as seen by conn's current
+// read transaction: with a read transaction open, it is the index of the
+// snapshot that transaction reads.
+func ReadAppliedIndex(conn *sqlite3.Conn) (uint64, error) {
+	idx, _, err := readState(conn)
+	return idx, err
+}
+
+// Path is the database file.
+func (sm *StateMachine) Path() string { return sm.path }
+
+// AppliedIndex is the Raft index of the last command in the database.
+func (sm *StateMachine) AppliedIndex() uint64 { return sm.applied.Load() }
+
+// Fault returns the error that stopped the state machine, or nil.
+func (sm *StateMachine) Fault() error {
+	if p := sm.fault.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// WaitApplied blocks until the state machine has applied the Raft log up
+// to index (command or not), done is closed, or the state machine stops.
+func (sm *StateMachine) WaitApplied(index uint64, done <-chan struct{}) error {
+	for {
+		sm.waitMu.Lock()
+		ch := sm.waitCh
+		sm.waitMu.Unlock()
+		if sm.seen.Load() >= index {
+			return nil
+		}
+		if err := sm.Fault(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-done:
+			return errors.New("hiqlite: gave up waiting for the state machine")
+		}
+	}
+}
+
+// broadcast wakes every WaitApplied.
+func (sm *StateMachine) broadcast() {
+	sm.waitMu.Lock()
+	close(sm.waitCh)
+	sm.waitCh = make(chan struct{})
+	sm.waitMu.Unlock()
+}
+
+func (sm *StateMachine) stop(err error) error {
+	err = fmt.Errorf("%w: %w", ErrStopped, err)
+	sm.fault.CompareAndSwap(nil, &err)
+	sm.broadcast()
+	return err
+}
+
+// Response is what Apply returns for a command: the result of each SQL
+// statement that ran, or Err when the command as a whole failed.
+type Response struct {
+	Index   uint64
+	Results []Result
+	Err     error
+}
+
+// Apply applies one committed Raft log entry. It implements raft.FSM; raft
+// calls ApplyBatch instead, on its FSM goroutine.
+func (sm *StateMachine) Apply(l *raft.Log) any {
+	return sm.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM: it applies the command entries of
+// a batch of committed entries in order and notes the index of the others
+// (configuration changes, barriers), so that WaitApplied sees them too.
+// Called on raft's FSM goroutine only.
+func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			out[i] = sm.applyLog(l)
+		}
+		if l.Index > sm.seen.Load() {
+			sm.seen.Store(l.Index)
+		}
+	}
+	sm.broadcast()
+	return out
+}
+
+func (sm *StateMachine) applyLog(l *raft.Log) *Response {
+	if err := sm.Fault(); err != nil {
+		return &Response{Index: l.Index, Err: err}
+	}
+	if l.Index <= sm.applied.Load() {
+		// Already in the database: raft replays the log after its last
+		// snapshot on start, and the database may be ahead of that.
+		return &Response{Index: l.Index}
+	}
+	cmd, err := UnmarshalCommand(l.Data)
+	if err != nil {
+		return &Response{Index: l.Index, Err: sm.stop(fmt.Errorf("entry %d: %w", l.Index, err))}
+	}
+	resp, err := sm.apply(l.Index, l.Term, cmd)
+	if err != nil {
+		sm.abortPending()
+		if !sm.w.GetAutocommit() {
+			_ = sm.w.Exec(`ROLLBACK`)
+		}
+		return &Response{Index: l.Index, Err: sm.stop(fmt.Errorf("entry %d: %w", l.Index, err))}
+	}
+	sm.applied.Store(l.Index)
+	return resp
+}
+
+// apply runs cmd at index in one SQLite transaction that also records index.
+// A returned error is a node fault; SQL errors of statements are results.
+func (sm *StateMachine) apply(index, term uint64, cmd *Command) (*Response, error) {
+	resp := &Response{Index: index}
+	if p := sm.pending; p != nil {
+		if cmd.Kind == KindTx && p.origin == cmd.Origin {
+			// The leader already ran this transaction on the writer.
+			sm.pending = nil
+			if err := sm.commitMeta(index, term); err != nil {
+				return nil, err
+			}
+			return resp, nil
+		}
+		// Another entry won: the open transaction cannot commit.
+		sm.abortPending()
+	}
+	if err := sm.begin(cmd.Time, cmd.Seed, cmd.Flags); err != nil {
+		return nil, err
+	}
+	switch cmd.Kind {
+	case KindExec:
+		for _, st := range cmd.Stmts {
+			res, err := sm.execText(st)
+			if isNodeFault(err) {
+				return nil, err
+			}
+			res.Err = err
+			resp.Results = append(resp.Results, res)
+			if err != nil {
+				break
+			}
+		}
+	case KindTx:
+		for i, st := range cmd.Stmts {
+			_, err := sm.execText(st)
+			if isNodeFault(err) {
+				return nil, err
+			}
+			if (err != nil) != st.Failed {
+				return nil, fmt.Errorf("transaction replay diverged at statement %d (%.60q): leader failed=%v, here err=%v", i, st.SQL, st.Failed, err)
+			}
+		}
+	}
+	if err := sm.commitMeta(index, term); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// begin opens the writer's transaction for a command.
+func (sm *StateMachine) begin(t int64, seed uint64, flags Flags) error {
+	if fk := flags&FlagForeignKeys != 0; fk != sm.fkOn {
+		q := `PRAGMA foreign_keys=OFF`
+		if fk {
+			q = `PRAGMA foreign_keys=ON`
+		}
+		if err := sm.w.Exec(q); err != nil {
+			return err
+		}
+		sm.fkOn = fk
+	}
+	sm.env.Reset(time.Unix(0, t), seed)
+	sm.w.SetLastInsertRowID(0)
+	return sm.w.Exec(`BEGIN IMMEDIATE`)
+}
+
+// commitMeta records index in the open transaction and commits. A statement
+// may have ended the transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)); the
+// index is then recorded in a transaction of its own.
+func (sm *StateMachine) commitMeta(index, term uint64) error {
+	if sm.w.GetAutocommit() {
+		if err := sm.w.Exec(`BEGIN IMMEDIATE`); err != nil {
+			return err
+		}
+	}
+	if err := sm.setMeta.BindInt64(1, int64(index)); err != nil {
+		return err
+	}
+	if err := sm.setMeta.BindInt64(2, int64(term)); err != nil {
+		return err
+	}
+	if err := sm.setMeta.Exec(); err != nil {
+		return err
+	}
+	return sm.w.Exec(`COMMIT`)
+}
+
+// execText runs every SQL statement of st.SQL in order, as SQLite's
+// sqlite3_exec does; arguments bind to the first statement only when the
+// text holds one statement. It returns the result of the last statement.
+func (sm *StateMachine) execText(st Statement) (Result, error) {
+	var res Result
+	if stmt := sm.cache[st.SQL]; stmt != nil {
+		return res, sm.execOne(stmt, st.Args, &res)
+	}
+	sql := st.SQL
+	for first := true; ; first = false {
+		// Check before preparing: preparing a PRAGMA already applies it.
+		if err := checkReplicable(sql); err != nil {
+			return res, err
+		}
+		stmt, tail, err := sm.w.Prepare(sql)
+		if err != nil {
+			return res, err
+		}
+		if stmt == nil { // only white space or comments left
+			return res, nil
+		}
+		single := first && IsBlank(tail)
+		args := st.Args
+		if !single && len(args) > 0 {
+			stmt.Close()
+			return res, errors.New("hiqlite: arguments cannot be bound to a text of several statements")
+		}
+		if single && len(sm.cache) < 512 {
+			sm.cache[st.SQL] = stmt
+			return res, sm.execOne(stmt, args, &res)
+		}
+		res = Result{}
+		err = sm.execOne(stmt, args, &res)
+		stmt.Close()
+		if err != nil || IsBlank(tail) {
+			return res, err
+		}
+		sql = tail
+	}
+}
+
+func (sm *StateMachine) execOne(stmt *sqlite3.Stmt, args []Arg, res *Result) error {
+	err := runStmt(stmt, args, res)
+	stmt.Reset()
+	stmt.ClearBindings()
+	if err == nil {
+		res.RowsAffected = sm.w.Changes()
+		if res.RowsAffected != 0 {
+			res.LastInsertID = sm.w.LastInsertRowID()
+		}
+	}
+	return err
+}
+
+// BeginTx opens an interactive write transaction on the writer for origin,
+// with the command time and seed that COMMIT will replicate. The caller holds
+// the exclusive write slot, so nothing else is applied while it is open,
+// except entries of another leader (which abort it).
+func (sm *StateMachine) BeginTx(origin Origin, t int64, seed uint64, flags Flags) error {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if err := sm.usable(); err != nil {
+		return err
+	}
+	if sm.pending != nil {
+		return errors.New("hiqlite: a write transaction is already open on the writer")
+	}
+	if err := sm.begin(t, seed, flags); err != nil {
+		if isNodeFault(err) {
+			return sm.stop(err)
+		}
+		return err
+	}
+	sm.pending = &pendingTx{origin: origin, time: t, seed: seed, flags: flags}
+	return nil
+}
+
+// ExecTx runs one statement in origin's open transaction and returns its
+// result. Reads (readOnly) see the transaction's writes and are not
+// recorded; writes are recorded for COMMIT, failed or not.
+func (sm *StateMachine) ExecTx(origin Origin, st Statement, readOnly bool) (Result, error) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if err := sm.usable(); err != nil {
+		return Result{}, err
+	}
+	p := sm.pending
+	if p == nil || p.origin != origin {
+		return Result{}, ErrTxAborted
+	}
+	if readOnly {
+		sm.env.SetLive(true)
+		defer sm.env.SetLive(false)
+	}
+	res, err := sm.execText(st)
+	if isNodeFault(err) {
+		sm.abortPending()
+		return res, sm.stop(err)
+	}
+	if !readOnly {
+		st.Failed = err != nil
+		p.stmts = append(p.stmts, st)
+	}
+	if sm.w.GetAutocommit() {
+		// SQLite ended the transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)).
+		sm.pending = nil
+		if err == nil {
+			err = ErrTxAborted
+		}
+		return res, fmt.Errorf("%w: %w", ErrTxAborted, err)
+	}
+	return res, err
+}
+
+// CommitCommand returns the command that commits origin's open transaction.
+// The transaction stays open on the writer until that command is applied.
+func (sm *StateMachine) CommitCommand(origin Origin) (*Command, error) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	p := sm.pending
+	if p == nil || p.origin != origin {
+		return nil, ErrTxAborted
+	}
+	return &Command{Kind: KindTx, Time: p.time, Seed: p.seed, Origin: p.origin, Flags: p.flags, Stmts: p.stmts}, nil
+}
+
+// RollbackTx rolls back origin's open transaction, if it is still open.
+func (sm *StateMachine) RollbackTx(origin Origin) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if p := sm.pending; p != nil && p.origin == origin {
+		sm.abortPending()
+	}
+}
+
+func (sm *StateMachine) abortPending() {
+	if sm.pending == nil {
+		return
+	}
+	sm.pending = nil
+	if !sm.w.GetAutocommit() {
+		if err := sm.w.Exec(`ROLLBACK`); err != nil && isNodeFault(err) {
+			sm.stop(err)
+		}
+	}
+}
+
+func (sm *StateMachine) usable() error {
+	if sm.closed {
+		return errors.New("hiqlite: state machine closed")
+	}
+	return sm.Fault()
+}
+
+// Close rolls back any open transaction and closes the connections.
+func (sm *StateMachine) Close() error {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if sm.closed {
+		return nil
+	}
+	sm.closed = true
+	sm.abortPending()
+	return sm.closeConns()
+}
+
+func (sm *StateMachine) closeConns() error {
+	for _, s := range sm.cache {
+		s.Close()
+	}
+	sm.cache = nil
+	if sm.setMeta != nil {
+		sm.setMeta.Close()
+	}
+	// The functions' cached statements on ref must go before ref itself.
+	errs := []error{sm.env.Close()}
+	if sm.ref != nil {
+		errs = append(errs, sm.ref.Close())
+	}
+	errs = append(errs, sm.w.Close())
+	return errors.Join(errs...)
+}
+
+var _ raft.BatchingFSM = (*StateMachine)(nil)
+
+// checkReplicable refuses, as a second line of defence behind the driver's
+// classification, statements that must never run on the writer: refused
+// ones, and transaction control, which the state machine owns.
+func checkReplicable(sql string) error {
+	cls, err := ClassifySQL(sql)
+	if err != nil {
+		return err
+	}
+	switch cls.Kind {
+	case Begin, Commit, Rollback:
+		return &RefusedError{SQL: sql, Reason: "transaction control inside a replicated write; use BEGIN/COMMIT as statements of their own, or db.BeginTx"}
+	}
+	return nil
+}
