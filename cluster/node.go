@@ -1,0 +1,433 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+
+	"github.com/hiqlite/hiqlite/replication"
+)
+
+// Errors of the node.
+var (
+	ErrNotLeader = errors.New("hiqlite: not the leader")
+	ErrClosed    = errors.New("hiqlite: node closed")
+	ErrNoLeader  = errors.New("hiqlite: no leader")
+	ErrLocked    = errors.New("hiqlite: data dir locked")
+)
+
+// Config is what a node needs to start. The root package builds it from the
+// DSN; every field is validated there.
+type Config struct {
+	Dir     string        // DATA_DIR
+	ID      string        // "" = the persisted id, or a new one
+	Timeout time.Duration // how long a write may wait to enter the Raft log
+	Logger  hclog.Logger  // nil: errors only, to stderr
+	// SnapshotThreshold is how many log entries trigger a snapshot; 0 picks
+	// the default.
+	SnapshotThreshold uint64
+}
+
+// Files and directories inside DATA_DIR.
+const (
+	dbFile     = "hiqlite.db"
+	raftDir    = "raft"
+	snapDir    = "snapshots"
+	idFile     = "node-id"
+	lockFile   = "LOCK"
+	retainSnap = 2
+)
+
+// Node is one member of a hiqlite cluster: a Raft instance whose state
+// machine is the SQLite database in Dir.
+//
+// # Goroutines
+//
+// Besides raft's own, a node runs one goroutine (watchLeadership), started
+// in Open and joined in Close.
+type Node struct {
+	cfg   Config
+	id    string
+	lock  *os.File
+	sm    *replication.StateMachine
+	log   *wal.WAL
+	meta  *metadb.BoltMetaDB
+	snaps raft.SnapshotStore
+	trans raft.Transport
+	raft  *raft.Raft
+	gate  *gate
+
+	notifyCh chan bool
+	stopCh   chan struct{}
+	wg       sync.WaitGroup
+
+	readyMu sync.Mutex
+	ready   chan struct{} // closed while this node is a leader ready for writes
+	closed  atomic.Bool
+}
+
+// Open starts the node in cfg.Dir: it takes the directory's lock, opens the
+// state database, the Raft log and the snapshots, and starts Raft as a
+// single voter if the directory has no Raft state yet.
+func Open(cfg Config) (_ *Node, err error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = defaultLogger()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
+	}
+	n := &Node{cfg: cfg, gate: newGate(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.closeResources()
+		}
+	}()
+	if n.lock, err = lockDir(cfg.Dir); err != nil {
+		return nil, err
+	}
+	if n.id, err = loadID(cfg.Dir, cfg.ID); err != nil {
+		return nil, err
+	}
+	if n.sm, err = replication.Open(filepath.Join(cfg.Dir, dbFile)); err != nil {
+		return nil, err
+	}
+	if err = os.MkdirAll(filepath.Join(cfg.Dir, raftDir), 0o755); err != nil {
+		return nil, err
+	}
+	// raft-wal's Close leaves its meta database open, so the node owns it.
+	n.meta = &metadb.BoltMetaDB{}
+	if n.log, err = wal.Open(filepath.Join(cfg.Dir, raftDir), wal.WithMetaStore(n.meta)); err != nil {
+		return nil, fmt.Errorf("hiqlite: open raft log: %w", err)
+	}
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, snapDir), retainSnap, cfg.Logger.Named("snapshots")); err != nil {
+		return nil, fmt.Errorf("hiqlite: open snapshot store: %w", err)
+	}
+	if err = n.restoreIfBehind(); err != nil {
+		return nil, err
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.id)
+	rc.Logger = cfg.Logger.Named("raft")
+	rc.NotifyCh = n.notifyCh
+	// The database is persistent and records its applied index, so raft
+	// must not restore the last snapshot over it on start; entries it
+	// replays that the database already holds are skipped by the state
+	// machine.
+	rc.NoSnapshotRestoreOnStart = true
+	// A single voter has nobody to wait for: elect at once.
+	rc.HeartbeatTimeout = 100 * time.Millisecond
+	rc.ElectionTimeout = 100 * time.Millisecond
+	rc.LeaderLeaseTimeout = 100 * time.Millisecond
+	rc.CommitTimeout = 5 * time.Millisecond
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+		rc.TrailingLogs = cfg.SnapshotThreshold
+	}
+
+	addr, trans := raft.NewInmemTransport(raft.ServerAddress(n.id))
+	n.trans = trans
+	has, err := raft.HasExistingState(n.log, n.log, n.snaps)
+	if err != nil {
+		return nil, fmt.Errorf("hiqlite: read raft state: %w", err)
+	}
+	if !has {
+		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}}
+		if err = raft.BootstrapCluster(rc, n.log, n.log, n.snaps, trans, boot); err != nil {
+			return nil, fmt.Errorf("hiqlite: bootstrap: %w", err)
+		}
+	}
+	if n.raft, err = raft.NewRaft(rc, n.sm, n.log, n.log, n.snaps, trans); err != nil {
+		return nil, fmt.Errorf("hiqlite: start raft: %w", err)
+	}
+	n.goFunc(n.watchLeadership)
+	return n, nil
+}
+
+// restoreIfBehind installs the newest snapshot when the database is older
+// than it (the database was lost or restored from an old copy): the log
+// before the snapshot may be gone, so replay alone cannot catch up.
+func (n *Node) restoreIfBehind() error {
+	metas, err := n.snaps.List()
+	if err != nil || len(metas) == 0 {
+		return err
+	}
+	meta := metas[0]
+	if meta.Index <= n.sm.AppliedIndex() {
+		return nil
+	}
+	_, rc, err := n.snaps.Open(meta.ID)
+	if err != nil {
+		return fmt.Errorf("hiqlite: open snapshot %s: %w", meta.ID, err)
+	}
+	if err := n.sm.Restore(rc); err != nil {
+		return fmt.Errorf("hiqlite: restore snapshot %s: %w", meta.ID, err)
+	}
+	return nil
+}
+
+func (n *Node) goFunc(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// watchLeadership follows raft's leadership notifications. On gaining
+// leadership it commits a barrier, so that every entry of earlier terms is
+// applied before this node admits a write, then opens ready.
+func (n *Node) watchLeadership() {
+	for {
+		select {
+		case <-n.stopCh:
+			return
+		case leader := <-n.notifyCh:
+			n.setReady(false)
+			if !leader {
+				continue
+			}
+			err := n.raft.Barrier(n.cfg.Timeout).Error()
+			if err != nil {
+				n.cfg.Logger.Warn("barrier after election failed", "error", err)
+				continue
+			}
+			if n.raft.State() == raft.Leader {
+				n.setReady(true)
+			}
+		}
+	}
+}
+
+func (n *Node) setReady(ready bool) {
+	n.readyMu.Lock()
+	defer n.readyMu.Unlock()
+	select {
+	case <-n.ready:
+		if !ready {
+			n.ready = make(chan struct{})
+		}
+	default:
+		if ready {
+			close(n.ready)
+		}
+	}
+}
+
+func (n *Node) readyCh() chan struct{} {
+	n.readyMu.Lock()
+	defer n.readyMu.Unlock()
+	return n.ready
+}
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.id }
+
+// Dir is the node's data directory.
+func (n *Node) Dir() string { return n.cfg.Dir }
+
+// DBPath is the state database file; read connections open it read-only.
+func (n *Node) DBPath() string { return n.sm.Path() }
+
+// StateMachine is the node's state machine.
+func (n *Node) StateMachine() *replication.StateMachine { return n.sm }
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's id and address, empty when unknown.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// AppliedIndex is the index of the last command in the local database.
+func (n *Node) AppliedIndex() uint64 { return n.sm.AppliedIndex() }
+
+// Fault is the error that stopped this node's state machine, if any.
+func (n *Node) Fault() error { return n.sm.Fault() }
+
+// WaitReady blocks until the cluster has a leader and this node has applied
+// everything committed before it: for a leader, until its election barrier
+// is applied.
+func (n *Node) WaitReady(ctx context.Context) error {
+	for {
+		if n.closed.Load() {
+			return ErrClosed
+		}
+		if err := n.sm.Fault(); err != nil {
+			return err
+		}
+		select {
+		case <-n.readyCh():
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("hiqlite: node %s not ready: %w", n.id, ctx.Err())
+		case <-n.stopCh:
+			return ErrClosed
+		}
+	}
+}
+
+// Member describes one server of the Raft configuration.
+type Member struct {
+	ID       string
+	Address  string
+	Voter    bool
+	IsLeader bool
+}
+
+// Members lists the servers of the current Raft configuration.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	_, leader := n.raft.LeaderWithID()
+	var ms []Member
+	for _, s := range f.Configuration().Servers {
+		ms = append(ms, Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter, IsLeader: s.ID == leader})
+	}
+	return ms, nil
+}
+
+// Snapshot takes a snapshot now and compacts the log behind it.
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Close stops raft and closes the log, the database and the lock. It is
+// idempotent.
+func (n *Node) Close() error {
+	if !n.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	var errs []error
+	if n.raft != nil {
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	close(n.stopCh)
+	n.wg.Wait()
+	errs = append(errs, n.closeResources())
+	return errors.Join(errs...)
+}
+
+func (n *Node) closeResources() error {
+	var errs []error
+	if n.trans != nil {
+		if c, ok := n.trans.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	if n.log != nil {
+		errs = append(errs, n.log.Close())
+	}
+	if n.meta != nil {
+		errs = append(errs, n.meta.Close())
+	}
+	if n.sm != nil {
+		errs = append(errs, n.sm.Close())
+	}
+	if n.lock != nil {
+		errs = append(errs, unlockDir(n.lock))
+	}
+	return errors.Join(errs...)
+}
+
+// loadID returns the node id persisted in dir, persisting want (or a new
+// random id) the first time. A different want than the persisted one is an
+// error: a node keeps its identity for the life of its data.
+func loadID(dir, want string) (string, error) {
+	path := filepath.Join(dir, idFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		have := strings.TrimSpace(string(b))
+		if want != "" && want != have {
+			return "", fmt.Errorf("hiqlite: _node %q differs from the id %q that %s was created with", want, have, dir)
+		}
+		return have, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("hiqlite: read node id: %w", err)
+	}
+	id := want
+	if id == "" {
+		var r [8]byte
+		_, _ = rand.Read(r[:])
+		id = "node-" + hex.EncodeToString(r[:])
+	}
+	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("hiqlite: persist node id: %w", err)
+	}
+	return id, nil
+}
+
+// writeFileSync writes data to path atomically and durably.
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func defaultLogger() hclog.Logger {
+	level := hclog.Error
+	if v := os.Getenv("HIQLITE_LOG"); v != "" {
+		level = hclog.LevelFromString(v)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "hiqlite", Level: level, Output: os.Stderr})
+}
+
+// State is this node's Raft state in lower case: leader, follower,
+// candidate or shutdown.
+func (n *Node) State() string { return strings.ToLower(n.raft.State().String()) }
+
+// LinearizableRead returns once a read on this node sees every write
+// committed before the call: the leader confirms it still leads (and its
+// election barrier made its commit index current), then the state machine
+// catches up to that commit index.
+func (n *Node) LinearizableRead(ctx context.Context) error {
+	if err := n.leaderReady(ctx); err != nil {
+		return err
+	}
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return raftError(err)
+	}
+	return n.sm.WaitApplied(n.raft.CommitIndex(), ctx.Done())
+}
