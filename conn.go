@@ -1,0 +1,384 @@
+package hiqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/replication"
+)
+
+// conn is one database/sql connection: a local read-only SQLite connection
+// for reads, and a session on the node for writes. database/sql uses a conn
+// from one goroutine at a time.
+type conn struct {
+	cfg  *Config
+	node *Node
+	db   *sqlite3.Conn // local, read-only
+
+	session uint64
+	seq     uint64
+	fk      bool // PRAGMA foreign_keys of this session, carried by its writes
+	tx      *tx  // the open transaction, begun by BeginTx or by a BEGIN statement
+}
+
+var (
+	_ driver.Conn               = (*conn)(nil)
+	_ driver.ConnPrepareContext = (*conn)(nil)
+	_ driver.ExecerContext      = (*conn)(nil)
+	_ driver.QueryerContext     = (*conn)(nil)
+	_ driver.ConnBeginTx        = (*conn)(nil)
+	_ driver.Pinger             = (*conn)(nil)
+	_ driver.SessionResetter    = (*conn)(nil)
+	_ driver.Validator          = (*conn)(nil)
+	_ driver.NamedValueChecker  = (*conn)(nil)
+)
+
+// readBusyTimeout bounds how long a read waits on SQLite's own locks (WAL
+// recovery, a checkpoint restart); readers never wait for the writer.
+const readBusyTimeout = 5 * time.Second
+
+func newConn(ctx context.Context, c *Connector) (*conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	db, err := sqlite3.OpenFlags(c.node.c.DBPath(), sqlite3.OPEN_READONLY|sqlite3.OPEN_EXRESCODE)
+	if err != nil {
+		return nil, fmt.Errorf("hiqlite: open read connection: %w", err)
+	}
+	if err := db.BusyTimeout(readBusyTimeout); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := registerStatus(db, c.node); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &conn{cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64()}, nil
+}
+
+// Node returns the node of this connection; reach it through
+// (*sql.Conn).Raw:
+//
+//	conn.Raw(func(dc any) error { node := dc.(interface{ Node() *hiqlite.Node }).Node(); ... })
+func (c *conn) Node() *Node { return c.node }
+
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *conn) Close() error {
+	var errs []error
+	if c.tx != nil {
+		errs = append(errs, c.tx.Rollback())
+	}
+	errs = append(errs, c.db.Close())
+	return errors.Join(errs...)
+}
+
+func (c *conn) Ping(ctx context.Context) error {
+	if c.node.c.Fault() != nil {
+		return driver.ErrBadConn
+	}
+	return ctx.Err()
+}
+
+func (c *conn) ResetSession(ctx context.Context) error { return nil }
+
+func (c *conn) IsValid() bool { return c.node.c.Fault() == nil }
+
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error { return checkValue(nv.Value) }
+
+// origin names this session's next write.
+func (c *conn) origin() replication.Origin {
+	c.seq++
+	return replication.Origin{Node: c.node.c.ID(), Session: c.session, Seq: c.seq}
+}
+
+func (c *conn) flags() replication.Flags {
+	if c.fk {
+		return replication.FlagForeignKeys
+	}
+	return 0
+}
+
+// prepared is a statement text prepared (and classified) on the read
+// connection. For a text of several statements, s is the first and multi
+// says whether all of them are reads.
+type prepared struct {
+	query string
+	s     *sqlite3.Stmt
+	cls   replication.Class
+	multi bool // more statements follow the first
+	reads bool // with multi: every statement is a read
+}
+
+// prepare prepares and classifies query's first statement. A nil s with no
+// error means the text holds no statement.
+func (c *conn) prepare(query string) (*prepared, error) {
+	// Refuse before preparing: preparing a PRAGMA already applies it.
+	if _, err := replication.ClassifySQL(query); err != nil {
+		return nil, err
+	}
+	s, tail, err := c.db.Prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{query: query, s: s}
+	if s == nil {
+		return p, nil
+	}
+	if p.cls, err = replication.Classify(s); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if replication.IsBlank(tail) {
+		return p, nil
+	}
+	p.multi = true
+	if p.cls.Kind != replication.Read && p.cls.Kind != replication.Write {
+		s.Close()
+		return nil, &replication.RefusedError{SQL: query, Reason: fmt.Sprintf("%v inside a text of several statements; run it as a statement of its own", p.cls.Kind)}
+	}
+	p.reads, err = c.allReads(p.cls, tail)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// allReads reports whether first and every statement of tail are reads. A
+// statement that does not prepare here (it may depend on an earlier one, as
+// INSERT after CREATE TABLE) is left to the writer, which reports its error.
+func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
+	if first.Kind != replication.Read {
+		return false, nil
+	}
+	for !replication.IsBlank(tail) {
+		if _, err := replication.ClassifySQL(tail); err != nil {
+			return false, err
+		}
+		s, rest, err := c.db.Prepare(tail)
+		if err != nil {
+			return false, nil
+		}
+		if s == nil {
+			return true, nil
+		}
+		cls, err := replication.Classify(s)
+		s.Close()
+		if err != nil {
+			return false, err
+		}
+		if cls.Kind != replication.Read {
+			return false, nil
+		}
+		tail = rest
+	}
+	return true, nil
+}
+
+func (c *conn) ExecContext(ctx context.Context, query string, nargs []driver.NamedValue) (driver.Result, error) {
+	args, err := toArgs(nargs)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	if p.s != nil {
+		defer p.s.Close()
+	}
+	return c.exec(ctx, p, args)
+}
+
+func (c *conn) QueryContext(ctx context.Context, query string, nargs []driver.NamedValue) (driver.Rows, error) {
+	args, err := toArgs(nargs)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	r, own, err := c.query(ctx, p, args)
+	if p.s != nil && !own {
+		p.s.Close()
+	}
+	return r, err
+}
+
+// exec runs a prepared text for its result.
+func (c *conn) exec(ctx context.Context, p *prepared, args []replication.Arg) (driver.Result, error) {
+	if p.s == nil {
+		return driver.RowsAffected(0), nil
+	}
+	if p.multi && len(args) > 0 {
+		return nil, errors.New("hiqlite: arguments cannot be bound to a text of several statements")
+	}
+	switch p.cls.Kind {
+	case replication.Read, replication.Local, replication.Session:
+		if p.multi && !p.reads {
+			break // a write follows: the whole text is one write
+		}
+		if err := c.readStarts(ctx, p.cls); err != nil {
+			return nil, err
+		}
+		if c.tx != nil && c.tx.w != nil && p.cls.Kind == replication.Read {
+			_, err := c.tx.w.Exec(ctx, replication.Statement{SQL: p.query, Args: args}, true)
+			return driver.RowsAffected(0), err
+		}
+		return driver.RowsAffected(0), c.execLocal(ctx, p, args)
+	case replication.Write:
+	default:
+		return driver.RowsAffected(0), c.control(ctx, p.cls, p.query)
+	}
+	res, err := c.write(ctx, replication.Statement{SQL: p.query, Args: args})
+	if err != nil {
+		return nil, err
+	}
+	return result{res.LastInsertID, res.RowsAffected}, nil
+}
+
+// query runs a prepared statement for its rows; own reports whether the
+// returned rows took ownership of p.s.
+func (c *conn) query(ctx context.Context, p *prepared, args []replication.Arg) (_ driver.Rows, own bool, _ error) {
+	if p.s == nil {
+		return nil, false, errors.New("hiqlite: empty query")
+	}
+	if p.multi {
+		return nil, false, errors.New("hiqlite: a query takes one statement; use Exec for a text of several")
+	}
+	switch p.cls.Kind {
+	case replication.Read, replication.Local, replication.Session:
+		if err := c.readStarts(ctx, p.cls); err != nil {
+			return nil, false, err
+		}
+		if c.tx != nil && c.tx.w != nil && p.cls.Kind == replication.Read {
+			res, err := c.tx.w.Exec(ctx, replication.Statement{SQL: p.query, Args: args}, true)
+			if err != nil {
+				return nil, false, err
+			}
+			return newBufRows(res), false, nil
+		}
+		if err := replication.BindArgs(p.s, args); err != nil {
+			return nil, false, err
+		}
+		return newRows(ctx, c, p.s, true), true, nil
+	case replication.Write:
+		res, err := c.write(ctx, replication.Statement{SQL: p.query, Args: args})
+		if err != nil {
+			return nil, false, err
+		}
+		return newBufRows(res), false, nil
+	default:
+		return &bufRows{}, false, c.control(ctx, p.cls, p.query)
+	}
+}
+
+// readStarts prepares the connection for a local statement: a session
+// pragma is remembered for later writes; a read in a transaction opens its
+// snapshot; a linearizable read waits for the read index.
+func (c *conn) readStarts(ctx context.Context, cls replication.Class) error {
+	if cls.Kind == replication.Session && c.tx == nil {
+		c.fk = cls.On
+	}
+	if c.tx != nil {
+		return c.tx.beginRead()
+	}
+	if consistencyOf(ctx, c.cfg.Consistency) == Linearizable {
+		return c.node.c.LinearizableRead(ctx)
+	}
+	return nil
+}
+
+// execLocal runs every statement of p on the read connection.
+func (c *conn) execLocal(ctx context.Context, p *prepared, args []replication.Arg) error {
+	old := c.db.SetInterrupt(ctx)
+	defer c.db.SetInterrupt(old)
+	if !p.multi {
+		if err := replication.BindArgs(p.s, args); err != nil {
+			return err
+		}
+		err := p.s.Exec()
+		p.s.ClearBindings()
+		return err
+	}
+	return c.db.Exec(p.query)
+}
+
+// write replicates one write: in the open transaction, or as an autocommit
+// command. SQL errors come back as the state machine saw them.
+func (c *conn) write(ctx context.Context, st replication.Statement) (replication.Result, error) {
+	if c.tx != nil {
+		return c.tx.write(ctx, st)
+	}
+	resp, err := c.node.c.Exec(ctx, c.cfg.Busy, c.origin(), c.flags(), []replication.Statement{st})
+	if err != nil {
+		return replication.Result{}, err
+	}
+	res := resp.Results[len(resp.Results)-1]
+	return res, res.Err
+}
+
+// control runs transaction control given as SQL.
+func (c *conn) control(ctx context.Context, cls replication.Class, query string) error {
+	switch cls.Kind {
+	case replication.Begin:
+		if c.tx != nil {
+			return fmt.Errorf("hiqlite: cannot start a transaction within a transaction: %w", sqlite3.ERROR)
+		}
+		t := c.newTx(false)
+		if cls.BeginMode != "deferred" && cls.BeginMode != "" {
+			if err := t.promote(ctx); err != nil {
+				c.tx = nil
+				return err
+			}
+		}
+		return nil
+	case replication.Commit, replication.Rollback:
+		if c.tx == nil {
+			return fmt.Errorf("hiqlite: cannot %s - no transaction is active: %w", cls.Kind, sqlite3.ERROR)
+		}
+		if cls.Kind == replication.Commit {
+			return c.tx.Commit()
+		}
+		return c.tx.Rollback()
+	case replication.Savepoint, replication.Release, replication.RollbackTo:
+		if c.tx == nil {
+			return &replication.RefusedError{SQL: query, Reason: "savepoints work inside a transaction; begin one with BEGIN or db.BeginTx first"}
+		}
+		return c.tx.savepoint(ctx, query)
+	}
+	return fmt.Errorf("hiqlite: unexpected statement kind %v", cls.Kind)
+}
+
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	switch lvl := sql.IsolationLevel(opts.Isolation); lvl {
+	case sql.LevelDefault, sql.LevelSerializable:
+	default:
+		return nil, fmt.Errorf("hiqlite: isolation level %v is not supported: SQLite transactions are serializable (use the default or sql.LevelSerializable)", lvl)
+	}
+	if c.tx != nil {
+		return nil, fmt.Errorf("hiqlite: cannot start a transaction within a transaction: %w", sqlite3.ERROR)
+	}
+	return c.newTx(opts.ReadOnly), nil
+}
+
+// result is a write's driver.Result.
+type result struct{ lastInsertID, rowsAffected int64 }
+
+func (r result) LastInsertId() (int64, error) { return r.lastInsertID, nil }
+func (r result) RowsAffected() (int64, error) { return r.rowsAffected, nil }

@@ -1,0 +1,125 @@
+package hiqlite
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hiqlite/hiqlite/cluster"
+)
+
+// Connector opens connections to one node. Use it with sql.OpenDB; closing
+// the *sql.DB closes the connector, and the node stops when the last
+// connector of its DATA_DIR in this process is closed.
+type Connector struct {
+	cfg  Config
+	node *Node
+
+	mu     sync.Mutex
+	closed bool
+}
+
+var (
+	_ driver.Connector = (*Connector)(nil)
+)
+
+// NewConnector validates cfg and starts the node of cfg.DataDir, or shares
+// the one this process already runs for it.
+func NewConnector(cfg *Config) (*Connector, error) {
+	if cfg == nil {
+		return nil, fmt.Errorf("hiqlite: nil *Config")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Connector{cfg: *cfg}
+	c.cfg.Join = append([]string(nil), cfg.Join...)
+	n, err := acquireNode(&c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.node = n
+	return c, nil
+}
+
+// Connect implements driver.Connector.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	return newConn(ctx, c)
+}
+
+// Driver implements driver.Connector.
+func (c *Connector) Driver() driver.Driver { return &Driver{} }
+
+// Node returns the node this connector's connections use.
+func (c *Connector) Node() *Node { return c.node }
+
+// Close releases the connector's share of the node. database/sql calls it
+// from (*sql.DB).Close.
+func (c *Connector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.node.release()
+}
+
+// registry: the nodes this process runs, by absolute DATA_DIR. SPEC §3: the
+// same DATA_DIR opened twice in one process shares one node.
+var registry = struct {
+	mu    sync.Mutex
+	nodes map[string]*Node
+}{nodes: map[string]*Node{}}
+
+// acquireNode returns the running node of cfg.DataDir with one more
+// reference, or starts it.
+func acquireNode(cfg *Config) (*Node, error) {
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("hiqlite: data dir %q: %w", cfg.DataDir, err)
+	}
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	if n := registry.nodes[dir]; n != nil {
+		if cfg.NodeID != "" && cfg.NodeID != n.ID() {
+			return nil, fmt.Errorf("hiqlite: data dir %s is already open in this process as node %q, not _node=%q", dir, n.ID(), cfg.NodeID)
+		}
+		n.refs++
+		return n, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
+	}
+	if _, err := cfg.loadSecret(); err != nil {
+		return nil, err
+	}
+	cn, err := cluster.Open(cluster.Config{Dir: dir, ID: cfg.NodeID, Timeout: cfg.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{c: cn, dir: dir, refs: 1}
+	registry.nodes[dir] = n
+	return n, nil
+}
+
+// release drops one reference; the last one stops the node.
+func (n *Node) release() error {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	n.refs--
+	if n.refs > 0 {
+		return nil
+	}
+	delete(registry.nodes, n.dir)
+	return n.c.Close()
+}

@@ -1,0 +1,548 @@
+package hiqlite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Consistency is the read consistency level.
+type Consistency uint8
+
+const (
+	// Local reads run on the local replica, without any network round trip.
+	// They may return data that is behind the leader. This is the default.
+	Local Consistency = iota
+	// Linearizable reads use a read index: the node confirms that the
+	// leader is still the leader, waits until its replica has applied
+	// everything committed up to that point, then reads locally.
+	Linearizable
+)
+
+// String returns "local" or "linearizable", the names ParseConsistency and
+// the _consistency DSN parameter accept.
+func (c Consistency) String() string {
+	switch c {
+	case Local:
+		return "local"
+	case Linearizable:
+		return "linearizable"
+	}
+	return "Consistency(" + strconv.Itoa(int(c)) + ")"
+}
+
+// ParseConsistency parses "local" or "linearizable", ignoring case.
+func ParseConsistency(s string) (Consistency, error) {
+	switch strings.ToLower(s) {
+	case "local":
+		return Local, nil
+	case "linearizable":
+		return Linearizable, nil
+	}
+	return 0, fmt.Errorf("hiqlite: unknown consistency %q (want local or linearizable)", s)
+}
+
+// Config is a parsed DSN. Build one with NewConfig or ParseDSN; a Config
+// built by hand must pass Validate before use.
+//
+// For every valid Config c, ParseDSN(c.FormatDSN()) returns a Config equal
+// to c, so a Config and its canonical DSN are interchangeable.
+type Config struct {
+	DataDir     string        // the DSN's path part (a leading "file:" is stripped)
+	NodeID      string        // _node: unique in the cluster; "" = generated once and persisted by the node
+	Listen      string        // _listen host:port for Raft+RPC; "" = single node, no network
+	Advertise   string        // _advertise host:port peers dial; "" = Listen
+	Gossip      string        // _gossip memberlist bind host:port
+	Join        []string      // _join comma-separated gossip seeds (nil when absent)
+	Expect      int           // _expect voters to wait for before the first bootstrap; default 1
+	Secret      string        // _secret, at least 16 bytes; never printed in errors or String()
+	SecretFile  string        // _secret_file: path of a file holding the secret
+	Consistency Consistency   // _consistency: local | linearizable
+	Voter       bool          // _voter: default true; false = non-voting read replica
+	Timeout     time.Duration // _timeout write/forward timeout, default 10s
+	TxIdle      time.Duration // _txidle idle timeout of an open write transaction, default 5s
+	Busy        time.Duration // _busy how long a writer waits for the write slot, default 5s
+}
+
+// Defaults of the parameters FormatDSN leaves out when unchanged.
+const (
+	defaultExpect  = 1
+	defaultTimeout = 10 * time.Second
+	defaultTxIdle  = 5 * time.Second
+	defaultBusy    = 5 * time.Second
+
+	minSecretLen = 16
+	maxNodeIDLen = 64
+	redacted     = "REDACTED"
+	filePrefix   = "file:"
+)
+
+// NewConfig returns a Config holding the defaults of every parameter. Its
+// DataDir is empty, so it is not valid until DataDir is set.
+func NewConfig() *Config {
+	return &Config{
+		Expect:      defaultExpect,
+		Consistency: Local,
+		Voter:       true,
+		Timeout:     defaultTimeout,
+		TxIdle:      defaultTxIdle,
+		Busy:        defaultBusy,
+	}
+}
+
+// ParseDSN parses a DSN of the form DATA_DIR[?param=value&...] and validates
+// the result. A leading "file:" is stripped from DATA_DIR. Parameter names
+// and values are %-unescaped as in a URL query; unknown and repeated
+// parameters are errors.
+//
+// Errors name the parameter and the offending value, except the value of
+// _secret, which never appears in an error.
+func ParseDSN(dsn string) (*Config, error) {
+	c := NewConfig()
+	dir, query, _ := strings.Cut(strings.TrimPrefix(dsn, filePrefix), "?")
+	if dir == "" {
+		return nil, errors.New("hiqlite: the DSN has an empty data directory")
+	}
+	c.DataDir = dir
+
+	seen := make(map[string]bool)
+	for query != "" {
+		var param string
+		param, query, _ = strings.Cut(query, "&")
+		if param == "" {
+			continue // as net/url does with "a=1&&b=2"
+		}
+		rawName, rawValue, _ := strings.Cut(param, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil {
+			return nil, fmt.Errorf("hiqlite: invalid DSN parameter name %s: %w", quoteName(rawName), err)
+		}
+		if !knownParams[name] {
+			return nil, fmt.Errorf("hiqlite: unknown DSN parameter %s", quoteName(name))
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("hiqlite: DSN parameter %s given twice", name)
+		}
+		seen[name] = true
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			if name == "_secret" {
+				// The unescape error quotes part of the value.
+				return nil, errors.New("hiqlite: invalid _secret: malformed %-escape")
+			}
+			return nil, fmt.Errorf("hiqlite: invalid %s %q: %w", name, rawValue, err)
+		}
+		if value == "" {
+			return nil, fmt.Errorf("hiqlite: invalid %s \"\": empty value", name)
+		}
+		if err := c.setParam(name, value); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// knownParams are the DSN parameter names ParseDSN accepts.
+var knownParams = map[string]bool{
+	"_node": true, "_listen": true, "_advertise": true, "_gossip": true,
+	"_join": true, "_expect": true, "_secret": true, "_secret_file": true,
+	"_consistency": true, "_voter": true, "_timeout": true, "_txidle": true,
+	"_busy": true,
+}
+
+// quoteName quotes a parameter name for an error message. A name that
+// contains "secret" is cut after that word, because a DSN missing the "="
+// of "_secret=..." would otherwise print the secret as part of the name.
+func quoteName(name string) string {
+	if i := strings.Index(strings.ToLower(name), "secret"); i >= 0 && name != "_secret_file" {
+		if end := i + len("secret"); end < len(name) {
+			return strconv.Quote(name[:end]) + " (rest withheld)"
+		}
+	}
+	return strconv.Quote(name)
+}
+
+// setParam stores one unescaped, non-empty parameter value. It checks the
+// syntax only; Validate checks the meaning.
+func (c *Config) setParam(name, value string) error {
+	var err error
+	switch name {
+	case "_node":
+		c.NodeID = value
+	case "_listen":
+		c.Listen = value
+	case "_advertise":
+		c.Advertise = value
+	case "_gossip":
+		c.Gossip = value
+	case "_join":
+		c.Join = strings.Split(value, ",")
+		for i, seed := range c.Join {
+			c.Join[i] = strings.TrimSpace(seed)
+			if c.Join[i] == "" {
+				return fmt.Errorf("hiqlite: invalid _join %q: empty entry", value)
+			}
+		}
+	case "_expect":
+		c.Expect, err = strconv.Atoi(value)
+	case "_secret":
+		c.Secret = value
+	case "_secret_file":
+		c.SecretFile = value
+	case "_consistency":
+		c.Consistency, err = ParseConsistency(value)
+		if err != nil {
+			return fmt.Errorf("hiqlite: invalid _consistency %q: want local or linearizable", value)
+		}
+	case "_voter":
+		c.Voter, err = strconv.ParseBool(value)
+	case "_timeout":
+		c.Timeout, err = time.ParseDuration(value)
+	case "_txidle":
+		c.TxIdle, err = time.ParseDuration(value)
+	case "_busy":
+		c.Busy, err = time.ParseDuration(value)
+	}
+	if err != nil {
+		return fmt.Errorf("hiqlite: invalid %s %q: %w", name, value, err)
+	}
+	return nil
+}
+
+// FormatDSN returns the canonical DSN of c: DataDir, then "?" and the
+// parameters that differ from their defaults, sorted by name, with values
+// query-escaped. There is no "?" when every parameter has its default.
+//
+// The result holds the secret in clear when c.Secret is set; use String for
+// anything that may be logged.
+func (c *Config) FormatDSN() string {
+	return c.format(false)
+}
+
+// String returns FormatDSN with the value of _secret replaced by "REDACTED",
+// for logs and error messages.
+func (c *Config) String() string {
+	return c.format(true)
+}
+
+func (c *Config) format(redact bool) string {
+	var params [][2]string
+	add := func(name, value string) { params = append(params, [2]string{name, value}) }
+	addString := func(name, value string) {
+		if value != "" {
+			add(name, value)
+		}
+	}
+	addDuration := func(name string, value, def time.Duration) {
+		if value != def {
+			add(name, value.String())
+		}
+	}
+
+	addString("_node", c.NodeID)
+	addString("_listen", c.Listen)
+	addString("_advertise", c.Advertise)
+	addString("_gossip", c.Gossip)
+	if len(c.Join) > 0 {
+		add("_join", strings.Join(c.Join, ","))
+	}
+	if c.Expect != defaultExpect {
+		add("_expect", strconv.Itoa(c.Expect))
+	}
+	if c.Secret != "" {
+		if redact {
+			add("_secret", redacted)
+		} else {
+			add("_secret", c.Secret)
+		}
+	}
+	addString("_secret_file", c.SecretFile)
+	if c.Consistency != Local {
+		add("_consistency", c.Consistency.String())
+	}
+	if !c.Voter {
+		add("_voter", "false")
+	}
+	addDuration("_timeout", c.Timeout, defaultTimeout)
+	addDuration("_txidle", c.TxIdle, defaultTxIdle)
+	addDuration("_busy", c.Busy, defaultBusy)
+	slices.SortFunc(params, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+
+	var b strings.Builder
+	if strings.HasPrefix(c.DataDir, filePrefix) {
+		// ParseDSN strips one "file:", so keep a DataDir that starts
+		// with one intact.
+		b.WriteString(filePrefix)
+	}
+	b.WriteString(c.DataDir)
+	for i, p := range params {
+		if i == 0 {
+			b.WriteByte('?')
+		} else {
+			b.WriteByte('&')
+		}
+		b.WriteString(p[0])
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(p[1]))
+	}
+	return b.String()
+}
+
+// Validate checks every field and the rules that tie fields together. Its
+// errors name the DSN parameters and values involved, never the secret.
+func (c *Config) Validate() error {
+	if err := c.validateFields(); err != nil {
+		return err
+	}
+
+	// A node without _listen is a one-voter cluster with no network.
+	if c.Listen == "" {
+		switch {
+		case c.Advertise != "":
+			return fmt.Errorf("hiqlite: _advertise %q requires _listen", c.Advertise)
+		case c.Gossip != "":
+			return fmt.Errorf("hiqlite: _gossip %q requires _listen", c.Gossip)
+		case c.Join != nil:
+			return fmt.Errorf("hiqlite: _join %q requires _listen", strings.Join(c.Join, ","))
+		case c.Expect > 1:
+			return fmt.Errorf("hiqlite: _expect=%d requires _listen", c.Expect)
+		case !c.Voter:
+			return errors.New("hiqlite: _voter=false requires _listen (a node without _listen is a one-voter cluster)")
+		}
+	}
+	// Peers find each other through gossip.
+	if c.Gossip == "" {
+		switch {
+		case c.Join != nil:
+			return fmt.Errorf("hiqlite: _join %q requires _gossip", strings.Join(c.Join, ","))
+		case c.Expect > 1:
+			return fmt.Errorf("hiqlite: _expect=%d requires _gossip", c.Expect)
+		}
+	}
+	if c.Listen != "" && c.Gossip != "" && sameListener(c.Listen, c.Gossip) {
+		return fmt.Errorf("hiqlite: _listen %q and _gossip %q use the same port", c.Listen, c.Gossip)
+	}
+
+	if c.Secret == "" && c.SecretFile == "" {
+		addrs := [][2]string{{"_listen", c.Listen}, {"_advertise", c.Advertise}, {"_gossip", c.Gossip}}
+		for _, seed := range c.Join {
+			addrs = append(addrs, [2]string{"_join", seed})
+		}
+		for _, a := range addrs {
+			if a[1] != "" && !isLoopback(a[1]) {
+				return fmt.Errorf("hiqlite: %s %q is not a loopback address: set _secret or _secret_file", a[0], a[1])
+			}
+		}
+	}
+	return nil
+}
+
+// validateFields checks each field on its own.
+func (c *Config) validateFields() error {
+	if c.DataDir == "" {
+		return errors.New("hiqlite: empty data directory")
+	}
+	if strings.Contains(c.DataDir, "?") {
+		return fmt.Errorf("hiqlite: data directory %q contains '?'", c.DataDir)
+	}
+	if c.NodeID != "" && !validNodeID(c.NodeID) {
+		return fmt.Errorf("hiqlite: invalid _node %q: want 1 to %d characters of [A-Za-z0-9._-]", c.NodeID, maxNodeIDLen)
+	}
+	if c.Listen != "" {
+		if err := checkAddr(c.Listen, true); err != nil {
+			return fmt.Errorf("hiqlite: invalid _listen %q: %w", c.Listen, err)
+		}
+	}
+	if c.Advertise != "" {
+		if err := checkAddr(c.Advertise, false); err != nil {
+			return fmt.Errorf("hiqlite: invalid _advertise %q: %w", c.Advertise, err)
+		}
+	}
+	if c.Gossip != "" {
+		if err := checkAddr(c.Gossip, true); err != nil {
+			return fmt.Errorf("hiqlite: invalid _gossip %q: %w", c.Gossip, err)
+		}
+	}
+	if c.Join != nil && len(c.Join) == 0 {
+		// FormatDSN could not tell it from nil.
+		return errors.New("hiqlite: _join is an empty list (use nil for no seeds)")
+	}
+	for _, seed := range c.Join {
+		if err := checkAddr(seed, false); err != nil {
+			return fmt.Errorf("hiqlite: invalid _join entry %q: %w", seed, err)
+		}
+	}
+	if c.Expect < 1 {
+		return fmt.Errorf("hiqlite: invalid _expect %d: must be at least 1", c.Expect)
+	}
+	if c.Secret != "" && c.SecretFile != "" {
+		return fmt.Errorf("hiqlite: _secret and _secret_file %q are mutually exclusive", c.SecretFile)
+	}
+	if c.Secret != "" && len(c.Secret) < minSecretLen {
+		return fmt.Errorf("hiqlite: _secret must be at least %d bytes (got %d)", minSecretLen, len(c.Secret))
+	}
+	if c.Consistency > Linearizable {
+		return fmt.Errorf("hiqlite: invalid _consistency %d: want local or linearizable", c.Consistency)
+	}
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{{"_timeout", c.Timeout}, {"_txidle", c.TxIdle}, {"_busy", c.Busy}} {
+		if d.value <= 0 {
+			return fmt.Errorf("hiqlite: invalid %s %q: must be positive", d.name, d.value.String())
+		}
+	}
+	return nil
+}
+
+func validNodeID(id string) bool {
+	if len(id) == 0 || len(id) > maxNodeIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if b := id[i]; !isAlnum(b) && b != '.' && b != '_' && b != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+}
+
+// checkAddr checks a host:port address. A bind address (_listen, _gossip)
+// may have an empty host (all interfaces) and port 0 (ephemeral); an address
+// that others dial (_advertise, _join) needs both a host and a port.
+//
+// The address must be in the form net.JoinHostPort writes, and the host an
+// IP literal or a DNS name, so that no address contains "," or spaces, which
+// _join could not carry.
+func checkAddr(addr string, bind bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if net.JoinHostPort(host, port) != addr {
+		return errors.New("not in host:port form")
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if n == 0 && !bind {
+		return errors.New("port 0 is only allowed for _listen and _gossip")
+	}
+	if host == "" {
+		if !bind {
+			return errors.New("empty host")
+		}
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" && !validNodeID(ip.Zone()) {
+			return fmt.Errorf("invalid IPv6 zone %q", ip.Zone())
+		}
+		if ip.IsUnspecified() && !bind {
+			return fmt.Errorf("%s is not an address others can dial", host)
+		}
+		return nil
+	}
+	if !validHostname(host) {
+		return fmt.Errorf("host %q is neither an IP address nor a DNS name", host)
+	}
+	return nil
+}
+
+// validHostname reports whether host is a DNS name: dot-separated labels of
+// 1 to 63 letters, digits, '-' or '_', 253 bytes at most.
+func validHostname(host string) bool {
+	if len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if b := label[i]; !isAlnum(b) && b != '-' && b != '_' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isLoopback reports whether the host of a valid address is "localhost" or a
+// loopback IP literal. An empty host binds all interfaces: not loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// sameListener reports whether two valid bind addresses would claim the same
+// port on a shared interface. It only catches the obvious cases: equal hosts,
+// or one of them binding all interfaces.
+func sameListener(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	na, _ := strconv.ParseUint(pa, 10, 16)
+	nb, _ := strconv.ParseUint(pb, 10, 16)
+	if na == 0 || na != nb {
+		return false
+	}
+	return ha == hb || isWildcard(ha) || isWildcard(hb)
+}
+
+func isWildcard(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsUnspecified()
+}
+
+// loadSecret returns the cluster secret: Secret, or the contents of
+// SecretFile with surrounding white space trimmed. It returns nil, nil when
+// neither is set. Its errors never contain the secret.
+func (c *Config) loadSecret() ([]byte, error) {
+	switch {
+	case c.Secret != "" && c.SecretFile != "":
+		return nil, fmt.Errorf("hiqlite: _secret and _secret_file %q are mutually exclusive", c.SecretFile)
+	case c.Secret != "":
+		if len(c.Secret) < minSecretLen {
+			return nil, fmt.Errorf("hiqlite: _secret must be at least %d bytes (got %d)", minSecretLen, len(c.Secret))
+		}
+		return []byte(c.Secret), nil
+	case c.SecretFile != "":
+		data, err := os.ReadFile(c.SecretFile)
+		if err != nil {
+			// The *PathError names the file, never its contents.
+			return nil, fmt.Errorf("hiqlite: reading _secret_file: %w", err)
+		}
+		secret := bytes.TrimSpace(data)
+		if len(secret) < minSecretLen {
+			return nil, fmt.Errorf("hiqlite: the secret in _secret_file %q must be at least %d bytes (got %d)", c.SecretFile, minSecretLen, len(secret))
+		}
+		return secret, nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,511 @@
+package hiqlite
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Secrets used by the DSN table. Tests check that neither ever shows up in
+// an error or in Config.String.
+const (
+	testSecret  = "s3cr3t-VALUE-for-tests" // long enough to be valid
+	shortSecret = "sh0rt"                  // too short
+)
+
+// conf returns the defaults with DataDir set, changed by set.
+func conf(dir string, set func(c *Config)) *Config {
+	c := NewConfig()
+	c.DataDir = dir
+	if set != nil {
+		set(c)
+	}
+	return c
+}
+
+// dsnTests drives TestParseDSN, TestFormatDSNRoundTrip,
+// TestDSNErrorsHideSecret and the FuzzParseDSN seed corpus. A valid DSN has
+// want (and optionally format, its canonical form); an invalid one has err,
+// a substring of the error.
+var dsnTests = []struct {
+	dsn    string
+	want   *Config
+	format string
+	err    string
+}{
+	// Data directory.
+	{dsn: "/var/lib/hiqlite", want: conf("/var/lib/hiqlite", nil), format: "/var/lib/hiqlite"},
+	{dsn: "file:/var/lib/hiqlite", want: conf("/var/lib/hiqlite", nil), format: "/var/lib/hiqlite"},
+	{dsn: "data?", want: conf("data", nil), format: "data"},
+	{dsn: "data?&&", want: conf("data", nil), format: "data"},
+	{dsn: "file:file:odd", want: conf("file:odd", nil), format: "file:file:odd"},
+	{dsn: "/tmp/my data=x&y#z", want: conf("/tmp/my data=x&y#z", nil), format: "/tmp/my data=x&y#z"},
+	{dsn: `C:\hiqlite\data?_node=win`, want: conf(`C:\hiqlite\data`, func(c *Config) { c.NodeID = "win" })},
+	{dsn: "", err: "empty data directory"},
+	{dsn: "file:", err: "empty data directory"},
+	{dsn: "?_node=n1", err: "empty data directory"},
+	{dsn: "data?x?_node=n1", err: `unknown DSN parameter "x?_node"`},
+
+	// Parameter syntax.
+	{dsn: "data?%5Fnode=n1&_listen=127.0.0.1%3A7000",
+		want:   conf("data", func(c *Config) { c.NodeID = "n1"; c.Listen = "127.0.0.1:7000" }),
+		format: "data?_listen=127.0.0.1%3A7000&_node=n1"},
+	{dsn: "data?_foo=1", err: `hiqlite: unknown DSN parameter "_foo"`},
+	{dsn: "data?node=n1", err: `unknown DSN parameter "node"`},
+	{dsn: "data?%zz=1", err: `invalid DSN parameter name "%zz"`},
+	{dsn: "data?_node=a&_node=b", err: "_node given twice"},
+	{dsn: "data?_node=a&%5Fnode=a", err: "_node given twice"},
+	{dsn: "data?_node=", err: `invalid _node "": empty value`},
+	{dsn: "data?_node", err: `invalid _node "": empty value`},
+	{dsn: "data?_timeout=%zz", err: `invalid _timeout "%zz"`},
+
+	// _node.
+	{dsn: "data?_node=Node-1.a_b", want: conf("data", func(c *Config) { c.NodeID = "Node-1.a_b" })},
+	{dsn: "data?_node=" + strings.Repeat("n", 64), want: conf("data", func(c *Config) { c.NodeID = strings.Repeat("n", 64) })},
+	{dsn: "data?_node=" + strings.Repeat("n", 65), err: `invalid _node "nnnn`},
+	{dsn: "data?_node=bad+id", err: `invalid _node "bad id"`},
+	{dsn: "data?_node=caf%C3%A9", err: `invalid _node "café"`},
+
+	// Durations.
+	{dsn: "data?_txidle=250ms&_timeout=1m30s&_busy=1h",
+		want: conf("data", func(c *Config) {
+			c.Timeout = 90 * time.Second
+			c.TxIdle = 250 * time.Millisecond
+			c.Busy = time.Hour
+		}),
+		format: "data?_busy=1h0m0s&_timeout=1m30s&_txidle=250ms"},
+	{dsn: "data?_timeout=10s&_txidle=5s&_busy=5000ms", want: conf("data", nil), format: "data"},
+	{dsn: "data?_timeout=abc", err: `invalid _timeout "abc": time: invalid duration`},
+	{dsn: "data?_timeout=0s", err: `invalid _timeout "0s": must be positive`},
+	{dsn: "data?_txidle=-1s", err: `invalid _txidle "-1s": must be positive`},
+	{dsn: "data?_busy=5", err: `invalid _busy "5": time: missing unit`},
+
+	// _consistency and _voter.
+	{dsn: "data?_consistency=LINEARIZABLE",
+		want:   conf("data", func(c *Config) { c.Consistency = Linearizable }),
+		format: "data?_consistency=linearizable"},
+	{dsn: "data?_consistency=local", want: conf("data", nil), format: "data"},
+	{dsn: "data?_consistency=strong", err: `invalid _consistency "strong": want local or linearizable`},
+	{dsn: "data?_listen=127.0.0.1:7000&_voter=0",
+		want:   conf("data", func(c *Config) { c.Listen = "127.0.0.1:7000"; c.Voter = false }),
+		format: "data?_listen=127.0.0.1%3A7000&_voter=false"},
+	{dsn: "data?_voter=true", want: conf("data", nil), format: "data"},
+	{dsn: "data?_voter=maybe", err: `invalid _voter "maybe"`},
+	{dsn: "data?_voter=false", err: "_voter=false requires _listen"},
+
+	// Addresses.
+	{dsn: "data?_listen=localhost:0&_gossip=localhost:0",
+		want: conf("data", func(c *Config) { c.Listen = "localhost:0"; c.Gossip = "localhost:0" })},
+	{dsn: "data?_listen=[::1]:7000", want: conf("data", func(c *Config) { c.Listen = "[::1]:7000" })},
+	{dsn: "data?_listen=[::ffff:127.0.0.1]:7000", want: conf("data", func(c *Config) { c.Listen = "[::ffff:127.0.0.1]:7000" })},
+	{dsn: "data?_listen=127.9.9.9:7000&_advertise=LOCALHOST:7001",
+		want: conf("data", func(c *Config) { c.Listen = "127.9.9.9:7000"; c.Advertise = "LOCALHOST:7001" })},
+	{dsn: "data?_listen=[fe80::1%25eth0]:7000&_secret=" + testSecret,
+		want: conf("data", func(c *Config) { c.Listen = "[fe80::1%eth0]:7000"; c.Secret = testSecret })},
+	{dsn: "data?_listen=node-1.example.com:7000&_secret=" + testSecret,
+		want: conf("data", func(c *Config) { c.Listen = "node-1.example.com:7000"; c.Secret = testSecret })},
+	{dsn: "data?_listen=127.0.0.1", err: `invalid _listen "127.0.0.1": address 127.0.0.1: missing port in address`},
+	{dsn: "data?_listen=127.0.0.1:http", err: `invalid _listen "127.0.0.1:http": port "http" is not a number`},
+	{dsn: "data?_listen=127.0.0.1:65536", err: `invalid _listen "127.0.0.1:65536": port "65536"`},
+	{dsn: "data?_listen=::1:7000", err: `invalid _listen "::1:7000"`},
+	{dsn: "data?_listen=[localhost]:7000", err: `invalid _listen "[localhost]:7000": not in host:port form`},
+	{dsn: "data?_listen=bad!host:7000", err: `invalid _listen "bad!host:7000": host "bad!host" is neither`},
+	{dsn: "data?_listen=[fe80::1%25a,b]:7000", err: `invalid IPv6 zone "a,b"`},
+	{dsn: "data?_listen=127.0.0.1:7000&_advertise=127.0.0.1:0", err: `invalid _advertise "127.0.0.1:0": port 0 is only allowed for _listen and _gossip`},
+	{dsn: "data?_listen=127.0.0.1:7000&_advertise=:7000", err: `invalid _advertise ":7000": empty host`},
+	{dsn: "data?_listen=127.0.0.1:7000&_advertise=0.0.0.0:7000", err: `invalid _advertise "0.0.0.0:7000": 0.0.0.0 is not an address others can dial`},
+	{dsn: "data?_advertise=127.0.0.1:7000", err: `_advertise "127.0.0.1:7000" requires _listen`},
+	{dsn: "data?_gossip=127.0.0.1:7946", err: `_gossip "127.0.0.1:7946" requires _listen`},
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=127.0.0.1:7000", err: `_listen "127.0.0.1:7000" and _gossip "127.0.0.1:7000" use the same port`},
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=:7000&_secret=" + testSecret, err: "use the same port"},
+
+	// _join and _expect.
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=127.0.0.1:7946&_join=localhost:7947,+127.0.0.2:7946+&_expect=2",
+		want: conf("data", func(c *Config) {
+			c.Listen = "127.0.0.1:7000"
+			c.Gossip = "127.0.0.1:7946"
+			c.Join = []string{"localhost:7947", "127.0.0.2:7946"}
+			c.Expect = 2
+		}),
+		format: "data?_expect=2&_gossip=127.0.0.1%3A7946&_join=localhost%3A7947%2C127.0.0.2%3A7946&_listen=127.0.0.1%3A7000"},
+	{dsn: "data?_expect=1", want: conf("data", nil), format: "data"},
+	{dsn: "data?_expect=0", err: "invalid _expect 0: must be at least 1"},
+	{dsn: "data?_expect=three", err: `invalid _expect "three"`},
+	{dsn: "data?_expect=3", err: "_expect=3 requires _listen"},
+	{dsn: "data?_listen=127.0.0.1:7000&_expect=3", err: "_expect=3 requires _gossip"},
+	{dsn: "data?_join=127.0.0.1:7946", err: `_join "127.0.0.1:7946" requires _listen`},
+	{dsn: "data?_listen=127.0.0.1:7000&_join=127.0.0.1:7946", err: `_join "127.0.0.1:7946" requires _gossip`},
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=127.0.0.1:7946&_join=127.0.0.1:7947,,127.0.0.1:7948", err: `invalid _join "127.0.0.1:7947,,127.0.0.1:7948": empty entry`},
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=127.0.0.1:7946&_join=127.0.0.1:0", err: `invalid _join entry "127.0.0.1:0": port 0`},
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=127.0.0.1:7946&_join=:7947", err: `invalid _join entry ":7947": empty host`},
+
+	// Secrets.
+	{dsn: "data?_node=n1&_listen=0.0.0.0:7000&_advertise=10.0.0.1:7000&_gossip=:7946&_join=10.0.0.2:7946,10.0.0.3:7946&_expect=3&_secret=" + testSecret,
+		want: conf("data", func(c *Config) {
+			c.NodeID = "n1"
+			c.Listen = "0.0.0.0:7000"
+			c.Advertise = "10.0.0.1:7000"
+			c.Gossip = ":7946"
+			c.Join = []string{"10.0.0.2:7946", "10.0.0.3:7946"}
+			c.Expect = 3
+			c.Secret = testSecret
+		}),
+		format: "data?_advertise=10.0.0.1%3A7000&_expect=3&_gossip=%3A7946&_join=10.0.0.2%3A7946%2C10.0.0.3%3A7946&_listen=0.0.0.0%3A7000&_node=n1&_secret=" + testSecret},
+	{dsn: "data?_listen=:7000&_secret=p%40ss+w0rd%26%3D%25%2F%2Bsecret%21",
+		want:   conf("data", func(c *Config) { c.Listen = ":7000"; c.Secret = "p@ss w0rd&=%/+secret!" }),
+		format: "data?_listen=%3A7000&_secret=p%40ss+w0rd%26%3D%25%2F%2Bsecret%21"},
+	{dsn: "data?_listen=:7000&_secret_file=/run/secrets/hiqlite+key",
+		want: conf("data", func(c *Config) { c.Listen = ":7000"; c.SecretFile = "/run/secrets/hiqlite key" })},
+	{dsn: "data?_listen=0.0.0.0:7000", err: `hiqlite: _listen "0.0.0.0:7000" is not a loopback address: set _secret or _secret_file`},
+	{dsn: "data?_listen=:7000", err: `_listen ":7000" is not a loopback address`},
+	{dsn: "data?_listen=127.0.0.1:7000&_advertise=10.0.0.1:7000", err: `_advertise "10.0.0.1:7000" is not a loopback address`},
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=[::]:7946", err: `_gossip "[::]:7946" is not a loopback address`},
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=127.0.0.1:7946&_join=db2.example.com:7946", err: `_join "db2.example.com:7946" is not a loopback address`},
+	{dsn: "data?_secret=" + shortSecret, err: "_secret must be at least 16 bytes (got 5)"},
+	{dsn: "data?_secret=", err: `invalid _secret "": empty value`},
+	{dsn: "data?_secret=" + testSecret + "&_secret_file=/run/secret", err: `_secret and _secret_file "/run/secret" are mutually exclusive`},
+	{dsn: "data?_secret=" + testSecret + "&_secret=" + testSecret, err: "_secret given twice"},
+	{dsn: "data?_secret=" + testSecret + "%zz", err: "invalid _secret: malformed %-escape"},
+	{dsn: "data?_secret" + testSecret, err: `unknown DSN parameter "_secret" (rest withheld)`},
+	{dsn: "data?_secret:" + testSecret, err: `unknown DSN parameter "_secret" (rest withheld)`},
+	{dsn: "data?_secret_file=", err: `invalid _secret_file "": empty value`},
+}
+
+func TestParseDSN(t *testing.T) {
+	t.Parallel()
+	for _, tc := range dsnTests {
+		got, err := ParseDSN(tc.dsn)
+		switch {
+		case tc.want != nil && err != nil:
+			t.Errorf("ParseDSN(%q): %v", tc.dsn, err)
+		case tc.want != nil && !reflect.DeepEqual(got, tc.want):
+			t.Errorf("ParseDSN(%q)\n got %#v\nwant %#v", tc.dsn, got, tc.want)
+		case tc.want == nil && err == nil:
+			t.Errorf("ParseDSN(%q) = %#v, want an error containing %q", tc.dsn, got, tc.err)
+		case tc.want == nil && !strings.Contains(err.Error(), tc.err):
+			t.Errorf("ParseDSN(%q) error %q, want it to contain %q", tc.dsn, err, tc.err)
+		case tc.want == nil && got != nil:
+			t.Errorf("ParseDSN(%q) returned a Config along with error %q", tc.dsn, err)
+		}
+	}
+}
+
+func TestFormatDSNRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, tc := range dsnTests {
+		if tc.want == nil {
+			continue
+		}
+		formatted := tc.want.FormatDSN()
+		if tc.format != "" && formatted != tc.format {
+			t.Errorf("FormatDSN of %q = %q, want %q", tc.dsn, formatted, tc.format)
+		}
+		checkRoundTrip(t, tc.want)
+
+		// Canonical: the order of the parameters does not matter.
+		reordered := reverseParams(tc.dsn)
+		cfg, err := ParseDSN(reordered)
+		if err != nil {
+			t.Errorf("ParseDSN(%q): %v", reordered, err)
+			continue
+		}
+		if got := cfg.FormatDSN(); got != formatted {
+			t.Errorf("FormatDSN(ParseDSN(%q)) = %q, want %q as for %q", reordered, got, formatted, tc.dsn)
+		}
+	}
+}
+
+// checkRoundTrip checks that cfg survives FormatDSN and ParseDSN unchanged,
+// and that formatting again gives the same DSN.
+func checkRoundTrip(t *testing.T, cfg *Config) {
+	t.Helper()
+	formatted := cfg.FormatDSN()
+	again, err := ParseDSN(formatted)
+	if err != nil {
+		t.Errorf("ParseDSN(FormatDSN()) of %#v: ParseDSN(%q): %v", cfg, formatted, err)
+		return
+	}
+	if !reflect.DeepEqual(again, cfg) {
+		t.Errorf("ParseDSN(%q)\n got %#v\nwant %#v", formatted, again, cfg)
+	}
+	if f := again.FormatDSN(); f != formatted {
+		t.Errorf("FormatDSN is not stable: %q, then %q", formatted, f)
+	}
+}
+
+// reverseParams returns dsn with its parameters in reverse order.
+func reverseParams(dsn string) string {
+	prefix := ""
+	if strings.HasPrefix(dsn, "file:") {
+		prefix, dsn = "file:", dsn[len("file:"):]
+	}
+	dir, query, ok := strings.Cut(dsn, "?")
+	if !ok {
+		return prefix + dsn
+	}
+	params := strings.Split(query, "&")
+	slices.Reverse(params)
+	return prefix + dir + "?" + strings.Join(params, "&")
+}
+
+// replaceSecrets returns dsn with the value of every well-formed _secret
+// parameter replaced by "x"s of the same unescaped length, and the values it
+// replaced. Parsing must not tell the two DSNs apart except through the
+// secret's length, so their errors and Config.String must be equal.
+func replaceSecrets(dsn string) (control string, secrets []string) {
+	prefix := ""
+	if strings.HasPrefix(dsn, "file:") {
+		prefix, dsn = "file:", dsn[len("file:"):]
+	}
+	dir, query, ok := strings.Cut(dsn, "?")
+	if !ok {
+		return prefix + dsn, nil
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		rawName, rawValue, _ := strings.Cut(p, "=")
+		if name, err := url.QueryUnescape(rawName); err != nil || name != "_secret" {
+			continue
+		}
+		secret, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			continue
+		}
+		secrets = append(secrets, secret)
+		params[i] = rawName + "=" + strings.Repeat("x", len(secret))
+	}
+	return prefix + dir + "?" + strings.Join(params, "&"), secrets
+}
+
+// checkSecretHidden checks that nothing ParseDSN(dsn) prints depends on the
+// content of a _secret value, which implies that no error and no String()
+// output contains it (unless the same text is there anyway, such as another
+// parameter's value that happens to equal the secret).
+func checkSecretHidden(t *testing.T, dsn string) {
+	t.Helper()
+	control, secrets := replaceSecrets(dsn)
+	if len(secrets) == 0 {
+		return
+	}
+	cfg, err := ParseDSN(dsn)
+	ctrl, ctrlErr := ParseDSN(control)
+	if errString(err) != errString(ctrlErr) {
+		t.Fatalf("ParseDSN error depends on the secret's content:\n%q gives %q\n%q gives %q", dsn, errString(err), control, errString(ctrlErr))
+	}
+	if err == nil && cfg.String() != ctrl.String() {
+		t.Fatalf("Config.String depends on the secret's content: %q, %q", cfg.String(), ctrl.String())
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+func TestDSNErrorsHideSecret(t *testing.T) {
+	t.Parallel()
+	for _, tc := range dsnTests {
+		checkSecretHidden(t, tc.dsn)
+		cfg, err := ParseDSN(tc.dsn)
+		var printed string
+		if err != nil {
+			printed = err.Error()
+		} else {
+			printed = cfg.String()
+		}
+		for _, secret := range []string{testSecret, shortSecret} {
+			if strings.Contains(printed, secret) {
+				t.Errorf("ParseDSN(%q) printed the secret: %q", tc.dsn, printed)
+			}
+		}
+	}
+}
+
+func TestConfigString(t *testing.T) {
+	t.Parallel()
+	cfg := conf("/data", func(c *Config) {
+		c.Listen = "127.0.0.1:7000"
+		c.Secret = testSecret
+	})
+	if got, want := cfg.String(), "/data?_listen=127.0.0.1%3A7000&_secret=REDACTED"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got := cfg.FormatDSN(); !strings.Contains(got, "_secret="+testSecret) {
+		t.Errorf("FormatDSN() = %q, want it to hold the secret", got)
+	}
+
+	// A secret file is a path, not a secret: String shows it.
+	cfg = conf("/data", func(c *Config) { c.SecretFile = "/run/secret" })
+	if got, want := cfg.String(), "/data?_secret_file=%2Frun%2Fsecret"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got := cfg.String(); got != cfg.FormatDSN() {
+		t.Errorf("String() = %q differs from FormatDSN() = %q without a secret", got, cfg.FormatDSN())
+	}
+}
+
+// TestConfigValidate covers configs built by hand, including ones that no
+// DSN can express.
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	cluster := func(c *Config) {
+		c.Listen = "127.0.0.1:7000"
+		c.Gossip = "127.0.0.1:7946"
+	}
+	tests := []struct {
+		name string
+		cfg  *Config
+		err  string // "" when valid
+	}{
+		{"defaults", conf("d", nil), ""},
+		{"cluster", conf("d", func(c *Config) {
+			cluster(c)
+			c.Join = []string{"127.0.0.1:7947"}
+			c.Expect = 3
+			c.Consistency = Linearizable
+		}), ""},
+		{"no data dir", NewConfig(), "empty data directory"},
+		{"question mark", conf("a?b", nil), `data directory "a?b" contains '?'`},
+		{"empty join", conf("d", func(c *Config) { cluster(c); c.Join = []string{} }), "_join is an empty list"},
+		{"comma in join", conf("d", func(c *Config) { cluster(c); c.Join = []string{"a,b:7947"} }), `invalid _join entry "a,b:7947"`},
+		{"space in join", conf("d", func(c *Config) { cluster(c); c.Join = []string{" 127.0.0.1:7947"} }), `invalid _join entry " 127.0.0.1:7947"`},
+		{"empty join entry", conf("d", func(c *Config) { cluster(c); c.Join = []string{""} }), `invalid _join entry ""`},
+		{"consistency", conf("d", func(c *Config) { c.Consistency = 9 }), "invalid _consistency 9"},
+		{"zero timeout", conf("d", func(c *Config) { c.Timeout = 0 }), `invalid _timeout "0s": must be positive`},
+		{"negative busy", conf("d", func(c *Config) { c.Busy = -1 }), `invalid _busy "-1ns": must be positive`},
+		{"zero expect", conf("d", func(c *Config) { c.Expect = 0 }), "invalid _expect 0"},
+		{"short secret", conf("d", func(c *Config) { c.Secret = shortSecret }), "_secret must be at least 16 bytes (got 5)"},
+		{"both secrets", conf("d", func(c *Config) { c.Secret = testSecret; c.SecretFile = "f" }), `_secret and _secret_file "f" are mutually exclusive`},
+	}
+	for _, tc := range tests {
+		err := tc.cfg.Validate()
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: Validate(): %v", tc.name, err)
+		case tc.err == "":
+			checkRoundTrip(t, tc.cfg)
+		case err == nil:
+			t.Errorf("%s: Validate() = nil, want an error containing %q", tc.name, tc.err)
+		case !strings.Contains(err.Error(), tc.err):
+			t.Errorf("%s: Validate() = %q, want it to contain %q", tc.name, err, tc.err)
+		case strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), shortSecret):
+			t.Errorf("%s: Validate() printed the secret: %q", tc.name, err)
+		}
+	}
+}
+
+func TestNewConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c := NewConfig()
+	for _, check := range []struct {
+		field     string
+		got, want any
+	}{
+		{"DataDir", c.DataDir, ""},
+		{"NodeID", c.NodeID, ""},
+		{"Listen", c.Listen, ""},
+		{"Advertise", c.Advertise, ""},
+		{"Gossip", c.Gossip, ""},
+		{"Join", c.Join, []string(nil)},
+		{"Expect", c.Expect, 1},
+		{"Secret", c.Secret, ""},
+		{"SecretFile", c.SecretFile, ""},
+		{"Consistency", c.Consistency, Local},
+		{"Voter", c.Voter, true},
+		{"Timeout", c.Timeout, 10 * time.Second},
+		{"TxIdle", c.TxIdle, 5 * time.Second},
+		{"Busy", c.Busy, 5 * time.Second},
+	} {
+		if !reflect.DeepEqual(check.got, check.want) {
+			t.Errorf("NewConfig().%s = %#v, want %#v", check.field, check.got, check.want)
+		}
+	}
+	if NewConfig() == c {
+		t.Error("NewConfig returned the same *Config twice")
+	}
+	c.DataDir = "d"
+	if got := c.FormatDSN(); got != "d" {
+		t.Errorf("FormatDSN() of the defaults = %q, want %q", got, "d")
+	}
+}
+
+func TestLoadSecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write("good", testSecret+"\n")
+	short := write("short", shortSecret+"\n")
+	missing := filepath.Join(dir, "missing")
+
+	tests := []struct {
+		name string
+		set  func(c *Config)
+		want string // the secret; "" for nil
+		err  string // a substring of the error; "" for none
+	}{
+		{"none", nil, "", ""},
+		{"inline", func(c *Config) { c.Secret = testSecret }, testSecret, ""},
+		{"inline keeps white space", func(c *Config) { c.Secret = " " + testSecret + "\n" }, " " + testSecret + "\n", ""},
+		{"inline too short", func(c *Config) { c.Secret = shortSecret }, "", "at least 16 bytes (got 5)"},
+		{"file", func(c *Config) { c.SecretFile = good }, testSecret, ""},
+		{"file too short", func(c *Config) { c.SecretFile = short }, "", `_secret_file "` + short + `" must be at least 16 bytes (got 5)`},
+		{"file missing", func(c *Config) { c.SecretFile = missing }, "", missing},
+		{"both", func(c *Config) { c.Secret = testSecret; c.SecretFile = good }, "", "mutually exclusive"},
+	}
+	for _, tc := range tests {
+		got, err := conf("d", tc.set).loadSecret()
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: loadSecret(): %v", tc.name, err)
+		case tc.err == "" && tc.want == "" && got != nil:
+			t.Errorf("%s: loadSecret() = %q, want nil", tc.name, got)
+		case tc.err == "" && string(got) != tc.want:
+			t.Errorf("%s: loadSecret() = %q, want %q", tc.name, got, tc.want)
+		case tc.err != "" && err == nil:
+			t.Errorf("%s: loadSecret() = %q, want an error containing %q", tc.name, got, tc.err)
+		case tc.err != "" && !strings.Contains(err.Error(), tc.err):
+			t.Errorf("%s: loadSecret() error %q, want it to contain %q", tc.name, err, tc.err)
+		case tc.err != "" && (strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), shortSecret)):
+			t.Errorf("%s: loadSecret() error printed the secret: %q", tc.name, err)
+		}
+	}
+}
+
+func TestConsistency(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		c    Consistency
+		name string
+	}{{Local, "local"}, {Linearizable, "linearizable"}} {
+		if got := tc.c.String(); got != tc.name {
+			t.Errorf("%d.String() = %q, want %q", tc.c, got, tc.name)
+		}
+		for _, s := range []string{tc.name, strings.ToUpper(tc.name)} {
+			if got, err := ParseConsistency(s); err != nil || got != tc.c {
+				t.Errorf("ParseConsistency(%q) = %v, %v; want %v", s, got, err, tc.c)
+			}
+		}
+	}
+	if got, want := Consistency(7).String(), "Consistency(7)"; got != want {
+		t.Errorf("Consistency(7).String() = %q, want %q", got, want)
+	}
+	for _, s := range []string{"", "strong", "local "} {
+		if _, err := ParseConsistency(s); err == nil || !strings.Contains(err.Error(), `"`+s+`"`) {
+			t.Errorf("ParseConsistency(%q) error = %v, want one naming the value", s, err)
+		}
+	}
+}

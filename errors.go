@@ -1,0 +1,32 @@
+package hiqlite
+
+import (
+	"github.com/hiqlite/hiqlite/cluster"
+	"github.com/hiqlite/hiqlite/replication"
+)
+
+// Errors returned by the driver, matched with errors.Is. SQL errors are not
+// among them: those stay *sqlite3.Error (or wrap a sqlite3.ErrorCode), so
+// errors.Is(err, sqlite3.CONSTRAINT) and errors.Is(err, sqlite3.BUSY) work.
+var (
+	// ErrNotLeader: a write reached a node that is not the leader.
+	ErrNotLeader = cluster.ErrNotLeader
+	// ErrNoLeader: the cluster has no leader right now; retry later.
+	ErrNoLeader = cluster.ErrNoLeader
+	// ErrClosed: the node was closed.
+	ErrClosed = cluster.ErrClosed
+	// ErrLocked: another process holds the DATA_DIR.
+	ErrLocked = cluster.ErrLocked
+	// ErrRefused: the statement cannot be replicated (ATTACH, VACUUM INTO,
+	// PRAGMA journal_mode=..., temporary objects, ...).
+	ErrRefused = replication.ErrRefused
+	// ErrTxAborted: the write transaction no longer exists on the writer;
+	// SQLite rolled it back (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)), or the
+	// node lost leadership.
+	ErrTxAborted = replication.ErrTxAborted
+	// ErrTxIdle: the write transaction was rolled back after _txidle.
+	ErrTxIdle = cluster.ErrTxIdle
+	// ErrStopped: the node's state machine stopped after a fault (I/O
+	// error, disk full) that could make it diverge; see Node.Fault.
+	ErrStopped = replication.ErrStopped
+)

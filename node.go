@@ -1,0 +1,104 @@
+package hiqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/hiqlite/hiqlite/cluster"
+)
+
+// Node is the handle of the hiqlite node a *sql.DB uses. Get it with NodeOf
+// or Connector.Node. All methods are safe for concurrent use.
+type Node struct {
+	c   *cluster.Node
+	dir string
+	// refs counts the connectors sharing the node; guarded by registry.mu.
+	refs int
+}
+
+// Member is one server of the cluster's Raft configuration.
+type Member = cluster.Member
+
+// NodeOf returns the node behind db, which must have been opened with the
+// hiqlite driver.
+func NodeOf(ctx context.Context, db *sql.DB) (*Node, error) {
+	sc, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sc.Close()
+	var n *Node
+	err = sc.Raw(func(dc any) error {
+		c, ok := dc.(*conn)
+		if !ok {
+			return fmt.Errorf("hiqlite: NodeOf: the *sql.DB uses driver connection %T, not hiqlite's", dc)
+		}
+		n = c.node
+		return nil
+	})
+	return n, err
+}
+
+// ID is the node's id (the DSN's _node, or the one generated for its
+// DATA_DIR).
+func (n *Node) ID() string { return n.c.ID() }
+
+// IsLeader reports whether this node is the Raft leader.
+func (n *Node) IsLeader() bool { return n.c.IsLeader() }
+
+// Leader returns the leader's id and Raft address; both empty while there is
+// no leader.
+func (n *Node) Leader() (id, addr string) { return n.c.Leader() }
+
+// AppliedIndex is the Raft index of the last write in the local database.
+func (n *Node) AppliedIndex() uint64 { return n.c.AppliedIndex() }
+
+// WaitReady blocks until the cluster has a leader and this node has applied
+// everything committed before, or ctx ends.
+func (n *Node) WaitReady(ctx context.Context) error { return n.c.WaitReady(ctx) }
+
+// Members lists the servers of the cluster.
+func (n *Node) Members() ([]Member, error) { return n.c.Members() }
+
+// Fault returns the error that stopped this node's state machine, or nil.
+// A stopped node serves reads of the state it reached but applies nothing
+// more until it is restarted.
+func (n *Node) Fault() error { return n.c.Fault() }
+
+// DataDir is the node's absolute data directory.
+func (n *Node) DataDir() string { return n.dir }
+
+// Snapshot takes a Raft snapshot of the database now and compacts the log.
+func (n *Node) Snapshot() error { return n.c.Snapshot() }
+
+// statusID and friends implement nodeStatus for the SQL status functions.
+func (n *Node) statusID() string { return n.c.ID() }
+
+func (n *Node) statusLeaderID() string {
+	id, _ := n.c.Leader()
+	return id
+}
+
+func (n *Node) statusIsLeader() bool { return n.c.IsLeader() }
+
+func (n *Node) statusAppliedIndex() uint64 { return n.c.AppliedIndex() }
+
+func (n *Node) statusNodes() []nodeRow {
+	ms, err := n.c.Members()
+	if err != nil && !errors.Is(err, cluster.ErrClosed) {
+		return nil
+	}
+	rows := make([]nodeRow, 0, len(ms))
+	for _, m := range ms {
+		r := nodeRow{NodeID: m.ID, RaftAddr: m.Address, Voter: m.Voter, IsLeader: m.IsLeader, State: "unknown", AppliedIndex: -1, LastContactMS: -1}
+		if m.ID == n.c.ID() {
+			r.State = n.c.State()
+			r.AppliedIndex = int64(n.c.AppliedIndex())
+			r.LastContactMS = 0
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}

@@ -1,0 +1,146 @@
+package hiqlite
+
+import (
+	"context"
+	"database/sql/driver"
+	"io"
+	"reflect"
+
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/replication"
+)
+
+// rows streams a read from a statement on the connection's local read-only
+// SQLite connection. Cancelling ctx interrupts the statement.
+type rows struct {
+	ctx   context.Context
+	c     *conn
+	s     *sqlite3.Stmt
+	own   bool // close s with the rows (an unprepared query)
+	names []string
+	kinds []scanKind
+	row   bool // s is positioned on a row
+}
+
+var (
+	_ driver.Rows                           = (*rows)(nil)
+	_ driver.RowsColumnTypeDatabaseTypeName = (*rows)(nil)
+	_ driver.RowsColumnTypeScanType         = (*rows)(nil)
+	_ driver.RowsColumnTypeNullable         = (*rows)(nil)
+)
+
+func newRows(ctx context.Context, c *conn, s *sqlite3.Stmt, own bool) *rows {
+	n := s.ColumnCount()
+	r := &rows{ctx: ctx, c: c, s: s, own: own, names: make([]string, n), kinds: make([]scanKind, n)}
+	for i := range n {
+		r.names[i] = s.ColumnName(i)
+		r.kinds[i] = kindOf(s.ColumnDeclType(i))
+	}
+	return r
+}
+
+func (r *rows) Columns() []string { return r.names }
+
+func (r *rows) Close() error {
+	r.row = false
+	r.c.db.SetInterrupt(context.Background())
+	if r.own {
+		return r.s.Close()
+	}
+	r.s.Reset()
+	return r.s.ClearBindings()
+}
+
+func (r *rows) Next(dest []driver.Value) error {
+	old := r.c.db.SetInterrupt(r.ctx)
+	ok := r.s.Step()
+	r.c.db.SetInterrupt(old)
+	r.row = ok
+	if !ok {
+		if err := r.s.Err(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	for i := range dest {
+		dest[i] = decode(r.kinds[i], replication.ColumnValue(r.s, i))
+	}
+	return nil
+}
+
+func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
+	return databaseTypeName(r.s.ColumnDeclType(i))
+}
+
+func (r *rows) ColumnTypeScanType(i int) reflect.Type {
+	var v any
+	if r.row {
+		v = replication.ColumnValue(r.s, i)
+	}
+	return scanType(r.kinds[i], v, r.row)
+}
+
+// ColumnTypeNullable is known for columns read straight from a table: NOT
+// NULL, or an INTEGER PRIMARY KEY, cannot be NULL.
+func (r *rows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	col := r.s.ColumnOriginName(i)
+	if col == "" {
+		return false, false
+	}
+	_, _, notNull, pk, autoInc, err := r.c.db.TableColumnMetadata(r.s.ColumnDatabaseName(i), r.s.ColumnTableName(i), col)
+	if err != nil {
+		return false, false
+	}
+	rowid := pk && kindOf(r.s.ColumnDeclType(i)) == kindInt
+	return !(notNull || autoInc || rowid), true
+}
+
+// bufRows returns the rows a statement produced on the writer (RETURNING,
+// or a read inside a write transaction), held in memory.
+type bufRows struct {
+	res   replication.Result
+	kinds []scanKind
+	next  int
+}
+
+var (
+	_ driver.Rows                           = (*bufRows)(nil)
+	_ driver.RowsColumnTypeDatabaseTypeName = (*bufRows)(nil)
+	_ driver.RowsColumnTypeScanType         = (*bufRows)(nil)
+)
+
+func newBufRows(res replication.Result) *bufRows {
+	r := &bufRows{res: res, kinds: make([]scanKind, len(res.Columns))}
+	for i, d := range res.DeclTypes {
+		r.kinds[i] = kindOf(d)
+	}
+	return r
+}
+
+func (r *bufRows) Columns() []string { return r.res.Columns }
+
+func (r *bufRows) Close() error { r.next = len(r.res.Rows) + 1; return nil }
+
+func (r *bufRows) Next(dest []driver.Value) error {
+	if r.next >= len(r.res.Rows) {
+		return io.EOF
+	}
+	row := r.res.Rows[r.next]
+	r.next++
+	for i := range dest {
+		dest[i] = decode(r.kinds[i], row[i])
+	}
+	return nil
+}
+
+func (r *bufRows) ColumnTypeDatabaseTypeName(i int) string {
+	return databaseTypeName(r.res.DeclTypes[i])
+}
+
+func (r *bufRows) ColumnTypeScanType(i int) reflect.Type {
+	if r.next > 0 && r.next <= len(r.res.Rows) {
+		return scanType(r.kinds[i], r.res.Rows[r.next-1][i], true)
+	}
+	return scanType(r.kinds[i], nil, false)
+}

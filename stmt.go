@@ -1,0 +1,103 @@
+package hiqlite
+
+import (
+	"context"
+	"database/sql/driver"
+)
+
+// stmt is a prepared statement. Reads run on the statement prepared on the
+// local read connection; writes send its text and arguments to the writer,
+// whose statement cache holds the prepared form there.
+type stmt struct {
+	c *conn
+	p *prepared
+}
+
+var (
+	_ driver.Stmt              = (*stmt)(nil)
+	_ driver.StmtExecContext   = (*stmt)(nil)
+	_ driver.StmtQueryContext  = (*stmt)(nil)
+	_ driver.NamedValueChecker = (*stmt)(nil)
+)
+
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := c.prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	return &stmt{c: c, p: p}, nil
+}
+
+func (s *stmt) Close() error {
+	if s.p.s == nil {
+		return nil
+	}
+	return s.p.s.Close()
+}
+
+// NumInput lets database/sql check the argument count of statements with
+// positional parameters only; with named ones, or several statements, it
+// cannot know.
+func (s *stmt) NumInput() int {
+	if s.p.s == nil {
+		return 0
+	}
+	if s.p.multi {
+		return -1
+	}
+	n := s.p.s.BindCount()
+	for i := 1; i <= n; i++ {
+		if name := s.p.s.BindName(i); name != "" && name[0] != '?' {
+			return -1
+		}
+	}
+	return n
+}
+
+func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error { return checkValue(nv.Value) }
+
+func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
+	return s.ExecContext(context.Background(), named(args))
+}
+
+func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.QueryContext(context.Background(), named(args))
+}
+
+func (s *stmt) ExecContext(ctx context.Context, nargs []driver.NamedValue) (driver.Result, error) {
+	args, err := toArgs(nargs)
+	if err != nil {
+		return nil, err
+	}
+	if s.p.s != nil {
+		defer s.p.s.ClearBindings()
+	}
+	return s.c.exec(ctx, s.p, args)
+}
+
+func (s *stmt) QueryContext(ctx context.Context, nargs []driver.NamedValue) (driver.Rows, error) {
+	args, err := toArgs(nargs)
+	if err != nil {
+		return nil, err
+	}
+	if s.p.s != nil {
+		// A new execution restarts the statement, as in SQLite.
+		s.p.s.Reset()
+	}
+	r, _, err := s.c.query(ctx, s.p, args)
+	if rr, ok := r.(*rows); ok {
+		rr.own = false // the statement outlives its rows
+	}
+	return r, err
+}
+
+func named(args []driver.Value) []driver.NamedValue {
+	nv := make([]driver.NamedValue, len(args))
+	for i, v := range args {
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return nv
+}
