@@ -27,7 +27,7 @@ func open(t *testing.T, params ...string) (*sql.DB, string) {
 	return openDir(t, dir, params...), dir
 }
 
-func openDir(t *testing.T, dir string, params ...string) *sql.DB {
+func openDir(t testing.TB, dir string, params ...string) *sql.DB {
 	t.Helper()
 	dsn := dir
 	if len(params) > 0 {
