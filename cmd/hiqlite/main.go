@@ -1,0 +1,168 @@
+// Command hiqlite is the command line of hiqlite: a guided demo, an SQL
+// shell and a status report for a node's data directory.
+//
+//	hiqlite demo [--dir DIR]     walk through a node step by step
+//	hiqlite shell --dsn DSN      an SQL shell on a node
+//	hiqlite status --dsn DSN     print a node's id, leader, applied index, members
+//	hiqlite serve                not implemented yet (cluster issue)
+//	hiqlite bench                not implemented yet (performance issue)
+//
+// Run "hiqlite help" for the details. The exit status is 0 on success, 1
+// when a command fails and 2 for a usage error or a command that is not
+// implemented yet.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+)
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand. run gets the arguments after the
+// subcommand's name.
+type command struct {
+	name    string
+	args    string // argument synopsis
+	summary string
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+// commands lists the subcommands in the order usage shows them.
+var commands = []command{
+	{"demo", "[--dir DIR]", "walk through a single node step by step (a temporary directory unless --dir)", cmdDemo},
+	{"shell", "--dsn DSN", "an SQL shell: statements end with ';', .help lists the dot commands", cmdShell},
+	{"status", "--dsn DSN", "open the node of DSN and print its id, leader, applied index and members", cmdStatus},
+	{"serve", "", "run a node as a process (not implemented yet: arrives with the cluster issue)", notImplemented("the cluster issue")},
+	{"bench", "", "run the benchmarks (not implemented yet: arrives with the performance issue)", notImplemented("the performance issue")},
+	{"help", "", "print this help", nil},
+}
+
+// usageError is a mistake on the command line: its message (if any; a flag
+// set prints its own) goes to stderr and the exit status is 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// errNotImplemented is returned by the subcommands that arrive with later
+// issues; it exits with status 2.
+var errNotImplemented = errors.New("not implemented yet")
+
+// run runs the command line args (without the program name) and returns
+// the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name != name || c.run == nil {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdin, stdout, stderr)
+		var ue *usageError
+		switch {
+		case err == nil:
+			return exitOK
+		case errors.Is(err, flag.ErrHelp):
+			return exitOK // the flag set printed the subcommand's help
+		case errors.As(err, &ue):
+			if ue.err.Error() != "" {
+				fmt.Fprintf(stderr, "hiqlite %s: %v\n", name, ue.err)
+			}
+			return exitUsage
+		case errors.Is(err, errNotImplemented):
+			fmt.Fprintf(stderr, "hiqlite %s: %v\n", name, err)
+			return exitUsage
+		default:
+			fmt.Fprintf(stderr, "hiqlite %s: %v\n", name, err)
+			return exitFail
+		}
+	}
+	fmt.Fprintf(stderr, "hiqlite: unknown command %q\n\n", name)
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `hiqlite: an embedded SQLite database made highly available over Raft.
+
+Usage:
+
+	hiqlite <command> [arguments]
+
+Commands:
+
+`)
+	for _, c := range commands {
+		syn := strings.TrimSpace(c.name + " " + c.args)
+		fmt.Fprintf(w, "\t%-22s %s\n", syn, c.summary)
+	}
+	fmt.Fprint(w, `
+DSN is a data directory with optional parameters, as sql.Open("hiqlite", DSN)
+takes it: DATA_DIR[?param=value&...]. See "go doc github.com/hiqlite/hiqlite".
+
+Run "hiqlite <command> -h" for the flags of a command.
+`)
+}
+
+// notImplemented returns the run function of a subcommand that arrives
+// with a later issue. It does nothing and says so.
+func notImplemented(issue string) func(context.Context, []string, io.Reader, io.Writer, io.Writer) error {
+	return func(context.Context, []string, io.Reader, io.Writer, io.Writer) error {
+		return fmt.Errorf("%w: arrives with %s", errNotImplemented, issue)
+	}
+}
+
+// newFlagSet returns a flag set for subcommand name that reports errors
+// instead of exiting, printing them and its usage to stderr.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("hiqlite "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hiqlite %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args into fs and refuses positional arguments. A parse
+// error has already been printed by fs, so it becomes a silent usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{errors.New("")}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Errorf("unexpected argument %q (flags come as --name value)", fs.Arg(0))}
+	}
+	return nil
+}

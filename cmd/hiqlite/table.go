@@ -1,0 +1,118 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// printRows prints rows as aligned columns (a header, a rule, one line per
+// row, then the row count), each line prefixed by indent. It reads rows to
+// the end and closes them.
+func printRows(w io.Writer, rows *sql.Rows, indent string) (n int, err error) {
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return 0, err
+	}
+	var cells [][]string
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return 0, err
+		}
+		row := make([]string, len(cols))
+		for i, v := range vals {
+			row[i] = formatValue(v)
+		}
+		cells = append(cells, row)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if len(cols) == 0 {
+		return 0, nil
+	}
+	printTable(w, indent, cols, cells)
+	return len(cells), nil
+}
+
+// printTable prints a header and rows of cells as aligned columns, then the
+// number of rows.
+func printTable(w io.Writer, indent string, header []string, cells [][]string) {
+	width := make([]int, len(header))
+	for i, h := range header {
+		width[i] = utf8.RuneCountInString(h)
+	}
+	for _, row := range cells {
+		for i, c := range row {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	line := func(row []string) {
+		var b strings.Builder
+		b.WriteString(indent)
+		for i, c := range row {
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			b.WriteString(c)
+			if i < len(row)-1 {
+				b.WriteString(strings.Repeat(" ", width[i]-utf8.RuneCountInString(c)))
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	line(header)
+	rule := make([]string, len(header))
+	for i := range rule {
+		rule[i] = strings.Repeat("-", width[i])
+	}
+	line(rule)
+	for _, row := range cells {
+		line(row)
+	}
+	if len(cells) == 1 {
+		fmt.Fprintf(w, "%s(1 row)\n", indent)
+	} else {
+		fmt.Fprintf(w, "%s(%d rows)\n", indent, len(cells))
+	}
+}
+
+// formatValue writes a value the way the sqlite3 shell would: NULL, numbers
+// as SQLite prints them, blobs as X'..' literals.
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "NULL"
+	case []byte:
+		return "X'" + strings.ToUpper(hex.EncodeToString(v)) + "'"
+	case string:
+		return v
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		s := strconv.FormatFloat(v, 'g', -1, 64)
+		if !strings.ContainsAny(s, ".eIN") {
+			s += ".0" // 1.0, not 1: it is a REAL
+		}
+		return s
+	case bool:
+		if v {
+			return "1"
+		}
+		return "0"
+	case time.Time:
+		return v.Format(time.RFC3339Nano)
+	}
+	return fmt.Sprint(v)
+}

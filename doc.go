@@ -1,0 +1,214 @@
+// Package hiqlite is a database/sql driver that makes an embedded SQLite
+// database highly available over Raft.
+//
+// Every application process embeds one node: a full local SQLite replica
+// (github.com/ncruces/go-sqlite3, pure Go, no cgo), a Raft log
+// (github.com/hashicorp/raft on github.com/hashicorp/raft-wal) and, with
+// the cluster, gossip membership. Reads run on the local replica without
+// any network; every write is a Raft command that each node's deterministic
+// SQLite state machine applies to the same result. Applications open it
+// with sql.Open("hiqlite", dsn) and keep their database/sql code.
+//
+// Today a node runs as a single voter: sql.Open starts a one-node Raft
+// cluster in its data directory, with no network at all. Multi-node
+// clusters, forwarding from followers, and the extensions (caches, locks,
+// notifications) arrive with later issues.
+//
+// # Quick start
+//
+//	import (
+//		"database/sql"
+//
+//		"github.com/hiqlite/hiqlite"
+//	)
+//
+//	db, err := sql.Open("hiqlite", "/var/lib/myapp")
+//	if err != nil { ... }
+//	defer db.Close()
+//
+//	// The node elects itself within moments of opening; a write that
+//	// comes before that fails with ErrNotLeader, so wait for it once.
+//	node, err := hiqlite.NodeOf(ctx, db)
+//	if err != nil { ... }
+//	if err := node.WaitReady(ctx); err != nil { ... }
+//
+//	_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS users(
+//		id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)`)
+//	var id int64
+//	err = db.QueryRowContext(ctx,
+//		`INSERT INTO users(name) VALUES (?) RETURNING id`, "ada").Scan(&id)
+//
+// The data directory holds hiqlite.db (the SQLite database), raft/ (the
+// Raft log), snapshots/ (Raft snapshots), node-id and LOCK. One process at
+// a time may open it: on Unix systems another process gets [ErrLocked]
+// (elsewhere LOCK is not enforced, so take care not to open it twice). Within one process
+// the same directory opened twice shares one node, which stops when the
+// last *sql.DB using it is closed. Nodes with different directories can run
+// side by side in one process.
+//
+// The command hiqlite (cmd/hiqlite) walks through all of this: go run
+// ./cmd/hiqlite demo.
+//
+// # DSN
+//
+// A DSN is DATA_DIR[?param=value&...]; a leading "file:" is stripped.
+// Values are %-escaped as in a URL query. Unknown or repeated parameters
+// are errors, and every error names the parameter (never the secret).
+// [ParseDSN] parses a DSN into a [Config], [Config.FormatDSN] writes the
+// canonical form back, and [NewConnector] with sql.OpenDB takes a Config
+// directly.
+//
+//	param          meaning                                              default
+//	-------------  ---------------------------------------------------  ----------------------------------------
+//	_node          node ID, unique in the cluster                       generated once, persisted in DATA_DIR
+//	_listen        host:port for Raft and RPC (one TCP port)            unset: single node, no listener
+//	_advertise     address peers dial                                   _listen
+//	_gossip        memberlist bind host:port                            unset
+//	_join          comma-separated gossip seeds                         unset
+//	_expect        voters to wait for before the first bootstrap        1
+//	_secret        cluster secret, at least 16 bytes                    required once any address is not loopback
+//	_secret_file   file holding the cluster secret (instead of _secret)
+//	_consistency   default read consistency: local or linearizable      local
+//	_voter         false makes a non-voting read replica                true
+//	_timeout       write / forward timeout                              10s
+//	_txidle        idle timeout of an open write transaction            5s
+//	_busy          how long a writer waits for the write slot           5s
+//
+// _node, _consistency, _timeout, _txidle and _busy take effect now. The
+// cluster parameters (_listen, _advertise, _gossip, _join, _expect, _secret,
+// _secret_file, _voter) are parsed and validated now, including the rules
+// that tie them together (_gossip requires _listen, a non-loopback address
+// requires a secret, ...); they take effect with the cluster issue. Durations
+// use Go's syntax (500ms, 10s).
+//
+// # Reads and writes
+//
+// Each database/sql connection has its own read-only SQLite connection to
+// the local database. Every statement is prepared there first and
+// classified: a statement SQLite reports as read-only runs on that local
+// connection and never touches Raft or the network. Anything else is a
+// write: its text and arguments become a Raft command; once the command is
+// committed, the state machine applies it on the node's single writer and
+// the caller gets the writer's result (LastInsertId, RowsAffected, the rows
+// of RETURNING, or the SQL error). A write that arrives through QueryContext,
+// such as INSERT ... RETURNING, is a write too.
+//
+// A write returns only after it has been applied to the local database, so
+// every later read on the node sees it (read your writes). A text of several
+// statements given to Exec runs as one write (or locally, when every
+// statement is a read); QueryContext takes one statement.
+//
+// Reads are local by default. A linearizable read first confirms that the
+// leader still leads and waits until the node has applied everything the
+// leader had committed: set _consistency=linearizable, or per query use
+// [WithConsistency] with [Linearizable].
+//
+// # Transactions
+//
+// BeginTx with ReadOnly gives a read transaction on the local connection. A
+// plain BeginTx (or the statement BEGIN on a *sql.Conn) is deferred, as in
+// SQLite:
+//
+//   - its first read opens a read transaction on the local connection, which
+//     fixes its snapshot;
+//   - its first write takes the leader's exclusive write slot (autocommit
+//     writes share that slot; a transaction holds it alone, as SQLite's
+//     write lock) and from then on each statement runs at once on the
+//     leader's writer, returning its results, and reads see the
+//     transaction's own writes;
+//   - if something committed after the transaction's snapshot, its first
+//     write fails with SQLITE_BUSY_SNAPSHOT, and the transaction should be
+//     retried;
+//   - COMMIT replicates the statements the transaction ran as one Raft
+//     command, which every node replays to the same result; Rollback leaves
+//     no trace anywhere.
+//
+// BEGIN IMMEDIATE and BEGIN EXCLUSIVE take the write slot at once. A writer
+// that waits longer than _busy for the slot gets SQLITE_BUSY; a write
+// transaction left idle longer than _txidle is rolled back ([ErrTxIdle]).
+// SAVEPOINT, RELEASE and ROLLBACK TO work inside a transaction. Only the
+// default isolation level and sql.LevelSerializable are accepted.
+//
+// # Determinism
+//
+// Every node must reach the same database from the same commands, so the
+// writer (and only the writer) replaces SQLite's non-deterministic built-ins
+// with functions fed by the command: current_timestamp, current_date,
+// current_time, date, time, datetime, julianday, unixepoch, strftime and
+// timediff read 'now' (and their forms without arguments) as the leader's
+// clock when it created the command, to the millisecond; random and
+// randomblob draw from a PRNG (ChaCha8) keyed by a seed carried in the
+// command. This covers DEFAULT CURRENT_TIMESTAMP in table definitions too.
+// So a write stores concrete values that are identical on every node:
+// 'now' is one instant for the whole command (or transaction), and random()
+// differs from row to row but is the same on every node. Reads are not
+// replicated: in a SELECT, random() and 'now' are SQLite's own.
+//
+// # Differences from SQLite
+//
+//   - SAVEPOINT (and RELEASE, ROLLBACK TO) outside a transaction is refused:
+//     use BEGIN or BeginTx.
+//   - Transaction control (BEGIN, COMMIT, ROLLBACK) inside a text of several
+//     statements is refused: run it as a statement of its own.
+//   - Refused, because they would break replication or reach state that is
+//     not this session's ([ErrRefused]): CREATE TEMP objects, ATTACH and
+//     DETACH, VACUUM INTO, load_extension(), pragmas that change the journal,
+//     durability or the shared writer (journal_mode, synchronous,
+//     locking_mode, wal_checkpoint, query_only, writable_schema, ...), and
+//     pragmas hiqlite does not know (SQLite would ignore them silently).
+//     Pragmas that only tune reading (busy_timeout, cache_size, ...) apply to
+//     the connection's local reader only.
+//   - Plain VACUUM fails ("cannot VACUUM from within a transaction"): the
+//     state machine applies every command inside a transaction.
+//   - PRAGMA foreign_keys is a per-session setting (off by default, as in
+//     SQLite) that the session's writes carry to the writer.
+//   - The functions last_insert_rowid(), changes() and total_changes() in a
+//     write see the writer that all sessions share, not the session; in a
+//     read they see the local read connection, which never writes, and
+//     return 0. Use Result.LastInsertId, Result.RowsAffected or RETURNING.
+//   - Result.LastInsertId is 0 for a statement that changed no rows;
+//     otherwise it is the last rowid inserted within the same autocommit
+//     write or transaction (0 if none), where SQLite would report the
+//     connection's last insert, whenever it happened.
+//   - The SQL status functions hiqlite_node_id(), hiqlite_leader_id(),
+//     hiqlite_is_leader(), hiqlite_applied_index() and the table
+//     hiqlite_nodes exist on the read connections only: a write that uses
+//     them fails with "no such function".
+//   - 'localtime' (and 'utc') modifiers in a write use the time zone of each
+//     node that applies it: run all nodes in one time zone. In an index
+//     expression or a generated column, 'now' is evaluated where SQLite
+//     would report a non-deterministic use.
+//   - random() and randomblob() in a write are deterministic across nodes:
+//     a PRNG keyed by the command's seed, not the operating system's
+//     randomness.
+//   - Reads inside a write transaction (after its first write) run on the
+//     leader's writer and their rows are buffered in memory before the
+//     first one is returned.
+//   - An idle write transaction is rolled back after _txidle.
+//
+// # Errors
+//
+// SQL errors stay SQLite's: they are *sqlite3.Error values or wrap a
+// sqlite3.ErrorCode, so errors.Is(err, sqlite3.CONSTRAINT) or
+// errors.Is(err, sqlite3.BUSY) work (github.com/ncruces/go-sqlite3). The
+// driver's own errors are matched with errors.Is:
+//
+//   - [ErrNotLeader]: a write reached a node that is not the leader (on a
+//     single node: before it has elected itself; see [Node.WaitReady]).
+//   - [ErrNoLeader]: the cluster has no leader right now; retry later.
+//   - [ErrClosed]: the node was closed.
+//   - [ErrLocked]: another process holds the data directory.
+//   - [ErrRefused]: the statement cannot be replicated (see above); the
+//     error is a [github.com/hiqlite/hiqlite/replication.RefusedError]
+//     that says why.
+//   - [ErrTxAborted]: the write transaction no longer exists on the writer
+//     (SQLite rolled it back, or the node lost leadership).
+//   - [ErrTxIdle]: the write transaction was rolled back after _txidle.
+//   - [ErrStopped]: the node's state machine stopped after a fault (I/O
+//     error, disk full) that could make it diverge; [Node.Fault] tells
+//     which. The node keeps serving reads of the state it reached.
+//
+// A write slot held longer than _busy gives an error that matches
+// sqlite3.BUSY; a transaction whose snapshot went stale gives one that
+// matches sqlite3.BUSY_SNAPSHOT.
+package hiqlite
