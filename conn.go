@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -24,8 +25,9 @@ type conn struct {
 
 	session uint64
 	seq     uint64
-	fk      bool // PRAGMA foreign_keys of this session, carried by its writes
-	tx      *tx  // the open transaction, begun by BeginTx or by a BEGIN statement
+	fk      bool       // PRAGMA foreign_keys of this session, carried by its writes
+	tx      *tx        // the open transaction, begun by BeginTx or by a BEGIN statement
+	owner   *Connector // with Driver.Open: the connector this conn alone uses
 }
 
 var (
@@ -83,6 +85,9 @@ func (c *conn) Close() error {
 		errs = append(errs, c.tx.Rollback())
 	}
 	errs = append(errs, c.db.Close())
+	if c.owner != nil {
+		errs = append(errs, c.owner.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -121,21 +126,35 @@ type prepared struct {
 	cls   replication.Class
 	multi bool // more statements follow the first
 	reads bool // with multi: every statement is a read
+	empty bool // the text holds no statement
+	// unprepared: only the writer can prepare the text; s is nil
+	unprepared bool
+	// linearized: the read index was awaited for this execution
+	linearized bool
 }
 
 // prepare prepares and classifies query's first statement. A nil s with no
 // error means the text holds no statement.
 func (c *conn) prepare(query string) (*prepared, error) {
 	// Refuse before preparing: preparing a PRAGMA already applies it.
-	if _, err := replication.ClassifySQL(query); err != nil {
+	textCls, err := replication.ClassifySQL(query)
+	if err != nil {
 		return nil, err
 	}
 	s, tail, err := c.db.Prepare(query)
 	if err != nil {
+		if textCls.Kind == replication.Write && (c.tx != nil && c.tx.w != nil || startsWithWrite(query)) {
+			// The read connection cannot see what the open write
+			// transaction created (CREATE TABLE, then INSERT into it),
+			// nor, on a follower, what the leader committed a moment ago:
+			// the writer prepares it, and reports any real error.
+			return &prepared{query: query, cls: textCls, unprepared: true}, nil
+		}
 		return nil, err
 	}
 	p := &prepared{query: query, s: s}
 	if s == nil {
+		p.empty = true
 		return p, nil
 	}
 	if p.cls, err = replication.Classify(s); err != nil {
@@ -194,10 +213,17 @@ func (c *conn) ExecContext(ctx context.Context, query string, nargs []driver.Nam
 	if err != nil {
 		return nil, err
 	}
+	// A linearizable read waits before preparing, so that it prepares
+	// against the schema it must see.
+	linearized, err := c.linearize(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p, err := c.prepare(query)
 	if err != nil {
 		return nil, err
 	}
+	p.linearized = linearized
 	if p.s != nil {
 		defer p.s.Close()
 	}
@@ -209,10 +235,17 @@ func (c *conn) QueryContext(ctx context.Context, query string, nargs []driver.Na
 	if err != nil {
 		return nil, err
 	}
+	// A linearizable read waits before preparing, so that it prepares
+	// against the schema it must see.
+	linearized, err := c.linearize(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p, err := c.prepare(query)
 	if err != nil {
 		return nil, err
 	}
+	p.linearized = linearized
 	r, own, err := c.query(ctx, p, args)
 	if p.s != nil && !own {
 		p.s.Close()
@@ -222,7 +255,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, nargs []driver.Na
 
 // exec runs a prepared text for its result.
 func (c *conn) exec(ctx context.Context, p *prepared, args []replication.Arg) (driver.Result, error) {
-	if p.s == nil {
+	if p.empty {
 		return driver.RowsAffected(0), nil
 	}
 	if p.multi && len(args) > 0 {
@@ -233,7 +266,7 @@ func (c *conn) exec(ctx context.Context, p *prepared, args []replication.Arg) (d
 		if p.multi && !p.reads {
 			break // a write follows: the whole text is one write
 		}
-		if err := c.readStarts(ctx, p.cls); err != nil {
+		if err := c.readStarts(ctx, p); err != nil {
 			return nil, err
 		}
 		if c.tx != nil && c.tx.w != nil && p.cls.Kind == replication.Read {
@@ -255,7 +288,7 @@ func (c *conn) exec(ctx context.Context, p *prepared, args []replication.Arg) (d
 // query runs a prepared statement for its rows; own reports whether the
 // returned rows took ownership of p.s.
 func (c *conn) query(ctx context.Context, p *prepared, args []replication.Arg) (_ driver.Rows, own bool, _ error) {
-	if p.s == nil {
+	if p.empty {
 		return nil, false, errors.New("hiqlite: empty query")
 	}
 	if p.multi {
@@ -263,7 +296,7 @@ func (c *conn) query(ctx context.Context, p *prepared, args []replication.Arg) (
 	}
 	switch p.cls.Kind {
 	case replication.Read, replication.Local, replication.Session:
-		if err := c.readStarts(ctx, p.cls); err != nil {
+		if err := c.readStarts(ctx, p); err != nil {
 			return nil, false, err
 		}
 		if c.tx != nil && c.tx.w != nil && p.cls.Kind == replication.Read {
@@ -291,17 +324,28 @@ func (c *conn) query(ctx context.Context, p *prepared, args []replication.Arg) (
 // readStarts prepares the connection for a local statement: a session
 // pragma is remembered for later writes; a read in a transaction opens its
 // snapshot; a linearizable read waits for the read index.
-func (c *conn) readStarts(ctx context.Context, cls replication.Class) error {
+func (c *conn) readStarts(ctx context.Context, p *prepared) error {
+	cls := p.cls
 	if cls.Kind == replication.Session && c.tx == nil {
 		c.fk = cls.On
 	}
 	if c.tx != nil {
 		return c.tx.beginRead()
 	}
-	if consistencyOf(ctx, c.cfg.Consistency) == Linearizable {
-		return c.node.c.LinearizableRead(ctx)
+	if p.linearized {
+		return nil
 	}
-	return nil
+	_, err := c.linearize(ctx)
+	return err
+}
+
+// linearize waits for the read index when ctx asks for linearizable reads
+// outside a transaction, and reports whether it waited.
+func (c *conn) linearize(ctx context.Context) (bool, error) {
+	if c.tx != nil || consistencyOf(ctx, c.cfg.Consistency) != Linearizable {
+		return false, nil
+	}
+	return true, c.node.c.LinearizableRead(ctx)
 }
 
 // execLocal runs every statement of p on the read connection.
@@ -328,6 +372,9 @@ func (c *conn) write(ctx context.Context, st replication.Statement) (replication
 	resp, err := c.node.c.Exec(ctx, c.cfg.Busy, c.origin(), c.flags(), []replication.Statement{st})
 	if err != nil {
 		return replication.Result{}, err
+	}
+	if len(resp.Results) == 0 {
+		return replication.Result{}, fmt.Errorf("hiqlite: write at index %d returned no result", resp.Index)
 	}
 	res := resp.Results[len(resp.Results)-1]
 	return res, res.Err
@@ -382,3 +429,34 @@ type result struct{ lastInsertID, rowsAffected int64 }
 
 func (r result) LastInsertId() (int64, error) { return r.lastInsertID, nil }
 func (r result) RowsAffected() (int64, error) { return r.rowsAffected, nil }
+
+// startsWithWrite reports whether query's first keyword is one that only
+// starts writes (INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER).
+func startsWithWrite(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n\f")
+	for strings.HasPrefix(q, "--") || strings.HasPrefix(q, "/*") {
+		if strings.HasPrefix(q, "--") {
+			i := strings.IndexByte(q, '\n')
+			if i < 0 {
+				return false
+			}
+			q = q[i+1:]
+		} else {
+			i := strings.Index(q, "*/")
+			if i < 0 {
+				return false
+			}
+			q = q[i+2:]
+		}
+		q = strings.TrimLeft(q, " \t\r\n\f")
+	}
+	end := strings.IndexFunc(q, func(r rune) bool { return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') })
+	if end < 0 {
+		end = len(q)
+	}
+	switch strings.ToUpper(q[:end]) {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER":
+		return true
+	}
+	return false
+}

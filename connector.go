@@ -100,10 +100,22 @@ func acquireNode(cfg *Config) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
 	}
-	if _, err := cfg.loadSecret(); err != nil {
+	secret, err := cfg.loadSecret()
+	if err != nil {
 		return nil, err
 	}
-	cn, err := cluster.Open(cluster.Config{Dir: dir, ID: cfg.NodeID, Timeout: cfg.Timeout})
+	cn, err := cluster.Open(cluster.Config{
+		Dir:       dir,
+		ID:        cfg.NodeID,
+		Timeout:   cfg.Timeout,
+		Listen:    cfg.Listen,
+		Advertise: cfg.Advertise,
+		Gossip:    cfg.Gossip,
+		Join:      cfg.Join,
+		Expect:    cfg.Expect,
+		Voter:     cfg.Voter,
+		Secret:    secret,
+	})
 	if err != nil {
 		return nil, err
 	}

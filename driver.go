@@ -24,11 +24,18 @@ var (
 // Open opens a connection to the node of dsn (starting it if this process
 // has not yet). database/sql calls OpenConnector instead.
 func (d *Driver) Open(dsn string) (driver.Conn, error) {
-	c, err := d.OpenConnector(dsn)
+	dc, err := d.OpenConnector(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return c.Connect(context.Background())
+	c := dc.(*Connector)
+	conn, err := newConn(context.Background(), c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	conn.owner = c // the connection holds the node: release it on Close
+	return conn, nil
 }
 
 // OpenConnector parses dsn and starts (or shares) its node.

@@ -42,10 +42,10 @@ func (s *stmt) Close() error {
 // positional parameters only; with named ones, or several statements, it
 // cannot know.
 func (s *stmt) NumInput() int {
-	if s.p.s == nil {
+	if s.p.empty {
 		return 0
 	}
-	if s.p.multi {
+	if s.p.multi || s.p.unprepared {
 		return -1
 	}
 	n := s.p.s.BindCount()
@@ -75,6 +75,7 @@ func (s *stmt) ExecContext(ctx context.Context, nargs []driver.NamedValue) (driv
 	if s.p.s != nil {
 		defer s.p.s.ClearBindings()
 	}
+	s.p.linearized = false
 	return s.c.exec(ctx, s.p, args)
 }
 
@@ -87,6 +88,7 @@ func (s *stmt) QueryContext(ctx context.Context, nargs []driver.NamedValue) (dri
 		// A new execution restarts the statement, as in SQLite.
 		s.p.s.Reset()
 	}
+	s.p.linearized = false
 	r, _, err := s.c.query(ctx, s.p, args)
 	if rr, ok := r.(*rows); ok {
 		rr.own = false // the statement outlives its rows

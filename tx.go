@@ -24,7 +24,7 @@ type tx struct {
 
 	reading bool   // a read transaction is open on c.db
 	snap    uint64 // with reading: the applied index of its snapshot
-	w       *cluster.WriteTx
+	w       cluster.Tx
 
 	// savepoint control run before the first write, replayed on the writer
 	// when the transaction is promoted

@@ -19,14 +19,15 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 
+	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
 // Errors of the node.
 var (
-	ErrNotLeader = errors.New("hiqlite: not the leader")
-	ErrClosed    = errors.New("hiqlite: node closed")
-	ErrNoLeader  = errors.New("hiqlite: no leader")
+	ErrNotLeader = wire.ErrNotLeader
+	ErrClosed    = wire.ErrClosed
+	ErrNoLeader  = wire.ErrNoLeader
 	ErrLocked    = errors.New("hiqlite: data dir locked")
 )
 
@@ -40,6 +41,19 @@ type Config struct {
 	// SnapshotThreshold is how many log entries trigger a snapshot; 0 picks
 	// the default.
 	SnapshotThreshold uint64
+
+	// Cluster mode, when Listen is set (SPEC §3, §8). Without Listen the
+	// node is a one-voter cluster with no network at all.
+	Listen      string        // host:port for Raft and RPC
+	Advertise   string        // host:port peers dial; "" = the bound Listen address
+	Gossip      string        // memberlist bind host:port
+	Join        []string      // gossip seeds
+	Expect      int           // voters to wait for before the first bootstrap
+	Voter       bool          // false: a non-voting read replica
+	Secret      []byte        // cluster secret; empty only on loopback
+	ReapTimeout time.Duration // how long a dead node stays a member; 0 = 5 minutes
+	// FastGossip uses memberlist timings for one machine (tests, demo).
+	FastGossip bool
 }
 
 // Files and directories inside DATA_DIR.
@@ -57,8 +71,10 @@ const (
 //
 // # Goroutines
 //
-// Besides raft's own, a node runs one goroutine (watchLeadership), started
-// in Open and joined in Close.
+// Besides raft's own, a node runs watchLeadership; in cluster mode also
+// runMembership and the RPC server (its accept loop and one goroutine per
+// connection), plus the goroutines of Mux and Discovery, which own them.
+// All are started in Open (or by the accept loop) and joined in Close.
 type Node struct {
 	cfg   Config
 	id    string
@@ -70,6 +86,15 @@ type Node struct {
 	trans raft.Transport
 	raft  *raft.Raft
 	gate  *gate
+
+	// cluster mode
+	mux       *Mux
+	disc      *Discovery
+	addr      string        // the Raft/RPC address peers dial
+	inCluster atomic.Bool   // raft has (or was given) a configuration
+	gossipCh  chan struct{} // a gossip change happened (capacity 1)
+	rpc       *rpcServer
+	client    *rpcClient
 
 	notifyCh chan bool
 	stopCh   chan struct{}
@@ -132,33 +157,112 @@ func Open(cfg Config) (_ *Node, err error) {
 	// replays that the database already holds are skipped by the state
 	// machine.
 	rc.NoSnapshotRestoreOnStart = true
-	// A single voter has nobody to wait for: elect at once.
-	rc.HeartbeatTimeout = 100 * time.Millisecond
-	rc.ElectionTimeout = 100 * time.Millisecond
-	rc.LeaderLeaseTimeout = 100 * time.Millisecond
 	rc.CommitTimeout = 5 * time.Millisecond
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 		rc.TrailingLogs = cfg.SnapshotThreshold
 	}
-
-	addr, trans := raft.NewInmemTransport(raft.ServerAddress(n.id))
-	n.trans = trans
 	has, err := raft.HasExistingState(n.log, n.log, n.snaps)
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: read raft state: %w", err)
 	}
-	if !has {
-		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}}
-		if err = raft.BootstrapCluster(rc, n.log, n.log, n.snaps, trans, boot); err != nil {
-			return nil, fmt.Errorf("hiqlite: bootstrap: %w", err)
-		}
+	if cfg.Listen == "" {
+		err = n.startSingle(rc, has)
+	} else {
+		err = n.startCluster(rc, has)
 	}
-	if n.raft, err = raft.NewRaft(rc, n.sm, n.log, n.log, n.snaps, trans); err != nil {
-		return nil, fmt.Errorf("hiqlite: start raft: %w", err)
+	if err != nil {
+		return nil, err
 	}
 	n.goFunc(n.watchLeadership)
 	return n, nil
+}
+
+// startSingle starts a one-voter cluster with no network: an in-memory
+// transport, bootstrapped on first start. A single voter has nobody to wait
+// for, so it elects itself at once.
+func (n *Node) startSingle(rc *raft.Config, has bool) (err error) {
+	rc.HeartbeatTimeout = 100 * time.Millisecond
+	rc.ElectionTimeout = 100 * time.Millisecond
+	rc.LeaderLeaseTimeout = 100 * time.Millisecond
+	addr, trans := raft.NewInmemTransport(raft.ServerAddress(n.id))
+	n.trans = trans
+	n.addr = string(addr)
+	if !has {
+		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}}
+		if err = raft.BootstrapCluster(rc, n.log, n.log, n.snaps, trans, boot); err != nil {
+			return fmt.Errorf("hiqlite: bootstrap: %w", err)
+		}
+	}
+	n.inCluster.Store(true)
+	if n.raft, err = raft.NewRaft(rc, n.sm, n.log, n.log, n.snaps, trans); err != nil {
+		return fmt.Errorf("hiqlite: start raft: %w", err)
+	}
+	return nil
+}
+
+// startCluster starts the network: the muxed listener carrying Raft and
+// RPC, raft over it, the RPC server, gossip, and the membership goroutine,
+// which bootstraps or waits to be added (SPEC §8).
+func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
+	cfg := n.cfg
+	if cfg.Expect < 1 {
+		n.cfg.Expect = 1
+	}
+	if cfg.ReapTimeout <= 0 {
+		n.cfg.ReapTimeout = 5 * time.Minute
+	}
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
+	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	if n.mux, err = Listen(cfg.Listen, cfg.Advertise, cfg.Secret, cfg.Logger.Named("mux")); err != nil {
+		return err
+	}
+	n.addr = n.mux.Addr().String()
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.mux.RaftLayer(),
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  cfg.Logger.Named("transport"),
+	})
+	if n.raft, err = raft.NewRaft(rc, n.sm, n.log, n.log, n.snaps, n.trans); err != nil {
+		return fmt.Errorf("hiqlite: start raft: %w", err)
+	}
+	n.rpc = newRPCServer(n)
+	n.client = &rpcClient{n: n}
+	n.goFunc(n.rpc.serve)
+	if cfg.Gossip == "" {
+		// No gossip: a one-voter cluster reachable over the network.
+		if !has {
+			boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: raft.ServerAddress(n.addr)}}}
+			if err := n.raft.BootstrapCluster(boot).Error(); err != nil {
+				return fmt.Errorf("hiqlite: bootstrap: %w", err)
+			}
+		}
+		n.inCluster.Store(true)
+		return nil
+	}
+	n.inCluster.Store(has)
+	n.gossipCh = make(chan struct{}, 1)
+	n.disc, err = StartDiscovery(DiscoveryConfig{
+		Bind:   cfg.Gossip,
+		Join:   cfg.Join,
+		Secret: cfg.Secret,
+		Self:   n.selfPeer(),
+		Logger: cfg.Logger.Named("gossip"),
+		OnChange: func() {
+			select {
+			case n.gossipCh <- struct{}{}:
+			default:
+			}
+		},
+		fast: cfg.FastGossip,
+	})
+	if err != nil {
+		return err
+	}
+	n.goFunc(n.runMembership)
+	return nil
 }
 
 // restoreIfBehind installs the newest snapshot when the database is older
@@ -192,8 +296,8 @@ func (n *Node) goFunc(f func()) {
 }
 
 // watchLeadership follows raft's leadership notifications. On gaining
-// leadership it commits a barrier, so that every entry of earlier terms is
-// applied before this node admits a write, then opens ready.
+// leadership it commits a no-op command, so that every entry of earlier
+// terms is applied before this node admits a write, then opens ready.
 func (n *Node) watchLeadership() {
 	for {
 		select {
@@ -204,9 +308,11 @@ func (n *Node) watchLeadership() {
 			if !leader {
 				continue
 			}
-			err := n.raft.Barrier(n.cfg.Timeout).Error()
-			if err != nil {
-				n.cfg.Logger.Warn("barrier after election failed", "error", err)
+			// A no-op command, not raft.Barrier: raft does not hand barriers
+			// to the state machine, and read indexes must be reachable by
+			// its applied index.
+			if _, err := n.apply(&replication.Command{Kind: replication.KindNoop}); err != nil {
+				n.cfg.Logger.Warn("no-op after election failed", "error", err)
 				continue
 			}
 			if n.raft.State() == raft.Leader {
@@ -267,6 +373,9 @@ func (n *Node) Fault() error { return n.sm.Fault() }
 // WaitReady blocks until the cluster has a leader and this node has applied
 // everything committed before it: for a leader, until its election barrier
 // is applied.
+//
+// A follower is ready once it knows a leader and has applied that leader's
+// read index.
 func (n *Node) WaitReady(ctx context.Context) error {
 	for {
 		if n.closed.Load() {
@@ -275,6 +384,14 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		if err := n.sm.Fault(); err != nil {
 			return err
 		}
+		if id, _ := n.Leader(); id != "" && id != n.id && n.mux != nil {
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := n.LinearizableRead(rctx)
+			cancel()
+			if err == nil {
+				return nil
+			}
+		}
 		select {
 		case <-n.readyCh():
 			return nil
@@ -282,7 +399,21 @@ func (n *Node) WaitReady(ctx context.Context) error {
 			return fmt.Errorf("hiqlite: node %s not ready: %w", n.id, ctx.Err())
 		case <-n.stopCh:
 			return ErrClosed
+		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// waitLeaderReady waits until this node, the leader, has applied its
+// election no-op.
+func (n *Node) waitLeaderReady(ctx context.Context) error {
+	select {
+	case <-n.readyCh():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("hiqlite: node %s not ready: %w", n.id, ctx.Err())
+	case <-n.stopCh:
+		return ErrClosed
 	}
 }
 
@@ -322,9 +453,34 @@ func (n *Node) Close() error {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}
 	close(n.stopCh)
+	if n.rpc != nil {
+		n.rpc.close()
+		n.client.close()
+	}
+	if n.mux != nil {
+		errs = append(errs, n.mux.Close())
+	}
+	if n.disc != nil {
+		errs = append(errs, n.disc.Close())
+	}
 	n.wg.Wait()
 	errs = append(errs, n.closeResources())
 	return errors.Join(errs...)
+}
+
+// Leave leaves the cluster gracefully: a leader first hands leadership to
+// another voter, then the node announces its departure in gossip so the
+// leader removes it from the configuration. Close the node afterwards.
+func (n *Node) Leave(timeout time.Duration) error {
+	if n.disc == nil {
+		return nil
+	}
+	if n.IsLeader() {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.cfg.Logger.Warn("leadership transfer before leave", "error", err)
+		}
+	}
+	return n.disc.Leave(timeout)
 }
 
 func (n *Node) closeResources() error {
@@ -419,15 +575,37 @@ func defaultLogger() hclog.Logger {
 func (n *Node) State() string { return strings.ToLower(n.raft.State().String()) }
 
 // LinearizableRead returns once a read on this node sees every write
-// committed before the call: the leader confirms it still leads (and its
-// election barrier made its commit index current), then the state machine
-// catches up to that commit index.
+// committed before the call (read index): the leader confirms it still
+// leads (its election barrier made its commit index current) and returns
+// its commit index; this node's state machine then catches up to it.
+// Followers ask the leader.
 func (n *Node) LinearizableRead(ctx context.Context) error {
-	if err := n.leaderReady(ctx); err != nil {
+	var idx uint64
+	var err error
+	if n.mux == nil || n.IsLeader() {
+		idx, err = n.readIndexLocal(ctx)
+	}
+	if n.mux != nil && (!n.IsLeader() || errors.Is(err, ErrNotLeader)) {
+		fctx, cancel := n.forwardContext(ctx)
+		defer cancel()
+		var m wire.Message
+		if m, err = n.forward(fctx, &wire.ReadIndexRequest{}); err == nil {
+			idx = m.(*wire.ReadIndexResponse).Index
+		}
+	}
+	if err != nil {
 		return err
 	}
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return raftError(err)
+	return n.sm.WaitApplied(idx, ctx.Done())
+}
+
+// readIndexLocal confirms leadership and returns the commit index.
+func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
+	if err := n.leaderReady(ctx); err != nil {
+		return 0, err
 	}
-	return n.sm.WaitApplied(n.raft.CommitIndex(), ctx.Done())
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, raftError(err)
+	}
+	return n.raft.CommitIndex(), nil
 }

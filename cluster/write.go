@@ -11,17 +11,45 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
 // ErrTxIdle ends a write transaction left idle longer than its idle timeout.
-var ErrTxIdle = errors.New("hiqlite: write transaction rolled back after being idle")
+var ErrTxIdle = wire.ErrTxIdle
 
-// Exec replicates an autocommit write: it waits up to busy for the write
-// slot (shared with other autocommit writes), stamps the command with this
-// leader's clock and a fresh seed, and returns the state machine's response
-// once the command is committed and applied here.
+// Exec replicates an autocommit write and returns the state machine's
+// response once the write is applied on this node (read your writes). On
+// the leader it waits up to busy for the write slot (shared with other
+// autocommit writes) and stamps the command with its clock and a fresh
+// seed; a follower forwards the write to the leader.
 func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.Origin, flags replication.Flags, stmts []replication.Statement) (*replication.Response, error) {
+	if n.mux == nil || n.IsLeader() {
+		resp, err := n.execLocal(ctx, busy, origin, flags, stmts)
+		if !errors.Is(err, ErrNotLeader) || n.mux == nil {
+			return resp, err
+		}
+	}
+	ctx, cancel := n.forwardContext(ctx)
+	defer cancel()
+	m, err := n.forward(ctx, &wire.ExecRequest{Origin: origin, Flags: flags, Busy: busy, Stmts: stmts})
+	if err != nil {
+		return nil, err
+	}
+	out := m.(*wire.ExecResponse)
+	if err := n.sm.WaitApplied(out.Index, ctx.Done()); err != nil {
+		return nil, err
+	}
+	return &replication.Response{Index: out.Index, Results: out.Results}, nil
+}
+
+// forwardContext bounds a forwarded request by _timeout.
+func (n *Node) forwardContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, n.cfg.Timeout)
+}
+
+// execLocal runs an autocommit write on this node, which must lead.
+func (n *Node) execLocal(ctx context.Context, busy time.Duration, origin replication.Origin, flags replication.Flags, stmts []replication.Statement) (*replication.Response, error) {
 	if err := n.leaderReady(ctx); err != nil {
 		return nil, err
 	}
@@ -45,7 +73,7 @@ func (n *Node) leaderReady(ctx context.Context) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
-	return n.WaitReady(ctx)
+	return n.waitLeaderReady(ctx)
 }
 
 // apply puts cmd in the Raft log and waits for its result.
@@ -79,6 +107,19 @@ func raftError(err error) error {
 	return fmt.Errorf("hiqlite: replicate: %w", err)
 }
 
+// Tx is an interactive write transaction, run on the leader's writer: a
+// *WriteTx on the leader itself, or a session forwarded to it.
+type Tx interface {
+	// Exec runs one statement at once. readOnly statements see the
+	// transaction's writes and are not replicated.
+	Exec(ctx context.Context, st replication.Statement, readOnly bool) (replication.Result, error)
+	// Commit replicates the transaction as one command and returns once
+	// it is applied on this node.
+	Commit(ctx context.Context) error
+	// Rollback ends the transaction without a trace. It is idempotent.
+	Rollback() error
+}
+
 // WriteTx is an interactive write transaction on the leader. It holds the
 // exclusive write slot from BeginTx until Commit, Rollback or the idle
 // timeout, and runs each statement at once on the state machine's writer.
@@ -101,10 +142,26 @@ type SnapshotCheck struct {
 	Valid bool
 }
 
-// BeginTx opens a write transaction for origin. It waits up to busy for the
-// exclusive write slot. With snap.Valid, it fails with SQLITE_BUSY_SNAPSHOT
-// when a write committed after the caller's read snapshot.
-func (n *Node) BeginTx(ctx context.Context, busy, idle time.Duration, origin replication.Origin, flags replication.Flags, snap SnapshotCheck) (*WriteTx, error) {
+// BeginTx opens a write transaction for origin on the leader's writer,
+// forwarding it when this node is a follower. The leader waits up to busy
+// for the exclusive write slot. With snap.Valid, it fails with
+// SQLITE_BUSY_SNAPSHOT when a write committed after the caller's read
+// snapshot.
+func (n *Node) BeginTx(ctx context.Context, busy, idle time.Duration, origin replication.Origin, flags replication.Flags, snap SnapshotCheck) (Tx, error) {
+	if n.mux == nil || n.IsLeader() {
+		tx, err := n.beginLocal(ctx, busy, idle, origin, flags, snap)
+		if !errors.Is(err, ErrNotLeader) || n.mux == nil {
+			if err != nil {
+				return nil, err
+			}
+			return tx, nil
+		}
+	}
+	return n.beginRemote(ctx, &wire.TxBeginRequest{Origin: origin, Flags: flags, Busy: busy, Idle: idle, SnapIndex: snap.Index, SnapValid: snap.Valid})
+}
+
+// beginLocal opens a write transaction on this node, which must lead.
+func (n *Node) beginLocal(ctx context.Context, busy, idle time.Duration, origin replication.Origin, flags replication.Flags, snap SnapshotCheck) (*WriteTx, error) {
 	if err := n.leaderReady(ctx); err != nil {
 		return nil, err
 	}
@@ -149,23 +206,35 @@ func (tx *WriteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 // Commit replicates the transaction as one command and waits until it is
 // applied here.
 func (tx *WriteTx) Commit(ctx context.Context) error {
+	_, err := tx.commit()
+	return err
+}
+
+// commit returns the index of the committed command (0 when only reads
+// ran and there was nothing to replicate).
+func (tx *WriteTx) commit() (uint64, error) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	if tx.err != nil {
-		return tx.err
+		return 0, tx.err
 	}
 	tx.timer.Stop()
+	var index uint64
 	cmd, err := tx.n.sm.CommitCommand(tx.origin)
 	if err == nil {
 		if len(cmd.Stmts) == 0 {
 			// Only reads ran: there is nothing to replicate.
 			tx.n.sm.RollbackTx(tx.origin)
+			index = tx.n.sm.AppliedIndex()
 		} else {
-			_, err = tx.n.apply(cmd)
+			var resp *replication.Response
+			if resp, err = tx.n.apply(cmd); err == nil {
+				index = resp.Index
+			}
 		}
 	}
 	tx.finishLocked(errTxDone)
-	return err
+	return index, err
 }
 
 // Rollback ends the transaction without a trace. It is idempotent.
@@ -195,4 +264,89 @@ func (tx *WriteTx) finishLocked(why error) {
 	tx.n.sm.RollbackTx(tx.origin)
 	tx.err = why
 	tx.n.gate.release(true)
+}
+
+// remoteTx is a write transaction forwarded to the leader over a session of
+// its own; closing the session rolls it back there.
+type remoteTx struct {
+	n  *Node
+	rc *rpcConn
+}
+
+func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, error) {
+	ctx, cancel := n.forwardContext(ctx)
+	defer cancel()
+	backoff := 10 * time.Millisecond
+	for {
+		rc, err := n.client.get(ctx)
+		if err == nil {
+			if _, err = rc.call(ctx, req); err == nil {
+				return &remoteTx{n: n, rc: rc}, nil
+			}
+			rc.c.Close()
+		}
+		if !retryable(err) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("hiqlite: begin on leader: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+func (t *remoteTx) Exec(ctx context.Context, st replication.Statement, readOnly bool) (replication.Result, error) {
+	if t.rc == nil {
+		return replication.Result{}, errTxDone
+	}
+	m, err := t.rc.call(ctx, &wire.TxExecRequest{Stmt: st, ReadOnly: readOnly})
+	if err != nil {
+		if isTransportError(err) {
+			t.drop()
+			return replication.Result{}, fmt.Errorf("%w: %w", replication.ErrTxAborted, err)
+		}
+		return replication.Result{}, err
+	}
+	res := m.(*wire.ResultResponse).Result
+	return res, res.Err
+}
+
+func (t *remoteTx) Commit(ctx context.Context) error {
+	if t.rc == nil {
+		return errTxDone
+	}
+	ctx, cancel := t.n.forwardContext(ctx)
+	defer cancel()
+	m, err := t.rc.call(ctx, &wire.TxCommitRequest{})
+	if err != nil {
+		t.drop()
+		return err
+	}
+	t.n.client.put(t.rc)
+	t.rc = nil
+	return t.n.sm.WaitApplied(m.(*wire.CommitResponse).Index, ctx.Done())
+}
+
+func (t *remoteTx) Rollback() error {
+	if t.rc == nil {
+		return nil
+	}
+	ctx, cancel := t.n.forwardContext(context.Background())
+	defer cancel()
+	if _, err := t.rc.call(ctx, &wire.TxRollbackRequest{}); err != nil {
+		t.drop() // closing the session rolls the transaction back
+		return nil
+	}
+	t.n.client.put(t.rc)
+	t.rc = nil
+	return nil
+}
+
+func (t *remoteTx) drop() {
+	if t.rc != nil {
+		t.rc.c.Close()
+		t.rc = nil
+	}
 }

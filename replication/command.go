@@ -150,6 +150,9 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case string:
 		return appendString(append(b, tagText), v), nil
 	case []byte:
+		if v == nil {
+			return append(b, tagNull), nil // bound as NULL, as on the leader
+		}
 		b = binary.AppendUvarint(append(b, tagBlob), uint64(len(v)))
 		return append(b, v...), nil
 	}

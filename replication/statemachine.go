@@ -159,11 +159,11 @@ func (sm *StateMachine) WaitApplied(index uint64, done <-chan struct{}) error {
 		sm.waitMu.Lock()
 		ch := sm.waitCh
 		sm.waitMu.Unlock()
-		if sm.seen.Load() >= index {
-			return nil
-		}
 		if err := sm.Fault(); err != nil {
 			return err
+		}
+		if sm.seen.Load() >= index {
+			return nil
 		}
 		select {
 		case <-ch:
@@ -204,7 +204,7 @@ func (sm *StateMachine) Apply(l *raft.Log) any {
 
 // ApplyBatch implements raft.BatchingFSM: it applies the command entries of
 // a batch of committed entries in order and notes the index of the others
-// (configuration changes, barriers), so that WaitApplied sees them too.
+// (raft passes configuration changes), so that WaitApplied sees them too.
 // Called on raft's FSM goroutine only.
 func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
 	sm.mu.Lock()
@@ -214,7 +214,7 @@ func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type == raft.LogCommand {
 			out[i] = sm.applyLog(l)
 		}
-		if l.Index > sm.seen.Load() {
+		if l.Index > sm.seen.Load() && sm.Fault() == nil {
 			sm.seen.Store(l.Index)
 		}
 	}
@@ -428,7 +428,13 @@ func (sm *StateMachine) ExecTx(origin Origin, st Statement, readOnly bool) (Resu
 		sm.env.SetLive(true)
 		defer sm.env.SetLive(false)
 	}
+	before := sm.w.TotalChanges()
 	res, err := sm.execText(st)
+	if readOnly && sm.w.TotalChanges() != before {
+		// The caller's classification was wrong: what changed rows must
+		// be replicated, or the nodes would diverge.
+		readOnly = false
+	}
 	if isNodeFault(err) {
 		sm.abortPending()
 		return res, sm.stop(err)
