@@ -1,0 +1,770 @@
+package cluster
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+)
+
+// Statuses of a peer in gossip (PeerState.Status).
+//
+// memberlist v0.7.0 tells its delegates about joins, leaves and metadata
+// updates only: suspicion is invisible (and the State field of the
+// memberlist.Node it hands out is never filled in), so Discovery reports a
+// suspect peer as alive until memberlist declares it dead. StatusSuspect is
+// part of the vocabulary for consumers; treat every status but StatusAlive as
+// "not a live peer".
+const (
+	StatusAlive   = "alive"
+	StatusSuspect = "suspect"
+	StatusDead    = "dead"
+	StatusLeft    = "left"
+)
+
+// Peer is what a node announces about itself in gossip, as memberlist node
+// metadata (see encodePeerMeta).
+type Peer struct {
+	ID       string // node id (also the memberlist node name)
+	RaftAddr string // host:port peers dial for Raft and RPC
+	Voter    bool
+	// InCluster: the node has Raft state (belongs to a cluster); bootstrap
+	// must not happen if any peer has it.
+	InCluster bool
+}
+
+// PeerState is a peer as this node sees it.
+type PeerState struct {
+	Peer
+	GossipAddr string    // the memberlist address
+	Status     string    // StatusAlive, StatusDead or StatusLeft (see StatusSuspect)
+	Since      time.Time // when Status last changed (local clock)
+}
+
+// DiscoveryConfig configures StartDiscovery.
+type DiscoveryConfig struct {
+	// Bind is the host:port memberlist listens on (UDP and TCP). Port 0 picks
+	// a free port (tests); Addr reports the real one. A host name is resolved
+	// once, to its first address.
+	Bind string
+	// Join lists seeds, host:port. Seeds that are not up yet are retried;
+	// listing this node itself is fine.
+	Join []string
+	// Secret is the cluster secret; gossip is encrypted and authenticated
+	// with a key derived from it. Empty means no gossip encryption, which
+	// the caller allows on loopback only.
+	Secret []byte
+	Self   Peer
+	Logger hclog.Logger // nil: no logs
+	// OnChange is called after any join, leave, metadata update or status
+	// change, on Discovery's own goroutine: never concurrently with itself,
+	// coalescing bursts. It must not block long nor call Close.
+	OnChange func()
+
+	fast bool // timings for one machine (tests, demo); see discoverySettings
+}
+
+// discoveryTiming holds Discovery's own timings; memberlist's are in its
+// Config.
+type discoveryTiming struct {
+	joinMin, joinMax time.Duration // backoff between failed join attempts
+	aloneCheck       time.Duration // how often the join loop counts members
+	aloneAfter       time.Duration // how long alone before the seeds are retried
+	update           time.Duration // how long Update waits for its broadcast; Leave's default timeout
+}
+
+// discoverySettings returns the memberlist configuration and Discovery's
+// timings. The default is memberlist's LAN profile: every node probes one
+// peer a second (500 ms timeout); a peer that fails a probe is suspect and
+// declared dead 4 s later (in clusters under 10 nodes; memberlist waits up to
+// 24 s when fewer peers than it expects confirm the suspicion); a full state
+// sync every 30 s. fast is for nodes on one machine (tests, demo): the same
+// protocol five times faster, so a crash shows within one to two seconds.
+func discoverySettings(fast bool) (*memberlist.Config, discoveryTiming) {
+	if !fast {
+		c := memberlist.DefaultLANConfig()
+		// A node that comes back under the same id at a new address (a
+		// rescheduled container) may take over its dead entry after this
+		// long, instead of waiting for memberlist to forget it.
+		c.DeadNodeReclaimTime = 10 * time.Second
+		return c, discoveryTiming{
+			joinMin:    100 * time.Millisecond,
+			joinMax:    5 * time.Second,
+			aloneCheck: time.Second,
+			aloneAfter: 10 * time.Second,
+			update:     5 * time.Second,
+		}
+	}
+	c := memberlist.DefaultLocalConfig()
+	c.TCPTimeout = time.Second
+	c.ProbeInterval = 200 * time.Millisecond
+	c.ProbeTimeout = 100 * time.Millisecond
+	c.SuspicionMult = 3
+	c.SuspicionMaxTimeoutMult = 3
+	c.GossipInterval = 50 * time.Millisecond
+	c.PushPullInterval = 2 * time.Second
+	c.GossipToTheDeadTime = 2 * time.Second
+	c.DeadNodeReclaimTime = time.Second
+	return c, discoveryTiming{
+		joinMin:    20 * time.Millisecond,
+		joinMax:    500 * time.Millisecond,
+		aloneCheck: 100 * time.Millisecond,
+		aloneAfter: time.Second,
+		update:     2 * time.Second,
+	}
+}
+
+// Discovery is a node's gossip membership over memberlist. It announces the
+// node's Peer as memberlist metadata and keeps every peer it has seen, with
+// its status, until Forget.
+//
+// # Goroutines
+//
+// StartDiscovery starts joinLoop (when there are seeds) and notifyLoop (when
+// OnChange is set) through goFunc; Close joins them. memberlist's own
+// goroutines stop at its Shutdown, which Close calls; a few of them notice
+// within a probe interval after Close returns.
+//
+// # Locks
+//
+// opMu serialises Update, Leave and Close: they call into memberlist, whose
+// Leave panics after Shutdown. mu guards the fields below it. memberlist
+// calls the delegates (which take mu) while holding its node lock, so no
+// code calls into memberlist while holding mu: the order is memberlist's
+// lock, then mu.
+type Discovery struct {
+	log    hclog.Logger
+	timing discoveryTiming
+	ml     *memberlist.Memberlist
+	addr   string   // the advertised gossip address
+	seeds  []string // cfg.Join without this node's own address
+	id     string
+	onChg  func()
+
+	changed chan struct{} // capacity 1: a change OnChange has not seen yet
+	stopCh  chan struct{} // closed by Close
+	leftCh  chan struct{} // closed by Leave: stop joining
+	wg      sync.WaitGroup
+
+	joinAttempts atomic.Int64 // Join calls by joinLoop (tests watch it)
+
+	opMu   sync.Mutex
+	closed bool // guarded by opMu
+	left   bool // guarded by opMu
+
+	mu      sync.Mutex
+	self    Peer
+	leaving bool   // announced in meta by Leave
+	meta    []byte // encodePeerMeta(self, leaving); replaced, never modified
+	peers   map[string]*peerRecord
+}
+
+// peerRecord is what Discovery keeps about a peer.
+type peerRecord struct {
+	PeerState
+	leaving bool // the last metadata announced a graceful leave
+}
+
+// gossipKeyInfo labels the gossip key in HKDF, so it never equals a key that
+// the same secret yields for another purpose.
+const gossipKeyInfo = "hiqlite gossip key v1"
+
+// gossipKey derives memberlist's AES-256 key from the cluster secret.
+func gossipKey(secret []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, secret, nil, gossipKeyInfo, 32)
+}
+
+// StartDiscovery starts memberlist on cfg.Bind, announcing cfg.Self, and
+// joins cfg.Join in the background (retrying until a seed answers).
+func StartDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
+	meta, err := encodePeerMeta(cfg.Self, false)
+	if err != nil {
+		return nil, err
+	}
+	host, port, err := resolveBind(cfg.Bind)
+	if err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	mc, timing := discoverySettings(cfg.fast)
+	d := &Discovery{
+		log:     logger,
+		timing:  timing,
+		id:      cfg.Self.ID,
+		onChg:   cfg.OnChange,
+		changed: make(chan struct{}, 1),
+		stopCh:  make(chan struct{}),
+		leftCh:  make(chan struct{}),
+		self:    cfg.Self,
+		meta:    meta,
+		peers:   make(map[string]*peerRecord),
+	}
+
+	mc.Name = cfg.Self.ID
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertiseAddr, mc.AdvertisePort = "", port // the bound address and port
+	if len(cfg.Secret) > 0 {
+		key, err := gossipKey(cfg.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("hiqlite: derive gossip key: %w", err)
+		}
+		mc.SecretKey = key
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
+	mc.Delegate = gossipDelegate{d}
+	mc.Events = gossipDelegate{d}
+	mc.Logger = log.New(memberlistLog{logger.Named("memberlist")}, "", 0)
+
+	// Create announces this node to itself: the delegates run before it
+	// returns, so everything they touch is ready above.
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("hiqlite: start gossip on %s: %w", cfg.Bind, err)
+	}
+	d.ml = ml
+	d.addr = ml.LocalNode().Address()
+	d.seeds = otherSeeds(cfg.Join, d.addr, cfg.Bind)
+	logger.Debug("gossip started", "addr", d.addr, "encrypted", len(cfg.Secret) > 0, "seeds", d.seeds)
+
+	if d.onChg != nil {
+		d.goFunc(d.notifyLoop)
+	}
+	if len(d.seeds) > 0 {
+		d.goFunc(d.joinLoop)
+	}
+	return d, nil
+}
+
+// goFunc runs f on a goroutine that Close joins.
+func (d *Discovery) goFunc(f func()) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f()
+	}()
+}
+
+// Addr returns the gossip address other nodes reach this one at (the bound
+// port, even when Bind asked for port 0).
+func (d *Discovery) Addr() string { return d.addr }
+
+// Peers returns every node seen since start, this one included, sorted by
+// ID. Dead and left nodes stay, with the time they died or left, until
+// Forget.
+func (d *Discovery) Peers() []PeerState {
+	d.mu.Lock()
+	out := make([]PeerState, 0, len(d.peers))
+	for _, r := range d.peers {
+		out = append(out, r.PeerState)
+	}
+	d.mu.Unlock()
+	slices.SortFunc(out, func(a, b PeerState) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Forget drops a dead or left node from Peers, typically after the leader
+// removed it from the Raft configuration. It does nothing for this node and
+// for live ones. A forgotten node that comes back appears again.
+func (d *Discovery) Forget(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r, ok := d.peers[id]; ok && id != d.id && (r.Status == StatusDead || r.Status == StatusLeft) {
+		delete(d.peers, id)
+	}
+}
+
+// Update changes this node's metadata (self.ID must stay the same) and
+// gossips it. It waits, for a few seconds at most, until the update has been
+// sent around; an error after that only means it is still spreading.
+func (d *Discovery) Update(self Peer) error {
+	if self.ID != d.id {
+		return fmt.Errorf("hiqlite: gossip update: the node id cannot change from %q to %q", d.id, self.ID)
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if d.left {
+		return errors.New("hiqlite: gossip update: the node has left the cluster")
+	}
+	d.mu.Lock()
+	meta, err := encodePeerMeta(self, d.leaving)
+	same := err == nil && slices.Equal(meta, d.meta)
+	if err == nil {
+		d.self, d.meta = self, meta
+	}
+	d.mu.Unlock()
+	if err != nil || same {
+		return err
+	}
+	if err := d.ml.UpdateNode(d.timing.update); err != nil {
+		return fmt.Errorf("hiqlite: gossip update: %w", err)
+	}
+	return nil
+}
+
+// Leave leaves the gossip cluster gracefully: peers see this node as left
+// rather than dead. Discovery keeps running until Close. Leave waits up to
+// timeout (a few seconds when timeout <= 0) for the news to go out; later
+// calls do nothing.
+//
+// memberlist alone cannot tell its delegates a leave from a failure (see
+// StatusSuspect), so the leave is announced first in metadata, gossiped and
+// pushed to every live peer over TCP; a peer that sees the node go with that
+// announcement records it as left, otherwise as dead.
+func (d *Discovery) Leave(timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = d.timing.update
+	}
+	deadline := time.Now().Add(timeout)
+	remaining := func() time.Duration {
+		// memberlist waits forever on a timeout of 0.
+		return max(time.Until(deadline), time.Nanosecond)
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if d.left {
+		return nil
+	}
+	d.left = true
+	close(d.leftCh)
+
+	d.mu.Lock()
+	meta, err := encodePeerMeta(d.self, true)
+	if err == nil {
+		d.leaving, d.meta = true, meta
+	}
+	var addrs []string
+	for _, r := range d.peers {
+		if r.ID != d.id && r.Status == StatusAlive {
+			addrs = append(addrs, r.GossipAddr)
+		}
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return err // cannot happen: self was valid when set
+	}
+
+	var errs []error
+	if err := d.ml.UpdateNode(remaining()); err != nil {
+		errs = append(errs, fmt.Errorf("hiqlite: gossip leave announcement: %w", err))
+	}
+	d.pushState(addrs, deadline)
+	if err := d.ml.Leave(remaining()); err != nil {
+		errs = append(errs, fmt.Errorf("hiqlite: gossip leave: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// pushState sends this node's state to addrs by a full state exchange (what
+// memberlist's Join does), so each of them has the latest metadata
+// before the leave message. It waits until deadline at most; an exchange
+// still running then finishes on its own, and Close joins it.
+func (d *Discovery) pushState(addrs []string, deadline time.Time) {
+	if len(addrs) == 0 {
+		return
+	}
+	done := make(chan struct{})
+	d.goFunc(func() {
+		defer close(done)
+		if n, err := d.ml.Join(addrs); err != nil || n < len(addrs) {
+			d.log.Debug("push state before leaving", "peers", len(addrs), "reached", n, "error", err)
+		}
+	})
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// Close stops gossip without leaving (peers will see this node dead unless
+// Leave came first) and joins Discovery's goroutines. It waits for an
+// Update or Leave in progress, and for a join attempt in flight, which
+// memberlist bounds by its TCP timeout.
+func (d *Discovery) Close() error {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	close(d.stopCh)
+	err := d.ml.Shutdown()
+	d.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("hiqlite: stop gossip: %w", err)
+	}
+	return nil
+}
+
+// joinLoop joins the seeds, retrying with exponential backoff until one of
+// them answers, then keeps watching: when the node has been alone for
+// timing.aloneAfter (all its peers died, or it was cut off long enough for
+// memberlist to give up on them) it tries the seeds again. It ends at Close
+// or Leave.
+func (d *Discovery) joinLoop() {
+	backoff := d.timing.joinMin
+	joined := false
+	warned := false
+	var aloneSince time.Time
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stopCh:
+			return
+		case <-d.leftCh:
+			return
+		case <-t.C:
+		}
+		if joined {
+			if d.ml.NumMembers() > 1 {
+				aloneSince = time.Time{}
+				t.Reset(d.timing.aloneCheck)
+				continue
+			}
+			if aloneSince.IsZero() {
+				aloneSince = time.Now()
+			}
+			if time.Since(aloneSince) < d.timing.aloneAfter {
+				t.Reset(d.timing.aloneCheck)
+				continue
+			}
+		}
+		d.joinAttempts.Add(1)
+		n, err := d.ml.Join(d.seeds)
+		// A seed that is this node under another name answers too: only
+		// another member proves the join.
+		if n > 0 && d.ml.NumMembers() > 1 {
+			if warned || joined {
+				d.log.Info("joined gossip", "seeds_answered", n)
+			} else {
+				d.log.Debug("joined gossip", "seeds_answered", n)
+			}
+			joined, warned = true, false
+			aloneSince = time.Time{}
+			backoff = d.timing.joinMin
+			t.Reset(d.timing.aloneCheck)
+			continue
+		}
+		why := "only this node answered"
+		if err != nil {
+			why = strings.Join(strings.Fields(err.Error()), " ") // memberlist lists one error per line
+		}
+		if backoff >= d.timing.joinMax && !warned {
+			d.log.Warn("cannot join gossip yet; retrying", "seeds", d.seeds, "error", why)
+			warned = true
+		} else {
+			d.log.Debug("cannot join gossip yet; retrying", "seeds", d.seeds, "in", backoff, "error", why)
+		}
+		t.Reset(backoff)
+		backoff = min(2*backoff, d.timing.joinMax)
+	}
+}
+
+// notifyLoop calls OnChange after changes, one call for any burst of them.
+func (d *Discovery) notifyLoop() {
+	for {
+		select {
+		case <-d.stopCh:
+			return
+		case <-d.changed:
+			d.onChg()
+		}
+	}
+}
+
+// signal tells notifyLoop that something changed; it never blocks.
+func (d *Discovery) signal() {
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}
+
+// observe records what memberlist reports about node n: gone is false for a
+// join or a metadata update, true when it died or left. Malformed metadata
+// is ignored (a known node can still go away).
+func (d *Discovery) observe(n *memberlist.Node, gone bool) {
+	p, leaving, err := decodePeerMeta(n.Meta)
+	if err == nil && p.ID != n.Name {
+		err = fmt.Errorf("metadata names node %q", p.ID)
+	}
+	addr := n.Address()
+	now := time.Now()
+
+	d.mu.Lock()
+	r, known := d.peers[n.Name]
+	if err != nil && (!known || !gone) {
+		d.mu.Unlock()
+		d.log.Debug("ignoring gossip peer with malformed metadata", "name", n.Name, "addr", addr, "meta_len", len(n.Meta), "error", err)
+		return
+	}
+	if !known {
+		r = &peerRecord{}
+		d.peers[n.Name] = r
+	}
+	old := *r
+	if err == nil {
+		r.Peer, r.leaving = p, leaving
+	}
+	r.GossipAddr = addr
+	status := StatusAlive
+	if gone {
+		status = StatusDead
+		if r.leaving {
+			status = StatusLeft
+		}
+	}
+	if r.Status != status {
+		r.Status, r.Since = status, now
+	}
+	changed := !known || r.Peer != old.Peer || r.GossipAddr != old.GossipAddr || r.Status != old.Status
+	d.mu.Unlock()
+
+	if changed {
+		if old.Status != r.Status {
+			d.log.Debug("gossip peer", "id", n.Name, "addr", addr, "status", r.Status)
+		}
+		d.signal()
+	}
+}
+
+// gossipDelegate is Discovery as memberlist's Delegate and EventDelegate.
+// memberlist calls it on its own goroutines, some while holding its node
+// lock: every method only takes Discovery.mu, briefly, and never blocks.
+type gossipDelegate struct{ d *Discovery }
+
+var (
+	_ memberlist.Delegate      = gossipDelegate{}
+	_ memberlist.EventDelegate = gossipDelegate{}
+)
+
+// NodeMeta returns this node's encoded Peer. memberlist keeps the slice;
+// Discovery never modifies one it has handed out.
+func (g gossipDelegate) NodeMeta(limit int) []byte {
+	g.d.mu.Lock()
+	defer g.d.mu.Unlock()
+	if len(g.d.meta) > limit { // cannot happen: maxPeerMetaLen < MetaMaxSize
+		g.d.log.Error("gossip metadata too long", "len", len(g.d.meta), "limit", limit)
+		return nil
+	}
+	return g.d.meta
+}
+
+func (gossipDelegate) NotifyMsg([]byte)                  {}
+func (gossipDelegate) GetBroadcasts(_, _ int) [][]byte   { return nil }
+func (gossipDelegate) LocalState(bool) []byte            { return nil }
+func (gossipDelegate) MergeRemoteState(_ []byte, _ bool) {}
+func (g gossipDelegate) NotifyJoin(n *memberlist.Node)   { g.d.observe(n, false) }
+func (g gossipDelegate) NotifyUpdate(n *memberlist.Node) { g.d.observe(n, false) }
+func (g gossipDelegate) NotifyLeave(n *memberlist.Node)  { g.d.observe(n, true) }
+
+// Peer metadata, version 1:
+//
+//	version   1 byte  peerMetaV1
+//	flags     1 byte  metaVoter | metaInCluster | metaLeaving
+//	id        1 byte length, then the id (1 to maxPeerIDLen printable ASCII bytes)
+//	raft addr 1 byte length, then host:port (at most maxRaftAddrLen bytes)
+//
+// A version 1 decoder ignores flag bits and trailing bytes it does not know,
+// so version 1 may grow by appending; a layout that older nodes cannot read
+// takes a new version byte, and they ignore peers that announce it.
+const (
+	peerMetaV1     = 1
+	metaVoter      = 1 << 0
+	metaInCluster  = 1 << 1
+	metaLeaving    = 1 << 2
+	maxPeerIDLen   = 128
+	maxRaftAddrLen = 255
+	maxPeerMetaLen = 4 + maxPeerIDLen + maxRaftAddrLen
+)
+
+var _ = [memberlist.MetaMaxSize - 1 - maxPeerMetaLen]struct{}{} // the metadata always fits
+
+// encodePeerMeta encodes p, and whether the node is leaving, as memberlist
+// node metadata. It fails when p would not decode.
+func encodePeerMeta(p Peer, leaving bool) ([]byte, error) {
+	if err := checkPeer(p); err != nil {
+		return nil, err
+	}
+	var flags byte
+	if p.Voter {
+		flags |= metaVoter
+	}
+	if p.InCluster {
+		flags |= metaInCluster
+	}
+	if leaving {
+		flags |= metaLeaving
+	}
+	b := make([]byte, 0, 4+len(p.ID)+len(p.RaftAddr))
+	b = append(b, peerMetaV1, flags, byte(len(p.ID)))
+	b = append(b, p.ID...)
+	b = append(b, byte(len(p.RaftAddr)))
+	b = append(b, p.RaftAddr...)
+	return b, nil
+}
+
+// decodePeerMeta decodes metadata from the network; it never panics.
+func decodePeerMeta(b []byte) (p Peer, leaving bool, err error) {
+	if len(b) < 2 {
+		return Peer{}, false, fmt.Errorf("gossip metadata: %d bytes", len(b))
+	}
+	if b[0] != peerMetaV1 {
+		return Peer{}, false, fmt.Errorf("gossip metadata: unknown version %d", b[0])
+	}
+	flags := b[1]
+	rest := b[2:]
+	field := func() (string, bool) {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return "", false
+		}
+		s := string(rest[1 : 1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+		return s, true
+	}
+	id, ok1 := field()
+	addr, ok2 := field()
+	if !ok1 || !ok2 {
+		return Peer{}, false, errors.New("gossip metadata: truncated")
+	}
+	p = Peer{ID: id, RaftAddr: addr, Voter: flags&metaVoter != 0, InCluster: flags&metaInCluster != 0}
+	if err := checkPeer(p); err != nil {
+		return Peer{}, false, err
+	}
+	return p, flags&metaLeaving != 0, nil
+}
+
+// checkPeer reports whether p can be announced.
+func checkPeer(p Peer) error {
+	if n := len(p.ID); n == 0 || n > maxPeerIDLen || strings.IndexFunc(p.ID, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return fmt.Errorf("hiqlite: gossip metadata: invalid node id %q: want 1 to %d printable ASCII characters", p.ID, maxPeerIDLen)
+	}
+	if len(p.RaftAddr) > maxRaftAddrLen || !utf8.ValidString(p.RaftAddr) {
+		return fmt.Errorf("hiqlite: gossip metadata: raft address of node %q longer than %d bytes or not UTF-8", p.ID, maxRaftAddrLen)
+	}
+	host, port, err := net.SplitHostPort(p.RaftAddr)
+	if err == nil && host == "" {
+		err = errors.New("empty host")
+	}
+	if err == nil {
+		if n, perr := strconv.ParseUint(port, 10, 16); perr != nil || n == 0 {
+			err = errors.New("want a port from 1 to 65535")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("hiqlite: gossip metadata: raft address %q of node %q: %w", p.RaftAddr, p.ID, err)
+	}
+	return nil
+}
+
+// resolveBind splits a gossip bind address into the IP and port memberlist
+// takes. memberlist listens on every interface when the IP does not parse,
+// so a host name is resolved here.
+func resolveBind(bind string) (string, int, error) {
+	host, sport, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", 0, fmt.Errorf("hiqlite: gossip bind address %q: %w", bind, err)
+	}
+	port, err := strconv.ParseUint(sport, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("hiqlite: gossip bind address %q: invalid port", bind)
+	}
+	switch {
+	case host == "":
+		host = "0.0.0.0"
+	case net.ParseIP(host) == nil:
+		ips, err := net.LookupIP(host)
+		if err == nil && len(ips) == 0 {
+			err = errors.New("no address")
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("hiqlite: gossip bind address %q: %w", bind, err)
+		}
+		ip := ips[0]
+		for _, c := range ips {
+			if c.To4() != nil {
+				ip = c
+				break
+			}
+		}
+		host = ip.String()
+	}
+	return host, int(port), nil
+}
+
+// otherSeeds returns seeds without those that are literally this node (its
+// advertised or bind address). A seed that reaches this node under another
+// name stays; joinLoop copes with it.
+func otherSeeds(seeds []string, self ...string) []string {
+	canon := func(a string) string {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return a
+		}
+		if ip := net.ParseIP(host); ip != nil {
+			host = ip.String()
+		}
+		return net.JoinHostPort(host, port)
+	}
+	var mine []string
+	for _, s := range self {
+		mine = append(mine, canon(s))
+	}
+	var out []string
+	for _, s := range seeds {
+		if !slices.Contains(mine, canon(s)) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// memberlistLog carries memberlist's log lines ("[LEVEL] memberlist: ...")
+// into hclog one level quieter where it matters: memberlist reports routine
+// events (every stream connection) at DEBUG and INFO, and failures it
+// recovers from (a lost packet, an unreachable peer) at ERR. Errors become
+// warnings, INFO debug, DEBUG trace.
+type memberlistLog struct{ l hclog.Logger }
+
+func (w memberlistLog) Write(b []byte) (int, error) {
+	s := strings.TrimSpace(string(b))
+	level := hclog.Debug
+	for _, p := range [...]struct {
+		prefix string
+		level  hclog.Level
+	}{
+		{"[TRACE]", hclog.Trace}, {"[DEBUG]", hclog.Trace}, {"[INFO]", hclog.Debug},
+		{"[WARN]", hclog.Warn}, {"[ERR]", hclog.Warn}, {"[ERROR]", hclog.Warn},
+	} {
+		if rest, ok := strings.CutPrefix(s, p.prefix); ok {
+			s, level = strings.TrimSpace(rest), p.level
+			break
+		}
+	}
+	w.l.Log(level, strings.TrimPrefix(s, "memberlist: "))
+	return len(b), nil
+}

@@ -1,0 +1,305 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hiqlite/hiqlite/internal/wire"
+	"github.com/hiqlite/hiqlite/replication"
+)
+
+// Forwarding: a follower sends its writes to the leader over an
+// authenticated RPC connection. One connection is one session on the
+// leader: autocommit writes use pooled connections, a write transaction
+// holds one connection from BEGIN to COMMIT or ROLLBACK, and closing the
+// connection rolls back whatever transaction it held.
+
+// rpcServer serves forwarded requests on the leader (and answers "not the
+// leader" elsewhere).
+//
+// mu guards conns and closed.
+type rpcServer struct {
+	n      *Node
+	ctx    context.Context // cancelled by close: ends in-flight waits
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func newRPCServer(n *Node) *rpcServer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &rpcServer{n: n, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+}
+
+// serve is the accept loop; each connection gets its own goroutine.
+func (s *rpcServer) serve() {
+	for {
+		c, err := s.n.mux.AcceptRPC()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.n.goFunc(func() { s.handle(c) })
+	}
+}
+
+// close ends every session (rolling back their transactions) and stops
+// in-flight requests from waiting.
+func (s *rpcServer) close() {
+	s.cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+// handle serves one session: requests in order, one response each.
+func (s *rpcServer) handle(c net.Conn) {
+	var tx Tx
+	defer func() {
+		if tx != nil {
+			tx.Rollback()
+		}
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	r := bufio.NewReader(c)
+	w := bufio.NewWriter(c)
+	for {
+		req, err := wire.ReadMessage(r)
+		if err != nil {
+			return
+		}
+		var resp wire.Message
+		switch m := req.(type) {
+		case *wire.ExecRequest:
+			var out *replication.Response
+			if out, err = s.n.execLocal(s.ctx, m.Busy, m.Origin, m.Flags, m.Stmts); err == nil {
+				resp = &wire.ExecResponse{Index: out.Index, Results: out.Results}
+			}
+		case *wire.TxBeginRequest:
+			if tx != nil {
+				err = errors.New("hiqlite: the session already has a transaction")
+				break
+			}
+			var wt *WriteTx
+			if wt, err = s.n.beginLocal(s.ctx, m.Busy, m.Idle, m.Origin, m.Flags, SnapshotCheck{Index: m.SnapIndex, Valid: m.SnapValid}); err == nil {
+				tx = wt // a nil *WriteTx must not become a non-nil Tx
+			}
+			resp = &wire.OK{}
+		case *wire.TxExecRequest:
+			if tx == nil {
+				err = replication.ErrTxAborted
+				break
+			}
+			var res replication.Result
+			if res, err = tx.Exec(s.ctx, m.Stmt, m.ReadOnly); err == nil {
+				resp = &wire.ResultResponse{Result: res}
+			}
+		case *wire.TxCommitRequest:
+			if tx == nil {
+				err = replication.ErrTxAborted
+				break
+			}
+			var idx uint64
+			if wt, ok := tx.(*WriteTx); ok {
+				idx, err = wt.commit()
+			} else {
+				err = errors.New("hiqlite: forwarded transaction is not local")
+			}
+			tx = nil
+			resp = &wire.CommitResponse{Index: idx}
+		case *wire.TxRollbackRequest:
+			if tx != nil {
+				err = tx.Rollback()
+				tx = nil
+			}
+			resp = &wire.OK{}
+		case *wire.ReadIndexRequest:
+			var idx uint64
+			idx, err = s.n.readIndexLocal(s.ctx)
+			resp = &wire.ReadIndexResponse{Index: idx}
+		default:
+			err = fmt.Errorf("hiqlite: unexpected request %T", req)
+		}
+		if err != nil {
+			resp = &wire.ErrorResponse{Err: s.n.notLeaderHint(err)}
+		}
+		if wire.WriteMessage(w, resp) != nil || w.Flush() != nil {
+			return
+		}
+	}
+}
+
+// notLeaderHint adds the leader's identity to ErrNotLeader, so the
+// follower can go there at once.
+func (n *Node) notLeaderHint(err error) error {
+	if !errors.Is(err, ErrNotLeader) {
+		return err
+	}
+	id, addr := n.Leader()
+	return &wire.NotLeaderError{LeaderID: id, LeaderAddr: addr}
+}
+
+// rpcConn is one client session to a leader.
+type rpcConn struct {
+	addr string
+	c    net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+}
+
+// call sends req and reads the response. An error from the request's
+// writing means the leader did not get it (safe to retry elsewhere);
+// errSent wraps any failure after that.
+func (rc *rpcConn) call(ctx context.Context, req wire.Message) (wire.Message, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		rc.c.SetDeadline(dl)
+	} else {
+		rc.c.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { rc.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := wire.WriteMessage(rc.w, req); err != nil {
+		return nil, &notSentError{err}
+	}
+	if err := rc.w.Flush(); err != nil {
+		return nil, &notSentError{err}
+	}
+	resp, err := wire.ReadMessage(rc.r)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	if e, ok := resp.(*wire.ErrorResponse); ok {
+		return nil, e.Err
+	}
+	return resp, nil
+}
+
+// ErrOutcomeUnknown: the leader may or may not have applied a forwarded
+// write whose reply was lost. Check with a read before retrying.
+var ErrOutcomeUnknown = errors.New("hiqlite: connection to the leader lost after the request was sent; the write may or may not have been applied")
+
+// notSentError: the request never left this node, so retrying is safe.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "hiqlite: send to leader: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// rpcClient pools idle sessions to the leader.
+//
+// mu guards idle.
+type rpcClient struct {
+	n    *Node
+	mu   sync.Mutex
+	idle []*rpcConn
+}
+
+// get returns an idle session to the current leader, or dials one.
+func (cl *rpcClient) get(ctx context.Context) (*rpcConn, error) {
+	_, addr := cl.n.Leader()
+	if addr == "" {
+		return nil, ErrNoLeader
+	}
+	cl.mu.Lock()
+	for len(cl.idle) > 0 {
+		rc := cl.idle[len(cl.idle)-1]
+		cl.idle = cl.idle[:len(cl.idle)-1]
+		if rc.addr == addr {
+			cl.mu.Unlock()
+			return rc, nil
+		}
+		rc.c.Close()
+	}
+	cl.mu.Unlock()
+	c, err := cl.n.mux.DialRPC(ctx, addr)
+	if err != nil {
+		return nil, &notSentError{err}
+	}
+	return &rpcConn{addr: addr, c: c, r: bufio.NewReader(c), w: bufio.NewWriter(c)}, nil
+}
+
+func (cl *rpcClient) put(rc *rpcConn) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if len(cl.idle) >= 16 {
+		rc.c.Close()
+		return
+	}
+	cl.idle = append(cl.idle, rc)
+}
+
+func (cl *rpcClient) close() {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, rc := range cl.idle {
+		rc.c.Close()
+	}
+	cl.idle = nil
+}
+
+// forward sends one request to the leader and returns its response. It
+// retries, until ctx ends, while the request provably did not reach a
+// leader (no leader known, dial failure, "not the leader").
+func (n *Node) forward(ctx context.Context, req wire.Message) (wire.Message, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		rc, err := n.client.get(ctx)
+		var resp wire.Message
+		if err == nil {
+			resp, err = rc.call(ctx, req)
+			if err == nil || !isTransportError(err) {
+				n.client.put(rc)
+			} else {
+				rc.c.Close()
+			}
+		}
+		if !retryable(err) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("hiqlite: forward to leader: %w (last error: %v)", ctx.Err(), err)
+		case <-n.stopCh:
+			return nil, ErrClosed
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// isTransportError: the session is unusable after err.
+func isTransportError(err error) bool {
+	var ns *notSentError
+	return errors.As(err, &ns) || errors.Is(err, ErrOutcomeUnknown)
+}
+
+// retryable: err proves the request was not applied by any leader.
+func retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ns *notSentError
+	return errors.As(err, &ns) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)
+}

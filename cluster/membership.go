@@ -1,0 +1,173 @@
+package cluster
+
+import (
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// membershipInterval is how often the membership loop re-checks gossip
+// against the Raft configuration even without a gossip event.
+const membershipInterval = time.Second
+
+// runMembership is the node's membership goroutine (cluster mode only). It
+// wakes on gossip changes and on a timer. Before the node belongs to a
+// cluster it decides whether to bootstrap one (SPEC §8); afterwards, while
+// the node leads, it makes the Raft configuration follow gossip: it adds
+// discovered nodes, removes nodes that left gracefully and reaps nodes dead
+// for longer than ReapTimeout. Leadership changes hand the duty over by
+// themselves: only the current leader acts.
+func (n *Node) runMembership() {
+	t := time.NewTicker(membershipInterval)
+	defer t.Stop()
+	for {
+		if !n.inCluster.Load() {
+			n.maybeBootstrap()
+		} else if n.IsLeader() {
+			n.reconcile()
+		}
+		select {
+		case <-n.stopCh:
+			return
+		case <-n.gossipCh:
+		case <-t.C:
+		}
+	}
+}
+
+// maybeBootstrap bootstraps the cluster when this node sees Expect voters
+// in gossip, none of them belongs to a cluster yet, and this node has the
+// lowest id among them: exactly those voters form the first configuration.
+// A node that sees a peer in a cluster never bootstraps: it waits for the
+// leader to add it (a node whose data was wiped comes back that way, as
+// itself). Raft state on disk also means "in a cluster" (see Open).
+func (n *Node) maybeBootstrap() {
+	peers := n.disc.Peers()
+	var voters []PeerState
+	for _, p := range peers {
+		if p.Status != "alive" {
+			continue
+		}
+		if p.InCluster {
+			return // a cluster exists: wait to be added
+		}
+		if p.Voter {
+			voters = append(voters, p)
+		}
+	}
+	if n.raftHasState() {
+		n.setInCluster()
+		return
+	}
+	if len(voters) < n.cfg.Expect || !n.cfg.Voter {
+		return
+	}
+	slices.SortFunc(voters, func(a, b PeerState) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	voters = voters[:n.cfg.Expect]
+	if voters[0].ID != n.id {
+		return // the lowest id bootstraps; the others are added by it
+	}
+	var conf raft.Configuration
+	for _, p := range voters {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
+	}
+	n.cfg.Logger.Info("bootstrapping the cluster", "voters", len(conf.Servers))
+	if err := n.raft.BootstrapCluster(conf).Error(); err != nil && err != raft.ErrCantBootstrap {
+		n.cfg.Logger.Error("bootstrap failed", "error", err)
+		return
+	}
+	n.setInCluster()
+}
+
+// raftHasState reports whether raft has a configuration: bootstrapped here
+// or received from a leader that added this node.
+func (n *Node) raftHasState() bool {
+	f := n.raft.GetConfiguration()
+	return f.Error() == nil && len(f.Configuration().Servers) > 0
+}
+
+// setInCluster records that the node belongs to a cluster and announces it.
+func (n *Node) setInCluster() {
+	if n.inCluster.Swap(true) {
+		return
+	}
+	if err := n.disc.Update(n.selfPeer()); err != nil {
+		n.cfg.Logger.Warn("announce cluster membership", "error", err)
+	}
+}
+
+func (n *Node) selfPeer() Peer {
+	return Peer{ID: n.id, RaftAddr: n.addr, Voter: n.cfg.Voter, InCluster: n.inCluster.Load()}
+}
+
+// reconcile makes the Raft configuration follow gossip; leader only.
+func (n *Node) reconcile() {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	conf := f.Configuration()
+	index := f.Index()
+	servers := map[string]raft.Server{}
+	for _, s := range conf.Servers {
+		servers[string(s.ID)] = s
+	}
+	now := time.Now()
+	for _, p := range n.disc.Peers() {
+		if p.ID == n.id {
+			continue
+		}
+		s, member := servers[p.ID]
+		switch p.Status {
+		case "alive":
+			wantVoter := p.Voter
+			if member && string(s.Address) == p.RaftAddr && (s.Suffrage == raft.Voter) == wantVoter {
+				continue
+			}
+			var err error
+			if wantVoter {
+				err = n.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout).Error()
+			} else {
+				err = n.raft.AddNonvoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout).Error()
+			}
+			if err != nil {
+				n.cfg.Logger.Warn("add server", "id", p.ID, "error", err)
+				return // the configuration changed under us: retry on the next round
+			}
+			n.cfg.Logger.Info("added server", "id", p.ID, "voter", wantVoter)
+			return
+		case "left":
+			if member {
+				if err := n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout).Error(); err != nil {
+					n.cfg.Logger.Warn("remove server that left", "id", p.ID, "error", err)
+					return
+				}
+				n.cfg.Logger.Info("removed server that left", "id", p.ID)
+				return
+			}
+			n.disc.Forget(p.ID)
+		case "dead":
+			if now.Sub(p.Since) < n.cfg.ReapTimeout {
+				continue
+			}
+			if member {
+				if err := n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout).Error(); err != nil {
+					n.cfg.Logger.Warn("reap dead server", "id", p.ID, "error", err)
+					return
+				}
+				n.cfg.Logger.Info("reaped dead server", "id", p.ID, "dead_for", now.Sub(p.Since))
+				return
+			}
+			n.disc.Forget(p.ID)
+		}
+	}
+}

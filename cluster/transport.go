@@ -1,0 +1,491 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// Defaults of a Mux.
+const (
+	// defaultHandshakeTimeout bounds a handshake, and how long an
+	// authenticated connection waits for its stream's Accept.
+	defaultHandshakeTimeout = 5 * time.Second
+	// defaultMaxHandshakes bounds the handshakes in flight; connections
+	// beyond it are closed at once, so a flood costs no memory.
+	defaultMaxHandshakes = 64
+)
+
+// muxOptions are the knobs of a Mux; tests shrink them.
+type muxOptions struct {
+	handshakeTimeout time.Duration
+	maxHandshakes    int
+}
+
+// Mux owns a node's one TCP listener, which carries Raft and RPC (SPEC §8).
+// It authenticates each accepted connection (auth.go) on a goroutine of its
+// own, under a deadline, so a slow or hostile client never blocks the
+// accept loop, then hands it to the Accept of the stream named by its first
+// byte. Its dial side runs the client handshake. Every connection it returns
+// is authenticated and without deadline.
+//
+// # Goroutines
+//
+// The accept loop and one goroutine per connection, from accept until the
+// end of the handshake and the hand-off to Accept (at most
+// handshakeTimeout each). All start through goFunc and are joined by Close.
+//
+// # Lock protocol
+//
+// mu guards closed and pending; it is held only to read or update them,
+// never across I/O. Each stream has its own lock (see muxStream).
+type Mux struct {
+	ln     net.Listener
+	addr   net.Addr // advertised
+	key    []byte
+	logger hclog.Logger
+	opts   muxOptions
+
+	slots     chan struct{} // one token per handshake in flight
+	raft, rpc *muxStream
+	ctx       context.Context // cancelled by Close; aborts dials in flight
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // every goroutine started by goFunc
+
+	mu      sync.Mutex
+	closed  bool
+	pending map[net.Conn]struct{} // accepted, handshake in flight
+}
+
+// Listen binds addr and starts accepting. advertise is the address peers
+// dial; "" means the bound address (with the real port when addr asks for
+// port 0), which must then not be a wildcard. secret is the cluster secret;
+// the caller allows an empty one only on loopback. A nil logger discards.
+func Listen(addr, advertise string, secret []byte, logger hclog.Logger) (*Mux, error) {
+	return listenMux(addr, advertise, secret, logger, muxOptions{
+		handshakeTimeout: defaultHandshakeTimeout,
+		maxHandshakes:    defaultMaxHandshakes,
+	})
+}
+
+func listenMux(addr, advertise string, secret []byte, logger hclog.Logger, opts muxOptions) (*Mux, error) {
+	if opts.handshakeTimeout <= 0 || opts.maxHandshakes <= 0 {
+		return nil, fmt.Errorf("hiqlite: mux: handshake timeout %v and limit %d must be positive", opts.handshakeTimeout, opts.maxHandshakes)
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("hiqlite: listen: %w", err)
+	}
+	adv, err := advertiseAddr(ln.Addr(), advertise)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Mux{
+		ln:      ln,
+		addr:    adv,
+		key:     authKey(secret),
+		logger:  logger,
+		opts:    opts,
+		slots:   make(chan struct{}, opts.maxHandshakes),
+		ctx:     ctx,
+		cancel:  cancel,
+		pending: map[net.Conn]struct{}{},
+	}
+	m.raft = newMuxStream(m, StreamRaft)
+	m.rpc = newMuxStream(m, StreamRPC)
+	m.goFunc(m.acceptLoop)
+	return m, nil
+}
+
+// advertiseAddr is the address peers dial: advertise, or else bound.
+func advertiseAddr(bound net.Addr, advertise string) (net.Addr, error) {
+	if advertise == "" {
+		if a, ok := bound.(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+			return nil, fmt.Errorf("hiqlite: listen address %s is a wildcard; set an advertise address", bound)
+		}
+		return bound, nil
+	}
+	host, port, err := net.SplitHostPort(advertise)
+	if err != nil {
+		return nil, fmt.Errorf("hiqlite: advertise address %q: %w", advertise, err)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return nil, fmt.Errorf("hiqlite: advertise address %q: port must be 1-65535", advertise)
+	}
+	if ap, err := netip.ParseAddrPort(advertise); err == nil {
+		if ap.Addr().IsUnspecified() {
+			return nil, fmt.Errorf("hiqlite: advertise address %q is a wildcard", advertise)
+		}
+		return net.TCPAddrFromAddrPort(ap), nil
+	}
+	if host == "" {
+		return nil, fmt.Errorf("hiqlite: advertise address %q has no host", advertise)
+	}
+	return advertisedHost(advertise), nil
+}
+
+// advertisedHost is an advertised host:port with a DNS name, kept as
+// written so that peers resolve it when they dial.
+type advertisedHost string
+
+func (a advertisedHost) Network() string { return "tcp" }
+func (a advertisedHost) String() string  { return string(a) }
+
+// Addr is the advertised address.
+func (m *Mux) Addr() net.Addr { return m.addr }
+
+// RaftLayer is the Raft side of the mux, for
+// raft.NewNetworkTransportWithConfig. Its Close closes only the Raft side.
+func (m *Mux) RaftLayer() raft.StreamLayer { return raftLayer{m.raft} }
+
+// AcceptRPC blocks until the next authenticated RPC connection; after Close
+// it returns ErrClosed. The caller owns the connection.
+func (m *Mux) AcceptRPC() (net.Conn, error) { return m.rpc.accept() }
+
+// DialRPC dials addr and authenticates an RPC connection. ctx bounds the
+// dial and the handshake; Close aborts it with ErrClosed. An error means no
+// byte beyond the handshake was sent.
+func (m *Mux) DialRPC(ctx context.Context, addr string) (net.Conn, error) {
+	return m.dial(ctx, addr, m.rpc)
+}
+
+// Close stops accepting, closes the connections in handshake and every
+// connection the mux handed out, and joins its goroutines. Accept and dial
+// return ErrClosed afterwards. It is idempotent.
+func (m *Mux) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	pending := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+
+	m.cancel()
+	err := m.ln.Close()
+	for c := range pending {
+		c.Close()
+	}
+	m.raft.close()
+	m.rpc.close()
+	m.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// goFunc runs f on a goroutine that Close joins.
+func (m *Mux) goFunc(f func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+}
+
+// acceptLoop accepts until the listener closes. It never does I/O on a
+// connection: each gets a handshake slot and a goroutine, or is closed.
+func (m *Mux) acceptLoop() {
+	const minDelay, maxDelay = 5 * time.Millisecond, time.Second
+	var delay time.Duration
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || m.ctx.Err() != nil {
+				return
+			}
+			// Out of file descriptors and the like: back off, as
+			// net/http does, rather than spin.
+			delay = min(max(2*delay, minDelay), maxDelay)
+			m.logger.Warn("accept failed", "error", err, "retry-in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		delay = 0
+		select {
+		case m.slots <- struct{}{}:
+		default:
+			m.logger.Debug("too many handshakes in flight; closing connection", "remote", c.RemoteAddr(), "limit", cap(m.slots))
+			c.Close()
+			continue
+		}
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			c.Close()
+			<-m.slots
+			return
+		}
+		m.pending[c] = struct{}{}
+		m.mu.Unlock()
+		m.goFunc(func() { m.serve(c) })
+	}
+}
+
+// serve authenticates an accepted connection and hands it to its stream.
+func (m *Mux) serve(c net.Conn) {
+	st, err := m.serverHandshake(c)
+	m.mu.Lock()
+	delete(m.pending, c)
+	m.mu.Unlock()
+	<-m.slots
+	if err != nil {
+		m.logger.Debug("handshake failed; closing connection", "remote", c.RemoteAddr(), "error", err)
+		c.Close()
+		return
+	}
+	m.streamOf(st).deliver(c)
+}
+
+func (m *Mux) serverHandshake(c net.Conn) (StreamType, error) {
+	if err := c.SetDeadline(time.Now().Add(m.opts.handshakeTimeout)); err != nil {
+		return 0, err
+	}
+	st, err := serverHandshake(c, m.key, func(st StreamType) bool { return !m.streamOf(st).isClosed() })
+	if err != nil {
+		return 0, err
+	}
+	return st, c.SetDeadline(time.Time{})
+}
+
+func (m *Mux) streamOf(st StreamType) *muxStream {
+	if st == StreamRaft {
+		return m.raft
+	}
+	return m.rpc
+}
+
+// dial connects to addr and runs the client handshake for stream s.
+func (m *Mux) dial(ctx context.Context, addr string, s *muxStream) (net.Conn, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
+
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		if err = m.clientHandshake(ctx, c, s.st); err != nil {
+			c.Close()
+		}
+	}
+	if err != nil {
+		if m.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
+		if cerr := dialCtxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w: %w", cerr, err)
+		}
+		return nil, fmt.Errorf("hiqlite: dial %s %s: %w", s.st, addr, err)
+	}
+	mc, ok := s.track(c)
+	if !ok {
+		c.Close()
+		return nil, ErrClosed
+	}
+	return mc, nil
+}
+
+// dialCtxErr is ctx.Err(), or DeadlineExceeded once the deadline has passed:
+// a connection deadline set from ctx can fire just before ctx's own timer.
+func dialCtxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// clientHandshake runs the client handshake under a deadline: the
+// handshake timeout or ctx's deadline, whichever is sooner. Cancelling ctx
+// interrupts it.
+func (m *Mux) clientHandshake(ctx context.Context, c net.Conn, st StreamType) error {
+	deadline := time.Now().Add(m.opts.handshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.SetDeadline(deadline); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	err := clientHandshake(c, m.key, st)
+	if !stop() {
+		// ctx is done, and its func may yet expire the deadline.
+		if err == nil {
+			err = ctx.Err()
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	return c.SetDeadline(time.Time{})
+}
+
+// muxStream is one side of the mux: the authenticated connections of one
+// StreamType, accepted or dialed.
+//
+// Lock protocol: mu guards closed and conns. A connection is tracked in
+// conns from the end of its handshake until its Close, so that close can
+// close all of them (raft's NetworkTransport does not close the connections
+// it accepted). done is closed, once, under mu.
+type muxStream struct {
+	m    *Mux
+	st   StreamType
+	ch   chan net.Conn // unbuffered: hands an accepted connection to accept
+	done chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[*muxConn]struct{}
+}
+
+func newMuxStream(m *Mux, st StreamType) *muxStream {
+	return &muxStream{m: m, st: st, ch: make(chan net.Conn), done: make(chan struct{}), conns: map[*muxConn]struct{}{}}
+}
+
+// muxConn is an authenticated connection; closing it untracks it.
+type muxConn struct {
+	net.Conn
+	s *muxStream
+}
+
+func (c *muxConn) Close() error {
+	c.s.untrack(c)
+	return c.Conn.Close()
+}
+
+func (s *muxStream) track(c net.Conn) (*muxConn, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	mc := &muxConn{Conn: c, s: s}
+	s.conns[mc] = struct{}{}
+	return mc, true
+}
+
+func (s *muxStream) untrack(c *muxConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *muxStream) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// deliver hands an authenticated connection to accept, waiting at most the
+// handshake timeout for one.
+func (s *muxStream) deliver(c net.Conn) {
+	mc, ok := s.track(c)
+	if !ok {
+		c.Close()
+		return
+	}
+	t := time.NewTimer(s.m.opts.handshakeTimeout)
+	defer t.Stop()
+	select {
+	case s.ch <- mc:
+	case <-s.done:
+		mc.Close()
+	case <-t.C:
+		s.m.logger.Warn("no one accepted an authenticated connection; closing it", "stream", s.st, "remote", c.RemoteAddr())
+		mc.Close()
+	}
+}
+
+// accept returns the next authenticated connection, or ErrClosed.
+func (s *muxStream) accept() (net.Conn, error) {
+	select {
+	case c := <-s.ch:
+		select {
+		case <-s.done:
+			c.Close()
+			return nil, ErrClosed
+		default:
+			return c, nil
+		}
+	case <-s.done:
+		return nil, ErrClosed
+	}
+}
+
+// close stops accepting and dialing and closes every tracked connection.
+func (s *muxStream) close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	close(s.done)
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for c := range conns {
+		c.Conn.Close()
+	}
+}
+
+// raftLayer is the raft.StreamLayer of a mux.
+//
+// raft's NetworkTransport calls Accept from its listen goroutine; after
+// Close, Accept returns ErrClosed at once and the transport, which is then
+// shutting down, stops (it backs off between failed accepts, so it never
+// spins).
+type raftLayer struct{ s *muxStream }
+
+var _ raft.StreamLayer = raftLayer{}
+
+func (l raftLayer) Accept() (net.Conn, error) { return l.s.accept() }
+
+// Close closes the Raft side: raft connections, accepted and dialed, and
+// further raft dials and accepts. The listener stays open for RPC.
+func (l raftLayer) Close() error {
+	l.s.close()
+	return nil
+}
+
+func (l raftLayer) Addr() net.Addr { return l.s.m.addr }
+
+// Dial connects to a peer's mux and authenticates a Raft connection. It is
+// the one place raft's timeout becomes a context.
+func (l raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return l.s.m.dial(ctx, string(address), l.s)
+}

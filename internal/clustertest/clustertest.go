@@ -1,0 +1,316 @@
+// Package clustertest runs hiqlite clusters inside one test process: every
+// node is a real node with its own DATA_DIR, Raft over loopback TCP and
+// gossip over loopback UDP/TCP, opened through database/sql as an
+// application would.
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hiqlite/hiqlite"
+)
+
+// Secret is the cluster secret of test clusters.
+const Secret = "clustertest-secret-0123456789"
+
+// Member is one node of a test cluster.
+type Member struct {
+	ID     string
+	Dir    string
+	Listen string
+	Gossip string
+	Params []string // extra DSN parameters
+	DB     *sql.DB  // nil while killed
+	Node   *hiqlite.Node
+}
+
+// DSN is the member's DSN.
+func (m *Member) DSN(c *Cluster) string {
+	params := []string{
+		"_node=" + m.ID,
+		"_listen=" + m.Listen,
+		"_gossip=" + m.Gossip,
+		"_join=" + strings.Join(c.seeds(), ","),
+		fmt.Sprintf("_expect=%d", c.expect),
+		"_secret=" + Secret,
+	}
+	params = append(params, m.Params...)
+	return m.Dir + "?" + strings.Join(params, "&")
+}
+
+// Cluster is a set of in-process nodes.
+type Cluster struct {
+	t       testing.TB
+	expect  int
+	Members []*Member
+}
+
+// New starts n voters that bootstrap together and waits until they agree
+// on a leader and every node is ready.
+func New(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, expect: n}
+	for i := range n {
+		c.Members = append(c.Members, &Member{
+			ID:     fmt.Sprintf("node%d", i+1),
+			Dir:    filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i+1)),
+			Listen: freeAddr(t),
+			Gossip: freeAddr(t),
+		})
+	}
+	t.Cleanup(c.Close)
+	for i := range c.Members {
+		c.Start(i)
+	}
+	c.WaitReady(30 * time.Second)
+	return c
+}
+
+func (c *Cluster) seeds() []string {
+	var s []string
+	for _, m := range c.Members {
+		s = append(s, m.Gossip)
+	}
+	return s
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", l.Addr().String())
+	if err != nil {
+		// The UDP port is taken: try another.
+		return freeAddr(t)
+	}
+	u.Close()
+	return l.Addr().String()
+}
+
+// Start opens member i (again).
+func (c *Cluster) Start(i int) {
+	c.t.Helper()
+	m := c.Members[i]
+	if m.DB != nil {
+		c.t.Fatalf("%s is already running", m.ID)
+	}
+	db, err := sql.Open("hiqlite", m.DSN(c))
+	if err != nil {
+		c.t.Fatalf("start %s: %v", m.ID, err)
+	}
+	n, err := hiqlite.NodeOf(context.Background(), db)
+	if err != nil {
+		db.Close()
+		c.t.Fatalf("start %s: %v", m.ID, err)
+	}
+	m.DB, m.Node = db, n
+}
+
+// Kill stops member i without leaving the cluster, as a crash would look
+// to the others (its files stay).
+func (c *Cluster) Kill(i int) {
+	c.t.Helper()
+	m := c.Members[i]
+	if m.DB == nil {
+		return
+	}
+	if err := m.DB.Close(); err != nil {
+		c.t.Logf("close %s: %v", m.ID, err)
+	}
+	m.DB, m.Node = nil, nil
+}
+
+// Restart kills and starts member i.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.Kill(i)
+	c.Start(i)
+}
+
+// Wipe deletes member i's DATA_DIR; the member must be killed.
+func (c *Cluster) Wipe(i int) {
+	c.t.Helper()
+	m := c.Members[i]
+	if m.DB != nil {
+		c.t.Fatalf("wipe %s while it runs", m.ID)
+	}
+	if err := os.RemoveAll(m.Dir); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// Close stops every member.
+func (c *Cluster) Close() {
+	for i := range c.Members {
+		c.Kill(i)
+	}
+}
+
+// Alive returns the indexes of running members.
+func (c *Cluster) Alive() []int {
+	var a []int
+	for i, m := range c.Members {
+		if m.DB != nil {
+			a = append(a, i)
+		}
+	}
+	return a
+}
+
+// WaitFor polls cond until it holds or timeout passes, then fails the test
+// with what.
+func (c *Cluster) WaitFor(what string, timeout time.Duration, cond func() bool) {
+	c.t.Helper()
+	WaitFor(c.t, what, timeout, cond)
+}
+
+// WaitFor polls cond every few milliseconds until it holds; after timeout
+// the test fails naming what it waited for.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	delay := time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(delay) // polling interval, not synchronisation: cond decides
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+}
+
+// Leader waits until the running members agree on one leader among them
+// and returns its index.
+func (c *Cluster) Leader() int {
+	c.t.Helper()
+	leader := -1
+	c.WaitFor("a leader all running members agree on", 30*time.Second, func() bool {
+		leader = -1
+		var id string
+		for _, i := range c.Alive() {
+			lid, _ := c.Members[i].Node.Leader()
+			if lid == "" || (id != "" && lid != id) {
+				return false
+			}
+			id = lid
+			if c.Members[i].ID == lid && c.Members[i].Node.IsLeader() {
+				leader = i
+			}
+		}
+		return leader >= 0
+	})
+	return leader
+}
+
+// Follower returns the index of a running member that is not the leader.
+func (c *Cluster) Follower() int {
+	c.t.Helper()
+	l := c.Leader()
+	for _, i := range c.Alive() {
+		if i != l {
+			return i
+		}
+	}
+	c.t.Fatal("no running follower")
+	return -1
+}
+
+// WaitReady waits until every running member has a leader and has caught up.
+func (c *Cluster) WaitReady(timeout time.Duration) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, i := range c.Alive() {
+		if err := c.Members[i].Node.WaitReady(ctx); err != nil {
+			c.t.Fatalf("%s not ready: %v", c.Members[i].ID, err)
+		}
+	}
+	c.Leader()
+}
+
+// EnsureSame waits until every running member has applied the leader's
+// last write, then checks that all of them hold the same tables, compared
+// by content, value for value with storage classes.
+func (c *Cluster) EnsureSame() {
+	c.t.Helper()
+	l := c.Leader()
+	want := c.Members[l].Node.AppliedIndex()
+	c.WaitFor(fmt.Sprintf("every member to apply index %d", want), 30*time.Second, func() bool {
+		for _, i := range c.Alive() {
+			if c.Members[i].Node.AppliedIndex() < want {
+				return false
+			}
+		}
+		return true
+	})
+	ref := Dump(c.t, c.Members[l].DB)
+	for _, i := range c.Alive() {
+		if i == l {
+			continue
+		}
+		if got := Dump(c.t, c.Members[i].DB); !bytes.Equal(got, ref) {
+			c.t.Fatalf("%s differs from leader %s:\n--- leader\n%s\n--- %s\n%s", c.Members[i].ID, c.Members[l].ID, ref, c.Members[i].ID, got)
+		}
+	}
+}
+
+// Dump renders every table of db (schema, then rows in rowid order with
+// each value's storage class) through the local read path.
+func Dump(t testing.TB, db *sql.DB) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	rows, err := db.Query(`SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for rows.Next() {
+		var name, sql string
+		if err := rows.Scan(&name, &sql); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+		fmt.Fprintln(&out, sql)
+	}
+	rows.Close()
+	for _, name := range names {
+		fmt.Fprintf(&out, "== %s\n", name)
+		r, err := db.Query(`SELECT * FROM "` + name + `" ORDER BY rowid`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := r.Columns()
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for r.Next() {
+			if err := r.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				fmt.Fprintf(&out, "%T:%v ", v, v)
+			}
+			out.WriteByte('\n')
+		}
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	}
+	return out.Bytes()
+}
