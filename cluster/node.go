@@ -121,7 +121,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	n := &Node{cfg: cfg, gate: newGate(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			n.closeResources()
+			n.Close() // tears down whatever started, in order
 		}
 	}()
 	if n.lock, err = lockDir(cfg.Dir); err != nil {
@@ -165,6 +165,11 @@ func Open(cfg Config) (_ *Node, err error) {
 	has, err := raft.HasExistingState(n.log, n.log, n.snaps)
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: read raft state: %w", err)
+	}
+	if !has && n.sm.AppliedIndex() > 0 {
+		if err = n.orphanedDatabase(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Listen == "" {
 		err = n.startSingle(rc, has)
@@ -263,6 +268,34 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	}
 	n.goFunc(n.runMembership)
 	return nil
+}
+
+// orphanedDatabase handles a database whose Raft log is gone (the raft
+// directory was deleted): its applied index means nothing to a new log. A
+// single node keeps it, as the only copy, and a new log continues from it.
+// A cluster member moves it aside (kept for the operator) and starts empty,
+// to be caught up by the leader, which would otherwise replay entries over
+// data that already holds them.
+func (n *Node) orphanedDatabase() error {
+	if n.cfg.Listen == "" {
+		n.cfg.Logger.Warn("the raft log is gone; continuing a new log from the existing database", "applied_index", n.sm.AppliedIndex())
+		return n.sm.ResetIndex()
+	}
+	path := n.sm.Path()
+	if err := n.sm.Close(); err != nil {
+		return err
+	}
+	n.sm = nil
+	aside := fmt.Sprintf("%s.orphaned-%d", path, time.Now().Unix())
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Rename(path+suffix, aside+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("hiqlite: move aside the database of a lost raft log: %w", err)
+		}
+	}
+	n.cfg.Logger.Warn("the raft log is gone; the database was moved aside and will be rebuilt from the leader", "moved_to", aside)
+	var err error
+	n.sm, err = replication.Open(path)
+	return err
 }
 
 // restoreIfBehind installs the newest snapshot when the database is older

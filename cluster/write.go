@@ -132,7 +132,8 @@ type WriteTx struct {
 
 	mu    sync.Mutex
 	timer *time.Timer
-	err   error // non-nil once the transaction has ended
+	last  time.Time // end of the last statement
+	err   error     // non-nil once the transaction has ended
 }
 
 // SnapshotCheck asks BeginTx to verify that nothing committed since a read
@@ -177,7 +178,7 @@ func (n *Node) beginLocal(ctx context.Context, busy, idle time.Duration, origin 
 		n.gate.release(true)
 		return nil, err
 	}
-	tx := &WriteTx{n: n, origin: origin, idle: idle}
+	tx := &WriteTx{n: n, origin: origin, idle: idle, last: time.Now()}
 	tx.timer = time.AfterFunc(idle, tx.expire)
 	return tx, nil
 }
@@ -199,6 +200,7 @@ func (tx *WriteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 		tx.finishLocked(err)
 		return res, err
 	}
+	tx.last = time.Now()
 	tx.timer.Reset(tx.idle)
 	return res, err
 }
@@ -251,6 +253,11 @@ func (tx *WriteTx) Rollback() error {
 func (tx *WriteTx) expire() {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
+	if idle := time.Since(tx.last); tx.err == nil && idle < tx.idle {
+		// A statement ran while this timer fired: not idle after all.
+		tx.timer.Reset(tx.idle - idle)
+		return
+	}
 	if tx.err == nil {
 		tx.finishLocked(fmt.Errorf("%w (_txidle=%v)", ErrTxIdle, tx.idle))
 	}

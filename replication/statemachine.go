@@ -138,6 +138,19 @@ func ReadAppliedIndex(conn *sqlite3.Conn) (uint64, error) {
 	return idx, err
 }
 
+// ResetIndex forgets the applied index, for a database that outlived its
+// Raft log: the entries of a new log must all apply to it.
+func (sm *StateMachine) ResetIndex() error {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if err := sm.w.Exec(`UPDATE _hiqlite_state SET applied_index = 0, applied_term = 0`); err != nil {
+		return err
+	}
+	sm.applied.Store(0)
+	sm.seen.Store(0)
+	return nil
+}
+
 // Path is the database file.
 func (sm *StateMachine) Path() string { return sm.path }
 
