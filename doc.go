@@ -74,12 +74,12 @@
 //	_txidle        idle timeout of an open write transaction            5s
 //	_busy          how long a writer waits for the write slot           5s
 //
-// _node, _consistency, _timeout, _txidle and _busy take effect now. The
-// cluster parameters (_listen, _advertise, _gossip, _join, _expect, _secret,
-// _secret_file, _voter) are parsed and validated now, including the rules
-// that tie them together (_gossip requires _listen, a non-loopback address
-// requires a secret, ...); they take effect with the cluster issue. Durations
-// use Go's syntax (500ms, 10s).
+// Rules that tie the parameters together are checked at open (_gossip
+// requires _listen, a non-loopback address requires a secret, ...).
+// Cluster mode (_listen, _gossip, _join, _expect) forms a cluster by gossip
+// and forwards writes from followers to the leader; exactly-once retries of
+// forwarded writes are not implemented yet. Durations use Go's syntax
+// (500ms, 10s).
 //
 // # Reads and writes
 //
