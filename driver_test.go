@@ -50,7 +50,7 @@ func openDir(t testing.TB, dir string, params ...string) *sql.DB {
 	return db
 }
 
-func mustExec(t *testing.T, db interface {
+func mustExec(t testing.TB, db interface {
 	Exec(string, ...any) (sql.Result, error)
 }, q string, args ...any) sql.Result {
 	t.Helper()
