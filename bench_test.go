@@ -33,23 +33,7 @@ func BenchmarkInsert(b *testing.B) {
 		b.Run(itoa(writers)+"writers", func(b *testing.B) {
 			db := benchDB(b, 0)
 			db.SetMaxOpenConns(writers)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			for range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						if _, err := db.Exec(`INSERT INTO k(v) VALUES (?)`, "x"); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
+			insertConcurrently(b, db, writers)
 		})
 	}
 }
@@ -109,23 +93,29 @@ func BenchmarkClusterInsert(b *testing.B) {
 			if on == "follower" {
 				db = c.Members[c.Follower()].DB
 			}
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			for range 16 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						if _, err := db.Exec(`INSERT INTO k(v) VALUES (?)`, "x"); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
+			insertConcurrently(b, db, 16)
 		})
 	}
+}
+
+// insertConcurrently runs b.N single-row inserts on db from writers
+// goroutines and reports inserts per second.
+func insertConcurrently(b *testing.B, db *sql.DB, writers int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if _, err := db.Exec(`INSERT INTO k(v) VALUES (?)`, "x"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
 }

@@ -209,43 +209,41 @@ func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, nargs []driver.NamedValue) (driver.Result, error) {
-	args, err := toArgs(nargs)
+	p, args, err := c.start(ctx, query, nargs)
 	if err != nil {
 		return nil, err
 	}
-	// A linearizable read waits before preparing, so that it prepares
-	// against the schema it must see.
-	linearized, err := c.linearize(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.prepare(query)
-	if err != nil {
-		return nil, err
-	}
-	p.linearized = linearized
 	if p.s != nil {
 		defer p.s.Close()
 	}
 	return c.exec(ctx, p, args)
 }
 
-func (c *conn) QueryContext(ctx context.Context, query string, nargs []driver.NamedValue) (driver.Rows, error) {
+// start converts the arguments and prepares an unprepared query. A
+// linearizable read waits for the read index first, so that it prepares
+// against the schema it must see.
+func (c *conn) start(ctx context.Context, query string, nargs []driver.NamedValue) (*prepared, []replication.Arg, error) {
 	args, err := toArgs(nargs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// A linearizable read waits before preparing, so that it prepares
-	// against the schema it must see.
 	linearized, err := c.linearize(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p, err := c.prepare(query)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p.linearized = linearized
+	return p, args, nil
+}
+
+func (c *conn) QueryContext(ctx context.Context, query string, nargs []driver.NamedValue) (driver.Rows, error) {
+	p, args, err := c.start(ctx, query, nargs)
+	if err != nil {
+		return nil, err
+	}
 	r, own, err := c.query(ctx, p, args)
 	if p.s != nil && !own {
 		p.s.Close()
