@@ -2,7 +2,6 @@ package hiqlite_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/ncruces/go-sqlite3"
 
-	"github.com/hiqlite/hiqlite"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -103,13 +101,8 @@ func TestReplayIsDeterministic(t *testing.T) {
 		t.Fatalf("%d rows, want 15", len(seenR))
 	}
 
-	n, err := hiqlite.NodeOf(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := dumpDB(t, filepath.Join(dir, "hiqlite.db"))
 	db.Close()
-	_ = n
 
 	// Feed the log to a fresh state machine.
 	meta := &metadb.BoltMetaDB{}
