@@ -27,6 +27,11 @@ const (
 	KindTx CommandKind = 2
 	// KindNoop changes nothing but the applied index (barriers, tests).
 	KindNoop CommandKind = 3
+	// KindFence settles the outcome of its Origin's write: if that write
+	// was applied, the fence reports where; if not, the fence makes sure it
+	// never will be (a later copy of it in the log is refused). It has no
+	// statements. An interrupted COMMIT is resolved with one.
+	KindFence CommandKind = 4
 )
 
 func (k CommandKind) String() string {
@@ -37,6 +42,8 @@ func (k CommandKind) String() string {
 		return "tx"
 	case KindNoop:
 		return "noop"
+	case KindFence:
+		return "fence"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -50,7 +57,9 @@ const (
 )
 
 // Origin names the session that sent a write: (Node, Session, Seq) is unique
-// and lets the state machine recognise a retried command.
+// and lets the state machine recognise a retried command. A session's writes
+// must carry increasing Seq, one write at a time; Session 0 opts out of
+// exactly-once (nothing is recorded, so such a write must not be retried).
 type Origin struct {
 	Node    string
 	Session uint64
@@ -199,7 +208,7 @@ func UnmarshalCommand(data []byte) (*Command, error) {
 		return nil, d.err
 	}
 	switch c.Kind {
-	case KindExec, KindTx, KindNoop:
+	case KindExec, KindTx, KindNoop, KindFence:
 	default:
 		return nil, fmt.Errorf("%w: unknown command kind %d", ErrCorruptCommand, c.Kind)
 	}

@@ -131,6 +131,10 @@ func (sm *StateMachine) Restore(r io.ReadCloser) error {
 	if err := sm.w.Restore("main", name); err != nil {
 		return sm.stop(fmt.Errorf("restore snapshot: %w", err))
 	}
+	// A snapshot of an older version may lack the session table.
+	if err := sm.w.Exec(sessionSchema); err != nil {
+		return sm.stop(fmt.Errorf("restore snapshot: %w", err))
+	}
 	idx, _, err := readState(sm.w)
 	if err != nil {
 		return sm.stop(fmt.Errorf("read restored state: %w", err))

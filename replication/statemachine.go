@@ -36,7 +36,7 @@ INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0);`
 // # Lock protocol
 //
 // mu guards the writer, the reference connection, env, the statement cache,
-// pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
+// the session statements, codec, pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
 // Restore; the leader's transaction owner takes it per statement in BeginTx,
 // ExecTx and RollbackTx. No method holds mu while waiting for anything other
 // than SQLite. applied and fault are atomics, readable without mu.
@@ -49,9 +49,13 @@ type StateMachine struct {
 	env     *Env
 	cache   map[string]*sqlite3.Stmt
 	setMeta *sqlite3.Stmt
+	codec   ResultCodec
 	fkOn    bool
 	pending *pendingTx
 	closed  bool
+
+	// getSession and putSession read and write _hiqlite_sessions.
+	getSession, putSession *sqlite3.Stmt
 
 	applied atomic.Uint64 // index of the last command in the database
 	seen    atomic.Uint64 // index of the last entry applied, command or not
@@ -105,6 +109,9 @@ func (sm *StateMachine) init() error {
 	}
 	sm.setMeta, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_state SET applied_index = ?, applied_term = ? WHERE id = 1`, sqlite3.PREPARE_PERSISTENT)
 	if err != nil {
+		return err
+	}
+	if err := sm.prepareSessions(); err != nil {
 		return err
 	}
 	idx, _, err := readState(sm.w)
@@ -207,6 +214,12 @@ type Response struct {
 	Index   uint64
 	Results []Result
 	Err     error
+	// Duplicate: the command was a copy of its origin's write, applied
+	// before at Index; Results are the recorded ones.
+	Duplicate bool
+	// NotApplied: the origin's write was not applied and never will be
+	// (a KindFence, or a copy that came too late; Err is then ErrNotApplied).
+	NotApplied bool
 }
 
 // Apply applies one committed Raft log entry. It implements raft.FSM; raft
@@ -260,15 +273,24 @@ func (sm *StateMachine) applyLog(l *raft.Log) *Response {
 	return resp
 }
 
-// apply runs cmd at index in one SQLite transaction that also records index.
-// A returned error is a node fault; SQL errors of statements are results.
+// apply runs cmd at index in one SQLite transaction that also records index
+// (and, for a tracked command, its session's record). A returned error is a
+// node fault; SQL errors of statements are results.
 func (sm *StateMachine) apply(index, term uint64, cmd *Command) (*Response, error) {
 	resp := &Response{Index: index}
+	var rec sessionRecord
+	if tracked(cmd) {
+		var err error
+		if rec, err = sm.lookupSession(cmd.Origin); err != nil {
+			return nil, err
+		}
+	}
+	dup := rec.found && cmd.Origin.Seq <= rec.seq
 	if p := sm.pending; p != nil {
-		if cmd.Kind == KindTx && p.origin == cmd.Origin {
+		if !dup && cmd.Kind == KindTx && p.origin == cmd.Origin {
 			// The leader already ran this transaction on the writer.
 			sm.pending = nil
-			if err := sm.commitMeta(index, term); err != nil {
+			if err := sm.finish(index, term, cmd, true, nil); err != nil {
 				return nil, err
 			}
 			return resp, nil
@@ -276,9 +298,16 @@ func (sm *StateMachine) apply(index, term uint64, cmd *Command) (*Response, erro
 		// Another entry won: the open transaction cannot commit.
 		sm.abortPending()
 	}
+	if dup {
+		if err := sm.commitMeta(index, term); err != nil {
+			return nil, err
+		}
+		return sm.duplicate(cmd, index, rec), nil
+	}
 	if err := sm.begin(cmd.Time, cmd.Seed, cmd.Flags); err != nil {
 		return nil, err
 	}
+	applied := true
 	switch cmd.Kind {
 	case KindExec:
 		for _, st := range cmd.Stmts {
@@ -302,11 +331,31 @@ func (sm *StateMachine) apply(index, term uint64, cmd *Command) (*Response, erro
 				return nil, fmt.Errorf("transaction replay diverged at statement %d (%.60q): leader failed=%v, here err=%v", i, st.SQL, st.Failed, err)
 			}
 		}
+	case KindFence:
+		applied = false
+		resp.NotApplied = true
 	}
-	if err := sm.commitMeta(index, term); err != nil {
+	if err := sm.finish(index, term, cmd, applied, resp.Results); err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// finish records cmd's session (if tracked), prunes expired sessions, and
+// commits with index.
+func (sm *StateMachine) finish(index, term uint64, cmd *Command, applied bool, results []Result) error {
+	if err := sm.ensureTx(); err != nil {
+		return err
+	}
+	if tracked(cmd) {
+		if err := sm.recordSession(cmd, index, applied, results); err != nil {
+			return err
+		}
+	}
+	if err := sm.pruneSessions(index, cmd.Time); err != nil {
+		return err
+	}
+	return sm.commitMeta(index, term)
 }
 
 // begin opens the writer's transaction for a command.
@@ -330,10 +379,8 @@ func (sm *StateMachine) begin(t int64, seed uint64, flags Flags) error {
 // may have ended the transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)); the
 // index is then recorded in a transaction of its own.
 func (sm *StateMachine) commitMeta(index, term uint64) error {
-	if sm.w.GetAutocommit() {
-		if err := sm.w.Exec(`BEGIN IMMEDIATE`); err != nil {
-			return err
-		}
+	if err := sm.ensureTx(); err != nil {
+		return err
 	}
 	if err := sm.setMeta.BindInt64(1, int64(index)); err != nil {
 		return err
@@ -345,6 +392,16 @@ func (sm *StateMachine) commitMeta(index, term uint64) error {
 		return err
 	}
 	return sm.w.Exec(`COMMIT`)
+}
+
+// ensureTx opens a transaction on the writer unless one is open: a
+// statement may have ended the command's (ON CONFLICT ROLLBACK,
+// RAISE(ROLLBACK)).
+func (sm *StateMachine) ensureTx() error {
+	if sm.w.GetAutocommit() {
+		return sm.w.Exec(`BEGIN IMMEDIATE`)
+	}
+	return nil
 }
 
 // execText runs every SQL statement of st.SQL in order, as SQLite's
@@ -524,8 +581,10 @@ func (sm *StateMachine) closeConns() error {
 		s.Close()
 	}
 	sm.cache = nil
-	if sm.setMeta != nil {
-		sm.setMeta.Close()
+	for _, st := range []*sqlite3.Stmt{sm.setMeta, sm.getSession, sm.putSession} {
+		if st != nil {
+			st.Close()
+		}
 	}
 	// The functions' cached statements on ref must go before ref itself.
 	errs := []error{sm.env.Close()}

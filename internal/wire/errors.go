@@ -19,6 +19,10 @@ var (
 	ErrNoLeader  = errors.New("hiqlite: no leader")
 	ErrClosed    = errors.New("hiqlite: node closed")
 	ErrTxIdle    = errors.New("hiqlite: write transaction rolled back after being idle")
+	// ErrLeadershipLost: the leader lost its leadership after a write
+	// entered its log and before it committed, so the write may or may not
+	// be applied. Writes that carry an origin are resolved, never guessed.
+	ErrLeadershipLost = errors.New("hiqlite: leadership lost while replicating the write")
 )
 
 // ErrMalformed is matched by every decoding failure of ReadMessage, including
@@ -75,6 +79,8 @@ const (
 	kindCanceled       = 23
 	kindDeadline       = 24
 	kindCorruptCommand = 25
+	kindLeadershipLost = 26
+	kindNotApplied     = 27
 )
 
 // sentinels maps the sentinel kinds to their values.
@@ -92,6 +98,8 @@ var sentinels = [...]struct {
 	{kindCanceled, context.Canceled},
 	{kindDeadline, context.DeadlineExceeded},
 	{kindCorruptCommand, replication.ErrCorruptCommand},
+	{kindLeadershipLost, ErrLeadershipLost},
+	{kindNotApplied, replication.ErrNotApplied},
 }
 
 const (

@@ -1,0 +1,241 @@
+package replication_test
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/internal/wire"
+	"github.com/hiqlite/hiqlite/replication"
+)
+
+// smApplier applies commands to a state machine at increasing indexes, as
+// raft would.
+type smApplier struct {
+	t     *testing.T
+	sm    *replication.StateMachine
+	index uint64
+}
+
+func newApplier(t *testing.T) *smApplier {
+	t.Helper()
+	sm, err := replication.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sm.Close() })
+	sm.SetResultCodec(wire.ResultCodec)
+	a := &smApplier{t: t, sm: sm}
+	a.must(a.exec(replication.Origin{}, `CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v UNIQUE)`))
+	return a
+}
+
+func (a *smApplier) apply(cmd *replication.Command) *replication.Response {
+	a.t.Helper()
+	data, err := cmd.MarshalBinary()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.index++
+	out := a.sm.ApplyBatch([]*raft.Log{{Index: a.index, Term: 1, Type: raft.LogCommand, Data: data}})
+	return out[0].(*replication.Response)
+}
+
+func (a *smApplier) exec(o replication.Origin, sql string, args ...any) *replication.Response {
+	a.t.Helper()
+	st := replication.Statement{SQL: sql}
+	for i, v := range args {
+		st.Args = append(st.Args, replication.Arg{Ordinal: i + 1, Value: v})
+	}
+	return a.apply(&replication.Command{Kind: replication.KindExec, Time: 1e18, Seed: a.index, Origin: o, Stmts: []replication.Statement{st}})
+}
+
+func (a *smApplier) fence(o replication.Origin) *replication.Response {
+	a.t.Helper()
+	return a.apply(&replication.Command{Kind: replication.KindFence, Time: 1e18, Origin: o})
+}
+
+func (a *smApplier) must(r *replication.Response) *replication.Response {
+	a.t.Helper()
+	if r.Err != nil {
+		a.t.Fatalf("index %d: %v", r.Index, r.Err)
+	}
+	return r
+}
+
+func (a *smApplier) count() int64 {
+	a.t.Helper()
+	r := a.must(a.exec(replication.Origin{}, `SELECT count(*) FROM t`))
+	return r.Results[0].Rows[0][0].(int64)
+}
+
+func TestExactlyOnceRetriedExec(t *testing.T) {
+	a := newApplier(t)
+	o := replication.Origin{Node: "n1", Session: 7, Seq: 1}
+	first := a.must(a.exec(o, `INSERT INTO t(v) VALUES (?) RETURNING id, v`, "x"))
+	if first.Duplicate {
+		t.Fatal("first apply reported as a duplicate")
+	}
+	// The reply was lost; the same write arrives again, later in the log.
+	again := a.must(a.exec(o, `INSERT INTO t(v) VALUES (?) RETURNING id, v`, "x"))
+	if !again.Duplicate || again.Index != first.Index {
+		t.Fatalf("retry: duplicate=%v index=%d, want a duplicate of index %d", again.Duplicate, again.Index, first.Index)
+	}
+	if len(again.Results) != 1 || again.Results[0].LastInsertID != first.Results[0].LastInsertID ||
+		again.Results[0].RowsAffected != 1 || len(again.Results[0].Rows) != 1 || again.Results[0].Rows[0][1] != "x" {
+		t.Fatalf("retry results %+v, want the recorded %+v", again.Results, first.Results)
+	}
+	if n := a.count(); n != 1 {
+		t.Fatalf("%d rows after a retried insert, want 1", n)
+	}
+	// The session goes on: the next write applies.
+	o.Seq = 2
+	a.must(a.exec(o, `INSERT INTO t(v) VALUES ('y')`))
+	if n := a.count(); n != 2 {
+		t.Fatalf("%d rows, want 2", n)
+	}
+	// A copy of seq 1 arriving after seq 2 is refused, not applied.
+	o.Seq = 1
+	late := a.exec(o, `INSERT INTO t(v) VALUES ('z')`)
+	if !errors.Is(late.Err, replication.ErrNotApplied) || !late.NotApplied {
+		t.Fatalf("late copy: err=%v notApplied=%v, want ErrNotApplied", late.Err, late.NotApplied)
+	}
+	if n := a.count(); n != 2 {
+		t.Fatalf("%d rows after a late copy, want 2", n)
+	}
+}
+
+func TestExactlyOnceRecordsSQLErrors(t *testing.T) {
+	a := newApplier(t)
+	a.must(a.exec(replication.Origin{}, `INSERT INTO t(v) VALUES ('dup')`))
+	o := replication.Origin{Node: "n2", Session: 9, Seq: 5}
+	first := a.must(a.exec(o, `INSERT INTO t(v) VALUES ('dup')`))
+	again := a.must(a.exec(o, `INSERT INTO t(v) VALUES ('dup')`))
+	if !again.Duplicate {
+		t.Fatal("retry not recognised")
+	}
+	for _, r := range []*replication.Response{first, again} {
+		if !errors.Is(r.Results[0].Err, sqlite3.CONSTRAINT_UNIQUE) {
+			t.Fatalf("result error %v, want CONSTRAINT_UNIQUE", r.Results[0].Err)
+		}
+	}
+}
+
+func TestExactlyOnceFence(t *testing.T) {
+	a := newApplier(t)
+	// Fence first: the write is settled as never applied.
+	o := replication.Origin{Node: "n1", Session: 1, Seq: 3}
+	f := a.must(a.fence(o))
+	if !f.NotApplied {
+		t.Fatal("fence of an unknown write did not report it as not applied")
+	}
+	late := a.exec(o, `INSERT INTO t(v) VALUES ('fenced')`)
+	if !errors.Is(late.Err, replication.ErrNotApplied) {
+		t.Fatalf("write after its fence: %v, want ErrNotApplied", late.Err)
+	}
+	if n := a.count(); n != 0 {
+		t.Fatalf("%d rows, want 0: a fenced write was applied", n)
+	}
+	// Asking again gives the same answer.
+	if f := a.must(a.fence(o)); !f.NotApplied {
+		t.Fatal("second fence changed its answer")
+	}
+
+	// Write first: the fence reports where it was applied.
+	o = replication.Origin{Node: "n1", Session: 2, Seq: 1}
+	w := a.must(a.exec(o, `INSERT INTO t(v) VALUES ('kept')`))
+	f = a.must(a.fence(o))
+	if f.NotApplied || f.Index != w.Index {
+		t.Fatalf("fence after the write: notApplied=%v index=%d, want applied at %d", f.NotApplied, f.Index, w.Index)
+	}
+	if n := a.count(); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
+
+func TestExactlyOnceTransaction(t *testing.T) {
+	a := newApplier(t)
+	o := replication.Origin{Node: "n3", Session: 4, Seq: 10}
+	tx := &replication.Command{Kind: replication.KindTx, Time: 1e18, Origin: o, Stmts: []replication.Statement{
+		{SQL: `INSERT INTO t(v) VALUES ('a')`}, {SQL: `INSERT INTO t(v) VALUES ('b')`},
+	}}
+	first := a.must(a.apply(tx))
+	again := a.must(a.apply(tx))
+	if !again.Duplicate || again.Index != first.Index {
+		t.Fatalf("replayed transaction: duplicate=%v index=%d, want a duplicate of %d", again.Duplicate, again.Index, first.Index)
+	}
+	if n := a.count(); n != 2 {
+		t.Fatalf("%d rows, want 2", n)
+	}
+	if f := a.must(a.fence(o)); f.NotApplied || f.Index != first.Index {
+		t.Fatalf("fence: notApplied=%v index=%d, want applied at %d", f.NotApplied, f.Index, first.Index)
+	}
+}
+
+// A transaction open on the leader's writer is aborted by a fence of its
+// own origin applied first, and its COMMIT command then applies nothing.
+func TestExactlyOnceFenceBeatsPendingCommit(t *testing.T) {
+	a := newApplier(t)
+	o := replication.Origin{Node: "n1", Session: 5, Seq: 1}
+	if err := a.sm.BeginTx(o, 1e18, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.sm.ExecTx(o, replication.Statement{SQL: `INSERT INTO t(v) VALUES ('open')`}, false); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := a.sm.CommitCommand(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := a.must(a.fence(o)); !f.NotApplied {
+		t.Fatal("fence of an uncommitted transaction reported it applied")
+	}
+	if r := a.apply(cmd); !errors.Is(r.Err, replication.ErrNotApplied) {
+		t.Fatalf("commit after its fence: %v, want ErrNotApplied", r.Err)
+	}
+	if n := a.count(); n != 0 {
+		t.Fatalf("%d rows, want 0", n)
+	}
+}
+
+// Writes without a session are not tracked: each copy applies.
+func TestExactlyOnceUntracked(t *testing.T) {
+	a := newApplier(t)
+	for range 2 {
+		a.must(a.exec(replication.Origin{Node: "n1"}, `INSERT INTO t(v) VALUES (NULL)`))
+	}
+	if n := a.count(); n != 2 {
+		t.Fatalf("%d rows, want 2", n)
+	}
+}
+
+func TestExactlyOnceSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	sm, err := replication.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm.SetResultCodec(wire.ResultCodec)
+	a := &smApplier{t: t, sm: sm}
+	a.must(a.exec(replication.Origin{}, `CREATE TABLE t(id INTEGER PRIMARY KEY, v)`))
+	o := replication.Origin{Node: "n1", Session: 3, Seq: 1}
+	first := a.must(a.exec(o, `INSERT INTO t(v) VALUES (1)`))
+	if err := sm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sm, err = replication.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	sm.SetResultCodec(wire.ResultCodec)
+	a.sm = sm
+	again := a.must(a.exec(o, `INSERT INTO t(v) VALUES (1)`))
+	if !again.Duplicate || again.Index != first.Index || again.Results[0].LastInsertID != first.Results[0].LastInsertID {
+		t.Fatalf("after reopen: %+v, want a duplicate of %+v", again, first)
+	}
+}
