@@ -77,9 +77,10 @@
 // Rules that tie the parameters together are checked at open (_gossip
 // requires _listen, a non-loopback address requires a secret, ...).
 // Cluster mode (_listen, _gossip, _join, _expect) forms a cluster by gossip
-// and forwards writes from followers to the leader; exactly-once retries of
-// forwarded writes are not implemented yet. Durations use Go's syntax
-// (500ms, 10s).
+// and forwards writes from followers to the leader, exactly once: a write
+// whose reply was lost is sent again and applied once, and a COMMIT
+// interrupted by fail-over is resolved on the new leader. Durations use Go's
+// syntax (500ms, 10s).
 //
 // # Reads and writes
 //
@@ -207,6 +208,10 @@
 //   - [ErrStopped]: the node's state machine stopped after a fault (I/O
 //     error, disk full) that could make it diverge; [Node.Fault] tells
 //     which. The node keeps serving reads of the state it reached.
+//   - [ErrNotApplied]: a write or COMMIT whose leader failed was settled
+//     as not applied, for good; running it again is safe.
+//   - [ErrOutcomeUnknown]: no leader could say in time whether a write was
+//     applied; check with a read before running it again.
 //
 // A write slot held longer than _busy gives an error that matches
 // sqlite3.BUSY; a transaction whose snapshot went stale gives one that

@@ -29,4 +29,12 @@ var (
 	// ErrStopped: the node's state machine stopped after a fault (I/O
 	// error, disk full) that could make it diverge; see Node.Fault.
 	ErrStopped = replication.ErrStopped
+	// ErrNotApplied: a write (or COMMIT) was settled as not applied after
+	// its reply was lost or its leader failed, and never will be; it is
+	// safe to run it again.
+	ErrNotApplied = replication.ErrNotApplied
+	// ErrOutcomeUnknown: the node could not learn whether a write was
+	// applied before its deadline (for example no leader was elected in
+	// time). Check with a read before running it again.
+	ErrOutcomeUnknown = cluster.ErrOutcomeUnknown
 )

@@ -133,6 +133,11 @@ func (s *rpcServer) handle(c net.Conn) {
 				tx = nil
 			}
 			resp = &wire.OK{}
+		case *wire.OutcomeRequest:
+			var o outcome
+			if o, err = s.n.fenceLocal(s.ctx, m.Origin); err == nil {
+				resp = &wire.OutcomeResponse{Applied: o.applied, Index: o.index}
+			}
 		case *wire.ReadIndexRequest:
 			var idx uint64
 			idx, err = s.n.readIndexLocal(s.ctx)
@@ -141,6 +146,9 @@ func (s *rpcServer) handle(c net.Conn) {
 			err = fmt.Errorf("hiqlite: unexpected request %T", req)
 		}
 		if err != nil {
+			if s.ctx.Err() != nil && errors.Is(err, s.ctx.Err()) {
+				err = ErrClosed // this node is closing, not the caller's context
+			}
 			resp = &wire.ErrorResponse{Err: s.n.notLeaderHint(err)}
 		}
 		if wire.WriteMessage(w, resp) != nil || w.Flush() != nil {
@@ -199,7 +207,7 @@ func (rc *rpcConn) call(ctx context.Context, req wire.Message) (wire.Message, er
 
 // ErrOutcomeUnknown: the leader may or may not have applied a forwarded
 // write whose reply was lost. Check with a read before retrying.
-var ErrOutcomeUnknown = errors.New("hiqlite: connection to the leader lost after the request was sent; the write may or may not have been applied")
+var ErrOutcomeUnknown = errors.New("hiqlite: the write may or may not have been applied (its reply was lost and its outcome could not be learned)")
 
 // notSentError: the request never left this node, so retrying is safe.
 type notSentError struct{ err error }
@@ -261,9 +269,14 @@ func (cl *rpcClient) close() {
 
 // forward sends one request to the leader and returns its response. It
 // retries, until ctx ends, while the request provably did not reach a
-// leader (no leader known, dial failure, "not the leader").
-func (n *Node) forward(ctx context.Context, req wire.Message) (wire.Message, error) {
+// leader (no leader known, dial failure, "not the leader") and, when
+// idempotent, also after it may have reached one (lost reply, leadership
+// lost): an idempotent request applies at most once however often it is
+// sent (reads, outcome checks, and writes the state machine deduplicates by
+// origin).
+func (n *Node) forward(ctx context.Context, req wire.Message, idempotent bool) (wire.Message, error) {
 	backoff := 10 * time.Millisecond
+	var maybe bool // an earlier attempt may have been applied
 	for {
 		rc, err := n.client.get(ctx)
 		var resp wire.Message
@@ -275,18 +288,50 @@ func (n *Node) forward(ctx context.Context, req wire.Message) (wire.Message, err
 				rc.c.Close()
 			}
 		}
-		if !retryable(err) {
+		again := retryable(err)
+		if maybeApplied(err) {
+			maybe = true
+			again = idempotent
+		}
+		if !again {
+			if maybe && err != nil {
+				err = unsettled(err)
+			}
 			return resp, err
 		}
+		var stop error
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("hiqlite: forward to leader: %w (last error: %v)", ctx.Err(), err)
+			stop = ctx.Err()
 		case <-n.stopCh:
-			return nil, ErrClosed
+			stop = ErrClosed
 		case <-time.After(backoff):
+		}
+		if stop != nil {
+			err = fmt.Errorf("hiqlite: forward to leader: %w (last error: %w)", stop, err)
+			if maybe {
+				err = unsettled(err)
+			}
+			return nil, err
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// unsettled marks err, the last failure of a request an earlier copy of
+// which may have been applied, with ErrOutcomeUnknown: only a response
+// (or ErrNotApplied from the state machine) settles that copy.
+func unsettled(err error) error {
+	if errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, replication.ErrNotApplied) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+}
+
+// maybeApplied: err leaves the request's outcome open (it reached a leader,
+// which may have applied it).
+func maybeApplied(err error) bool {
+	return errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrLeadershipLost)
 }
 
 // isTransportError: the session is unusable after err.
@@ -295,11 +340,13 @@ func isTransportError(err error) bool {
 	return errors.As(err, &ns) || errors.Is(err, ErrOutcomeUnknown)
 }
 
-// retryable: err proves the request was not applied by any leader.
+// retryable: err proves the request was not applied by any leader (unless
+// maybeApplied(err) says otherwise: a closed leader may have had the request
+// in its log).
 func retryable(err error) bool {
 	if err == nil {
 		return false
 	}
 	var ns *notSentError
-	return errors.As(err, &ns) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)
+	return errors.As(err, &ns) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrClosed)
 }

@@ -29,6 +29,10 @@ var (
 	ErrClosed    = wire.ErrClosed
 	ErrNoLeader  = wire.ErrNoLeader
 	ErrLocked    = errors.New("hiqlite: data dir locked")
+	// ErrLeadershipLost: this node lost its leadership while a write was
+	// in its log. Writes with an origin are resolved on the new leader
+	// before the caller sees an error.
+	ErrLeadershipLost = wire.ErrLeadershipLost
 )
 
 // Config is what a node needs to start. The root package builds it from the
@@ -130,7 +134,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if n.id, err = loadID(cfg.Dir, cfg.ID); err != nil {
 		return nil, err
 	}
-	if n.sm, err = replication.Open(filepath.Join(cfg.Dir, dbFile)); err != nil {
+	if n.sm, err = openStateMachine(filepath.Join(cfg.Dir, dbFile)); err != nil {
 		return nil, err
 	}
 	if err = os.MkdirAll(filepath.Join(cfg.Dir, raftDir), 0o755); err != nil {
@@ -294,8 +298,19 @@ func (n *Node) orphanedDatabase() error {
 	}
 	n.cfg.Logger.Warn("the raft log is gone; the database was moved aside and will be rebuilt from the leader", "moved_to", aside)
 	var err error
-	n.sm, err = replication.Open(path)
+	n.sm, err = openStateMachine(path)
 	return err
+}
+
+// openStateMachine opens the state database, recording results for retried
+// writes in the RPC encoding.
+func openStateMachine(path string) (*replication.StateMachine, error) {
+	sm, err := replication.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	sm.SetResultCodec(wire.ResultCodec)
+	return sm, nil
 }
 
 // restoreIfBehind installs the newest snapshot when the database is older
@@ -622,7 +637,7 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 		fctx, cancel := n.forwardContext(ctx)
 		defer cancel()
 		var m wire.Message
-		if m, err = n.forward(fctx, &wire.ReadIndexRequest{}); err == nil {
+		if m, err = n.forward(fctx, &wire.ReadIndexRequest{}, true); err == nil {
 			idx = m.(*wire.ReadIndexResponse).Index
 		}
 	}

@@ -24,16 +24,29 @@ var ErrTxIdle = wire.ErrTxIdle
 // autocommit writes) and stamps the command with its clock and a fresh
 // seed; a follower forwards the write to the leader.
 func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.Origin, flags replication.Flags, stmts []replication.Statement) (*replication.Response, error) {
+	// A write with an origin is deduplicated by the state machine, so it
+	// may be sent again after an unknown outcome: the retry gets the
+	// recorded result, or applies it if the first copy never was.
+	dedup := origin.Session != 0
+	var maybe bool // the local attempt may have been applied
 	if n.mux == nil || n.IsLeader() {
 		resp, err := n.execLocal(ctx, busy, origin, flags, stmts)
-		if !errors.Is(err, ErrNotLeader) || n.mux == nil {
+		maybe = errors.Is(err, ErrLeadershipLost)
+		again := errors.Is(err, ErrNotLeader) || (dedup && maybe)
+		if !again || n.mux == nil {
+			if maybe {
+				return nil, unsettled(err)
+			}
 			return resp, err
 		}
 	}
 	ctx, cancel := n.forwardContext(ctx)
 	defer cancel()
-	m, err := n.forward(ctx, &wire.ExecRequest{Origin: origin, Flags: flags, Busy: busy, Stmts: stmts})
+	m, err := n.forward(ctx, &wire.ExecRequest{Origin: origin, Flags: flags, Busy: busy, Stmts: stmts}, dedup)
 	if err != nil {
+		if maybe {
+			err = unsettled(err)
+		}
 		return nil, err
 	}
 	out := m.(*wire.ExecResponse)
@@ -102,9 +115,88 @@ func raftError(err error) error {
 	case errors.Is(err, raft.ErrNotLeader):
 		return ErrNotLeader
 	case errors.Is(err, raft.ErrRaftShutdown):
-		return ErrClosed
+		// The node closed with the write in flight: it may still commit.
+		return fmt.Errorf("%w: %w", ErrLeadershipLost, ErrClosed)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return ErrLeadershipLost
 	}
 	return fmt.Errorf("hiqlite: replicate: %w", err)
+}
+
+// outcome is the settled fate of a write: applied at index, or not applied
+// and never to be (index is then the fence's).
+type outcome struct {
+	applied bool
+	index   uint64
+}
+
+// Resolve settles whether origin's write was applied, on the leader,
+// forwarding when this node follows: a KindFence in the log either finds the
+// write applied or makes sure it never will be. It returns once the answer
+// is applied here too. Used for a COMMIT whose reply was lost.
+func (n *Node) Resolve(ctx context.Context, origin replication.Origin) (applied bool, index uint64, err error) {
+	if origin.Session == 0 {
+		return false, 0, errors.New("hiqlite: cannot resolve a write without a session")
+	}
+	var o outcome
+	if n.mux == nil || n.IsLeader() {
+		o, err = n.fenceLocal(ctx, origin)
+	}
+	if n.mux != nil && (!n.IsLeader() || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipLost)) {
+		fctx, cancel := n.forwardContext(ctx)
+		defer cancel()
+		var m wire.Message
+		if m, err = n.forward(fctx, &wire.OutcomeRequest{Origin: origin}, true); err == nil {
+			r := m.(*wire.OutcomeResponse)
+			o = outcome{applied: r.Applied, index: r.Index}
+		}
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	if err := n.sm.WaitApplied(o.index, ctx.Done()); err != nil {
+		return false, 0, err
+	}
+	return o.applied, o.index, nil
+}
+
+// fenceLocal puts a KindFence for origin in the log of this node, which must
+// lead, and returns what it found. It takes the shared write slot, so it
+// never lands inside an open write transaction of this leader.
+func (n *Node) fenceLocal(ctx context.Context, origin replication.Origin) (outcome, error) {
+	if err := n.leaderReady(ctx); err != nil {
+		return outcome{}, err
+	}
+	if err := n.gate.acquire(ctx, false, n.cfg.Timeout); err != nil {
+		return outcome{}, err
+	}
+	defer n.gate.release(false)
+	resp, err := n.apply(&replication.Command{Kind: replication.KindFence, Time: time.Now().UnixNano(), Origin: origin})
+	if err != nil {
+		return outcome{}, err
+	}
+	return outcome{applied: !resp.NotApplied, index: resp.Index}, nil
+}
+
+// settleCommit turns the error of a COMMIT that may have been applied into
+// the truth, asking the leader by the transaction's origin.
+func (n *Node) settleCommit(ctx context.Context, origin replication.Origin, cerr error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.Timeout)
+	defer cancel()
+	applied, _, err := n.Resolve(ctx, origin)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: could not learn whether the transaction committed (%v): %w", ErrOutcomeUnknown, cerr, err)
+	case applied:
+		return nil
+	}
+	return fmt.Errorf("hiqlite: the transaction did not commit (%v): %w", cerr, replication.ErrNotApplied)
+}
+
+// commitSettled: err from a COMMIT proves the transaction did not commit.
+func commitSettled(err error) bool {
+	return errors.Is(err, replication.ErrTxAborted) || errors.Is(err, ErrTxIdle) || errors.Is(err, errTxDone) ||
+		errors.Is(err, replication.ErrNotApplied) || errors.Is(err, replication.ErrStopped)
 }
 
 // Tx is an interactive write transaction, run on the leader's writer: a
@@ -209,6 +301,9 @@ func (tx *WriteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 // applied here.
 func (tx *WriteTx) Commit(ctx context.Context) error {
 	_, err := tx.commit()
+	if err != nil && tx.n.mux != nil && errors.Is(err, ErrLeadershipLost) {
+		return tx.n.settleCommit(ctx, tx.origin, err)
+	}
 	return err
 }
 
@@ -276,8 +371,9 @@ func (tx *WriteTx) finishLocked(why error) {
 // remoteTx is a write transaction forwarded to the leader over a session of
 // its own; closing the session rolls it back there.
 type remoteTx struct {
-	n  *Node
-	rc *rpcConn
+	n      *Node
+	origin replication.Origin
+	rc     *rpcConn
 }
 
 func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, error) {
@@ -288,11 +384,13 @@ func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, e
 		rc, err := n.client.get(ctx)
 		if err == nil {
 			if _, err = rc.call(ctx, req); err == nil {
-				return &remoteTx{n: n, rc: rc}, nil
+				return &remoteTx{n: n, origin: req.Origin, rc: rc}, nil
 			}
 			rc.c.Close()
 		}
-		if !retryable(err) {
+		// A BEGIN whose session died left nothing behind: the leader rolls
+		// back a session's transaction when its connection closes.
+		if !retryable(err) && !isTransportError(err) {
 			return nil, err
 		}
 		select {
@@ -311,8 +409,10 @@ func (t *remoteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 	m, err := t.rc.call(ctx, &wire.TxExecRequest{Stmt: st, ReadOnly: readOnly})
 	if err != nil {
 		if isTransportError(err) {
+			// The session is gone, and its transaction with it: whatever
+			// the statement did was rolled back on the leader.
 			t.drop()
-			return replication.Result{}, fmt.Errorf("%w: %w", replication.ErrTxAborted, err)
+			return replication.Result{}, fmt.Errorf("%w: the connection to the leader was lost: %v", replication.ErrTxAborted, err)
 		}
 		return replication.Result{}, err
 	}
@@ -329,7 +429,12 @@ func (t *remoteTx) Commit(ctx context.Context) error {
 	m, err := t.rc.call(ctx, &wire.TxCommitRequest{})
 	if err != nil {
 		t.drop()
-		return err
+		var ns *notSentError
+		if commitSettled(err) || errors.As(err, &ns) {
+			// Not sent: dropping the session rolled the transaction back.
+			return err
+		}
+		return t.n.settleCommit(ctx, t.origin, err)
 	}
 	t.n.client.put(t.rc)
 	t.rc = nil

@@ -267,8 +267,24 @@ func (c *Cluster) EnsureSame() {
 	}
 }
 
-// Dump renders every table of db (schema, then rows in rowid order with
-// each value's storage class) through the local read path.
+// columnCount returns how many columns table name has.
+func columnCount(t testing.TB, db *sql.DB, name string) int {
+	t.Helper()
+	r, err := db.Query(`SELECT * FROM "` + name + `" LIMIT 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cols, err := r.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cols)
+}
+
+// Dump renders every table of db (schema, then rows in rowid order, or
+// ordered by every column for a WITHOUT ROWID table, with each value's
+// storage class) through the local read path.
 func Dump(t testing.TB, db *sql.DB) []byte {
 	t.Helper()
 	var out bytes.Buffer
@@ -277,18 +293,29 @@ func Dump(t testing.TB, db *sql.DB) []byte {
 		t.Fatal(err)
 	}
 	var names []string
+	noRowid := map[string]bool{}
 	for rows.Next() {
 		var name, sql string
 		if err := rows.Scan(&name, &sql); err != nil {
 			t.Fatal(err)
 		}
 		names = append(names, name)
+		noRowid[name] = strings.Contains(strings.ToUpper(sql), "WITHOUT ROWID")
 		fmt.Fprintln(&out, sql)
 	}
 	rows.Close()
 	for _, name := range names {
 		fmt.Fprintf(&out, "== %s\n", name)
-		r, err := db.Query(`SELECT * FROM "` + name + `" ORDER BY rowid`)
+		order := "rowid"
+		if noRowid[name] {
+			order = "1"
+			if cols := columnCount(t, db, name); cols > 1 {
+				for i := 2; i <= cols; i++ {
+					order += fmt.Sprintf(", %d", i)
+				}
+			}
+		}
+		r, err := db.Query(`SELECT * FROM "` + name + `" ORDER BY ` + order)
 		if err != nil {
 			t.Fatal(err)
 		}
