@@ -180,7 +180,8 @@ func checkSameError(t *testing.T, got, want error) {
 func TestErrorIdentity(t *testing.T) {
 	t.Parallel()
 	for _, want := range []error{ErrNotLeader, ErrNoLeader, ErrClosed, ErrTxIdle, replication.ErrTxAborted,
-		replication.ErrStopped, replication.ErrRefused, context.Canceled, context.DeadlineExceeded, sqlite3.BUSY, sqlite3.BUSY_SNAPSHOT} {
+		replication.ErrStopped, replication.ErrRefused, context.Canceled, context.DeadlineExceeded, sqlite3.BUSY, sqlite3.BUSY_SNAPSHOT,
+		ErrLeadershipLost, replication.ErrNotApplied} {
 		if got, _ := roundTripError(t, want); got != want {
 			t.Errorf("got %#v, want %#v", got, want)
 		}

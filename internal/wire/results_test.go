@@ -1,0 +1,61 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/replication"
+)
+
+// The state machine stores MarshalResults' bytes in the replicated database:
+// they must round-trip, be the same for equal results, and reject garbage.
+func TestResultsRoundTrip(t *testing.T) {
+	t.Parallel()
+	sq := sqliteErrs(t)
+	in := []replication.Result{
+		{Columns: []string{"id", "v"}, DeclTypes: []string{"INTEGER", ""}, Rows: [][]any{{int64(1), "x"}, {int64(2), []byte{0, 1}}, {int64(3), nil}, {int64(4), 1.5}}, LastInsertID: 4, RowsAffected: 4},
+		{RowsAffected: 0, Err: sq["unique"]},
+	}
+	b, err := MarshalResults(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := MarshalResults(in)
+	if !bytes.Equal(b, b2) {
+		t.Fatal("MarshalResults is not deterministic")
+	}
+	out, err := UnmarshalResults(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || !reflect.DeepEqual(out[0], in[0]) {
+		t.Fatalf("got %#v, want %#v", out, in)
+	}
+	if !errors.Is(out[1].Err, sqlite3.CONSTRAINT_UNIQUE) || out[1].Err.Error() != in[1].Err.Error() {
+		t.Fatalf("error result: got %v, want %v", out[1].Err, in[1].Err)
+	}
+	if none, err := UnmarshalResults(mustMarshalResults(t, nil)); err != nil || len(none) != 0 {
+		t.Fatalf("no results: %v %v", none, err)
+	}
+	for i := range b {
+		if _, err := UnmarshalResults(b[:i]); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("truncated to %d bytes: %v, want ErrMalformed", i, err)
+		}
+	}
+	if _, err := UnmarshalResults(append([]byte{99}, b[1:]...)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("unknown version: %v", err)
+	}
+}
+
+func mustMarshalResults(t *testing.T, rs []replication.Result) []byte {
+	t.Helper()
+	b, err := MarshalResults(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
