@@ -322,7 +322,7 @@ func (n *Node) restoreIfBehind() error {
 		return err
 	}
 	meta := metas[0]
-	if meta.Index <= n.sm.AppliedIndex() {
+	if meta.Index <= n.sm.SeenIndex() {
 		return nil
 	}
 	_, rc, err := n.snaps.Open(meta.ID)

@@ -135,12 +135,9 @@ func (sm *StateMachine) Restore(r io.ReadCloser) error {
 	if err := sm.w.Exec(sessionSchema); err != nil {
 		return sm.stop(fmt.Errorf("restore snapshot: %w", err))
 	}
-	idx, _, err := readState(sm.w)
-	if err != nil {
+	if err := sm.loadState(); err != nil {
 		return sm.stop(fmt.Errorf("read restored state: %w", err))
 	}
-	sm.applied.Store(idx)
-	sm.seen.Store(idx)
 	sm.broadcast()
 	return nil
 }

@@ -23,12 +23,18 @@ var (
 
 // metaSchema is the state machine's own bookkeeping, updated in the same
 // SQLite transaction as every command it applies.
+//
+// applied_index is the Raft index of the last command in the database;
+// seen_index that of the last entry the state machine was given, command or
+// configuration change, so that a restart or a snapshot install knows how
+// far the database got without counting configuration entries as missing.
 const metaSchema = `CREATE TABLE IF NOT EXISTS _hiqlite_state(
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	applied_index INTEGER NOT NULL,
-	applied_term INTEGER NOT NULL
+	applied_term INTEGER NOT NULL,
+	seen_index INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0);`
+INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0, 0);`
 
 // StateMachine is the deterministic SQLite state machine. It owns the only
 // write connection to the database file and implements raft.FSM.
@@ -49,6 +55,7 @@ type StateMachine struct {
 	env     *Env
 	cache   map[string]*sqlite3.Stmt
 	setMeta *sqlite3.Stmt
+	setSeen *sqlite3.Stmt
 	codec   ResultCodec
 	fkOn    bool
 	pending *pendingTx
@@ -107,42 +114,56 @@ func (sm *StateMachine) init() error {
 	if err := InstallDeterministic(sm.w, sm.ref, sm.env); err != nil {
 		return fmt.Errorf("hiqlite: install deterministic functions: %w", err)
 	}
-	sm.setMeta, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_state SET applied_index = ?, applied_term = ? WHERE id = 1`, sqlite3.PREPARE_PERSISTENT)
+	sm.setMeta, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_state SET applied_index = ?1, applied_term = ?2, seen_index = ?1 WHERE id = 1`, sqlite3.PREPARE_PERSISTENT)
+	if err != nil {
+		return err
+	}
+	sm.setSeen, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_state SET seen_index = ? WHERE id = 1`, sqlite3.PREPARE_PERSISTENT)
 	if err != nil {
 		return err
 	}
 	if err := sm.prepareSessions(); err != nil {
 		return err
 	}
-	idx, _, err := readState(sm.w)
+	return sm.loadState()
+}
+
+// loadState sets the applied and seen indexes from the database.
+func (sm *StateMachine) loadState() error {
+	st, err := readState(sm.w)
 	if err != nil {
 		return err
 	}
-	sm.applied.Store(idx)
-	sm.seen.Store(idx)
+	sm.applied.Store(st.applied)
+	sm.seen.Store(max(st.seen, st.applied))
 	return nil
 }
 
-// readState reads the applied index and term on conn (in its current
-// transaction, if any).
-func readState(conn *sqlite3.Conn) (index, term uint64, err error) {
-	stmt, _, err := conn.Prepare(`SELECT applied_index, applied_term FROM _hiqlite_state WHERE id = 1`)
+// dbState is the row of _hiqlite_state.
+type dbState struct {
+	applied, term, seen uint64
+}
+
+// readState reads _hiqlite_state on conn (in its current transaction, if
+// any).
+func readState(conn *sqlite3.Conn) (st dbState, err error) {
+	stmt, _, err := conn.Prepare(`SELECT applied_index, applied_term, seen_index FROM _hiqlite_state WHERE id = 1`)
 	if err != nil {
-		return 0, 0, err
+		return st, err
 	}
 	defer stmt.Close()
 	if stmt.Step() {
-		index, term = uint64(stmt.ColumnInt64(0)), uint64(stmt.ColumnInt64(1))
+		st = dbState{uint64(stmt.ColumnInt64(0)), uint64(stmt.ColumnInt64(1)), uint64(stmt.ColumnInt64(2))}
 	}
-	return index, term, stmt.Err()
+	return st, stmt.Err()
 }
 
 // ReadAppliedIndex returns the applied index as seen by conn's current
 // read transaction: with a read transaction open, it is the index of the
 // snapshot that transaction reads.
 func ReadAppliedIndex(conn *sqlite3.Conn) (uint64, error) {
-	idx, _, err := readState(conn)
-	return idx, err
+	st, err := readState(conn)
+	return st.applied, err
 }
 
 // ResetIndex forgets the applied index, for a database that outlived its
@@ -150,7 +171,7 @@ func ReadAppliedIndex(conn *sqlite3.Conn) (uint64, error) {
 func (sm *StateMachine) ResetIndex() error {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if err := sm.w.Exec(`UPDATE _hiqlite_state SET applied_index = 0, applied_term = 0`); err != nil {
+	if err := sm.w.Exec(`UPDATE _hiqlite_state SET applied_index = 0, applied_term = 0, seen_index = 0`); err != nil {
 		return err
 	}
 	sm.applied.Store(0)
@@ -163,6 +184,10 @@ func (sm *StateMachine) Path() string { return sm.path }
 
 // AppliedIndex is the Raft index of the last command in the database.
 func (sm *StateMachine) AppliedIndex() uint64 { return sm.applied.Load() }
+
+// SeenIndex is the Raft index of the last entry applied, command or
+// configuration change.
+func (sm *StateMachine) SeenIndex() uint64 { return sm.seen.Load() }
 
 // Fault returns the error that stopped the state machine, or nil.
 func (sm *StateMachine) Fault() error {
@@ -239,6 +264,8 @@ func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
 			out[i] = sm.applyLog(l)
+		} else if l.Index > sm.seen.Load() && sm.Fault() == nil {
+			sm.noteSeen(l.Index)
 		}
 		if l.Index > sm.seen.Load() && sm.Fault() == nil {
 			sm.seen.Store(l.Index)
@@ -271,6 +298,25 @@ func (sm *StateMachine) applyLog(l *raft.Log) *Response {
 	}
 	sm.applied.Store(l.Index)
 	return resp
+}
+
+// noteSeen records in the database that the entry at index (not a command)
+// was applied. Inside the leader's open write transaction it only counts in
+// memory: the record would share that transaction's fate, and losing it
+// costs no more than a needless snapshot restore at the next start.
+func (sm *StateMachine) noteSeen(index uint64) {
+	if sm.pending != nil || !sm.w.GetAutocommit() {
+		return
+	}
+	if err := sm.setSeen.BindInt64(1, int64(index)); err != nil {
+		sm.stop(err)
+		return
+	}
+	err := sm.setSeen.Exec()
+	sm.setSeen.Reset()
+	if err != nil && isNodeFault(err) {
+		sm.stop(fmt.Errorf("entry %d: %w", index, err))
+	}
 }
 
 // apply runs cmd at index in one SQLite transaction that also records index
@@ -581,7 +627,7 @@ func (sm *StateMachine) closeConns() error {
 		s.Close()
 	}
 	sm.cache = nil
-	for _, st := range []*sqlite3.Stmt{sm.setMeta, sm.getSession, sm.putSession} {
+	for _, st := range []*sqlite3.Stmt{sm.setMeta, sm.setSeen, sm.getSession, sm.putSession} {
 		if st != nil {
 			st.Close()
 		}
