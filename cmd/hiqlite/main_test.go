@@ -117,7 +117,7 @@ func runDemo(t *testing.T, args ...string) string {
 	if m[1] != old {
 		t.Errorf("%s rejoined; want the old leader %s", m[1], old)
 	}
-	if n := strings.Count(got, ": identical on all 3 nodes, row for row and value for value."); n != 3 {
+	if n := strings.Count(got, "The tables are identical on all 3 nodes, row for row and value for value."); n != 3 {
 		t.Errorf("the output says %d times that all 3 nodes are identical, want 3", n)
 	}
 	find(`\n8\. .*\n(?s:.*)all three stopped\.\n\nDone: every step worked`)
