@@ -1,7 +1,7 @@
 // Command hiqlite is the command line of hiqlite: a guided demo, an SQL
 // shell and a status report for a node's data directory.
 //
-//	hiqlite demo [--dir DIR]     walk through a node step by step
+//	hiqlite demo [--dir DIR]     a 3-node cluster on loopback, step by step
 //	hiqlite shell --dsn DSN      an SQL shell on a node
 //	hiqlite status --dsn DSN     print a node's id, leader, applied index, members
 //	hiqlite serve                not implemented yet (cluster issue)
@@ -49,7 +49,7 @@ type command struct {
 
 // commands lists the subcommands in the order usage shows them.
 var commands = []command{
-	{"demo", "[--dir DIR]", "walk through a single node step by step (a temporary directory unless --dir)", cmdDemo},
+	{"demo", "[--dir DIR]", "walk through a 3-node cluster on 127.0.0.1: writes, reads, failover (a temporary directory unless --dir)", cmdDemo},
 	{"shell", "--dsn DSN", "an SQL shell: statements end with ';', .help lists the dot commands", cmdShell},
 	{"status", "--dsn DSN", "open the node of DSN and print its id, leader, applied index and members", cmdStatus},
 	{"serve", "", "run a node as a process (not implemented yet: arrives with the cluster issue)", notImplemented("the cluster issue")},

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -20,61 +24,123 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// TestDemo runs the demo as a user would, with a temporary directory and
+// with --dir, and checks the facts it reports: a write through a follower
+// reached every node, the leader's failover, the old leader's rejoin.
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
-	dir := t.TempDir()
-	var out bytes.Buffer
-	if err := demo(ctx, &out, dir); err != nil {
-		t.Fatalf("demo: %v\noutput:\n%s", err, out.String())
-	}
-	got := out.String()
-	for _, want := range []string{
-		"1. Open a node",
-		"is leader:  true",
-		"inside the transaction:  4 notes",
-		"outside the transaction: 3 notes",
-		"after ROLLBACK:         4 notes",
-		"4   written in a transaction",
-		"(4 rows)",
-		"9. Close the node and open it again",
-		"4 notes survived the restart (4 before)",
-		"Done: every step worked.",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("demo output lacks %q; output:\n%s", want, got)
+	t.Run("temporary dir", func(t *testing.T) {
+		t.Parallel()
+		out := runDemo(t)
+		m := regexp.MustCompile(`Removed the temporary directory (\S+)\.\n`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("the demo did not say it removed its temporary directory; output:\n%s", out)
 		}
-	}
+		if _, err := os.Stat(m[1]); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the temporary directory %s is still there (stat: %v)", m[1], err)
+		}
+	})
+	t.Run("--dir", func(t *testing.T) {
+		t.Parallel()
+		dir := filepath.Join(t.TempDir(), "new")
+		out := runDemo(t, "--dir", dir)
+		if !strings.Contains(out, "The data stays in "+dir) {
+			t.Errorf("the demo does not say where its data stays; output:\n%s", out)
+		}
+		// The DSNs it prints start the cluster again, with every note.
+		dsns := regexp.MustCompile(`(?m)^   (\S+\?_node=node\d\S*)$`).FindAllStringSubmatch(out[strings.Index(out, "The data stays"):], -1)
+		if len(dsns) != 3 {
+			t.Fatalf("want the 3 DSNs after the demo, got %d; output:\n%s", len(dsns), out)
+		}
+		ctx := testContext(t)
+		var dbs []*sql.DB
+		for _, m := range dsns {
+			db, err := sql.Open(hiqlite.DriverName, m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			dbs = append(dbs, db)
+		}
+		for i, db := range dbs {
+			n, err := hiqlite.NodeOf(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.WaitReady(ctx); err != nil {
+				t.Fatalf("restart node%d: %v", i+1, err)
+			}
+			var notes int
+			q := `SELECT count(*) FROM notes`
+			if err := db.QueryRowContext(hiqlite.WithConsistency(ctx, hiqlite.Linearizable), q).Scan(&notes); err != nil {
+				t.Fatal(err)
+			}
+			if notes != 8 {
+				t.Errorf("node%d has %d notes after a restart, want 8", i+1, notes)
+			}
+		}
+	})
+}
 
-	// The demo closed its node; what it wrote is on disk.
-	db, err := sql.Open(hiqlite.DriverName, dir)
-	if err != nil {
-		t.Fatal(err)
+// runDemo runs "hiqlite demo args...", checks the facts common to every
+// run and returns the output.
+func runDemo(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(testContext(t), append([]string{"demo"}, args...), strings.NewReader(""), &out, &errOut)
+	got := out.String()
+	if code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s\noutput:\n%s", code, errOut.String(), got)
 	}
-	defer db.Close()
-	var notes, samples, moments int
-	err = db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM notes), (SELECT count(*) FROM samples),
-		(SELECT count(DISTINCT at) FROM samples)`).Scan(&notes, &samples, &moments)
-	if err != nil {
-		t.Fatal(err)
+	find := func(pattern string) []string {
+		t.Helper()
+		m := regexp.MustCompile(pattern).FindStringSubmatch(got)
+		if m == nil {
+			t.Fatalf("the output does not match %q; output:\n%s", pattern, got)
+		}
+		return m
 	}
-	if notes != 4 || samples != 3 || moments != 1 {
-		t.Errorf("after the demo: %d notes, %d samples at %d moments; want 4, 3 at 1", notes, samples, moments)
+	first := find(`=> 3 voters; (node\d) leads\.`)[1]
+	m := find(`=> written through (node\d), a follower; forwarded to (node\d), the leader, and applied there\.`)
+	if m[1] == m[2] || m[2] != first {
+		t.Errorf("the write went through %s to the leader %s; want a follower of %s", m[1], m[2], first)
 	}
+	find(`=> the same rows and the same stored random\(\) and 'now' values on all 3 nodes\.`)
+	find(`=> the linearizable read on node\d saw the write made on node\d just before\.`)
+	find(`=> the committed transaction is on every node; the rolled-back one left no trace\.`)
+	m = find(`=> (node\d) took over from (node\d): first write accepted [0-9.]+m?s after (node\d) stopped\.`)
+	newLeader, old := m[1], m[2]
+	if newLeader == old || m[3] != old {
+		t.Errorf("failover from %s to %s; want another node", old, newLeader)
+	}
+	m = find(`=> (node\d) rejoined as a follower and caught up: applied index (\d+), as on the leader\.`)
+	if m[1] != old {
+		t.Errorf("%s rejoined; want the old leader %s", m[1], old)
+	}
+	if n := strings.Count(got, "The tables are identical on all 3 nodes, row for row and value for value."); n != 3 {
+		t.Errorf("the output says %d times that all 3 nodes are identical, want 3", n)
+	}
+	find(`\n8\. .*\n(?s:.*)all three stopped\.\n\nDone: every step worked`)
+	return got
 }
 
 func TestDemoRefusesUsedDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	db, err := sql.Open(hiqlite.DriverName, dir)
+	if err := os.WriteFile(filepath.Join(dir, "precious"), []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run(testContext(t), []string{"demo", "--dir", dir}, strings.NewReader(""), &out, &errOut)
+	if code != exitFail || !strings.Contains(errOut.String(), "is not empty") {
+		t.Fatalf("demo in a used dir: exit %d, stderr %q; want exit %d and a message saying it is not empty", code, errOut.String(), exitFail)
+	}
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	var out bytes.Buffer
-	err = demo(testContext(t), &out, dir)
-	if err == nil || !strings.Contains(err.Error(), "is not empty") {
-		t.Fatalf("demo in a used dir: got %v, want an error saying it is not empty", err)
+	if len(entries) != 1 {
+		t.Errorf("the demo changed the used dir: it holds %d entries, want 1", len(entries))
 	}
 }
 
