@@ -57,8 +57,8 @@ func TestClusterWrongSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Give the intruder a few seconds of gossip join attempts (the first
-	// comes at once, then every 100 ms or more).
+	// Give the intruder a few seconds of gossip join attempts: at once,
+	// then with a backoff from 100 ms (five more within 4 s).
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	err = node.WaitReady(ctx)
 	cancel()
