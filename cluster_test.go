@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -241,4 +242,63 @@ func TestClusterFollowerCatchUp(t *testing.T) {
 	if n := count(t, c.Members[f].DB, `SELECT count(*) FROM cu`); n != 25 {
 		t.Errorf("wiped follower has %d rows, want 25", n)
 	}
+}
+
+// TestClusterReap: a follower that stays dead longer than _reap is removed
+// from the Raft configuration by the leader, and the two survivors, now a
+// cluster of two, keep serving writes. Restarted, the reaped node is added
+// back and catches up.
+func TestClusterReap(t *testing.T) {
+	t.Parallel()
+	const reap = time.Second
+	c := clustertest.New(t, 3, "_reap="+reap.String())
+	l := c.Leader()
+	mustExec(t, c.Members[l].DB, `CREATE TABLE rp(x)`)
+	f := c.Follower()
+	dead := c.Members[f].ID
+	killed := time.Now()
+	c.Kill(f)
+
+	// Gossip needs seconds to declare the node dead (about 7 s here), and
+	// _reap runs from then. The bound is generous because memberlist
+	// stretches its probe interval up to eightfold on a node it finds
+	// overloaded, as a busy test machine can make it.
+	c.WaitFor(dead+" reaped from the configuration of every survivor", 2*time.Minute, func() bool {
+		for _, i := range c.Alive() {
+			ms, err := c.Members[i].Node.Members()
+			if err != nil || len(ms) != 2 || memberIndex(ms, dead) >= 0 {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(killed)
+	t.Logf("%s reaped %v after it was killed (_reap=%v)", dead, took, reap)
+	if took < reap {
+		t.Errorf("%s reaped %v after it was killed, before _reap=%v", dead, took, reap)
+	}
+	for _, i := range c.Alive() {
+		for k := range 5 {
+			mustExec(t, c.Members[i].DB, `INSERT INTO rp VALUES (?)`, fmt.Sprint(c.Members[i].ID, "/", k))
+		}
+	}
+	c.EnsureSame()
+
+	c.Start(f)
+	c.WaitFor(dead+" added back as a voter", 60*time.Second, func() bool {
+		ms, err := c.Members[c.Leader()].Node.Members()
+		i := memberIndex(ms, dead)
+		return err == nil && len(ms) == 3 && i >= 0 && ms[i].Voter
+	})
+	c.WaitReady(30 * time.Second)
+	mustExec(t, c.Members[f].DB, `INSERT INTO rp VALUES ('back')`)
+	c.EnsureSame()
+	if n := count(t, c.Members[f].DB, `SELECT count(*) FROM rp`); n != 11 {
+		t.Errorf("the reaped node has %d rows after it came back, want 11", n)
+	}
+}
+
+// memberIndex returns the index of the server id in ms, or -1.
+func memberIndex(ms []hiqlite.Member, id string) int {
+	return slices.IndexFunc(ms, func(m hiqlite.Member) bool { return m.ID == id })
 }

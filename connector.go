@@ -105,16 +105,17 @@ func acquireNode(cfg *Config) (*Node, error) {
 		return nil, err
 	}
 	cn, err := cluster.Open(cluster.Config{
-		Dir:       dir,
-		ID:        cfg.NodeID,
-		Timeout:   cfg.Timeout,
-		Listen:    cfg.Listen,
-		Advertise: cfg.Advertise,
-		Gossip:    cfg.Gossip,
-		Join:      cfg.Join,
-		Expect:    cfg.Expect,
-		Voter:     cfg.Voter,
-		Secret:    secret,
+		Dir:         dir,
+		ID:          cfg.NodeID,
+		Timeout:     cfg.Timeout,
+		Listen:      cfg.Listen,
+		Advertise:   cfg.Advertise,
+		Gossip:      cfg.Gossip,
+		Join:        cfg.Join,
+		Expect:      cfg.Expect,
+		Voter:       cfg.Voter,
+		Secret:      secret,
+		ReapTimeout: cfg.Reap,
 	})
 	if err != nil {
 		return nil, err

@@ -73,13 +73,16 @@
 //	_timeout       write / forward timeout                              10s
 //	_txidle        idle timeout of an open write transaction            5s
 //	_busy          how long a writer waits for the write slot           5s
+//	_reap          how long a dead node stays a member (at least 1s)    5m
 //
 // Rules that tie the parameters together are checked at open (_gossip
 // requires _listen, a non-loopback address requires a secret, ...).
 // Cluster mode (_listen, _gossip, _join, _expect) forms a cluster by gossip
 // and forwards writes from followers to the leader, exactly once: a write
 // whose reply was lost is sent again and applied once, and a COMMIT
-// interrupted by fail-over is resolved on the new leader. Durations use Go's
+// interrupted by fail-over is resolved on the new leader. The leader
+// removes a node that gossip has reported dead for longer than _reap from
+// the Raft configuration; the node is added back if it returns. Durations use Go's
 // syntax (500ms, 10s).
 //
 // # Reads and writes

@@ -70,6 +70,7 @@ type Config struct {
 	Timeout     time.Duration // _timeout write/forward timeout, default 10s
 	TxIdle      time.Duration // _txidle idle timeout of an open write transaction, default 5s
 	Busy        time.Duration // _busy how long a writer waits for the write slot, default 5s
+	Reap        time.Duration // _reap how long a node may stay dead before the leader removes it, default 5m; at least 1s
 }
 
 // Defaults of the parameters FormatDSN leaves out when unchanged.
@@ -78,6 +79,12 @@ const (
 	defaultTimeout = 10 * time.Second
 	defaultTxIdle  = 5 * time.Second
 	defaultBusy    = 5 * time.Second
+	defaultReap    = 5 * time.Minute
+
+	// minReap keeps _reap above gossip's own failure detection, which takes
+	// seconds: a shorter timeout would only make the leader act on the
+	// first sign of death instead of on a settled one.
+	minReap = time.Second
 
 	minSecretLen = 16
 	maxNodeIDLen = 64
@@ -95,6 +102,7 @@ func NewConfig() *Config {
 		Timeout:     defaultTimeout,
 		TxIdle:      defaultTxIdle,
 		Busy:        defaultBusy,
+		Reap:        defaultReap,
 	}
 }
 
@@ -158,7 +166,7 @@ var knownParams = map[string]bool{
 	"_node": true, "_listen": true, "_advertise": true, "_gossip": true,
 	"_join": true, "_expect": true, "_secret": true, "_secret_file": true,
 	"_consistency": true, "_voter": true, "_timeout": true, "_txidle": true,
-	"_busy": true,
+	"_busy": true, "_reap": true,
 }
 
 // quoteName quotes a parameter name for an error message. A name that
@@ -213,6 +221,8 @@ func (c *Config) setParam(name, value string) error {
 		c.TxIdle, err = time.ParseDuration(value)
 	case "_busy":
 		c.Busy, err = time.ParseDuration(value)
+	case "_reap":
+		c.Reap, err = time.ParseDuration(value)
 	}
 	if err != nil {
 		return fmt.Errorf("hiqlite: invalid %s %q: %w", name, value, err)
@@ -277,6 +287,7 @@ func (c *Config) format(redact bool) string {
 	addDuration("_timeout", c.Timeout, defaultTimeout)
 	addDuration("_txidle", c.TxIdle, defaultTxIdle)
 	addDuration("_busy", c.Busy, defaultBusy)
+	addDuration("_reap", c.Reap, defaultReap)
 	slices.SortFunc(params, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 
 	var b strings.Builder
@@ -398,10 +409,13 @@ func (c *Config) validateFields() error {
 	for _, d := range []struct {
 		name  string
 		value time.Duration
-	}{{"_timeout", c.Timeout}, {"_txidle", c.TxIdle}, {"_busy", c.Busy}} {
+	}{{"_timeout", c.Timeout}, {"_txidle", c.TxIdle}, {"_busy", c.Busy}, {"_reap", c.Reap}} {
 		if d.value <= 0 {
 			return fmt.Errorf("hiqlite: invalid %s %q: must be positive", d.name, d.value.String())
 		}
+	}
+	if c.Reap < minReap {
+		return fmt.Errorf("hiqlite: invalid _reap %q: must be at least %v", c.Reap.String(), minReap)
 	}
 	return nil
 }

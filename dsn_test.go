@@ -85,6 +85,23 @@ var dsnTests = []struct {
 	{dsn: "data?_txidle=-1s", err: `invalid _txidle "-1s": must be positive`},
 	{dsn: "data?_busy=5", err: `invalid _busy "5": time: missing unit`},
 
+	// _reap.
+	{dsn: "data?_reap=90s", want: conf("data", func(c *Config) { c.Reap = 90 * time.Second }), format: "data?_reap=1m30s"},
+	{dsn: "data?_reap=1s", want: conf("data", func(c *Config) { c.Reap = time.Second }), format: "data?_reap=1s"},
+	{dsn: "data?_reap=1000ms&_busy=2s", want: conf("data", func(c *Config) { c.Reap = time.Second; c.Busy = 2 * time.Second }), format: "data?_busy=2s&_reap=1s"},
+	{dsn: "data?_reap=24h", want: conf("data", func(c *Config) { c.Reap = 24 * time.Hour }), format: "data?_reap=24h0m0s"},
+	{dsn: "data?_reap=5m", want: conf("data", nil), format: "data"},
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=127.0.0.1:7946&_reap=10s",
+		want:   conf("data", func(c *Config) { c.Listen = "127.0.0.1:7000"; c.Gossip = "127.0.0.1:7946"; c.Reap = 10 * time.Second }),
+		format: "data?_gossip=127.0.0.1%3A7946&_listen=127.0.0.1%3A7000&_reap=10s"},
+	{dsn: "data?_reap=", err: `invalid _reap "": empty value`},
+	{dsn: "data?_reap=soon", err: `invalid _reap "soon": time: invalid duration`},
+	{dsn: "data?_reap=30", err: `invalid _reap "30": time: missing unit`},
+	{dsn: "data?_reap=0s", err: `invalid _reap "0s": must be positive`},
+	{dsn: "data?_reap=-5m", err: `invalid _reap "-5m0s": must be positive`},
+	{dsn: "data?_reap=999ms", err: `invalid _reap "999ms": must be at least 1s`},
+	{dsn: "data?_reap=1s&_reap=2s", err: "_reap given twice"},
+
 	// _consistency and _voter.
 	{dsn: "data?_consistency=LINEARIZABLE",
 		want:   conf("data", func(c *Config) { c.Consistency = Linearizable }),
@@ -380,6 +397,9 @@ func TestConfigValidate(t *testing.T) {
 		{"consistency", conf("d", func(c *Config) { c.Consistency = 9 }), "invalid _consistency 9"},
 		{"zero timeout", conf("d", func(c *Config) { c.Timeout = 0 }), `invalid _timeout "0s": must be positive`},
 		{"negative busy", conf("d", func(c *Config) { c.Busy = -1 }), `invalid _busy "-1ns": must be positive`},
+		{"zero reap", conf("d", func(c *Config) { c.Reap = 0 }), `invalid _reap "0s": must be positive`},
+		{"short reap", conf("d", func(c *Config) { c.Reap = time.Second - 1 }), `invalid _reap "999.999999ms": must be at least 1s`},
+		{"odd reap", conf("d", func(c *Config) { c.Reap = time.Minute + time.Nanosecond }), ""},
 		{"zero expect", conf("d", func(c *Config) { c.Expect = 0 }), "invalid _expect 0"},
 		{"short secret", conf("d", func(c *Config) { c.Secret = shortSecret }), "_secret must be at least 16 bytes (got 5)"},
 		{"both secrets", conf("d", func(c *Config) { c.Secret = testSecret; c.SecretFile = "f" }), `_secret and _secret_file "f" are mutually exclusive`},
@@ -422,6 +442,7 @@ func TestNewConfigDefaults(t *testing.T) {
 		{"Timeout", c.Timeout, 10 * time.Second},
 		{"TxIdle", c.TxIdle, 5 * time.Second},
 		{"Busy", c.Busy, 5 * time.Second},
+		{"Reap", c.Reap, 5 * time.Minute},
 	} {
 		if !reflect.DeepEqual(check.got, check.want) {
 			t.Errorf("NewConfig().%s = %#v, want %#v", check.field, check.got, check.want)

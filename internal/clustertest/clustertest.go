@@ -10,8 +10,10 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +30,7 @@ type Member struct {
 	Dir    string
 	Listen string
 	Gossip string
+	Secret string   // "" = the package's Secret
 	Params []string // extra DSN parameters
 	DB     *sql.DB  // nil while killed
 	Node   *hiqlite.Node
@@ -35,13 +38,17 @@ type Member struct {
 
 // DSN is the member's DSN.
 func (m *Member) DSN(c *Cluster) string {
+	secret := m.Secret
+	if secret == "" {
+		secret = Secret
+	}
 	params := []string{
 		"_node=" + m.ID,
 		"_listen=" + m.Listen,
 		"_gossip=" + m.Gossip,
 		"_join=" + strings.Join(c.seeds(), ","),
 		fmt.Sprintf("_expect=%d", c.expect),
-		"_secret=" + Secret,
+		"_secret=" + url.QueryEscape(secret),
 	}
 	params = append(params, m.Params...)
 	return m.Dir + "?" + strings.Join(params, "&")
@@ -51,21 +58,18 @@ func (m *Member) DSN(c *Cluster) string {
 type Cluster struct {
 	t       testing.TB
 	expect  int
+	params  []string
 	Members []*Member
 }
 
 // New starts n voters that bootstrap together and waits until they agree
-// on a leader and every node is ready.
-func New(t testing.TB, n int) *Cluster {
+// on a leader and every node is ready. params are extra DSN parameters of
+// every member, such as "_reap=1s".
+func New(t testing.TB, n int, params ...string) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, expect: n}
+	c := &Cluster{t: t, expect: n, params: params}
 	for i := range n {
-		c.Members = append(c.Members, &Member{
-			ID:     fmt.Sprintf("node%d", i+1),
-			Dir:    filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i+1)),
-			Listen: freeAddr(t),
-			Gossip: freeAddr(t),
-		})
+		c.Members = append(c.Members, c.NewMember(fmt.Sprintf("node%d", i+1)))
 	}
 	t.Cleanup(c.Close)
 	for i := range c.Members {
@@ -73,6 +77,29 @@ func New(t testing.TB, n int) *Cluster {
 	}
 	c.WaitReady(30 * time.Second)
 	return c
+}
+
+// NewMember returns a member that is not part of c: a new DATA_DIR, free
+// loopback addresses and c's extra DSN parameters. Its DSN joins c's
+// members. Add it to c with Add, or open its DSN yourself (as an outsider).
+func (c *Cluster) NewMember(id string) *Member {
+	c.t.Helper()
+	return &Member{
+		ID:     id,
+		Dir:    filepath.Join(c.t.TempDir(), id),
+		Listen: freeAddr(c.t),
+		Gossip: freeAddr(c.t),
+		Params: slices.Clone(c.params),
+	}
+}
+
+// Add appends m to the members, starts it and returns its index.
+func (c *Cluster) Add(m *Member) int {
+	c.t.Helper()
+	c.Members = append(c.Members, m)
+	i := len(c.Members) - 1
+	c.Start(i)
+	return i
 }
 
 func (c *Cluster) seeds() []string {
