@@ -247,9 +247,9 @@ func TestServeSingleNode(t *testing.T) {
 }
 
 // TestServeLoopback runs serve on a one-voter cluster with Raft and gossip
-// on loopback.
+// on loopback. Not parallel, for the goroutine count.
 func TestServeLoopback(t *testing.T) {
-	t.Parallel()
+	before := runtime.NumGoroutine()
 	listen, gossip := freeAddr(t), freeAddr(t)
 	dir := filepath.Join(t.TempDir(), "solo")
 	s := startServe(t, "--dsn", dir+"?_node=solo&_listen="+listen+"&_gossip="+gossip+"&_expect=1", "--http", "127.0.0.1:0")
@@ -274,6 +274,40 @@ func TestServeLoopback(t *testing.T) {
 	}
 	if code := s.stop(t); code != exitOK {
 		t.Fatalf("serve exited %d; output:\n%s", code, s.output())
+	}
+	waitGoroutines(t, before, 30*time.Second)
+}
+
+// TestServeNotReady: a node that waits for two more voters that never come
+// is healthy but not ready, and stops cleanly all the same.
+func TestServeNotReady(t *testing.T) {
+	t.Parallel()
+	listen, gossip := freeAddr(t), freeAddr(t)
+	s := startServe(t, "--dsn", filepath.Join(t.TempDir(), "lonely")+"?_node=lonely&_listen="+listen+"&_gossip="+gossip+"&_expect=3", "--http", "127.0.0.1:0")
+	base := "http://" + s.http
+	if code, _, body := httpGet(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("GET /healthz: %d %q", code, body)
+	}
+	code, _, body := httpGet(t, base+"/readyz?timeout=50ms")
+	if want := "(leader: unknown (no leader right now))\n"; code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "not ready: ") || !strings.HasSuffix(body, want) {
+		t.Errorf("GET /readyz: %d %q, want 503 ending with %q", code, body, want)
+	}
+	st := getStatus(t, base)
+	if st.ID != "lonely" || st.LeaderID != "" || st.IsLeader || st.Members == nil || len(st.Members) != 0 {
+		t.Errorf("GET /status: %+v", st)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(testContext(t), []string{"status", "--http", s.http}, nil, &out, &errOut); code != exitOK {
+		t.Fatalf("status --http: exit %d, stderr: %s", code, errOut.String())
+	}
+	if want := "leader:        unknown (no leader right now)\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("status --http lacks %q:\n%s", want, out.String())
+	}
+	if code := s.stop(t); code != exitOK {
+		t.Fatalf("serve exited %d; output:\n%s", code, s.output())
+	}
+	if strings.Contains(s.out.String(), "ready:") {
+		t.Errorf("serve said it was ready:\n%s", s.out.String())
 	}
 }
 
