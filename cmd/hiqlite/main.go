@@ -1,11 +1,19 @@
-// Command hiqlite is the command line of hiqlite: a guided demo, an SQL
-// shell and a status report for a node's data directory.
+// Command hiqlite is the command line of hiqlite: a guided demo, a node
+// run as a process, an SQL shell and a status report.
 //
-//	hiqlite demo [--dir DIR]     a 3-node cluster on loopback, step by step
-//	hiqlite shell --dsn DSN      an SQL shell on a node
-//	hiqlite status --dsn DSN     print a node's id, leader, applied index, members
-//	hiqlite serve                not implemented yet (cluster issue)
-//	hiqlite bench                not implemented yet (performance issue)
+//	hiqlite demo [--dir DIR]                 a 3-node cluster on loopback, step by step
+//	hiqlite serve --dsn DSN [--http ADDR]    run a node, with health and status over HTTP
+//	hiqlite shell --dsn DSN                  an SQL shell on a node
+//	hiqlite status --dsn DSN | --http ADDR   print a node's id, leader, applied index, members
+//	hiqlite bench                            not implemented yet (performance issue)
+//
+// serve runs until SIGINT or SIGTERM, then stops its node cleanly. With
+// --http (default 127.0.0.1:8080; empty turns it off) it answers
+// GET /healthz (200 while the node has no fault), GET /readyz (200 once the
+// node is ready: leader known, caught up; ?timeout=DURATION, default 1s)
+// and GET /status (JSON). status --dsn opens the node in its own process,
+// which fails while another process runs it; status --http asks a running
+// serve.
 //
 // Run "hiqlite help" for the details. The exit status is 0 on success, 1
 // when a command fails and 2 for a usage error or a command that is not
@@ -21,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 )
 
 // Exit statuses.
@@ -31,8 +40,13 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal, a second one kills the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -50,9 +64,9 @@ type command struct {
 // commands lists the subcommands in the order usage shows them.
 var commands = []command{
 	{"demo", "[--dir DIR]", "walk through a 3-node cluster on 127.0.0.1: writes, reads, failover (a temporary directory unless --dir)", cmdDemo},
+	{"serve", "--dsn DSN [--http ADDR]", "run the node of DSN until interrupted, with /healthz, /readyz and /status on HTTP", cmdServe},
 	{"shell", "--dsn DSN", "an SQL shell: statements end with ';', .help lists the dot commands", cmdShell},
-	{"status", "--dsn DSN", "open the node of DSN and print its id, leader, applied index and members", cmdStatus},
-	{"serve", "", "run a node as a process (not implemented yet: arrives with the cluster issue)", notImplemented("the cluster issue")},
+	{"status", "--dsn DSN | --http ADDR", "print a node's id, leader, applied index and members: open it here, or ask a running serve", cmdStatus},
 	{"bench", "", "run the benchmarks (not implemented yet: arrives with the performance issue)", notImplemented("the performance issue")},
 	{"help", "", "print this help", nil},
 }
@@ -122,7 +136,7 @@ Commands:
 `)
 	for _, c := range commands {
 		syn := strings.TrimSpace(c.name + " " + c.args)
-		fmt.Fprintf(w, "\t%-22s %s\n", syn, c.summary)
+		fmt.Fprintf(w, "\t%-32s %s\n", syn, c.summary)
 	}
 	fmt.Fprint(w, `
 DSN is a data directory with optional parameters, as sql.Open("hiqlite", DSN)

@@ -269,14 +269,14 @@ func TestRun(t *testing.T) {
 		{args: []string{"help"}, code: exitOK, out: "demo [--dir DIR]"},
 		{args: []string{"--help"}, code: exitOK, out: "shell --dsn DSN"},
 		{args: []string{"nope"}, code: exitUsage, err: `unknown command "nope"`},
-		{args: []string{"serve"}, code: exitUsage, err: "not implemented yet: arrives with the cluster issue"},
+		{args: []string{"serve"}, code: exitUsage, err: "--dsn is required"},
 		{args: []string{"bench"}, code: exitUsage, err: "not implemented yet: arrives with the performance issue"},
 		{args: []string{"shell"}, code: exitUsage, err: "--dsn is required"},
-		{args: []string{"status"}, code: exitUsage, err: "--dsn is required"},
+		{args: []string{"status"}, code: exitUsage, err: "give exactly one of --dsn DSN"},
 		{args: []string{"status", "--bogus"}, code: exitUsage, err: "flag provided but not defined: -bogus"},
-		{args: []string{"status", "-h"}, code: exitOK, err: "Usage: hiqlite status --dsn DSN"},
+		{args: []string{"status", "-h"}, code: exitOK, err: "Usage: hiqlite status --dsn DSN | --http ADDR"},
 		{args: []string{"demo", "extra"}, code: exitUsage, err: `unexpected argument "extra"`},
-		{args: []string{"status", "--dsn", "?_bogus=1"}, code: exitFail, err: "empty data directory"},
+		{args: []string{"status", "--dsn", "?_bogus=1"}, code: exitUsage, err: "empty data directory"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(append([]string{"hiqlite"}, tt.args...), " "), func(t *testing.T) {

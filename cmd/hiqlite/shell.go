@@ -35,9 +35,6 @@ func cmdShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 func openNode(ctx context.Context, dsn string) (*sql.DB, error) {
 	db, err := sql.Open(hiqlite.DriverName, dsn)
 	if err != nil {
-		if errors.Is(err, hiqlite.ErrLocked) {
-			return nil, fmt.Errorf("%w\n(a node runs in another process; asking a running node over the network arrives with the cluster issue)", err)
-		}
 		return nil, err
 	}
 	n, err := hiqlite.NodeOf(ctx, db)

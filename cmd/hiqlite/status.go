@@ -2,39 +2,103 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hiqlite/hiqlite"
 )
 
 func cmdStatus(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", "--dsn DSN", stderr)
-	dsn := fs.String("dsn", "", "the node to open: DATA_DIR[?param=value&...] (required)")
-	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the node to be ready")
+	fs := newFlagSet("status", "--dsn DSN | --http ADDR", stderr)
+	dsn := fs.String("dsn", "", "open the node of DSN in this process: DATA_DIR[?param=value&...]")
+	httpAddr := fs.String("http", "", "ask a running hiqlite serve instead: its --http host:port, or a URL such as http://host:port")
+	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the node to be ready (--dsn) or to answer (--http)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dsn == "" {
-		return &usageError{errors.New("--dsn is required, for example: hiqlite status --dsn /tmp/hiqlite")}
+	if (*dsn == "") == (*httpAddr == "") {
+		return &usageError{errors.New("give exactly one of --dsn DSN (open the node here) and --http ADDR (ask a running hiqlite serve)")}
 	}
 	if *wait <= 0 {
 		return &usageError{fmt.Errorf("--wait %v must be positive", *wait)}
 	}
+	if *httpAddr != "" {
+		u, err := statusURL(*httpAddr)
+		if err != nil {
+			return &usageError{fmt.Errorf("invalid --http %q: %w", *httpAddr, err)}
+		}
+		return remoteStatus(ctx, u, *wait, stdout)
+	}
+	if _, err := hiqlite.ParseDSN(*dsn); err != nil {
+		return &usageError{fmt.Errorf("invalid --dsn: %w", err)}
+	}
 	return status(ctx, *dsn, *wait, stdout)
 }
 
+// nodeStatus is what status prints and what serve's GET /status returns as
+// JSON.
+type nodeStatus struct {
+	ID           string `json:"id"`
+	LeaderID     string `json:"leader_id"`   // "" while no leader is known
+	LeaderAddr   string `json:"leader_addr"` // the leader's Raft address
+	IsLeader     bool   `json:"is_leader"`
+	AppliedIndex uint64 `json:"applied_index"`
+	DataDir      string `json:"data_dir"`
+	Fault        string `json:"fault,omitempty"` // Node.Fault
+	// Members is the Raft configuration; MembersError says why it could
+	// not be read.
+	Members      []memberStatus `json:"members"`
+	MembersError string         `json:"members_error,omitempty"`
+}
+
+type memberStatus struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Voter    bool   `json:"voter"`
+	IsLeader bool   `json:"is_leader"`
+}
+
+// statusOf reads the status of node.
+func statusOf(node *hiqlite.Node) nodeStatus {
+	s := nodeStatus{
+		ID:           node.ID(),
+		IsLeader:     node.IsLeader(),
+		AppliedIndex: node.AppliedIndex(),
+		DataDir:      node.DataDir(),
+		Members:      []memberStatus{},
+	}
+	s.LeaderID, s.LeaderAddr = node.Leader()
+	if err := node.Fault(); err != nil {
+		s.Fault = err.Error()
+	}
+	ms, err := node.Members()
+	if err != nil {
+		s.MembersError = err.Error()
+	}
+	for _, m := range ms {
+		s.Members = append(s.Members, memberStatus{ID: m.ID, Address: m.Address, Voter: m.Voter, IsLeader: m.IsLeader})
+	}
+	return s
+}
+
 // status opens the node of dsn in this process and prints what it knows
-// about itself and the cluster. Until the cluster issue brings a client for
-// running nodes, the data directory must not be in use by another process.
+// about itself and the cluster. The data directory must not be in use by
+// another process: remoteStatus asks a node that runs elsewhere.
 func status(ctx context.Context, dsn string, wait time.Duration, w io.Writer) error {
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	db, err := openNode(wctx, dsn)
 	if err != nil {
+		if errors.Is(err, hiqlite.ErrLocked) {
+			return fmt.Errorf("%w\n(if hiqlite serve runs that node, ask it with: hiqlite status --http ADDR)", err)
+		}
 		return err
 	}
 	defer db.Close()
@@ -42,29 +106,92 @@ func status(ctx context.Context, dsn string, wait time.Duration, w io.Writer) er
 	if err != nil {
 		return err
 	}
-	leaderID, leaderAddr := n.Leader()
-	leader := leaderID
-	switch {
-	case leaderID == "":
-		leader = "unknown (no leader right now)"
-	case leaderID == n.ID():
-		leader += " (this node)"
-	case leaderAddr != "":
-		leader += " at " + leaderAddr
+	return printStatus(w, statusOf(n))
+}
+
+// statusURL turns the --http value, host:port or an http(s) URL, into the
+// URL of the /status endpoint.
+func statusURL(addr string) (string, error) {
+	raw := addr
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
 	}
-	fmt.Fprintf(w, "node:          %s\n", n.ID())
-	fmt.Fprintf(w, "leader:        %s\n", leader)
-	fmt.Fprintf(w, "applied index: %d\n", n.AppliedIndex())
-	fmt.Fprintf(w, "data dir:      %s\n", n.DataDir())
-	if err := n.Fault(); err != nil {
-		fmt.Fprintf(w, "fault:         %v\n", err)
-	}
-	ms, err := n.Members()
+	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("members: %w", err)
+		return "", errors.New("want host:port or a URL such as http://127.0.0.1:8080")
 	}
-	cells := make([][]string, 0, len(ms))
-	for _, m := range ms {
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("scheme %q is not http or https", u.Scheme)
+	}
+	if u.Host == "" || (u.Port() == "" && !strings.Contains(addr, "://")) {
+		return "", errors.New("want host:port or a URL such as http://127.0.0.1:8080")
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	if !strings.HasSuffix(u.Path, "/status") {
+		u.Path += "/status"
+	}
+	u.RawPath, u.RawQuery, u.Fragment = "", "", ""
+	return u.String(), nil
+}
+
+// remoteStatus prints the status that GET statusURL returns.
+func remoteStatus(ctx context.Context, statusURL string, wait time.Duration, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, statusURL, nil)
+	if err != nil {
+		return err
+	}
+	// One request: no connection is kept for later.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return err // names the method and the URL
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", statusURL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", statusURL, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var s nodeStatus
+	if err := json.Unmarshal(body, &s); err != nil {
+		return fmt.Errorf("GET %s: not a hiqlite status: %w", statusURL, err)
+	}
+	return printStatus(w, s)
+}
+
+// leaderText describes the leader (id, at addr) as seen from node self.
+func leaderText(self, id, addr string) string {
+	switch {
+	case id == "":
+		return "unknown (no leader right now)"
+	case id == self:
+		return id + " (this node)"
+	case addr != "":
+		return id + " at " + addr
+	}
+	return id
+}
+
+// printStatus prints s for people. It returns an error after printing if
+// the members could not be read.
+func printStatus(w io.Writer, s nodeStatus) error {
+	fmt.Fprintf(w, "node:          %s\n", s.ID)
+	fmt.Fprintf(w, "leader:        %s\n", leaderText(s.ID, s.LeaderID, s.LeaderAddr))
+	fmt.Fprintf(w, "applied index: %d\n", s.AppliedIndex)
+	fmt.Fprintf(w, "data dir:      %s\n", s.DataDir)
+	if s.Fault != "" {
+		fmt.Fprintf(w, "fault:         %s\n", s.Fault)
+	}
+	if s.MembersError != "" {
+		return fmt.Errorf("members: %s", s.MembersError)
+	}
+	cells := make([][]string, 0, len(s.Members))
+	for _, m := range s.Members {
 		cells = append(cells, []string{m.ID, m.Address, strconv.FormatBool(m.Voter), strconv.FormatBool(m.IsLeader)})
 	}
 	fmt.Fprintln(w, "members:")
