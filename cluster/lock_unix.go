@@ -28,6 +28,11 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// unlockDir releases the lock explicitly before closing: a child process
+// forked by this one (os/exec) shares the open file description between
+// fork and exec, and a lock released by close alone would stay held by that
+// copy for a moment, failing a reopen of the same DATA_DIR with ErrLocked.
 func unlockDir(f *os.File) error {
-	return f.Close() // closing the descriptor releases the lock
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return errors.Join(err, f.Close())
 }
