@@ -60,6 +60,7 @@ type StateMachine struct {
 	fkOn    bool
 	pending *pendingTx
 	closed  bool
+	batch   batch // the group commit of the ApplyBatch call in progress
 
 	// getSession and putSession read and write _hiqlite_sessions.
 	getSession, putSession *sqlite3.Stmt
@@ -114,7 +115,7 @@ func (sm *StateMachine) init() error {
 	if err := InstallDeterministic(sm.w, sm.ref, sm.env); err != nil {
 		return fmt.Errorf("hiqlite: install deterministic functions: %w", err)
 	}
-	sm.setMeta, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_state SET applied_index = ?1, applied_term = ?2, seen_index = ?1 WHERE id = 1`, sqlite3.PREPARE_PERSISTENT)
+	sm.setMeta, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_state SET applied_index = ?1, applied_term = ?2, seen_index = ?3 WHERE id = 1`, sqlite3.PREPARE_PERSISTENT)
 	if err != nil {
 		return err
 	}
@@ -247,163 +248,6 @@ type Response struct {
 	NotApplied bool
 }
 
-// Apply applies one committed Raft log entry. It implements raft.FSM; raft
-// calls ApplyBatch instead, on its FSM goroutine.
-func (sm *StateMachine) Apply(l *raft.Log) any {
-	return sm.ApplyBatch([]*raft.Log{l})[0]
-}
-
-// ApplyBatch implements raft.BatchingFSM: it applies the command entries of
-// a batch of committed entries in order and notes the index of the others
-// (raft passes configuration changes), so that WaitApplied sees them too.
-// Called on raft's FSM goroutine only.
-func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
-	sm.mu.Lock()
-	defer sm.mu.Unlock()
-	out := make([]any, len(logs))
-	for i, l := range logs {
-		if l.Type == raft.LogCommand {
-			out[i] = sm.applyLog(l)
-		} else if l.Index > sm.seen.Load() && sm.Fault() == nil {
-			sm.noteSeen(l.Index)
-		}
-		if l.Index > sm.seen.Load() && sm.Fault() == nil {
-			sm.seen.Store(l.Index)
-		}
-	}
-	sm.broadcast()
-	return out
-}
-
-func (sm *StateMachine) applyLog(l *raft.Log) *Response {
-	if err := sm.Fault(); err != nil {
-		return &Response{Index: l.Index, Err: err}
-	}
-	if l.Index <= sm.applied.Load() {
-		// Already in the database: raft replays the log after its last
-		// snapshot on start, and the database may be ahead of that.
-		return &Response{Index: l.Index}
-	}
-	cmd, err := UnmarshalCommand(l.Data)
-	if err != nil {
-		return &Response{Index: l.Index, Err: sm.stop(fmt.Errorf("entry %d: %w", l.Index, err))}
-	}
-	resp, err := sm.apply(l.Index, l.Term, cmd)
-	if err != nil {
-		sm.abortPending()
-		if !sm.w.GetAutocommit() {
-			_ = sm.w.Exec(`ROLLBACK`)
-		}
-		return &Response{Index: l.Index, Err: sm.stop(fmt.Errorf("entry %d: %w", l.Index, err))}
-	}
-	sm.applied.Store(l.Index)
-	return resp
-}
-
-// noteSeen records in the database that the entry at index (not a command)
-// was applied. Inside the leader's open write transaction it only counts in
-// memory: the record would share that transaction's fate, and losing it
-// costs no more than a needless snapshot restore at the next start.
-func (sm *StateMachine) noteSeen(index uint64) {
-	if sm.pending != nil || !sm.w.GetAutocommit() {
-		return
-	}
-	if err := sm.setSeen.BindInt64(1, int64(index)); err != nil {
-		sm.stop(err)
-		return
-	}
-	err := sm.setSeen.Exec()
-	sm.setSeen.Reset()
-	if err != nil && isNodeFault(err) {
-		sm.stop(fmt.Errorf("entry %d: %w", index, err))
-	}
-}
-
-// apply runs cmd at index in one SQLite transaction that also records index
-// (and, for a tracked command, its session's record). A returned error is a
-// node fault; SQL errors of statements are results.
-func (sm *StateMachine) apply(index, term uint64, cmd *Command) (*Response, error) {
-	resp := &Response{Index: index}
-	var rec sessionRecord
-	if tracked(cmd) {
-		var err error
-		if rec, err = sm.lookupSession(cmd.Origin); err != nil {
-			return nil, err
-		}
-	}
-	dup := rec.found && cmd.Origin.Seq <= rec.seq
-	if p := sm.pending; p != nil {
-		if !dup && cmd.Kind == KindTx && p.origin == cmd.Origin {
-			// The leader already ran this transaction on the writer.
-			sm.pending = nil
-			if err := sm.finish(index, term, cmd, true, nil); err != nil {
-				return nil, err
-			}
-			return resp, nil
-		}
-		// Another entry won: the open transaction cannot commit.
-		sm.abortPending()
-	}
-	if dup {
-		if err := sm.commitMeta(index, term); err != nil {
-			return nil, err
-		}
-		return sm.duplicate(cmd, index, rec), nil
-	}
-	if err := sm.begin(cmd.Time, cmd.Seed, cmd.Flags); err != nil {
-		return nil, err
-	}
-	applied := true
-	switch cmd.Kind {
-	case KindExec:
-		for _, st := range cmd.Stmts {
-			res, err := sm.execText(st)
-			if isNodeFault(err) {
-				return nil, err
-			}
-			res.Err = err
-			resp.Results = append(resp.Results, res)
-			if err != nil {
-				break
-			}
-		}
-	case KindTx:
-		for i, st := range cmd.Stmts {
-			_, err := sm.execText(st)
-			if isNodeFault(err) {
-				return nil, err
-			}
-			if (err != nil) != st.Failed {
-				return nil, fmt.Errorf("transaction replay diverged at statement %d (%.60q): leader failed=%v, here err=%v", i, st.SQL, st.Failed, err)
-			}
-		}
-	case KindFence:
-		applied = false
-		resp.NotApplied = true
-	}
-	if err := sm.finish(index, term, cmd, applied, resp.Results); err != nil {
-		return nil, err
-	}
-	return resp, nil
-}
-
-// finish records cmd's session (if tracked), prunes expired sessions, and
-// commits with index.
-func (sm *StateMachine) finish(index, term uint64, cmd *Command, applied bool, results []Result) error {
-	if err := sm.ensureTx(); err != nil {
-		return err
-	}
-	if tracked(cmd) {
-		if err := sm.recordSession(cmd, index, applied, results); err != nil {
-			return err
-		}
-	}
-	if err := sm.pruneSessions(index, cmd.Time); err != nil {
-		return err
-	}
-	return sm.commitMeta(index, term)
-}
-
 // begin opens the writer's transaction for a command.
 func (sm *StateMachine) begin(t int64, seed uint64, flags Flags) error {
 	if fk := flags&FlagForeignKeys != 0; fk != sm.fkOn {
@@ -432,6 +276,9 @@ func (sm *StateMachine) commitMeta(index, term uint64) error {
 		return err
 	}
 	if err := sm.setMeta.BindInt64(2, int64(term)); err != nil {
+		return err
+	}
+	if err := sm.setMeta.BindInt64(3, int64(max(index, sm.seen.Load()))); err != nil {
 		return err
 	}
 	if err := sm.setMeta.Exec(); err != nil {
