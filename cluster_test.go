@@ -163,8 +163,8 @@ func TestClusterRandomWorkload(t *testing.T) {
 	c.EnsureSame()
 }
 
-// inTx runs fn in a transaction, retrying on SQLITE_BUSY as an application
-// would.
+// inTx runs fn in a transaction, retrying on SQLITE_BUSY and ErrNotApplied
+// (a leader change before COMMIT) as an application would.
 func inTx(db *sql.DB, fn func(*sql.Tx) error) error {
 	for {
 		tx, err := db.Begin()
@@ -177,7 +177,8 @@ func inTx(db *sql.DB, fn func(*sql.Tx) error) error {
 		} else {
 			tx.Rollback()
 		}
-		if !errors.Is(err, sqlite3.BUSY) {
+		// Both are safe to retry: the transaction did not commit.
+		if !errors.Is(err, sqlite3.BUSY) && !errors.Is(err, hiqlite.ErrNotApplied) {
 			return err
 		}
 	}

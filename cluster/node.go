@@ -162,6 +162,13 @@ func Open(cfg Config) (_ *Node, err error) {
 	// machine.
 	rc.NoSnapshotRestoreOnStart = true
 	rc.CommitTimeout = 5 * time.Millisecond
+	// Group commit: the leader loop gathers the writes waiting on its apply
+	// channel, up to MaxAppendEntries, into one log append (one fsync), one
+	// AppendEntries per follower and one state machine batch (one SQLite
+	// transaction). BatchApplyCh stays off: raft never answers the futures
+	// left in that buffer when it shuts down, so a closing node would wait
+	// for them forever.
+	rc.MaxAppendEntries = 256
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 		rc.TrailingLogs = cfg.SnapshotThreshold
@@ -223,7 +230,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	}
 	rc.HeartbeatTimeout = 500 * time.Millisecond
 	rc.ElectionTimeout = 500 * time.Millisecond
-	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	rc.LeaderLeaseTimeout = 500 * time.Millisecond // as long as allowed: a starved leader (2 cores, -race) steps down less
 	if n.mux, err = Listen(cfg.Listen, cfg.Advertise, cfg.Secret, cfg.Logger.Named("mux")); err != nil {
 		return err
 	}

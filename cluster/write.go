@@ -301,8 +301,13 @@ func (tx *WriteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 // applied here.
 func (tx *WriteTx) Commit(ctx context.Context) error {
 	_, err := tx.commit()
-	if err != nil && tx.n.mux != nil && errors.Is(err, ErrLeadershipLost) {
+	switch {
+	case err == nil:
+	case tx.n.mux != nil && errors.Is(err, ErrLeadershipLost):
 		return tx.n.settleCommit(ctx, tx.origin, err)
+	case errors.Is(err, ErrNotLeader):
+		// raft refused the entry: it never entered the log.
+		return fmt.Errorf("hiqlite: the transaction did not commit: this node lost its leadership before COMMIT: %w", replication.ErrNotApplied)
 	}
 	return err
 }
