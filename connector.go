@@ -116,6 +116,8 @@ func acquireNode(cfg *Config) (*Node, error) {
 		Voter:       cfg.Voter,
 		Secret:      secret,
 		ReapTimeout: cfg.Reap,
+
+		SnapshotThreshold: cfg.SnapshotEntries,
 	})
 	if err != nil {
 		return nil, err

@@ -74,6 +74,8 @@
 //	_txidle        idle timeout of an open write transaction            5s
 //	_busy          how long a writer waits for the write slot           5s
 //	_reap          how long a dead node stays a member (at least 1s)    5m
+//	_snapshot_entries
+//	               log entries that trigger a snapshot (at least 16)    8192
 //
 // Rules that tie the parameters together are checked at open (_gossip
 // requires _listen, a non-loopback address requires a secret, ...).

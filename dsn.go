@@ -71,6 +71,10 @@ type Config struct {
 	TxIdle      time.Duration // _txidle idle timeout of an open write transaction, default 5s
 	Busy        time.Duration // _busy how long a writer waits for the write slot, default 5s
 	Reap        time.Duration // _reap how long a node may stay dead before the leader removes it, default 5m; at least 1s
+	// SnapshotEntries (_snapshot_entries) is how many log entries since the
+	// last snapshot make the node take one and compact its log, keeping as
+	// many behind it for slow followers; default 8192, at least 16.
+	SnapshotEntries uint64
 }
 
 // Defaults of the parameters FormatDSN leaves out when unchanged.
@@ -80,6 +84,10 @@ const (
 	defaultTxIdle  = 5 * time.Second
 	defaultBusy    = 5 * time.Second
 	defaultReap    = 5 * time.Minute
+	// defaultSnapshotEntries is raft's own default threshold.
+	defaultSnapshotEntries = 8192
+	// minSnapshotEntries keeps a snapshot from being taken every few writes.
+	minSnapshotEntries = 16
 
 	// minReap keeps _reap above gossip's own failure detection, which takes
 	// seconds: a shorter timeout would only make the leader act on the
@@ -103,6 +111,8 @@ func NewConfig() *Config {
 		TxIdle:      defaultTxIdle,
 		Busy:        defaultBusy,
 		Reap:        defaultReap,
+
+		SnapshotEntries: defaultSnapshotEntries,
 	}
 }
 
@@ -166,7 +176,7 @@ var knownParams = map[string]bool{
 	"_node": true, "_listen": true, "_advertise": true, "_gossip": true,
 	"_join": true, "_expect": true, "_secret": true, "_secret_file": true,
 	"_consistency": true, "_voter": true, "_timeout": true, "_txidle": true,
-	"_busy": true, "_reap": true,
+	"_busy": true, "_reap": true, "_snapshot_entries": true,
 }
 
 // quoteName quotes a parameter name for an error message. A name that
@@ -223,6 +233,8 @@ func (c *Config) setParam(name, value string) error {
 		c.Busy, err = time.ParseDuration(value)
 	case "_reap":
 		c.Reap, err = time.ParseDuration(value)
+	case "_snapshot_entries":
+		c.SnapshotEntries, err = strconv.ParseUint(value, 10, 64)
 	}
 	if err != nil {
 		return fmt.Errorf("hiqlite: invalid %s %q: %w", name, value, err)
@@ -288,6 +300,9 @@ func (c *Config) format(redact bool) string {
 	addDuration("_txidle", c.TxIdle, defaultTxIdle)
 	addDuration("_busy", c.Busy, defaultBusy)
 	addDuration("_reap", c.Reap, defaultReap)
+	if c.SnapshotEntries != defaultSnapshotEntries {
+		add("_snapshot_entries", strconv.FormatUint(c.SnapshotEntries, 10))
+	}
 	slices.SortFunc(params, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 
 	var b strings.Builder
@@ -416,6 +431,9 @@ func (c *Config) validateFields() error {
 	}
 	if c.Reap < minReap {
 		return fmt.Errorf("hiqlite: invalid _reap %q: must be at least %v", c.Reap.String(), minReap)
+	}
+	if c.SnapshotEntries < minSnapshotEntries {
+		return fmt.Errorf("hiqlite: invalid _snapshot_entries %d: must be at least %d", c.SnapshotEntries, minSnapshotEntries)
 	}
 	return nil
 }

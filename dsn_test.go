@@ -101,6 +101,14 @@ var dsnTests = []struct {
 	{dsn: "data?_reap=-5m", err: `invalid _reap "-5m0s": must be positive`},
 	{dsn: "data?_reap=999ms", err: `invalid _reap "999ms": must be at least 1s`},
 	{dsn: "data?_reap=1s&_reap=2s", err: "_reap given twice"},
+	// _snapshot_entries.
+	{dsn: "data?_snapshot_entries=1000", want: conf("data", func(c *Config) { c.SnapshotEntries = 1000 }), format: "data?_snapshot_entries=1000"},
+	{dsn: "data?_snapshot_entries=16&_reap=1m", want: conf("data", func(c *Config) { c.SnapshotEntries = 16; c.Reap = time.Minute }), format: "data?_reap=1m0s&_snapshot_entries=16"},
+	{dsn: "data?_snapshot_entries=8192", want: conf("data", nil), format: "data"},
+	{dsn: "data?_snapshot_entries=15", err: "invalid _snapshot_entries 15: must be at least 16"},
+	{dsn: "data?_snapshot_entries=-1", err: `invalid _snapshot_entries "-1"`},
+	{dsn: "data?_snapshot_entries=lots", err: `invalid _snapshot_entries "lots"`},
+	{dsn: "data?_snapshot_entries=", err: `invalid _snapshot_entries "": empty value`},
 
 	// _consistency and _voter.
 	{dsn: "data?_consistency=LINEARIZABLE",
