@@ -10,10 +10,10 @@
 // serve runs until SIGINT or SIGTERM, then stops its node cleanly. With
 // --http (default 127.0.0.1:8080; empty turns it off) it answers
 // GET /healthz (200 while the node has no fault), GET /readyz (200 once the
-// node is ready: leader known, caught up; ?timeout=DURATION, default 1s)
-// and GET /status (JSON). status --dsn opens the node in its own process,
-// which fails while another process runs it; status --http asks a running
-// serve.
+// node is ready: leader known, caught up; ?timeout=DURATION, default 1s),
+// GET /status (JSON) and POST /snapshot (take a snapshot now). status --dsn
+// opens the node in its own process, which fails while another process runs
+// it; status --http asks a running serve.
 //
 // Run "hiqlite help" for the details. The exit status is 0 on success, 1
 // when a command fails and 2 for a usage error or a command that is not

@@ -207,6 +207,8 @@ func describeLeader(node *hiqlite.Node) string {
 //     is known and the node has applied what it committed), waiting up to
 //     timeout (default 1s, at most 1m); 503 with the reason otherwise.
 //   - GET /status: the node's status as JSON (nodeStatus).
+//   - POST /snapshot: take a snapshot now and compact the log (keeping
+//     _snapshot_entries behind it); 200 when done.
 func newStatusHandler(node *hiqlite.Node) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -233,6 +235,13 @@ func newStatusHandler(node *hiqlite.Node) http.Handler {
 			return
 		}
 		writeText(w, "ready: leader is "+describeLeader(node))
+	})
+	mux.HandleFunc("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
+		if err := node.Snapshot(); err != nil {
+			http.Error(w, "snapshot: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		writeText(w, fmt.Sprintf("snapshot taken at applied index %d", node.AppliedIndex()))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		b, err := json.MarshalIndent(statusOf(node), "", "  ")

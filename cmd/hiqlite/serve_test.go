@@ -207,6 +207,19 @@ func TestServeSingleNode(t *testing.T) {
 	if code, _, _ := httpGet(t, base+"/nope"); code != http.StatusNotFound {
 		t.Errorf("GET /nope: %d", code)
 	}
+	// A snapshot on demand; GET is not allowed.
+	resp, err = testClient().Post(base+"/snapshot", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "snapshot taken at applied index ") {
+		t.Errorf("POST /snapshot: %s: %s", resp.Status, body)
+	}
+	if code, _, _ := httpGet(t, base+"/snapshot"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /snapshot: %d", code)
+	}
 
 	// status --http, with host:port and with a URL.
 	for _, addr := range []string{s.http, base + "/"} {
