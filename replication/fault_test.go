@@ -1,0 +1,92 @@
+package replication
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	"github.com/ncruces/go-sqlite3"
+)
+
+func faultLog(t *testing.T, index uint64, sql string) *raft.Log {
+	t.Helper()
+	data, err := (&Command{Kind: KindExec, Time: 1, Stmts: []Statement{{SQL: sql}}}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
+}
+
+// A full disk during apply (simulated with max_page_count on the writer)
+// stops the state machine: the whole batch is rolled back, every response in
+// it and every later entry reports ErrStopped, and nothing is skipped: after
+// a restart with space again, replaying the same entries applies them.
+func TestDiskFullStopsApply(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	sm, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := []*raft.Log{faultLog(t, 1, `CREATE TABLE t(v)`), faultLog(t, 2, `INSERT INTO t VALUES (1)`)}
+	for _, r := range sm.ApplyBatch(logs) {
+		if err := r.(*Response).Err; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No page may be added from here on.
+	if err := sm.w.Exec(`PRAGMA max_page_count = 1`); err != nil {
+		t.Fatal(err)
+	}
+	batch := []*raft.Log{
+		faultLog(t, 3, `INSERT INTO t VALUES (2)`),
+		faultLog(t, 4, `INSERT INTO t VALUES (randomblob(200000))`),
+		faultLog(t, 5, `INSERT INTO t VALUES (3)`),
+	}
+	for i, r := range sm.ApplyBatch(batch) {
+		resp := r.(*Response)
+		if !errors.Is(resp.Err, ErrStopped) {
+			t.Errorf("entry %d: %v, want ErrStopped", batch[i].Index, resp.Err)
+		}
+	}
+	fault := sm.Fault()
+	if !errors.Is(fault, ErrStopped) || !errors.Is(fault, sqlite3.FULL) || !strings.Contains(fault.Error(), "entry 4") {
+		t.Fatalf("Fault() = %v, want ErrStopped at entry 4 with SQLITE_FULL", fault)
+	}
+	if got := sm.AppliedIndex(); got != 2 {
+		t.Fatalf("applied index %d after the fault, want 2: the failed batch must not count", got)
+	}
+	if r := sm.ApplyBatch([]*raft.Log{faultLog(t, 6, `INSERT INTO t VALUES (4)`)})[0].(*Response); !errors.Is(r.Err, ErrStopped) {
+		t.Fatalf("entry after the fault: %v, want ErrStopped", r.Err)
+	}
+	if err := sm.WaitApplied(3, nil); !errors.Is(err, ErrStopped) {
+		t.Fatalf("WaitApplied after the fault: %v, want ErrStopped", err)
+	}
+	if err := sm.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart with space: raft replays the entries after the applied index.
+	sm, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	if got := sm.AppliedIndex(); got != 2 {
+		t.Fatalf("applied index %d after restart, want 2", got)
+	}
+	for _, r := range sm.ApplyBatch(append(batch, faultLog(t, 6, `INSERT INTO t VALUES (4)`))) {
+		if err := r.(*Response).Err; err != nil {
+			t.Fatalf("replay: %v", err)
+		}
+	}
+	stmt, _, err := sm.w.Prepare(`SELECT count(*), sum(length(v) > 100000) FROM t`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	if !stmt.Step() || stmt.ColumnInt(0) != 5 || stmt.ColumnInt(1) != 1 {
+		t.Fatalf("after replay: %d rows, %d big; want 5 and 1", stmt.ColumnInt(0), stmt.ColumnInt(1))
+	}
+}
