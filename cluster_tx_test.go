@@ -75,6 +75,7 @@ func TestClusterTx(t *testing.T) {
 			}
 			t.Run("Rollback", func(t *testing.T) { txRollback(t, c, i, on) })
 			t.Run("Savepoint", func(t *testing.T) { txSavepoint(t, c, i, on) })
+			t.Run("Snapshot", func(t *testing.T) { txSnapshot(t, c, i, on) })
 			t.Run("SingleWriter", func(t *testing.T) { txSingleWriter(t, c, i, on) })
 			t.Run("Idle", func(t *testing.T) { txIdle(t, c, i, on) })
 			t.Run("Cancel", func(t *testing.T) { txCancel(t, c, i, on) })
@@ -139,6 +140,44 @@ func txSavepoint(t *testing.T, c *clustertest.Cluster, i int, tag string) {
 	}
 	countEverywhere(t, c, 3, `SELECT count(*) FROM txc WHERE v IN (?, ?, ?)`, v("outer1"), v("outer2"), v("outer3"))
 	countEverywhere(t, c, 0, `SELECT count(*) FROM txc WHERE v IN (?, ?)`, v("inner1"), v("inner2"))
+}
+
+// txSnapshot: a transaction that read, locally on its node, may write only
+// if nothing committed since its snapshot; otherwise it fails with
+// SQLITE_BUSY_SNAPSHOT, which also matches SQLITE_BUSY (the code that
+// applications retry on).
+func txSnapshot(t *testing.T, c *clustertest.Cluster, i int, tag string) {
+	db := c.Members[i].DB
+	v := func(s string) string { return tag + "/snap-" + s }
+	mustExec(t, db, `INSERT INTO txc(v) VALUES (?)`, v("first"))
+
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, tx, `SELECT count(*) FROM txc WHERE v LIKE ?`, v("%")); n != 1 {
+		t.Fatalf("first read %d", n)
+	}
+	mustExec(t, c.Members[other(c, i)].DB, `INSERT INTO txc(v) VALUES (?)`, v("concurrent"))
+	_, err = tx.Exec(`INSERT INTO txc(v) VALUES (?)`, v("stale"))
+	if !errors.Is(err, sqlite3.BUSY_SNAPSHOT) || !errors.Is(err, sqlite3.BUSY) {
+		t.Errorf("write after a commit on another node: %v, want SQLITE_BUSY_SNAPSHOT", err)
+	}
+	tx.Rollback()
+
+	// Once this node has applied that commit, a new snapshot may write.
+	c.EnsureSame()
+	tx, err = db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := count(t, tx, `SELECT count(*) FROM txc WHERE v LIKE ?`, v("%"))
+	mustExec(t, tx, `INSERT INTO txc(v) VALUES (?)`, v(fmt.Sprint("fresh", n)))
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	countEverywhere(t, c, 0, `SELECT count(*) FROM txc WHERE v = ?`, v("stale"))
+	countEverywhere(t, c, 1, `SELECT count(*) FROM txc WHERE v = ?`, v("fresh2"))
 }
 
 // txSingleWriter: while a write transaction is open on member i, a write
