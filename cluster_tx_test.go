@@ -341,6 +341,50 @@ func txCancelWaiting(t *testing.T, c *clustertest.Cluster, i int, tag string) {
 	countEverywhere(t, c, 2, `SELECT count(*) FROM txc WHERE v IN (?, ?)`, v("holder"), v("after"))
 }
 
+// TestClusterTxStatementDeadline: a statement of a write transaction
+// whose context ends while it runs on the leader's writer is interrupted
+// there and fails with the context's error; nothing of the transaction
+// remains (SPEC §7: deadlines are honoured everywhere).
+//
+// Known bug, so skipped: on the leader, WriteTx.Exec checks ctx only before
+// it starts, and StateMachine.ExecTx runs the statement without the
+// writer's interrupt: it runs to the end and returns nil long after the
+// deadline. From a follower, remoteTx.Exec returns at the deadline, but
+// with ErrTxAborted that does not wrap context.DeadlineExceeded, while the
+// leader keeps running the statement (holding the write slot and the state
+// machine's lock) until it ends. Remove the Skip to reproduce.
+func TestClusterTxStatementDeadline(t *testing.T) {
+	t.Skip("known bug: a transaction's statement is not interrupted when its context ends (see the comment)")
+	t.Parallel()
+	c := clustertest.New(t, 3)
+	mustExec(t, c.Members[c.Leader()].DB, `CREATE TABLE txc(id INTEGER PRIMARY KEY, v TEXT NOT NULL)`)
+	// Seconds of CPU on the writer, far beyond the deadline; it changes
+	// no row, so no disk is used even if it runs to the end.
+	const slow = `UPDATE txc SET v = v WHERE (WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 1000000) SELECT max(x) FROM r) < 0`
+	for _, on := range []string{"follower", "leader"} {
+		t.Run(on, func(t *testing.T) {
+			i := c.Leader()
+			if on == "follower" {
+				i = c.Follower()
+			}
+			db := c.Members[i].DB
+			tx, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, tx, `INSERT INTO txc(v) VALUES (?)`, on+"/deadline")
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			if _, err := tx.ExecContext(ctx, slow); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("statement past its deadline: %v, want context.DeadlineExceeded", err)
+			}
+			tx.Rollback()
+			mustExec(t, c.Members[other(c, i)].DB, `INSERT INTO txc(v) VALUES (?)`, on+"/next")
+			countEverywhere(t, c, 0, `SELECT count(*) FROM txc WHERE v = ?`, on+"/deadline")
+		})
+	}
+}
+
 // transferOp is one bank transfer and what its caller was told.
 type transferOp struct {
 	id            string
