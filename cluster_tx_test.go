@@ -341,6 +341,30 @@ func txCancelWaiting(t *testing.T, c *clustertest.Cluster, i int, tag string) {
 	countEverywhere(t, c, 2, `SELECT count(*) FROM txc WHERE v IN (?, ?)`, v("holder"), v("after"))
 }
 
+// TestClusterTxRollbackThenDDL: a transaction rolled back on the leader's
+// writer leaves no trace in what the nodes record either. Its statements
+// ran only on the leader; a later write that changes no row (DDL) must not
+// report, nor record in its session's results, a count left over from them.
+func TestClusterTxRollbackThenDDL(t *testing.T) {
+	t.Parallel()
+	c := clustertest.New(t, 3)
+	db := c.Members[c.Leader()].DB
+	mustExec(t, db, `CREATE TABLE rd(x)`)
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, tx, `INSERT INTO rd SELECT value FROM generate_series(1, 3)`)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	r := mustExec(t, db, `CREATE TABLE rd2(x)`)
+	if n, _ := r.RowsAffected(); n != 0 {
+		t.Errorf("CREATE TABLE after a rolled back transaction: RowsAffected = %d, want 0", n)
+	}
+	c.EnsureSame()
+}
+
 // TestClusterTxStatementDeadline: a statement of a write transaction
 // whose context ends while it runs on the leader's writer is interrupted
 // there and fails with the context's error; nothing of the transaction
@@ -708,6 +732,38 @@ func TestClusterTxLeaderKilled(t *testing.T) {
 		countEverywhere(t, c, 1, `SELECT count(*) FROM lk WHERE v = ?`, next+"/before")
 		countEverywhere(t, c, 1, `SELECT count(*) FROM lk WHERE v = ?`, next+"/after")
 	}
+}
+
+// TestClusterTxFollowerKilled kills the follower that holds the write
+// slot with an open transaction: closing its session rolls the
+// transaction back on the leader at once (its _txidle is a minute), so a
+// writer on the leader gets in; the dead node's COMMIT fails with
+// ErrTxAborted, and nothing of the transaction is on any node.
+func TestClusterTxFollowerKilled(t *testing.T) {
+	t.Parallel()
+	c := clustertest.New(t, 3)
+	l, f := c.Leader(), c.Follower()
+	mustExec(t, c.Members[l].DB, `CREATE TABLE fk(v TEXT NOT NULL)`)
+	c.Kill(f)
+	c.Members[f].Params = []string{"_txidle=1m"}
+	c.Start(f)
+	c.WaitReady(30 * time.Second)
+	l = c.Leader()
+
+	tx, err := c.Members[f].DB.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, tx, `INSERT INTO fk VALUES ('doomed')`)
+	c.Kill(f)
+	mustExec(t, share(t, c, l, "_busy=1m"), `INSERT INTO fk VALUES ('leader')`)
+	if err := tx.Commit(); !errors.Is(err, hiqlite.ErrTxAborted) {
+		t.Errorf("commit on the killed node: %v, want ErrTxAborted", err)
+	}
+	c.Start(f)
+	c.WaitReady(30 * time.Second)
+	countEverywhere(t, c, 0, `SELECT count(*) FROM fk WHERE v = 'doomed'`)
+	countEverywhere(t, c, 1, `SELECT count(*) FROM fk WHERE v = 'leader'`)
 }
 
 // commitOp is one transaction of TestClusterTxCommitThroughFailover and
