@@ -59,12 +59,23 @@ type Cluster struct {
 func New(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, expect: n}
+	// A port freed by freeAddr may come back from its next call: every
+	// address of the cluster must differ.
+	used := map[string]bool{}
+	unused := func() string {
+		for {
+			if a := freeAddr(t); !used[a] {
+				used[a] = true
+				return a
+			}
+		}
+	}
 	for i := range n {
 		c.Members = append(c.Members, &Member{
 			ID:     fmt.Sprintf("node%d", i+1),
 			Dir:    filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i+1)),
-			Listen: freeAddr(t),
-			Gossip: freeAddr(t),
+			Listen: unused(),
+			Gossip: unused(),
 		})
 	}
 	t.Cleanup(c.Close)
