@@ -19,10 +19,12 @@ import (
 	"github.com/hiqlite/hiqlite/internal/clustertest"
 )
 
-// Write transactions on a three-node cluster (SPEC §7, issue 4): the same
-// cases begun on a follower (forwarded over one RPC session) and on the
-// leader itself. The bank workload, leader kills and the benchmark are in
-// their own tests below.
+// Write transactions on a three-node cluster (SPEC §7, issue 4):
+// TestClusterTx runs the same cases begun on a follower (forwarded over one
+// RPC session) and on the leader itself; then a bank workload on every
+// node, and kills of the leader and of a follower around open and
+// committing transactions. The GORM shape on a follower is
+// TestClusterTransactionOnFollower; the benchmark is in bench_tx_test.go.
 
 // share opens another *sql.DB on member i's running node, with extra DSN
 // parameters: _busy and _txidle belong to the connector, the node is
@@ -63,6 +65,9 @@ func other(c *clustertest.Cluster, i int) int {
 	return c.Follower()
 }
 
+// TestClusterTx: rollback, savepoints, snapshot conflicts, the single
+// write slot, the idle timeout and cancellation, from a follower and from
+// the leader, each checked on every node.
 func TestClusterTx(t *testing.T) {
 	t.Parallel()
 	c := clustertest.New(t, 3)
