@@ -101,6 +101,15 @@ func BenchmarkClusterInsert(b *testing.B) {
 // insertConcurrently runs b.N single-row inserts on db from writers
 // goroutines and reports inserts per second.
 func insertConcurrently(b *testing.B, db *sql.DB, writers int) {
+	concurrently(b, writers, "inserts/s", func() error {
+		_, err := db.Exec(`INSERT INTO k(v) VALUES (?)`, "x")
+		return err
+	})
+}
+
+// concurrently runs op b.N times in all from writers goroutines and
+// reports the operations per second as unit.
+func concurrently(b *testing.B, writers int, unit string, op func() error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -109,7 +118,7 @@ func insertConcurrently(b *testing.B, db *sql.DB, writers int) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(b.N) {
-				if _, err := db.Exec(`INSERT INTO k(v) VALUES (?)`, "x"); err != nil {
+				if err := op(); err != nil {
 					b.Error(err)
 					return
 				}
@@ -117,5 +126,5 @@ func insertConcurrently(b *testing.B, db *sql.DB, writers int) {
 		}()
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
 }

@@ -379,6 +379,15 @@ type remoteTx struct {
 	n      *Node
 	origin replication.Origin
 	rc     *rpcConn
+	lost   error // why the session was dropped before COMMIT (ErrTxAborted), or nil
+}
+
+// done is the error of a call on a transaction whose session is gone.
+func (t *remoteTx) done() error {
+	if t.lost != nil {
+		return t.lost
+	}
+	return errTxDone
 }
 
 func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, error) {
@@ -409,7 +418,7 @@ func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, e
 
 func (t *remoteTx) Exec(ctx context.Context, st replication.Statement, readOnly bool) (replication.Result, error) {
 	if t.rc == nil {
-		return replication.Result{}, errTxDone
+		return replication.Result{}, t.done()
 	}
 	m, err := t.rc.call(ctx, &wire.TxExecRequest{Stmt: st, ReadOnly: readOnly})
 	if err != nil {
@@ -417,7 +426,8 @@ func (t *remoteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 			// The session is gone, and its transaction with it: whatever
 			// the statement did was rolled back on the leader.
 			t.drop()
-			return replication.Result{}, fmt.Errorf("%w: the connection to the leader was lost: %v", replication.ErrTxAborted, err)
+			t.lost = fmt.Errorf("%w: the connection to the leader was lost: %v", replication.ErrTxAborted, err)
+			return replication.Result{}, t.lost
 		}
 		return replication.Result{}, err
 	}
@@ -427,17 +437,20 @@ func (t *remoteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 
 func (t *remoteTx) Commit(ctx context.Context) error {
 	if t.rc == nil {
-		return errTxDone
+		return t.done()
 	}
 	ctx, cancel := t.n.forwardContext(ctx)
 	defer cancel()
 	m, err := t.rc.call(ctx, &wire.TxCommitRequest{})
 	if err != nil {
 		t.drop()
-		var ns *notSentError
-		if commitSettled(err) || errors.As(err, &ns) {
-			// Not sent: dropping the session rolled the transaction back.
+		if commitSettled(err) {
 			return err
+		}
+		var ns *notSentError
+		if errors.As(err, &ns) {
+			// Not sent: dropping the session rolled the transaction back.
+			return fmt.Errorf("%w: the connection to the leader was lost before COMMIT was sent: %v", replication.ErrTxAborted, err)
 		}
 		return t.n.settleCommit(ctx, t.origin, err)
 	}

@@ -338,11 +338,18 @@ func (sm *StateMachine) execText(st Statement) (Result, error) {
 	}
 }
 
+// execOne runs one prepared statement into res. RowsAffected counts the
+// rows the statement itself changed: sqlite3_changes keeps the count of the
+// last INSERT, UPDATE or DELETE across statements that are none (DDL, CREATE
+// TABLE ... AS), and that count would come from this node's history (the
+// bookkeeping of the previous command, or a transaction the leader rolled
+// back), which differs between nodes; the recorded results must not.
 func (sm *StateMachine) execOne(stmt *sqlite3.Stmt, args []Arg, res *Result) error {
+	before := sm.w.TotalChanges()
 	err := runStmt(stmt, args, res)
 	stmt.Reset()
 	stmt.ClearBindings()
-	if err == nil {
+	if err == nil && sm.w.TotalChanges() != before {
 		res.RowsAffected = sm.w.Changes()
 		if res.RowsAffected != 0 {
 			res.LastInsertID = sm.w.LastInsertRowID()

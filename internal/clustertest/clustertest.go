@@ -59,6 +59,7 @@ type Cluster struct {
 	t       testing.TB
 	expect  int
 	params  []string
+	used    map[string]bool // addresses given out: a port freed by freeAddr may come back
 	Members []*Member
 }
 
@@ -67,7 +68,7 @@ type Cluster struct {
 // every member, such as "_reap=1s".
 func New(t testing.TB, n int, params ...string) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, expect: n, params: params}
+	c := &Cluster{t: t, expect: n, params: params, used: map[string]bool{}}
 	for i := range n {
 		c.Members = append(c.Members, c.NewMember(fmt.Sprintf("node%d", i+1)))
 	}
@@ -87,9 +88,24 @@ func (c *Cluster) NewMember(id string) *Member {
 	return &Member{
 		ID:     id,
 		Dir:    filepath.Join(c.t.TempDir(), id),
-		Listen: freeAddr(c.t),
-		Gossip: freeAddr(c.t),
+		Listen: c.unused(),
+		Gossip: c.unused(),
 		Params: slices.Clone(c.params),
+	}
+}
+
+// unused returns a free loopback address that no member of c was given:
+// every address of the cluster must differ.
+func (c *Cluster) unused() string {
+	c.t.Helper()
+	if c.used == nil {
+		c.used = map[string]bool{}
+	}
+	for {
+		if a := freeAddr(c.t); !c.used[a] {
+			c.used[a] = true
+			return a
+		}
 	}
 }
 
