@@ -111,7 +111,12 @@ func (s *rpcServer) handle(c net.Conn) {
 				break
 			}
 			var res replication.Result
-			if res, err = tx.Exec(s.ctx, m.Stmt, m.ReadOnly); err == nil {
+			ctx, done := watchSession(s.ctx, c, r)
+			res, err = tx.Exec(ctx, m.Stmt, m.ReadOnly)
+			if werr := done(); werr != nil {
+				return // the client left, or broke the protocol
+			}
+			if err == nil {
 				resp = &wire.ResultResponse{Result: res}
 			}
 		case *wire.TxCommitRequest:
@@ -157,6 +162,48 @@ func (s *rpcServer) handle(c net.Conn) {
 	}
 }
 
+// watchSession returns a context that ends, besides with parent, when the
+// client closes the session while a statement runs for it (its deadline
+// passed, or it died), so that the statement is interrupted rather than
+// holding the writer for nothing. A client sends nothing while it waits
+// for a response, so a watcher reading the connection sees only its close.
+// done stops the watcher and reports a closed session or a protocol error;
+// r is usable again after it.
+func watchSession(parent context.Context, c net.Conn, r *bufio.Reader) (ctx context.Context, done func() error) {
+	ctx, cancel := context.WithCancel(parent)
+	if r.Buffered() > 0 {
+		// Bytes of a request sent before this one's response: only a
+		// broken client does that. Leave them to the next ReadMessage.
+		return ctx, func() error { cancel(); return nil }
+	}
+	result := make(chan error, 1)
+	go func() {
+		_, err := r.ReadByte()
+		if err == nil {
+			r.UnreadByte()
+			err = errors.New("hiqlite: request sent before the previous response")
+		} else if isTimeout(err) {
+			err = nil // stopped by done
+		}
+		if err != nil {
+			cancel()
+		}
+		result <- err
+	}()
+	return ctx, func() error {
+		c.SetReadDeadline(time.Unix(1, 0))
+		err := <-result
+		c.SetReadDeadline(time.Time{})
+		cancel()
+		return err
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // notLeaderHint adds the leader's identity to ErrNotLeader, so the
 // follower can go there at once.
 func (n *Node) notLeaderHint(err error) error {
@@ -186,18 +233,25 @@ func (rc *rpcConn) call(ctx context.Context, req wire.Message) (wire.Message, er
 	}
 	stop := context.AfterFunc(ctx, func() { rc.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	// The connection's deadline may fire a moment before ctx reports it.
+	ctxErr := func(err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if dl, ok := ctx.Deadline(); ok && isTimeout(err) && !time.Now().Before(dl) {
+			return context.DeadlineExceeded
+		}
+		return err
+	}
 	if err := wire.WriteMessage(rc.w, req); err != nil {
-		return nil, &notSentError{err}
+		return nil, &notSentError{ctxErr(err)}
 	}
 	if err := rc.w.Flush(); err != nil {
-		return nil, &notSentError{err}
+		return nil, &notSentError{ctxErr(err)}
 	}
 	resp, err := wire.ReadMessage(rc.r)
 	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctxErr(err))
 	}
 	if e, ok := resp.(*wire.ErrorResponse); ok {
 		return nil, e.Err

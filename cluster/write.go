@@ -287,7 +287,7 @@ func (tx *WriteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 		return replication.Result{}, err
 	}
 	tx.timer.Stop()
-	res, err := tx.n.sm.ExecTx(tx.origin, st, readOnly)
+	res, err := tx.n.sm.ExecTx(ctx, tx.origin, st, readOnly)
 	if errors.Is(err, replication.ErrTxAborted) || errors.Is(err, replication.ErrStopped) {
 		tx.finishLocked(err)
 		return res, err
@@ -426,7 +426,17 @@ func (t *remoteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 			// The session is gone, and its transaction with it: whatever
 			// the statement did was rolled back on the leader.
 			t.drop()
-			t.lost = fmt.Errorf("%w: the connection to the leader was lost: %v", replication.ErrTxAborted, err)
+			cerr := ctx.Err()
+			if cerr == nil && errors.Is(err, context.DeadlineExceeded) {
+				cerr = context.DeadlineExceeded
+			}
+			if cerr != nil {
+				// Our deadline closed the session; the leader interrupts
+				// the statement when it sees the session go.
+				t.lost = fmt.Errorf("%w: the statement was interrupted: %w", replication.ErrTxAborted, cerr)
+			} else {
+				t.lost = fmt.Errorf("%w: the connection to the leader was lost: %v", replication.ErrTxAborted, err)
+			}
 			return replication.Result{}, t.lost
 		}
 		return replication.Result{}, err

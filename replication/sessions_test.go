@@ -1,6 +1,7 @@
 package replication_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -183,7 +184,7 @@ func TestExactlyOnceFenceBeatsPendingCommit(t *testing.T) {
 	if err := a.sm.BeginTx(o, 1e18, 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.sm.ExecTx(o, replication.Statement{SQL: `INSERT INTO t(v) VALUES ('open')`}, false); err != nil {
+	if _, err := a.sm.ExecTx(context.Background(), o, replication.Statement{SQL: `INSERT INTO t(v) VALUES ('open')`}, false); err != nil {
 		t.Fatal(err)
 	}
 	cmd, err := a.sm.CommitCommand(o)

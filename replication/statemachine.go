@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -384,7 +385,12 @@ func (sm *StateMachine) BeginTx(origin Origin, t int64, seed uint64, flags Flags
 // ExecTx runs one statement in origin's open transaction and returns its
 // result. Reads (readOnly) see the transaction's writes and are not
 // recorded; writes are recorded for COMMIT, failed or not.
-func (sm *StateMachine) ExecTx(origin Origin, st Statement, readOnly bool) (Result, error) {
+//
+// When ctx ends while the statement runs, SQLite is interrupted and the
+// whole transaction rolled back (as SQLite itself does for an interrupted
+// write inside a transaction); the error matches both ErrTxAborted and
+// ctx's error.
+func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement, readOnly bool) (Result, error) {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	if err := sm.usable(); err != nil {
@@ -399,7 +405,21 @@ func (sm *StateMachine) ExecTx(origin Origin, st Statement, readOnly bool) (Resu
 		defer sm.env.SetLive(false)
 	}
 	before := sm.w.TotalChanges()
-	res, err := sm.execText(st)
+	var res Result
+	var err error
+	if ctx.Done() != nil {
+		old := sm.w.SetInterrupt(ctx)
+		res, err = sm.execText(st)
+		sm.w.SetInterrupt(old)
+	} else {
+		res, err = sm.execText(st)
+	}
+	if err != nil && ctx.Err() != nil {
+		// Interrupted: not a fault of this node, but the transaction's
+		// state is no longer what its statements say.
+		sm.abortPending()
+		return res, fmt.Errorf("%w: the statement was interrupted: %w", ErrTxAborted, ctx.Err())
+	}
 	if readOnly && sm.w.TotalChanges() != before {
 		// The caller's classification was wrong: what changed rows must
 		// be replicated, or the nodes would diverge.
