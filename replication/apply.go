@@ -169,15 +169,8 @@ func (sm *StateMachine) openBatch(fk bool) error {
 			return err
 		}
 	}
-	if fk != sm.fkOn {
-		q := `PRAGMA foreign_keys=OFF`
-		if fk {
-			q = `PRAGMA foreign_keys=ON`
-		}
-		if err := sm.w.Exec(q); err != nil {
-			return err
-		}
-		sm.fkOn = fk
+	if err := sm.setForeignKeys(fk); err != nil {
+		return err
 	}
 	if err := sm.w.Exec(`BEGIN IMMEDIATE`); err != nil {
 		return err

@@ -249,17 +249,27 @@ type Response struct {
 	NotApplied bool
 }
 
+// setForeignKeys sets PRAGMA foreign_keys on the writer, outside any
+// transaction (inside one it would do nothing).
+func (sm *StateMachine) setForeignKeys(fk bool) error {
+	if fk == sm.fkOn {
+		return nil
+	}
+	q := `PRAGMA foreign_keys=OFF`
+	if fk {
+		q = `PRAGMA foreign_keys=ON`
+	}
+	if err := sm.w.Exec(q); err != nil {
+		return err
+	}
+	sm.fkOn = fk
+	return nil
+}
+
 // begin opens the writer's transaction for a command.
 func (sm *StateMachine) begin(t int64, seed uint64, flags Flags) error {
-	if fk := flags&FlagForeignKeys != 0; fk != sm.fkOn {
-		q := `PRAGMA foreign_keys=OFF`
-		if fk {
-			q = `PRAGMA foreign_keys=ON`
-		}
-		if err := sm.w.Exec(q); err != nil {
-			return err
-		}
-		sm.fkOn = fk
+	if err := sm.setForeignKeys(flags&FlagForeignKeys != 0); err != nil {
+		return err
 	}
 	sm.env.Reset(time.Unix(0, t), seed)
 	sm.w.SetLastInsertRowID(0)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,16 +233,7 @@ func (pc *procCluster) stopWriters() {
 func (pc *procCluster) finish(t *testing.T) {
 	t.Helper()
 	pc.stopWriters()
-	var applied uint64
-	clustertest.WaitFor(t, "every node to report the same applied index", procWait, func() bool {
-		applied = getStatus(t, "http://"+pc.procs[0].http).AppliedIndex
-		for _, p := range pc.procs[1:] {
-			if getStatus(t, "http://"+p.http).AppliedIndex != applied {
-				return false
-			}
-		}
-		return true
-	})
+	applied := sameAppliedIndex(t, pc.procs)
 	for _, p := range pc.procs {
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatalf("SIGTERM %s: %v", p.name, err)
@@ -254,27 +244,6 @@ func (pc *procCluster) finish(t *testing.T) {
 			t.Errorf("%s after SIGTERM: %v", p.name, err)
 		}
 	}
-	var ref []ackRow
-	for i, p := range pc.procs {
-		rows := readAcked(t, filepath.Join(p.dir, "hiqlite.db"))
-		have := make(map[int64]bool, len(rows))
-		for _, r := range rows {
-			have[r.id] = true
-		}
-		missing := 0
-		for _, id := range pc.ids {
-			if !have[id] {
-				missing++
-			}
-		}
-		if missing > 0 {
-			t.Errorf("%s lacks %d of %d acknowledged rows", p.name, missing, len(pc.ids))
-		}
-		if i == 0 {
-			ref = rows
-		} else if !slices.Equal(rows, ref) {
-			t.Errorf("%s holds %d rows that differ from the %d of %s", p.name, len(rows), len(ref), pc.procs[0].name)
-		}
-	}
+	ref := checkAcked(t, pc.procs, pc.ids)
 	pc.logf(t, "applied index %d everywhere; %d rows on every node, %d acknowledged, %d failed writes", applied, len(ref), len(pc.ids), pc.failed.Load())
 }

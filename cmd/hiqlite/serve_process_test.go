@@ -204,16 +204,7 @@ func TestServeProcesses(t *testing.T) {
 	waitAcks(fmt.Sprintf("%d more acknowledged writes after the restart", writesRestart), func(r *ackLog) bool { return len(r.ids) >= restartAcks+writesRestart })
 	stopWriters()
 
-	var applied uint64
-	clustertest.WaitFor(t, "every node to report the same applied index", procWait, func() bool {
-		applied = getStatus(t, "http://"+procs[0].http).AppliedIndex
-		for _, p := range procs[1:] {
-			if getStatus(t, "http://"+p.http).AppliedIndex != applied {
-				return false
-			}
-		}
-		return true
-	})
+	applied := sameAppliedIndex(t, procs)
 	newLeader := procLeader(t, procs)
 	logf("all nodes at applied index %d; leader now %s; %d acknowledged writes, %d failed", applied, procs[newLeader].name, len(rec.ids), failed.Load())
 
@@ -237,31 +228,7 @@ func TestServeProcesses(t *testing.T) {
 	logf("every process exited after SIGTERM; client closed")
 
 	// Every node holds every acknowledged row, and the same rows.
-	var ref []ackRow
-	for i, p := range procs {
-		rows := readAcked(t, filepath.Join(p.dir, "hiqlite.db"))
-		have := make(map[int64]bool, len(rows))
-		for _, r := range rows {
-			have[r.id] = true
-		}
-		missing := 0
-		for _, id := range rec.ids {
-			if !have[id] {
-				missing++
-				if missing <= 10 {
-					t.Errorf("%s lacks acknowledged row %d", p.name, id)
-				}
-			}
-		}
-		if missing > 0 {
-			t.Errorf("%s lacks %d of %d acknowledged rows", p.name, missing, len(rec.ids))
-		}
-		if i == 0 {
-			ref = rows
-		} else if !slices.Equal(rows, ref) {
-			t.Errorf("%s holds %d rows that differ from the %d of %s", p.name, len(rows), len(ref), procs[0].name)
-		}
-	}
+	ref := checkAcked(t, procs, rec.ids)
 	logf("%d rows on every node, %d of them acknowledged", len(ref), len(rec.ids))
 }
 
@@ -297,6 +264,56 @@ func (r *ackLog) fail(err error) {
 }
 
 type ackRow struct{ id, writer int64 }
+
+// sameAppliedIndex waits until every process reports the same applied
+// index on /status, and returns it.
+func sameAppliedIndex(t *testing.T, procs []*serveProc) uint64 {
+	t.Helper()
+	var applied uint64
+	clustertest.WaitFor(t, "every node to report the same applied index", procWait, func() bool {
+		applied = getStatus(t, "http://"+procs[0].http).AppliedIndex
+		for _, p := range procs[1:] {
+			if getStatus(t, "http://"+p.http).AppliedIndex != applied {
+				return false
+			}
+		}
+		return true
+	})
+	return applied
+}
+
+// checkAcked reads table acked from every stopped process's database file:
+// each must hold every acknowledged id, and all the same rows. It returns
+// the rows of the first.
+func checkAcked(t *testing.T, procs []*serveProc, acked []int64) []ackRow {
+	t.Helper()
+	var ref []ackRow
+	for i, p := range procs {
+		rows := readAcked(t, filepath.Join(p.dir, "hiqlite.db"))
+		have := make(map[int64]bool, len(rows))
+		for _, r := range rows {
+			have[r.id] = true
+		}
+		missing := 0
+		for _, id := range acked {
+			if !have[id] {
+				missing++
+				if missing <= 10 {
+					t.Errorf("%s lacks acknowledged row %d", p.name, id)
+				}
+			}
+		}
+		if missing > 0 {
+			t.Errorf("%s lacks %d of %d acknowledged rows", p.name, missing, len(acked))
+		}
+		if i == 0 {
+			ref = rows
+		} else if !slices.Equal(rows, ref) {
+			t.Errorf("%s holds %d rows that differ from the %d of %s", p.name, len(rows), len(ref), procs[0].name)
+		}
+	}
+	return ref
+}
 
 // readAcked reads table acked from a node's database file with the plain
 // SQLite driver, read-only.
