@@ -19,6 +19,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 
+	"github.com/hiqlite/hiqlite/extensions"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -100,6 +101,8 @@ type Node struct {
 	rpc       *rpcServer
 	client    *rpcClient
 
+	hub *extensions.Hub // listeners of hiqlite_notify and Notify
+
 	notifyCh chan bool
 	stopCh   chan struct{}
 	wg       sync.WaitGroup
@@ -122,7 +125,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, gate: newGate(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{})}
+	n := &Node{cfg: cfg, gate: newGate(), hub: extensions.NewHub(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // tears down whatever started, in order
@@ -182,6 +185,7 @@ func Open(cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
+	n.sm.SetNotifySink(n.deliverNotifications)
 	if cfg.Listen == "" {
 		err = n.startSingle(rc, has)
 	} else {
@@ -508,6 +512,7 @@ func (n *Node) Close() error {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}
 	close(n.stopCh)
+	n.hub.Close(fmt.Errorf("%w: %w", extensions.ErrListenerClosed, ErrClosed))
 	if n.rpc != nil {
 		n.rpc.close()
 		n.client.close()
