@@ -3,6 +3,7 @@ package hiqlite
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 
@@ -27,6 +28,11 @@ type NodeConn interface {
 var _ NodeConn = (*conn)(nil)
 
 type (
+	// Cache is a named cache of byte values, replicated to every node;
+	// see Node.Cache.
+	Cache = extensions.Cache
+	// Lease is a held distributed lock; see Node.Lock.
+	Lease = extensions.Lease
 	// Notification is one message on a channel; see Node.Listen.
 	Notification = extensions.Notification
 	// Listener receives the notifications of one channel on one node;
@@ -34,8 +40,41 @@ type (
 	Listener = extensions.Listener
 )
 
-// ErrListenerClosed ends a Listener.
-var ErrListenerClosed = extensions.ErrListenerClosed
+// Errors of the extensions.
+var (
+	// ErrListenerClosed ends a Listener.
+	ErrListenerClosed = extensions.ErrListenerClosed
+	// ErrLockLost: a lease ended before Renew or Unlock.
+	ErrLockLost = extensions.ErrLockLost
+	// ErrLockHeld: TryLock found the lock held.
+	ErrLockHeld = extensions.ErrLockHeld
+)
+
+// Cache returns the cache called name (caches exist as soon as they are
+// written). Its entries live in the memory of every node, replicated by a
+// second Raft group on the node's port: Get is local, writes go through
+// that group's leader. Expiry follows the leader's clock and is
+// replicated, so every node holds the same entries; a follower may return
+// an entry for as long as it has not applied the leader's expiry of it
+// (usually milliseconds). The caches survive the restart of any minority
+// of the nodes, but not of the whole cluster: they are caches.
+func (n *Node) Cache(name string) *Cache { return extensions.NewCache(n.c.Cache(), name) }
+
+// Lock waits until this node holds the distributed lock name, and returns
+// the lease. Waiters from all nodes are served first in, first out; when
+// ctx ends first, the request leaves the queue. The lease's Token strictly
+// grows from one holder to the next (a fencing token); the lease expires
+// ttl after it was granted or last renewed (by the leader's clock), so the
+// lock of a crashed holder frees itself; Lost is closed when the lease ends.
+func (n *Node) Lock(ctx context.Context, name string, ttl time.Duration) (*Lease, error) {
+	return extensions.Lock(ctx, n.c.Cache(), name, ttl)
+}
+
+// TryLock is Lock without waiting: it fails with ErrLockHeld when the lock is
+// held or waited for.
+func (n *Node) TryLock(ctx context.Context, name string, ttl time.Duration) (*Lease, error) {
+	return extensions.TryLock(ctx, n.c.Cache(), name, ttl)
+}
 
 // ListenOption configures Node.Listen.
 type ListenOption func(*listenOptions)

@@ -76,7 +76,9 @@ const (
 //
 // # Goroutines
 //
-// Besides raft's own, a node runs watchLeadership; in cluster mode also
+// Besides raft's own (two Raft groups: the main one and the cache group of
+// cache.go), a node runs watchLeadership and the cache group's run; in
+// cluster mode also
 // runMembership and the RPC server (its accept loop and one goroutine per
 // connection), plus the goroutines of Mux and Discovery, which own them.
 // All are started in Open (or by the accept loop) and joined in Close.
@@ -101,7 +103,8 @@ type Node struct {
 	rpc       *rpcServer
 	client    *rpcClient
 
-	hub *extensions.Hub // listeners of hiqlite_notify and Notify
+	hub   *extensions.Hub // listeners of hiqlite_notify and Notify
+	cache *cacheGroup     // caches and locks (cache.go)
 
 	notifyCh chan bool
 	stopCh   chan struct{}
@@ -186,6 +189,9 @@ func Open(cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.sm.SetNotifySink(n.deliverNotifications)
+	if n.cache, err = newCacheGroup(n); err != nil {
+		return nil, err
+	}
 	if cfg.Listen == "" {
 		err = n.startSingle(rc, has)
 	} else {
@@ -195,6 +201,7 @@ func Open(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.goFunc(n.watchLeadership)
+	n.goFunc(n.cache.run)
 	return n, nil
 }
 
@@ -510,6 +517,9 @@ func (n *Node) Close() error {
 	var errs []error
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	if n.cache != nil {
+		errs = append(errs, n.cache.close())
 	}
 	close(n.stopCh)
 	n.hub.Close(fmt.Errorf("%w: %w", extensions.ErrListenerClosed, ErrClosed))

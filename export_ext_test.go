@@ -1,0 +1,8 @@
+package hiqlite
+
+// Waiting reports how many wait for lock name, as n's replica of the
+// cache group knows.
+func Waiting(n *Node, name string) int {
+	_, w := n.c.Cache().Machine().Holder(name)
+	return w
+}
