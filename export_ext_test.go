@@ -6,3 +6,9 @@ func Waiting(n *Node, name string) int {
 	_, w := n.c.Cache().Machine().Holder(name)
 	return w
 }
+
+// CacheLeads reports whether n leads the cache group.
+func CacheLeads(n *Node) bool {
+	id, _ := n.c.CacheLeader()
+	return id == n.ID()
+}

@@ -55,6 +55,11 @@ const (
 	cacheTickMinGap   = 5 * time.Millisecond   // between two ticks of the expiry clock
 	cacheMaxAppend    = 512
 	cacheSnapshotLogs = 8192
+	// Commands are proposed in batches: one log entry carries up to
+	// cacheMaxBatch commands, and up to cacheMaxFlights entries wait for
+	// their commit at once.
+	cacheMaxBatch   = 1024
+	cacheMaxFlights = 64
 )
 
 // cacheGroup is this node's member of the cache group and the
@@ -70,6 +75,9 @@ type cacheGroup struct {
 	notify chan bool  // the group's leadership changes
 	raft   atomic.Pointer[raft.Raft]
 	done   chan struct{} // closed by close
+
+	proposals chan *proposal // to propose, on the leader
+	flights   chan flight    // proposed, waiting for their commit
 
 	mu     sync.Mutex
 	trans  raft.Transport
@@ -87,7 +95,8 @@ func newCacheGroup(n *Node) (*cacheGroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &cacheGroup{n: n, m: extensions.NewMachine(), stable: stable, notify: make(chan bool, 4), done: make(chan struct{})}
+	g := &cacheGroup{n: n, m: extensions.NewMachine(), stable: stable, notify: make(chan bool, 4), done: make(chan struct{}),
+		proposals: make(chan *proposal, 4*cacheMaxBatch), flights: make(chan flight, cacheMaxFlights)}
 	g.client = &rpcClient{n: n, leader: g.leaderAddr}
 	return g, nil
 }
@@ -159,6 +168,8 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 	}
 	g.trans = trans
 	g.raft.Store(r)
+	n.goFunc(func() { g.propose(r) })
+	n.goFunc(g.settle)
 	return nil
 }
 
@@ -195,18 +206,31 @@ func closeTransport(t raft.Transport) error {
 // stamps cmd with this node's clock and applies it; elsewhere it forwards
 // cmd to the leader and waits until this node has applied it too. It waits
 // up to the node's timeout for a leader.
-func (g *cacheGroup) Replicate(ctx context.Context, cmd *extensions.Command, idempotent bool) (extensions.Result, error) {
+func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idempotent bool) (extensions.Result, error) {
+	var maybe bool // an earlier local attempt may have been applied
+	if r := g.raft.Load(); r != nil && r.State() == raft.Leader {
+		// The common case, without a timer: raft bounds the wait.
+		res, err := g.applyLocal(cmd)
+		switch {
+		case errors.Is(err, ErrLeadershipLost):
+			if !idempotent {
+				return res, unsettled(err)
+			}
+			maybe = true
+		case !errors.Is(err, ErrNotLeader):
+			return res, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, g.n.cfg.Timeout)
 	defer cancel()
 	backoff := 2 * time.Millisecond
-	var maybe bool // an earlier local attempt may have been applied
 	for {
 		var err error
 		r := g.raft.Load()
 		switch {
 		case r != nil && r.State() == raft.Leader:
 			var res extensions.Result
-			res, err = g.applyLocal(r, *cmd)
+			res, err = g.applyLocal(cmd)
 			if errors.Is(err, ErrLeadershipLost) {
 				maybe = true
 				if idempotent {
@@ -218,7 +242,7 @@ func (g *cacheGroup) Replicate(ctx context.Context, cmd *extensions.Command, ide
 				return res, err
 			}
 		case r != nil && g.n.mux != nil && g.leaderAddr() != "":
-			res, err := g.forward(ctx, cmd, idempotent)
+			res, err := g.forward(ctx, &cmd, idempotent)
 			if err != nil && maybe {
 				err = unsettled(err)
 			}
@@ -241,23 +265,124 @@ func (g *cacheGroup) Replicate(ctx context.Context, cmd *extensions.Command, ide
 	}
 }
 
-// applyLocal applies cmd on this node, the group's leader, stamped with
-// its clock.
-func (g *cacheGroup) applyLocal(r *raft.Raft, cmd extensions.Command) (extensions.Result, error) {
-	cmd.Time = time.Now().UnixNano()
-	data, err := cmd.MarshalBinary()
-	if err != nil {
-		return extensions.Result{}, err
+// proposal is a command waiting to be proposed, then for its result.
+// Proposals are pooled: done is buffered and receives one value per use.
+type proposal struct {
+	cmd  extensions.Command
+	res  extensions.Result
+	err  error
+	done chan struct{}
+}
+
+var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan struct{}, 1)} }}
+
+// finish hands p its outcome.
+func (p *proposal) finish(res extensions.Result, err error) {
+	p.res, p.err = res, err
+	p.done <- struct{}{}
+}
+
+// flight is one proposed entry: the future of its commit and the
+// proposals it carries, in order.
+type flight struct {
+	f     raft.ApplyFuture
+	batch []*proposal
+}
+
+// applyLocal applies cmd on this node, which should lead the group: it
+// goes into the next entry propose makes, stamped with this node's clock.
+func (g *cacheGroup) applyLocal(cmd extensions.Command) (extensions.Result, error) {
+	p := proposals.Get().(*proposal)
+	p.cmd = cmd
+	select {
+	case g.proposals <- p:
+	case <-g.done:
+		return extensions.Result{}, ErrClosed
 	}
-	f := r.Apply(data, g.n.cfg.Timeout)
-	if err := f.Error(); err != nil {
-		return extensions.Result{}, raftError(err)
+	select {
+	case <-p.done:
+	case <-g.done:
+		select {
+		case <-p.done:
+		default:
+			// The node closed with the command proposed: it may commit.
+			// p stays with propose or settle, never back in the pool.
+			return extensions.Result{}, fmt.Errorf("%w: %w", ErrLeadershipLost, ErrClosed)
+		}
 	}
-	res, ok := f.Response().(*extensions.Result)
-	if !ok {
-		return extensions.Result{}, fmt.Errorf("hiqlite: unexpected cache state machine response %T", f.Response())
+	res, err := p.res, p.err
+	*p = proposal{done: p.done}
+	proposals.Put(p)
+	return res, err
+}
+
+// propose is the goroutine that turns proposals into log entries: it takes
+// every proposal waiting (up to cacheMaxBatch) into one entry, so that
+// concurrent writers share entries, and hands the entry's future to
+// settle. Raft gathers the entries in turn into its own batches.
+func (g *cacheGroup) propose(r *raft.Raft) {
+	defer close(g.flights)
+	var cmds []*extensions.Command
+	for {
+		var batch []*proposal
+		select {
+		case p := <-g.proposals:
+			batch = append(batch, p)
+		case <-g.done:
+			for {
+				select {
+				case p := <-g.proposals:
+					p.finish(extensions.Result{}, ErrClosed)
+				default:
+					return
+				}
+			}
+		}
+	gather:
+		for len(batch) < cacheMaxBatch {
+			select {
+			case p := <-g.proposals:
+				batch = append(batch, p)
+			default:
+				break gather
+			}
+		}
+		cmds = cmds[:0]
+		for _, p := range batch {
+			cmds = append(cmds, &p.cmd)
+		}
+		data, err := extensions.MarshalEntry(time.Now().UnixNano(), cmds)
+		if err != nil {
+			for _, p := range batch {
+				p.finish(extensions.Result{}, err)
+			}
+			continue
+		}
+		g.flights <- flight{f: r.Apply(data, g.n.cfg.Timeout), batch: batch}
 	}
-	return *res, res.Err
+}
+
+// settle is the goroutine that waits for each proposed entry, in order,
+// and hands each proposal its result.
+func (g *cacheGroup) settle() {
+	for fl := range g.flights {
+		var out *extensions.Applied
+		err := fl.f.Error()
+		if err != nil {
+			err = raftError(err)
+		} else if out, _ = fl.f.Response().(*extensions.Applied); out == nil {
+			err = fmt.Errorf("hiqlite: unexpected cache state machine response %T", fl.f.Response())
+		} else if out.Err != nil {
+			err = out.Err
+		}
+		for i, p := range fl.batch {
+			if err != nil {
+				p.finish(extensions.Result{}, err)
+			} else {
+				p.finish(out.Results[i], nil)
+			}
+		}
+	}
 }
 
 // forward sends cmd to the group's leader and waits until this node has
@@ -294,7 +419,7 @@ func (g *cacheGroup) serve(data []byte) (uint64, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := g.applyLocal(r, *cmd)
+	res, err := g.applyLocal(*cmd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -341,7 +466,7 @@ func (g *cacheGroup) run() {
 				if d := time.Duration(at - time.Now().UnixNano()); d > 0 {
 					wait = min(wait, d)
 				} else {
-					if _, err := g.applyLocal(r, extensions.Command{Op: extensions.OpTick}); err != nil {
+					if _, err := g.applyLocal(extensions.Command{Op: extensions.OpTick}); err != nil {
 						g.n.cfg.Logger.Debug("cache group tick", "error", err)
 					}
 					wait = cacheTickMinGap
@@ -416,3 +541,13 @@ func (g *cacheGroup) reconcile(r *raft.Raft) {
 
 // Cache is the node's cache group, for caches and locks.
 func (n *Node) Cache() extensions.Replicator { return n.cache }
+
+// CacheLeader returns the id and address of the cache group's leader, empty
+// when unknown.
+func (n *Node) CacheLeader() (id, addr string) {
+	if r := n.cache.raft.Load(); r != nil {
+		a, i := r.LeaderWithID()
+		return string(i), string(a)
+	}
+	return "", ""
+}

@@ -15,7 +15,7 @@ type Replicator interface {
 	// it to the leader. It returns the command's result once this node has
 	// applied it. idempotent says that applying cmd twice does no harm, so
 	// it may be sent again after a reply was lost. Safe for concurrent use.
-	Replicate(ctx context.Context, cmd *Command, idempotent bool) (Result, error)
+	Replicate(ctx context.Context, cmd Command, idempotent bool) (Result, error)
 	// Machine is this node's replica of the group's state.
 	Machine() *Machine
 }
@@ -54,13 +54,13 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := checkTTL(ttl); err != nil {
 		return err
 	}
-	_, err := c.do(ctx, &Command{Op: OpSet, Key: key, Value: value, TTL: int64(ttl)})
+	_, err := c.do(ctx, Command{Op: OpSet, Key: key, Value: value, TTL: int64(ttl)})
 	return err
 }
 
 // Delete removes key and reports whether it existed.
 func (c *Cache) Delete(ctx context.Context, key string) (bool, error) {
-	res, err := c.do(ctx, &Command{Op: OpDelete, Key: key})
+	res, err := c.do(ctx, Command{Op: OpDelete, Key: key})
 	return res.OK, err
 }
 
@@ -71,26 +71,26 @@ func (c *Cache) CompareAndSet(ctx context.Context, key string, old, value []byte
 	if err := checkTTL(ttl); err != nil {
 		return false, err
 	}
-	res, err := c.do(ctx, &Command{Op: OpCompareAndSet, Key: key, Old: old, HasOld: old != nil, Value: value, TTL: int64(ttl)})
+	res, err := c.do(ctx, Command{Op: OpCompareAndSet, Key: key, Old: old, HasOld: old != nil, Value: value, TTL: int64(ttl)})
 	return res.OK, err
 }
 
 // GetAndDelete removes key and returns the value it had.
 func (c *Cache) GetAndDelete(ctx context.Context, key string) ([]byte, bool, error) {
-	res, err := c.do(ctx, &Command{Op: OpGetAndDelete, Key: key})
+	res, err := c.do(ctx, Command{Op: OpGetAndDelete, Key: key})
 	return res.Value, res.OK, err
 }
 
 // Clear removes every entry of the cache.
 func (c *Cache) Clear(ctx context.Context) error {
-	_, err := c.do(ctx, &Command{Op: OpClear})
+	_, err := c.do(ctx, Command{Op: OpClear})
 	return err
 }
 
 // do replicates a cache command. None is retried after a lost reply: a
 // Set sent twice could overwrite a newer value, so such a failure reports
 // that its outcome is unknown.
-func (c *Cache) do(ctx context.Context, cmd *Command) (Result, error) {
+func (c *Cache) do(ctx context.Context, cmd Command) (Result, error) {
 	cmd.Cache = c.name
 	res, err := c.r.Replicate(ctx, cmd, false)
 	if err != nil {

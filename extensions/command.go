@@ -75,11 +75,15 @@ var ErrCorruptCommand = errors.New("hiqlite: corrupt cache command")
 
 // MarshalBinary encodes c.
 func (c *Command) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 24+len(c.Cache)+len(c.Key)+len(c.Value)+len(c.Old))
+	return c.append(make([]byte, 0, 24+len(c.Cache)+len(c.Key)+len(c.Value)+len(c.Old))), nil
+}
+
+// append appends c's encoding to b.
+func (c *Command) append(b []byte) []byte {
 	b = append(b, commandVersion, byte(c.Op))
 	b = binary.AppendVarint(b, c.Time)
-	b = appendBytes(b, []byte(c.Cache))
-	b = appendBytes(b, []byte(c.Key))
+	b = appendString(b, c.Cache)
+	b = appendString(b, c.Key)
 	b = appendBytes(b, c.Value)
 	b = appendBytes(b, c.Old)
 	var flags byte
@@ -92,19 +96,37 @@ func (c *Command) MarshalBinary() ([]byte, error) {
 	b = append(b, flags)
 	b = binary.AppendVarint(b, c.TTL)
 	b = binary.AppendUvarint(b, c.ID)
-	b = binary.AppendUvarint(b, c.Token)
-	return b, nil
+	return binary.AppendUvarint(b, c.Token)
 }
 
 // UnmarshalCommand decodes a command. Its byte slices are copies.
 func UnmarshalCommand(data []byte) (*Command, error) {
 	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != commandVersion {
-		return nil, fmt.Errorf("%w: unknown version %d", ErrCorruptCommand, v)
+	c := &Command{}
+	d.command(c, nil)
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
 	}
-	c := &Command{Op: Op(d.byte())}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return c, nil
+}
+
+// command decodes one command into c; intern, if not nil, makes the
+// strings of cache names.
+func (d *decoder) command(c *Command, intern func([]byte) string) {
+	if v := d.byte(); d.err == nil && v != commandVersion {
+		d.fail("unknown command version %d", v)
+		return
+	}
+	c.Op = Op(d.byte())
 	c.Time = d.varint()
-	c.Cache = string(d.bytes())
+	if intern != nil {
+		c.Cache = intern(d.bytes())
+	} else {
+		c.Cache = string(d.bytes())
+	}
 	c.Key = string(d.bytes())
 	c.Value = d.copyBytes()
 	c.Old = d.copyBytes()
@@ -113,19 +135,68 @@ func UnmarshalCommand(data []byte) (*Command, error) {
 	c.TTL = d.varint()
 	c.ID = d.uvarint()
 	c.Token = d.uvarint()
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
 	if d.err == nil && (c.Op < OpSet || c.Op > OpClear) {
 		d.fail("unknown op %d", c.Op)
 	}
 	if d.err == nil && c.TTL < 0 {
 		d.fail("negative TTL")
 	}
-	if d.err != nil {
-		return nil, d.err
+}
+
+// entryVersion starts every entry of the group's log.
+const entryVersion = 1
+
+// MarshalEntry encodes cmds as one entry of the cache group's log, at time
+// t (the leader's clock, Unix nanoseconds), which every command of the
+// entry takes as its Time. The commands follow each other: each encoding
+// says where it ends.
+func MarshalEntry(t int64, cmds []*Command) ([]byte, error) {
+	n := 16
+	for _, c := range cmds {
+		n += 24 + len(c.Cache) + len(c.Key) + len(c.Value) + len(c.Old)
 	}
-	return c, nil
+	b := make([]byte, 0, n)
+	b = append(b, entryVersion)
+	b = binary.AppendVarint(b, t)
+	b = binary.AppendUvarint(b, uint64(len(cmds)))
+	for _, c := range cmds {
+		c.Time = t
+		b = c.append(b)
+	}
+	return b, nil
+}
+
+// UnmarshalEntry decodes an entry of the cache group's log.
+func UnmarshalEntry(data []byte) (t int64, cmds []Command, err error) {
+	return unmarshalEntry(data, nil)
+}
+
+func unmarshalEntry(data []byte, intern func([]byte) string) (t int64, cmds []Command, err error) {
+	d := decoder{b: data}
+	if v := d.byte(); d.err == nil && v != entryVersion {
+		return 0, nil, fmt.Errorf("%w: unknown entry version %d", ErrCorruptCommand, v)
+	}
+	t = d.varint()
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b))/8 { // a command takes at least 8 bytes
+		d.fail("%d commands in %d bytes", n, len(d.b))
+	}
+	if d.err == nil {
+		cmds = make([]Command, n)
+	}
+	for i := range cmds {
+		if d.command(&cmds[i], intern); d.err != nil {
+			break
+		}
+		cmds[i].Time = t
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes in an entry", len(d.b))
+	}
+	if d.err != nil {
+		return 0, nil, d.err
+	}
+	return t, cmds, nil
 }
 
 // Result is what a command returns, on the leader and on every node that
@@ -180,6 +251,11 @@ func UnmarshalResult(data []byte) (Result, error) {
 func appendBytes(b, v []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // decoder reads from b and keeps the first error.

@@ -137,7 +137,7 @@ func acquire(ctx context.Context, r Replicator, name string, ttl time.Duration, 
 	w := m.watch(id, name)
 	l := &Lease{r: r, w: w, name: name, id: id, ttl: ttl}
 	sent := time.Now()
-	res, err := r.Replicate(ctx, &Command{Op: OpAcquire, Cache: name, ID: id, TTL: int64(ttl), Wait: wait}, true)
+	res, err := r.Replicate(ctx, Command{Op: OpAcquire, Cache: name, ID: id, TTL: int64(ttl), Wait: wait}, true)
 	if err != nil {
 		l.abandon(ctx)
 		return nil, err
@@ -234,7 +234,7 @@ func (l *Lease) Renew(ctx context.Context) error {
 		return fmt.Errorf("hiqlite: renew lock %q: %w", l.name, ErrLockLost)
 	}
 	sent := time.Now()
-	res, err := l.r.Replicate(ctx, &Command{Op: OpRenew, Cache: l.name, ID: l.id, Token: l.token, TTL: int64(l.ttl)}, true)
+	res, err := l.r.Replicate(ctx, Command{Op: OpRenew, Cache: l.name, ID: l.id, Token: l.token, TTL: int64(l.ttl)}, true)
 	if err != nil {
 		return fmt.Errorf("hiqlite: renew lock %q: %w", l.name, err)
 	}
@@ -261,7 +261,7 @@ func (l *Lease) Unlock(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	lost := l.isLost()
-	res, err := l.r.Replicate(ctx, &Command{Op: OpRelease, Cache: l.name, ID: l.id, Token: l.token}, true)
+	res, err := l.r.Replicate(ctx, Command{Op: OpRelease, Cache: l.name, ID: l.id, Token: l.token}, true)
 	l.w.lose()
 	l.r.Machine().unwatch(l.id)
 	switch {
@@ -284,7 +284,7 @@ func (l *Lease) abandon(ctx context.Context) {
 	}
 	l.mu.Unlock()
 	// Token 0 releases whatever this request holds, or its place in line.
-	l.r.Replicate(ctx, &Command{Op: OpRelease, Cache: l.name, ID: l.id}, true)
+	l.r.Replicate(ctx, Command{Op: OpRelease, Cache: l.name, ID: l.id}, true)
 	l.w.lose()
 	l.r.Machine().unwatch(l.id)
 }

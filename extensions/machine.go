@@ -49,6 +49,7 @@ type Machine struct {
 	due      deadlines
 	watchers map[uint64]*watch // lock requests of this node, by waiter id
 	shutdown error             // set by Shutdown: no more requests
+	names    map[string]string // interned cache and lock names
 
 	applied atomic.Uint64 // index of the last entry applied
 	changed chan struct{} // capacity 1: a deadline was added
@@ -92,6 +93,7 @@ func NewMachine() *Machine {
 		caches:   map[string]map[string]entry{},
 		locks:    map[string]*lockState{},
 		watchers: map[uint64]*watch{},
+		names:    map[string]string{},
 		changed:  make(chan struct{}, 1),
 		waitCh:   make(chan struct{}),
 	}
@@ -102,7 +104,17 @@ var _ raft.BatchingFSM = (*Machine)(nil)
 // Apply implements raft.FSM.
 func (m *Machine) Apply(l *raft.Log) any { return m.ApplyBatch([]*raft.Log{l})[0] }
 
-// ApplyBatch implements raft.BatchingFSM. Each command entry gets a *Result.
+// Applied is what the machine returns for an entry of the log: the result
+// of each of its commands, in order, or the error that kept it from
+// applying any.
+type Applied struct {
+	Index   uint64
+	Results []Result
+	Err     error
+}
+
+// ApplyBatch implements raft.BatchingFSM. Each command entry gets an
+// *Applied.
 func (m *Machine) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	m.mu.Lock()
@@ -119,16 +131,43 @@ func (m *Machine) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
-func (m *Machine) applyLocked(l *raft.Log) *Result {
-	res := &Result{Index: l.Index}
-	cmd, err := UnmarshalCommand(l.Data)
+func (m *Machine) applyLocked(l *raft.Log) *Applied {
+	out := &Applied{Index: l.Index}
+	t, cmds, err := unmarshalEntry(l.Data, m.intern)
 	if err != nil {
-		res.Err = fmt.Errorf("cache entry %d: %w", l.Index, err)
-		return res
+		out.Err = fmt.Errorf("cache entry %d: %w", l.Index, err)
+		return out
 	}
 	m.term = l.Term
-	m.now = max(m.now, cmd.Time)
+	m.now = max(m.now, t)
 	m.expire()
+	out.Results = make([]Result, len(cmds))
+	for i := range cmds {
+		out.Results[i].Index = l.Index
+		m.applyCommand(&cmds[i], &out.Results[i])
+	}
+	return out
+}
+
+// intern returns the name of a cache or lock as a string, without
+// allocating one for a name it has seen (mu held for writing).
+func (m *Machine) intern(b []byte) string {
+	if s, ok := m.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(m.names) >= maxInterned {
+		clear(m.names)
+	}
+	m.names[s] = s
+	return s
+}
+
+// maxInterned bounds the interned names.
+const maxInterned = 4096
+
+// applyCommand applies one command of an entry, at the machine's clock.
+func (m *Machine) applyCommand(cmd *Command, res *Result) {
 	switch cmd.Op {
 	case OpSet:
 		m.set(cmd.Cache, cmd.Key, cmd.Value, cmd.TTL)
@@ -168,7 +207,6 @@ func (m *Machine) applyLocked(l *raft.Log) *Result {
 	case OpRelease:
 		m.release(cmd, res)
 	}
-	return res
 }
 
 // addTime is now+d, saturating.

@@ -28,23 +28,24 @@ func newLocal() *local { return &local{m: NewMachine(), term: 1, now: 1e18} }
 
 func (r *local) Machine() *Machine { return r.m }
 
-func (r *local) Replicate(ctx context.Context, cmd *Command, idempotent bool) (Result, error) {
+func (r *local) Replicate(ctx context.Context, cmd Command, idempotent bool) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := *cmd
-	c.Time = r.now
-	data, err := c.MarshalBinary()
+	data, err := MarshalEntry(r.now, []*Command{&cmd})
 	if err != nil {
 		return Result{}, err
 	}
 	r.index++
 	l := &raft.Log{Index: r.index, Term: r.term, Type: raft.LogCommand, Data: data}
 	r.log = append(r.log, l)
-	res := r.m.Apply(l).(*Result)
-	return *res, res.Err
+	out := r.m.Apply(l).(*Applied)
+	if out.Err != nil {
+		return Result{}, out.Err
+	}
+	return out.Results[0], nil
 }
 
 // advance moves the clock by d and ticks.
@@ -53,7 +54,7 @@ func (r *local) advance(t *testing.T, d time.Duration) {
 	r.mu.Lock()
 	r.now += int64(d)
 	r.mu.Unlock()
-	if _, err := r.Replicate(context.Background(), &Command{Op: OpTick}, true); err != nil {
+	if _, err := r.Replicate(context.Background(), Command{Op: OpTick}, true); err != nil {
 		t.Fatal(err)
 	}
 }
