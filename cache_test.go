@@ -123,3 +123,75 @@ func TestClusterCache(t *testing.T) {
 		}
 	}
 }
+
+// The cache group's members keep their memory only while they run: a
+// restarted node is caught up by the group's leader, a node added later
+// joins the group, and the whole cluster restarted starts with empty
+// caches, in a later term, so fencing tokens keep growing.
+func TestClusterCacheRestart(t *testing.T) {
+	t.Parallel()
+	c := clustertest.New(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := c.Leader()
+	if err := c.Members[l].Node.Cache("c").Set(ctx, "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := c.Members[l].Node.Lock(ctx, "l", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	has := func(i int) func() bool {
+		return func() bool {
+			v, ok := c.Members[i].Node.Cache("c").Get("k")
+			return ok && string(v) == "v"
+		}
+	}
+	f := c.Follower()
+	c.Restart(f)
+	c.WaitFor("the restarted node to catch up its cache", time.Minute, has(f))
+
+	j := c.Add(c.NewMember("node4"))
+	c.WaitFor("the added node to catch up its cache", time.Minute, has(j))
+	if err := c.Members[j].Node.Cache("c").Set(ctx, "from4", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("every node to get the added node's write", time.Minute, func() bool {
+		for _, i := range c.Alive() {
+			if _, ok := c.Members[i].Node.Cache("c").Get("from4"); !ok {
+				return false
+			}
+		}
+		return true
+	})
+
+	for i := range c.Members {
+		c.Kill(i)
+	}
+	for i := range c.Members {
+		c.Start(i)
+	}
+	c.WaitReady(time.Minute)
+	again, err := c.Members[0].Node.Lock(ctx, "l", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Token() <= lease.Token() {
+		t.Fatalf("token %d after a restart of the whole cluster, not above %d", again.Token(), lease.Token())
+	}
+	again.Unlock(ctx)
+	for _, i := range c.Alive() {
+		if _, ok := c.Members[i].Node.Cache("c").Get("k"); ok {
+			t.Fatalf("%s kept a cache entry across a restart of the whole cluster", c.Members[i].ID)
+		}
+	}
+	if err := c.Members[1].Node.Cache("c").Set(ctx, "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range c.Alive() {
+		c.WaitFor("the restarted group to replicate", time.Minute, has(i))
+	}
+}

@@ -95,7 +95,7 @@ func newCacheGroup(n *Node) (*cacheGroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &cacheGroup{n: n, m: extensions.NewMachine(), stable: stable, notify: make(chan bool, 4), done: make(chan struct{}),
+	g := &cacheGroup{n: n, m: extensions.NewMachine(), stable: stable, notify: make(chan bool, 16), done: make(chan struct{}),
 		proposals: make(chan *proposal, 4*cacheMaxBatch), flights: make(chan flight, cacheMaxFlights)}
 	g.client = &rpcClient{n: n, leader: g.leaderAddr}
 	return g, nil
