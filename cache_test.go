@@ -150,9 +150,23 @@ func TestClusterCacheRestart(t *testing.T) {
 			return ok && string(v) == "v"
 		}
 	}
-	f := c.Follower()
+	// More entries than the group keeps behind a snapshot: the restarted
+	// node is caught up by a snapshot.
+	cl := cacheLeader(t, c)
+	for i := range 300 {
+		if err := c.Members[cl].Node.Cache("many").Set(ctx, "k", []byte{byte(i)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hiqlite.SnapshotCache(c.Members[cl].Node); err != nil {
+		t.Fatal(err)
+	}
+	f := (cl + 1) % len(c.Members)
 	c.Restart(f)
 	c.WaitFor("the restarted node to catch up its cache", time.Minute, has(f))
+	if v, ok := c.Members[f].Node.Cache("many").Get("k"); !ok || v[0] != byte(299%256) {
+		t.Fatalf("restarted node reads %v %v, want the last value", v, ok)
+	}
 
 	j := c.Add(c.NewMember("node4"))
 	c.WaitFor("the added node to catch up its cache", time.Minute, has(j))

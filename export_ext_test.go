@@ -12,3 +12,6 @@ func CacheLeads(n *Node) bool {
 	id, _ := n.c.CacheLeader()
 	return id == n.ID()
 }
+
+// SnapshotCache snapshots n's replica of the cache group.
+func SnapshotCache(n *Node) error { return n.c.SnapshotCache() }

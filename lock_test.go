@@ -133,7 +133,7 @@ func TestClusterLockHolderKilled(t *testing.T) {
 	defer cancel()
 	h := c.Follower()
 	w := (h + 1) % len(c.Members)
-	held, err := c.Members[h].Node.Lock(ctx, "leader-job", 2*time.Second)
+	held, err := c.Members[h].Node.Lock(ctx, "leader-job", 4*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,13 +53,18 @@ const (
 	cacheRoundEvery   = time.Second            // membership check while leading
 	cacheStartEvery   = 250 * time.Millisecond // how often a node not yet started looks again
 	cacheTickMinGap   = 5 * time.Millisecond   // between two ticks of the expiry clock
-	cacheMaxAppend    = 512
-	cacheSnapshotLogs = 8192
+	cacheMaxAppend = 512
+	// The log is in memory: Raft snapshots every cacheSnapshotLogs entries
+	// and keeps cacheTrailingLogs behind a snapshot; the run loop also
+	// snapshots after extensions.SnapshotBytes of entries.
+	cacheSnapshotLogs = 2048
+	cacheTrailingLogs = 256
 	// Commands are proposed in batches: one log entry carries up to
-	// cacheMaxBatch commands, and up to cacheMaxFlights entries wait for
-	// their commit at once.
-	cacheMaxBatch   = 1024
-	cacheMaxFlights = 64
+	// cacheMaxBatch commands or cacheMaxEntryBytes, and up to
+	// cacheMaxFlights entries wait for their commit at once.
+	cacheMaxBatch      = 1024
+	cacheMaxEntryBytes = 1 << 20
+	cacheMaxFlights    = 64
 )
 
 // cacheGroup is this node's member of the cache group and the
@@ -129,8 +134,8 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 	rc.MaxAppendEntries = cacheMaxAppend
 	rc.CommitTimeout = 5 * time.Millisecond
 	rc.SnapshotThreshold = cacheSnapshotLogs
-	rc.TrailingLogs = cacheSnapshotLogs / 4
-	rc.SnapshotInterval = 30 * time.Second
+	rc.TrailingLogs = cacheTrailingLogs
+	rc.SnapshotInterval = 10 * time.Second
 	// A member removed from the group may be added again (a reaped node
 	// that comes back): it must keep running.
 	rc.ShutdownOnRemove = false
@@ -338,11 +343,13 @@ func (g *cacheGroup) propose(r *raft.Raft) {
 				}
 			}
 		}
+		size := batch[0].cmd.Size()
 	gather:
-		for len(batch) < cacheMaxBatch {
+		for len(batch) < cacheMaxBatch && size < cacheMaxEntryBytes {
 			select {
 			case p := <-g.proposals:
 				batch = append(batch, p)
+				size += p.cmd.Size()
 			default:
 				break gather
 			}
@@ -444,6 +451,12 @@ func (g *cacheGroup) run() {
 		case <-t.C:
 		case <-g.m.Changed():
 		case <-g.notify:
+		case <-g.m.SnapshotDue():
+			if r := g.raft.Load(); r != nil {
+				if err := r.Snapshot().Error(); err != nil {
+					g.n.cfg.Logger.Warn("cache group snapshot", "error", err)
+				}
+			}
 		}
 		wait := cacheRoundEvery
 		r := g.raft.Load()
@@ -550,4 +563,14 @@ func (n *Node) CacheLeader() (id, addr string) {
 		return string(i), string(a)
 	}
 	return "", ""
+}
+
+// SnapshotCache snapshots the cache group's state on this node now, which
+// lets Raft drop the in-memory log behind it.
+func (n *Node) SnapshotCache() error {
+	r := n.cache.raft.Load()
+	if r == nil {
+		return ErrNoLeader
+	}
+	return r.Snapshot().Error()
 }

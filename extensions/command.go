@@ -73,9 +73,12 @@ type Command struct {
 // ErrCorruptCommand matches every decoding failure.
 var ErrCorruptCommand = errors.New("hiqlite: corrupt cache command")
 
+// Size is about how many bytes c takes encoded.
+func (c *Command) Size() int { return 24 + len(c.Cache) + len(c.Key) + len(c.Value) + len(c.Old) }
+
 // MarshalBinary encodes c.
 func (c *Command) MarshalBinary() ([]byte, error) {
-	return c.append(make([]byte, 0, 24+len(c.Cache)+len(c.Key)+len(c.Value)+len(c.Old))), nil
+	return c.append(make([]byte, 0, c.Size())), nil
 }
 
 // append appends c's encoding to b.
@@ -153,7 +156,7 @@ const entryVersion = 1
 func MarshalEntry(t int64, cmds []*Command) ([]byte, error) {
 	n := 16
 	for _, c := range cmds {
-		n += 24 + len(c.Cache) + len(c.Key) + len(c.Value) + len(c.Old)
+		n += c.Size()
 	}
 	b := make([]byte, 0, n)
 	b = append(b, entryVersion)

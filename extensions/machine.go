@@ -51,8 +51,10 @@ type Machine struct {
 	shutdown error             // set by Shutdown: no more requests
 	names    map[string]string // interned cache and lock names
 
-	applied atomic.Uint64 // index of the last entry applied
-	changed chan struct{} // capacity 1: a deadline was added
+	applied  atomic.Uint64 // index of the last entry applied
+	changed  chan struct{} // capacity 1: a deadline was added
+	logBytes atomic.Int64  // bytes of the entries applied since the last Snapshot
+	snapDue  chan struct{} // capacity 1: logBytes passed SnapshotBytes
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced whenever applied moves
@@ -95,6 +97,7 @@ func NewMachine() *Machine {
 		watchers: map[uint64]*watch{},
 		names:    map[string]string{},
 		changed:  make(chan struct{}, 1),
+		snapDue:  make(chan struct{}, 1),
 		waitCh:   make(chan struct{}),
 	}
 }
@@ -117,13 +120,21 @@ type Applied struct {
 // *Applied.
 func (m *Machine) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
+	var size int64
 	m.mu.Lock()
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
 			out[i] = m.applyLocked(l)
+			size += int64(len(l.Data))
 		}
 	}
 	m.mu.Unlock()
+	if n := m.logBytes.Add(size); n >= SnapshotBytes && n-size < SnapshotBytes {
+		select {
+		case m.snapDue <- struct{}{}:
+		default:
+		}
+	}
 	if len(logs) > 0 {
 		m.applied.Store(logs[len(logs)-1].Index)
 		m.broadcast()
@@ -453,10 +464,21 @@ func (h *deadlines) Pop() any {
 
 const snapshotVersion = 1
 
+// SnapshotBytes is how many bytes of entries a node applies before it
+// should snapshot (SnapshotDue): the group's log is in memory, and a
+// snapshot lets Raft drop all but its last entries. Raft's own thresholds
+// count entries, whose size varies.
+const SnapshotBytes = 64 << 20
+
+// SnapshotDue is signalled (capacity 1) when the entries applied since the
+// last snapshot pass SnapshotBytes.
+func (m *Machine) SnapshotDue() <-chan struct{} { return m.snapDue }
+
 // Snapshot implements raft.FSM.
 func (m *Machine) Snapshot() (raft.FSMSnapshot, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	m.logBytes.Store(0)
 	return &machineSnapshot{data: m.encodeLocked()}, nil
 }
 
