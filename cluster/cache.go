@@ -48,12 +48,12 @@ import (
 
 // Files and timings of the cache group.
 const (
-	cacheDir          = "cache"
-	cacheStableFile   = "raft-stable"
-	cacheRoundEvery   = time.Second            // membership check while leading
-	cacheStartEvery   = 250 * time.Millisecond // how often a node not yet started looks again
-	cacheTickMinGap   = 5 * time.Millisecond   // between two ticks of the expiry clock
-	cacheMaxAppend = 512
+	cacheDir        = "cache"
+	cacheStableFile = "raft-stable"
+	cacheRoundEvery = time.Second            // membership check while leading
+	cacheStartEvery = 250 * time.Millisecond // how often a node not yet started looks again
+	cacheTickMinGap = 5 * time.Millisecond   // between two ticks of the expiry clock
+	cacheMaxAppend  = 512
 	// The log is in memory: Raft snapshots every cacheSnapshotLogs entries
 	// and keeps cacheTrailingLogs behind a snapshot; the run loop also
 	// snapshots after extensions.SnapshotBytes of entries.
