@@ -76,12 +76,13 @@ const (
 //
 // # Goroutines
 //
-// Besides raft's own (two Raft groups: the main one and the cache group of
-// cache.go), a node runs watchLeadership and the cache group's run; in
-// cluster mode also
-// runMembership and the RPC server (its accept loop and one goroutine per
-// connection), plus the goroutines of Mux and Discovery, which own them.
-// All are started in Open (or by the accept loop) and joined in Close.
+// Besides raft's own, for two Raft groups (the main one and the cache
+// group of cache.go), a node runs watchLeadership and the cache group's
+// run, propose and settle; in cluster mode also runMembership and the RPC
+// server (its accept loop and one goroutine per connection), plus the
+// goroutines of Mux and Discovery, which own them. All are started in Open
+// (or by the accept loop, or by the cache group's start) and joined in
+// Close.
 type Node struct {
 	cfg   Config
 	id    string
