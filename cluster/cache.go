@@ -212,6 +212,9 @@ func closeTransport(t raft.Transport) error {
 // cmd to the leader and waits until this node has applied it too. It waits
 // up to the node's timeout for a leader.
 func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idempotent bool) (extensions.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return extensions.Result{}, err
+	}
 	var maybe bool // an earlier local attempt may have been applied
 	if r := g.raft.Load(); r != nil && r.State() == raft.Leader {
 		// The common case, without a timer: raft bounds the wait.
