@@ -149,7 +149,7 @@ func acquire(ctx context.Context, r Replicator, name string, ttl time.Duration, 
 		return l, nil
 	case !res.Queued:
 		m.unwatch(id)
-		return nil, fmt.Errorf("hiqlite: lock %q: %w", name, ErrLockHeld)
+		return nil, fmt.Errorf("%w: %q", ErrLockHeld, name)
 	}
 	select {
 	case <-w.granted:
