@@ -39,7 +39,8 @@
 //		`INSERT INTO users(name) VALUES (?) RETURNING id`, "ada").Scan(&id)
 //
 // The data directory holds hiqlite.db (the SQLite database), raft/ (the
-// Raft log), snapshots/ (Raft snapshots), node-id and LOCK. One process at
+// Raft log), snapshots/ (Raft snapshots), cache/ (the term and vote of the
+// Raft group of caches and locks), node-id and LOCK. One process at
 // a time may open it: on Unix systems another process gets [ErrLocked]
 // (elsewhere LOCK is not enforced, so take care not to open it twice). Within one process
 // the same directory opened twice shares one node, which stops when the
