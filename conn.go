@@ -62,6 +62,10 @@ func newConn(ctx context.Context, c *Connector) (*conn, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := registerNotify(db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &conn{cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64()}, nil
 }
 

@@ -39,7 +39,8 @@
 //		`INSERT INTO users(name) VALUES (?) RETURNING id`, "ada").Scan(&id)
 //
 // The data directory holds hiqlite.db (the SQLite database), raft/ (the
-// Raft log), snapshots/ (Raft snapshots), node-id and LOCK. One process at
+// Raft log), snapshots/ (Raft snapshots), cache/ (the term and vote of the
+// Raft group of caches and locks), node-id and LOCK. One process at
 // a time may open it: on Unix systems another process gets [ErrLocked]
 // (elsewhere LOCK is not enforced, so take care not to open it twice). Within one process
 // the same directory opened twice shares one node, which stops when the
@@ -150,6 +151,59 @@
 // differs from row to row but is the same on every node. Reads are not
 // replicated: in a SELECT, random() and 'now' are SQLite's own.
 //
+// # Extensions
+//
+// A [Node] also offers what SQL does not: notifications, replicated caches
+// and distributed locks. Reach them from a *sql.DB with [NodeOf], or from
+// a connection through (*sql.Conn).Raw and [NodeConn].
+//
+// Notifications are ordered with the writes: [Node.Notify] goes through the
+// Raft log, and so does the SQL function hiqlite_notify(channel, payload)
+// (payload optional, taken as text), which a write or a trigger calls to
+// raise a notification if and only if the write commits. Every node
+// delivers the notifications of a write after that write is committed in
+// its database, in log order, to the [Listener]s of their channel made with
+// [Node.Listen]. Nothing is delivered for a write that fails or is rolled
+// back, for a statement that fails within a write, or for what a ROLLBACK
+// TO undoes. A statement that calls hiqlite_notify is a write even when it
+// is a SELECT. A listener that falls behind loses its oldest notifications
+// and learns how many from the Missed count of the next one.
+//
+//	_, err := db.ExecContext(ctx, `CREATE TRIGGER order_placed AFTER INSERT ON orders
+//		BEGIN SELECT hiqlite_notify('orders', NEW.id); END`)
+//	l, err := node.Listen(ctx, "orders")
+//	for {
+//		n, err := l.Next(ctx)
+//		if err != nil { break }
+//		fmt.Println("order", n.Payload, "missed", n.Missed)
+//	}
+//
+// Caches ([Node.Cache]) hold byte values under string keys, with an
+// optional TTL per entry, in the memory of every node. Get is local;
+// Set, Delete, CompareAndSet and GetAndDelete go through the leader of a
+// second Raft group that runs on the same port as the first, with the same
+// members, and return once applied on the calling node. Expiry follows the
+// leader's clock and is replicated, so all nodes hold the same entries.
+// That group keeps its log in memory (only its term and vote are on disk,
+// under DATA_DIR/cache): the caches survive the restart of some of the
+// nodes, not of the whole cluster.
+//
+//	sessions := node.Cache("sessions")
+//	err := sessions.Set(ctx, token, []byte(userID), 30*time.Minute)
+//	v, ok := sessions.Get(token)
+//
+// Locks ([Node.Lock]) live in the same group. A [Lease] carries a fencing
+// token that strictly grows from one holder to the next, even across a
+// restart of the whole cluster; it expires ttl after it was granted or
+// renewed unless Renewed, so the lock of a crashed holder frees itself;
+// its Lost channel closes when it ends. Waiters are served first in, first
+// out, and one whose context ends leaves the queue.
+//
+//	lease, err := node.Lock(ctx, "nightly-report", time.Minute)
+//	if err != nil { ... }
+//	defer lease.Unlock(ctx)
+//	// pass lease.Token() to the storage the lock protects
+//
 // # Differences from SQLite
 //
 //   - SAVEPOINT (and RELEASE, ROLLBACK TO) outside a transaction is refused:
@@ -217,6 +271,9 @@
 //     as not applied, for good; running it again is safe.
 //   - [ErrOutcomeUnknown]: no leader could say in time whether a write was
 //     applied; check with a read before running it again.
+//   - [ErrLockLost]: a lease ended before Renew or Unlock; [ErrLockHeld]:
+//     TryLock found the lock held; [ErrListenerClosed]: the listener was
+//     closed (by Close, its context, or the node closing).
 //
 // A write slot held longer than _busy gives an error that matches
 // sqlite3.BUSY; a transaction whose snapshot went stale gives one that

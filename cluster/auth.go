@@ -54,8 +54,9 @@ type StreamType byte
 
 // The streams one listener carries.
 const (
-	StreamRaft StreamType = 'R'
-	StreamRPC  StreamType = 'Q'
+	StreamRaft  StreamType = 'R'
+	StreamRPC   StreamType = 'Q'
+	StreamCache StreamType = 'C' // the cache group's Raft (extensions)
 )
 
 func (s StreamType) String() string {
@@ -64,11 +65,13 @@ func (s StreamType) String() string {
 		return "raft"
 	case StreamRPC:
 		return "rpc"
+	case StreamCache:
+		return "cache"
 	}
 	return fmt.Sprintf("stream(0x%02x)", byte(s))
 }
 
-func (s StreamType) valid() bool { return s == StreamRaft || s == StreamRPC }
+func (s StreamType) valid() bool { return s == StreamRaft || s == StreamRPC || s == StreamCache }
 
 // Wire constants of the handshake.
 const (

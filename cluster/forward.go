@@ -147,6 +147,11 @@ func (s *rpcServer) handle(c net.Conn) {
 			var idx uint64
 			idx, err = s.n.readIndexLocal(s.ctx)
 			resp = &wire.ReadIndexResponse{Index: idx}
+		case *wire.CacheRequest:
+			var idx uint64
+			var out []byte
+			idx, out, err = s.n.cache.serve(m.Cmd)
+			resp = &wire.CacheResponse{Index: idx, Result: out}
 		default:
 			err = fmt.Errorf("hiqlite: unexpected request %T", req)
 		}
@@ -273,14 +278,21 @@ func (e *notSentError) Unwrap() error { return e.err }
 //
 // mu guards idle.
 type rpcClient struct {
-	n    *Node
-	mu   sync.Mutex
-	idle []*rpcConn
+	n *Node
+	// leader returns the address to send to; nil: the main group's leader.
+	leader func() string
+	mu     sync.Mutex
+	idle   []*rpcConn
 }
 
 // get returns an idle session to the current leader, or dials one.
 func (cl *rpcClient) get(ctx context.Context) (*rpcConn, error) {
-	_, addr := cl.n.Leader()
+	var addr string
+	if cl.leader != nil {
+		addr = cl.leader()
+	} else {
+		_, addr = cl.n.Leader()
+	}
 	if addr == "" {
 		return nil, ErrNoLeader
 	}
@@ -329,15 +341,20 @@ func (cl *rpcClient) close() {
 // sent (reads, outcome checks, and writes the state machine deduplicates by
 // origin).
 func (n *Node) forward(ctx context.Context, req wire.Message, idempotent bool) (wire.Message, error) {
+	return n.forwardVia(ctx, n.client, req, idempotent)
+}
+
+// forwardVia is forward through cl, to the leader cl follows.
+func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, idempotent bool) (wire.Message, error) {
 	backoff := 10 * time.Millisecond
 	var maybe bool // an earlier attempt may have been applied
 	for {
-		rc, err := n.client.get(ctx)
+		rc, err := cl.get(ctx)
 		var resp wire.Message
 		if err == nil {
 			resp, err = rc.call(ctx, req)
 			if err == nil || !isTransportError(err) {
-				n.client.put(rc)
+				cl.put(rc)
 			} else {
 				rc.c.Close()
 			}

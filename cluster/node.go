@@ -19,6 +19,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 
+	"github.com/hiqlite/hiqlite/extensions"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -75,10 +76,13 @@ const (
 //
 // # Goroutines
 //
-// Besides raft's own, a node runs watchLeadership; in cluster mode also
-// runMembership and the RPC server (its accept loop and one goroutine per
-// connection), plus the goroutines of Mux and Discovery, which own them.
-// All are started in Open (or by the accept loop) and joined in Close.
+// Besides raft's own, for two Raft groups (the main one and the cache
+// group of cache.go), a node runs watchLeadership and the cache group's
+// run, propose and settle; in cluster mode also runMembership and the RPC
+// server (its accept loop and one goroutine per connection), plus the
+// goroutines of Mux and Discovery, which own them. All are started in Open
+// (or by the accept loop, or by the cache group's start) and joined in
+// Close.
 type Node struct {
 	cfg   Config
 	id    string
@@ -99,6 +103,9 @@ type Node struct {
 	gossipCh  chan struct{} // a gossip change happened (capacity 1)
 	rpc       *rpcServer
 	client    *rpcClient
+
+	hub   *extensions.Hub // listeners of hiqlite_notify and Notify
+	cache *cacheGroup     // caches and locks (cache.go)
 
 	notifyCh chan bool
 	stopCh   chan struct{}
@@ -122,7 +129,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, gate: newGate(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{})}
+	n := &Node{cfg: cfg, gate: newGate(), hub: extensions.NewHub(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // tears down whatever started, in order
@@ -182,6 +189,10 @@ func Open(cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
+	n.sm.SetNotifySink(n.deliverNotifications)
+	if n.cache, err = newCacheGroup(n); err != nil {
+		return nil, err
+	}
 	if cfg.Listen == "" {
 		err = n.startSingle(rc, has)
 	} else {
@@ -191,6 +202,7 @@ func Open(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.goFunc(n.watchLeadership)
+	n.goFunc(n.cache.run)
 	return n, nil
 }
 
@@ -507,7 +519,11 @@ func (n *Node) Close() error {
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}
+	if n.cache != nil {
+		errs = append(errs, n.cache.close())
+	}
 	close(n.stopCh)
+	n.hub.Close(fmt.Errorf("%w: %w", extensions.ErrListenerClosed, ErrClosed))
 	if n.rpc != nil {
 		n.rpc.close()
 		n.client.close()

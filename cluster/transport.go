@@ -56,6 +56,7 @@ type Mux struct {
 
 	slots     chan struct{} // one token per handshake in flight
 	raft, rpc *muxStream
+	cache     *muxStream      // the cache group's Raft (package extensions)
 	ctx       context.Context // cancelled by Close; aborts dials in flight
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // every goroutine started by goFunc
@@ -106,6 +107,7 @@ func listenMux(addr, advertise string, secret []byte, logger hclog.Logger, opts 
 	}
 	m.raft = newMuxStream(m, StreamRaft)
 	m.rpc = newMuxStream(m, StreamRPC)
+	m.cache = newMuxStream(m, StreamCache)
 	m.goFunc(m.acceptLoop)
 	return m, nil
 }
@@ -151,6 +153,11 @@ func (m *Mux) Addr() net.Addr { return m.addr }
 // raft.NewNetworkTransportWithConfig. Its Close closes only the Raft side.
 func (m *Mux) RaftLayer() raft.StreamLayer { return raftLayer{m.raft} }
 
+// CacheLayer is the side of the mux that carries the cache group's Raft
+// (package extensions), for raft.NewNetworkTransportWithConfig. Its Close
+// closes only that side.
+func (m *Mux) CacheLayer() raft.StreamLayer { return raftLayer{m.cache} }
+
 // AcceptRPC blocks until the next authenticated RPC connection; after Close
 // it returns ErrClosed. The caller owns the connection.
 func (m *Mux) AcceptRPC() (net.Conn, error) { return m.rpc.accept() }
@@ -183,6 +190,7 @@ func (m *Mux) Close() error {
 	}
 	m.raft.close()
 	m.rpc.close()
+	m.cache.close()
 	m.wg.Wait()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
@@ -271,8 +279,11 @@ func (m *Mux) serverHandshake(c net.Conn) (StreamType, error) {
 }
 
 func (m *Mux) streamOf(st StreamType) *muxStream {
-	if st == StreamRaft {
+	switch st {
+	case StreamRaft:
 		return m.raft
+	case StreamCache:
+		return m.cache
 	}
 	return m.rpc
 }

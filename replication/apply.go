@@ -202,7 +202,7 @@ func (sm *StateMachine) commitBatch() error {
 		sm.setSeen.Reset()
 	}
 	if err == nil {
-		err = sm.w.Exec(`COMMIT`)
+		err = sm.commitTx(0)
 	}
 	if err != nil {
 		return fmt.Errorf("commit entries up to %d: %w", seen, err)
@@ -248,6 +248,7 @@ func (sm *StateMachine) run(index uint64, cmd *Command) (*Response, error) {
 	}
 	sm.env.Reset(time.Unix(0, cmd.Time), cmd.Seed)
 	sm.w.SetLastInsertRowID(0)
+	sm.nt.index = index
 	resp := &Response{Index: index}
 	applied, rolledBack := true, false
 	switch cmd.Kind {

@@ -184,6 +184,8 @@ func ClassifySQL(sql string) (Class, error) {
 //   - VACUUM INTO is refused (it writes a file on one node only); plain VACUUM is Write.
 //   - CREATE TEMP/TEMPORARY ... and CREATE ... temp.name are refused: the single writer
 //     is shared by all sessions, so a temp object cannot keep its per-connection meaning.
+//   - A statement that calls hiqlite_notify(...) is Write, even a SELECT: the function
+//     raises a notification on the writer only (on a read connection it fails).
 //   - INSERT, UPDATE, DELETE, REPLACE, CREATE (VIRTUAL TABLE too: its module must be
 //     registered on every node's writer and must not read node-local files), DROP, ALTER,
 //     ANALYZE, REINDEX and VACUUM are Write by keyword: sqlite3_stmt_readonly is true for
@@ -258,6 +260,11 @@ func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 			return Class{}, false, err
 		}
 		return c, true, nil
+	}
+	if st.notify {
+		// SELECT hiqlite_notify(...) reads nothing but must reach the
+		// writer, where the function raises the notification.
+		return Class{Kind: Write}, true, nil
 	}
 	return Class{}, false, nil
 }

@@ -45,6 +45,11 @@ var classifyCases = []classifyCase{
 	{sql: "SELECT * FROM pragma_table_info('t')", want: classRead, byReadOnly: true},
 	{sql: "SELECT 'load_extension(x)', a AS load_extension FROM load_extension", want: classRead, byReadOnly: true},
 	{sql: "SELECT 1\x00; ATTACH 'x.db' AS x", want: classRead, byReadOnly: true},
+	{sql: "SELECT 'hiqlite_notify(x)', a AS hiqlite_notify FROM t", want: classRead, byReadOnly: true},
+
+	// A call to hiqlite_notify is a write: only the writer raises it.
+	{sql: "SELECT hiqlite_notify('ch', 'payload')", want: classWrite, textOnly: true},
+	{sql: "select x from t where HIQLITE_NOTIFY ('ch', b) is null", want: classWrite, textOnly: true},
 
 	// EXPLAIN of anything is a read.
 	{sql: "EXPLAIN INSERT INTO t(b) VALUES (1)", want: classRead},

@@ -12,6 +12,7 @@ type parsedStmt struct {
 	head          [headLen]sqlToken // its first tokens
 	n             int               // how many of head are set
 	loadExtension bool              // it calls load_extension(...)
+	notify        bool              // it calls hiqlite_notify(...)
 }
 
 // tok returns token i of the statement, or a tEOF token past the end of head.
@@ -114,8 +115,11 @@ func parseStatement(sql string) parsedStmt {
 			st.head[st.n] = t
 			st.n++
 		}
-		if t.isPunct('(') && isLoadExtension(prev2, prev1) {
+		if t.isPunct('(') && isCall(prev2, prev1, "load_extension") {
 			st.loadExtension = true
+		}
+		if t.isPunct('(') && isCall(prev2, prev1, NotifyFunc) {
+			st.notify = true
 		}
 		prev2, prev1 = prev1, t
 	}
@@ -123,11 +127,11 @@ func parseStatement(sql string) parsedStmt {
 	return st
 }
 
-// isLoadExtension reports whether name, followed by "(", calls load_extension rather
-// than naming an object with a column list or arguments.
-func isLoadExtension(before, name sqlToken) bool {
+// isCall reports whether name, followed by "(", calls the function fn rather than
+// naming an object with a column list or arguments.
+func isCall(before, name sqlToken, fn string) bool {
 	v, ok := name.name()
-	if !ok || name.kind == tString || !equalFold(v, "load_extension") {
+	if !ok || name.kind == tString || !equalFold(v, fn) {
 		return false
 	}
 	if before.isPunct('.') {

@@ -61,7 +61,8 @@ type StateMachine struct {
 	fkOn    bool
 	pending *pendingTx
 	closed  bool
-	batch   batch // the group commit of the ApplyBatch call in progress
+	batch   batch    // the group commit of the ApplyBatch call in progress
+	nt      notifier // hiqlite_notify (notify.go)
 
 	// getSession and putSession read and write _hiqlite_sessions.
 	getSession, putSession *sqlite3.Stmt
@@ -115,6 +116,9 @@ func (sm *StateMachine) init() error {
 	sm.ref = ref
 	if err := InstallDeterministic(sm.w, sm.ref, sm.env); err != nil {
 		return fmt.Errorf("hiqlite: install deterministic functions: %w", err)
+	}
+	if err := sm.installNotify(); err != nil {
+		return err
 	}
 	sm.setMeta, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_state SET applied_index = ?1, applied_term = ?2, seen_index = ?3 WHERE id = 1`, sqlite3.PREPARE_PERSISTENT)
 	if err != nil {
@@ -295,7 +299,7 @@ func (sm *StateMachine) commitMeta(index, term uint64) error {
 	if err := sm.setMeta.Exec(); err != nil {
 		return err
 	}
-	return sm.w.Exec(`COMMIT`)
+	return sm.commitTx(index)
 }
 
 // ensureTx opens a transaction on the writer unless one is open: a
@@ -357,9 +361,15 @@ func (sm *StateMachine) execText(st Statement) (Result, error) {
 // back), which differs between nodes; the recorded results must not.
 func (sm *StateMachine) execOne(stmt *sqlite3.Stmt, args []Arg, res *Result) error {
 	before := sm.w.TotalChanges()
+	mark := sm.nt.seq
 	err := runStmt(stmt, args, res)
 	stmt.Reset()
 	stmt.ClearBindings()
+	if err != nil {
+		if cerr := sm.statementFailed(mark); cerr != nil {
+			return cerr
+		}
+	}
 	if err == nil && sm.w.TotalChanges() != before {
 		res.RowsAffected = sm.w.Changes()
 		if res.RowsAffected != 0 {
@@ -389,6 +399,7 @@ func (sm *StateMachine) BeginTx(origin Origin, t int64, seed uint64, flags Flags
 		return err
 	}
 	sm.pending = &pendingTx{origin: origin, time: t, seed: seed, flags: flags}
+	sm.nt.index = 0 // filled in by the command that commits it
 	return nil
 }
 
@@ -511,6 +522,7 @@ func (sm *StateMachine) closeConns() error {
 		s.Close()
 	}
 	sm.cache = nil
+	sm.nt.close()
 	for _, st := range []*sqlite3.Stmt{sm.setMeta, sm.setSeen, sm.getSession, sm.putSession} {
 		if st != nil {
 			st.Close()

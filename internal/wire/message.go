@@ -26,6 +26,8 @@ const (
 	TypeOutcomeRequest    Type = 12
 	TypeOutcomeResponse   Type = 13
 	TypeErrorResponse     Type = 14
+	TypeCacheRequest      Type = 15
+	TypeCacheResponse     Type = 16
 )
 
 var typeNames = [...]string{
@@ -43,6 +45,8 @@ var typeNames = [...]string{
 	TypeOutcomeRequest:    "OutcomeRequest",
 	TypeOutcomeResponse:   "OutcomeResponse",
 	TypeErrorResponse:     "ErrorResponse",
+	TypeCacheRequest:      "CacheRequest",
+	TypeCacheResponse:     "CacheResponse",
 }
 
 func (t Type) String() string {
@@ -83,6 +87,10 @@ func newMessage(t Type) Message {
 		return &OutcomeResponse{}
 	case TypeErrorResponse:
 		return &ErrorResponse{}
+	case TypeCacheRequest:
+		return &CacheRequest{}
+	case TypeCacheResponse:
+		return &CacheResponse{}
 	}
 	return nil
 }
@@ -114,6 +122,8 @@ var (
 	_ Message = (*OutcomeRequest)(nil)
 	_ Message = (*OutcomeResponse)(nil)
 	_ Message = (*ErrorResponse)(nil)
+	_ Message = (*CacheRequest)(nil)
+	_ Message = (*CacheResponse)(nil)
 )
 
 // ExecRequest is a write outside a transaction: the statements run in order

@@ -88,6 +88,10 @@ func messages(big bool) []Message {
 		&OutcomeResponse{},
 		&ErrorResponse{Err: ErrNoLeader},
 		&ErrorResponse{},
+		&CacheRequest{},
+		&CacheRequest{Cmd: []byte{1, 2, 0, 0xff}},
+		&CacheResponse{},
+		&CacheResponse{Index: 1 << 50, Result: []byte("result")},
 	}
 	if big {
 		ms = append(ms,
@@ -304,7 +308,7 @@ func TestMalformed(t *testing.T) {
 	}{
 		{"empty frame", []byte{0}, "empty frame"},
 		{"unknown type 0", frameOf([]byte{0}), "unknown message type 0"},
-		{"unknown type 15", frameOf([]byte{15}), "unknown message type 15"},
+		{"unknown type 17", frameOf([]byte{17}), "unknown message type 17"},
 		{"unknown type 255", frameOf([]byte{255, 1, 2, 3}), "unknown message type 255"},
 		{"trailing bytes", frameOf(append(bytes.Clone(okBody), 0)), "1 trailing bytes"},
 		{"bad bool", frameOf([]byte{byte(TypeOutcomeResponse), 2, 0}), "bad bool 2"},
