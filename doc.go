@@ -9,10 +9,11 @@
 // SQLite state machine applies to the same result. Applications open it
 // with sql.Open("hiqlite", dsn) and keep their database/sql code.
 //
-// Today a node runs as a single voter: sql.Open starts a one-node Raft
-// cluster in its data directory, with no network at all. Multi-node
-// clusters, forwarding from followers, and the extensions (caches, locks,
-// notifications) arrive with later issues.
+// Without _listen, sql.Open starts a one-node Raft cluster in its data
+// directory, with no network at all. With _listen, _gossip and _join, nodes
+// find each other by gossip, bootstrap a cluster, and forward writes from
+// followers to the leader (see the DSN parameters below). Caches, locks and
+// notifications are extensions on *Node (see Extensions).
 //
 // # Quick start
 //
