@@ -1,0 +1,663 @@
+package main
+
+// hiqlite bench: the figures of SPEC §12 beside their baselines, measured
+// in the same run on the same machine.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const benchSynopsis = "[--json FILE] [--duration D | --ops N] [--quick] [--only REGEXP] [--tx-rows N]"
+
+// Bounds of each measurement when the flags leave them open: a count
+// bound under --duration alone, a time bound under --ops alone.
+const (
+	benchDefaultDuration = 3 * time.Second
+	benchQuickDuration   = 500 * time.Millisecond
+	benchMaxOps          = 10_000_000
+	benchMaxDuration     = time.Minute
+)
+
+func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) (err error) {
+	fs := newFlagSet("bench", benchSynopsis, stderr)
+	jsonFile := fs.String("json", "", "also write the results to `FILE` as JSON")
+	duration := fs.Duration("duration", benchDefaultDuration, "how long each measurement runs at most")
+	ops := fs.Int64("ops", 0, fmt.Sprintf("how many operations each measurement runs at most, a transaction counting as one (without --ops: %d; --ops without --duration makes the time bound %v)", benchMaxOps, benchMaxDuration))
+	quick := fs.Bool("quick", false, fmt.Sprintf("measure for %v each instead of %v", benchQuickDuration, benchDefaultDuration))
+	only := fs.String("only", "", "run only the scenarios whose id matches `REGEXP` (ids: "+strings.Join(scenarioIDs(), ", ")+")")
+	txRows := fs.Int("tx-rows", 10000, "rows in the one-transaction scenario")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	lim := limits{ops: *ops, duration: *duration}
+	switch {
+	case *quick && !set["duration"]:
+		lim.duration = benchQuickDuration
+	case set["ops"] && !set["duration"]:
+		lim.duration = benchMaxDuration
+	}
+	if !set["ops"] {
+		lim.ops = benchMaxOps
+	}
+	if lim.ops < 1 || lim.duration <= 0 || *txRows < 1 {
+		return &usageError{fmt.Errorf("--ops %d, --duration %v and --tx-rows %d must be positive", *ops, *duration, *txRows)}
+	}
+	filter, err := regexp.Compile(*only)
+	if err != nil {
+		return &usageError{fmt.Errorf("--only: %w", err)}
+	}
+	var todo []*scenario
+	for _, sc := range benchScenarios(*txRows) {
+		if filter.MatchString(sc.id) {
+			todo = append(todo, sc)
+		}
+	}
+	if len(todo) == 0 {
+		return &usageError{fmt.Errorf("--only %q matches no scenario (ids: %s)", *only, strings.Join(scenarioIDs(), ", "))}
+	}
+	// The nodes would log raft's complaints about a starved machine to
+	// stderr, amid the progress lines; HIQLITE_LOG still turns them on.
+	if os.Getenv("HIQLITE_LOG") == "" {
+		os.Setenv("HIQLITE_LOG", "off")
+	}
+	tmp, err := os.MkdirTemp("", "hiqlite-bench-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := os.RemoveAll(tmp); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the temporary directory: %w", rerr))
+		}
+	}()
+	b := &benchRun{progress: stderr, dir: tmp, lim: lim, txRows: *txRows}
+	report, err := b.run(ctx, todo)
+	if err != nil {
+		return err
+	}
+	report.print(stdout)
+	if *jsonFile != "" {
+		data, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonFile, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nWrote %s.\n", *jsonFile)
+	}
+	return nil
+}
+
+// scenarioKind is what a scenario's operation does.
+type scenarioKind int
+
+const (
+	kindInsert scenarioKind = iota // one single-row INSERT, autocommit
+	kindTx                         // one transaction of txRows single-row INSERTs
+	kindRead                       // one point SELECT by primary key
+)
+
+// scenario is one row of the bench's table.
+type scenario struct {
+	id       string
+	title    string
+	unit     string // what the rate counts, per second
+	kind     scenarioKind
+	workers  int
+	follower bool // hiqlite's writes run on a follower (forwarded)
+	per      int  // units per operation
+	target   *target
+}
+
+// baselineKey names what a baseline measures; scenarios that differ only
+// in hiqlite (leader or follower) share a baseline.
+func (sc *scenario) baselineKey() string { return fmt.Sprintf("%d/%d", sc.kind, sc.workers) }
+
+// target is a goal of SPEC §12. min returns the rate that meets it, from
+// the rows measured so far; false when what it depends on was not measured.
+type target struct {
+	text string
+	min  func(rows map[string]*benchRow) (float64, bool)
+}
+
+// atLeast is a fixed rate.
+func atLeast(rate float64, text string) *target {
+	return &target{text: text, min: func(map[string]*benchRow) (float64, bool) { return rate, true }}
+}
+
+// fractionOf is a fraction of what hiqlite did in another row.
+func fractionOf(f float64, id, text string) *target {
+	return &target{text: text, min: func(rows map[string]*benchRow) (float64, bool) {
+		r := rows[id]
+		if r == nil || r.Results[sysHiqlite] == nil {
+			return 0, false
+		}
+		return f * r.Results[sysHiqlite].PerSecond, true
+	}}
+}
+
+func benchScenarios(txRows int) []*scenario {
+	ins := func(id string, workers int, follower bool, t *target) *scenario {
+		on, w := "leader", "writers"
+		if follower {
+			on = "follower"
+		}
+		if workers == 1 {
+			w = "writer"
+		}
+		return &scenario{id: id, title: fmt.Sprintf("%s insert, %d %s", on, workers, w), unit: "inserts/s",
+			kind: kindInsert, workers: workers, follower: follower, per: 1, target: t}
+	}
+	read := func(id string, workers int) *scenario {
+		r := "readers"
+		if workers == 1 {
+			r = "reader"
+		}
+		sc := &scenario{id: id, title: fmt.Sprintf("point select, %d %s", workers, r), unit: "selects/s",
+			kind: kindRead, workers: workers, per: 1}
+		sc.target = &target{text: "≥ 90% of SQLite", min: func(rows map[string]*benchRow) (float64, bool) {
+			var best float64
+			for _, sys := range []string{sysSQLiteFull, sysSQLiteNormal} {
+				if m := rows[id].Results[sys]; m != nil {
+					best = max(best, m.PerSecond)
+				}
+			}
+			return 0.9 * best, best > 0
+		}}
+		return sc
+	}
+	return []*scenario{
+		ins("leader-insert-1", 1, false, atLeast(2500, "≥ 2,500/s")),
+		ins("leader-insert-4", 4, false, nil),
+		ins("leader-insert-16", 16, false, nil),
+		ins("leader-insert-64", 64, false, atLeast(30000, "≥ 30,000/s")),
+		ins("follower-insert-16", 16, true, fractionOf(0.7, "leader-insert-16", "≥ 70% of leader, 16")),
+		ins("follower-insert-64", 64, true, atLeast(21000, "≥ 21,000/s (70% of 30,000)")),
+		{id: "tx-insert", title: fmt.Sprintf("one transaction of %d inserts", txRows), unit: "rows/s",
+			kind: kindTx, workers: 1, per: txRows, target: atLeast(300000, "≥ 300,000/s")},
+		read("select-1", 1),
+		read("select-16", 16),
+	}
+}
+
+func scenarioIDs() []string {
+	var ids []string
+	for _, sc := range benchScenarios(1) {
+		ids = append(ids, sc.id)
+	}
+	return ids
+}
+
+// The systems, in the table's order.
+const (
+	sysHiqlite      = "hiqlite"
+	sysSQLiteFull   = "sqlite_full"
+	sysSQLiteNormal = "sqlite_normal"
+	sysRaft         = "raft"
+)
+
+var systemIDs = []string{sysHiqlite, sysSQLiteFull, sysSQLiteNormal, sysRaft}
+
+var systemTitles = map[string]string{
+	sysHiqlite:      "hiqlite",
+	sysSQLiteFull:   "SQLite FULL",
+	sysSQLiteNormal: "SQLite NORMAL",
+	sysRaft:         "bare Raft",
+}
+
+// benchRun is the state of one run.
+type benchRun struct {
+	progress io.Writer
+	dir      string
+	lim      limits
+	txRows   int
+
+	hiqlite *hiqliteSystem
+	systems map[string]benchSystem
+}
+
+// benchReport is what a run found; its JSON form is what --json writes.
+type benchReport struct {
+	Started  time.Time   `json:"started"`
+	Machine  machine     `json:"machine"`
+	Settings settings    `json:"settings"`
+	Rows     []*benchRow `json:"rows"`
+}
+
+type machine struct {
+	CPUs      int    `json:"cpus"`
+	Model     string `json:"cpu_model,omitempty"`
+	OS        string `json:"os"`
+	Go        string `json:"go"`
+	LoadStart string `json:"load_start,omitempty"` // /proc/loadavg: 1, 5, 15 minutes
+	LoadEnd   string `json:"load_end,omitempty"`
+}
+
+type settings struct {
+	Duration      string `json:"duration"` // the time bound of each measurement
+	Ops           int64  `json:"ops"`      // its count bound
+	TxRows        int    `json:"tx_rows"`
+	ReadRows      int    `json:"read_rows"`
+	SQLiteFull    string `json:"sqlite_full"`
+	SQLiteNormal  string `json:"sqlite_normal"`
+	Raft          string `json:"raft"`
+	RaftEntrySize int    `json:"raft_entry_bytes"`
+}
+
+// benchRow is a scenario's figures: hiqlite's and its baselines', by
+// system id, and hiqlite's rate divided by each baseline's.
+type benchRow struct {
+	ID      string                  `json:"id"`
+	Title   string                  `json:"title"`
+	Unit    string                  `json:"unit"`
+	Workers int                     `json:"workers"`
+	Results map[string]*measurement `json:"results"`
+	Ratios  map[string]float64      `json:"ratios,omitempty"`
+	Target  *targetResult           `json:"target,omitempty"`
+}
+
+type measurement struct {
+	Ops       int64   `json:"ops"` // operations: statements, transactions or entries
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"per_second"` // in the row's unit
+	P50Micros float64 `json:"p50_us"`     // per operation
+	P99Micros float64 `json:"p99_us"`
+	Note      string  `json:"note,omitempty"`
+}
+
+type targetResult struct {
+	Text string  `json:"text"`
+	Min  float64 `json:"min_per_second,omitempty"`
+	Met  *bool   `json:"met,omitempty"` // absent: what it depends on was not measured
+}
+
+func (b *benchRun) say(format string, args ...any) {
+	fmt.Fprintf(b.progress, format+"\n", args...)
+}
+
+// run starts the systems, measures todo on each of them and stops them.
+func (b *benchRun) run(ctx context.Context, todo []*scenario) (_ *benchReport, err error) {
+	r := &benchReport{
+		Started: time.Now().UTC().Truncate(time.Second),
+		Machine: machine{CPUs: runtime.NumCPU(), Model: cpuModel(), OS: runtime.GOOS + "/" + runtime.GOARCH,
+			Go: runtime.Version(), LoadStart: loadAverage()},
+		Settings: settings{Duration: b.lim.duration.String(), Ops: b.lim.ops, TxRows: b.txRows, ReadRows: readRows,
+			SQLiteFull:   "WAL, synchronous=FULL: each commit fsyncs the WAL; writers share one connection",
+			SQLiteNormal: "WAL, synchronous=NORMAL: no fsync per commit (hiqlite's state machine setting); writers share one connection",
+			Raft:         "hashicorp/raft, 3 voters, raft-wal log, NetworkTransport over cluster.Mux on 127.0.0.1, no-op BatchingFSM, cluster/node.go's raft.Config"},
+	}
+	b.say("hiqlite bench: %d CPUs (%s), %s, %s; load average %s", r.Machine.CPUs, orUnknown(r.Machine.Model), r.Machine.OS, r.Machine.Go, orUnknown(r.Machine.LoadStart))
+	b.say("each measurement: at most %v and %d operations, after a warm-up; data in %s", b.lim.duration, b.lim.ops, b.dir)
+	defer func() {
+		err = errors.Join(err, b.closeSystems())
+	}()
+	if err := b.startSystems(ctx); err != nil {
+		return nil, err
+	}
+	if rs, ok := b.systems[sysRaft].(*raftSystem); ok {
+		r.Settings.RaftEntrySize = len(rs.entry)
+	}
+
+	// Count the measurements, for the progress lines.
+	total := 0
+	counted := map[string]bool{}
+	for _, sc := range todo {
+		for _, sys := range systemIDs {
+			key := sys + "/" + sc.baselineKey()
+			if sys != sysHiqlite && counted[key] {
+				continue
+			}
+			if b.systems[sys].ops(sc) != nil {
+				counted[key] = true
+				total++
+			}
+		}
+	}
+	rows := map[string]*benchRow{}
+	baselines := map[string]*measurement{}
+	step := 0
+	for _, sc := range todo {
+		row := &benchRow{ID: sc.id, Title: sc.title, Unit: sc.unit, Workers: sc.workers, Results: map[string]*measurement{}}
+		for _, sys := range systemIDs {
+			key := sys + "/" + sc.baselineKey()
+			if m := baselines[key]; m != nil && sys != sysHiqlite {
+				row.Results[sys] = m
+				continue
+			}
+			f := b.systems[sys].ops(sc)
+			if f == nil {
+				continue
+			}
+			step++
+			fmt.Fprintf(b.progress, "[%d/%d] %s: %s ... ", step, total, sc.title, systemTitles[sys])
+			m, err := b.measure(ctx, sys, sc, f)
+			if err != nil {
+				fmt.Fprintln(b.progress, "failed")
+				return nil, fmt.Errorf("%s on %s: %w", sc.title, systemTitles[sys], err)
+			}
+			note := ""
+			if m.Note != "" {
+				note = " (" + m.Note + ")"
+			}
+			b.say("%s %s, p50 %s, p99 %s%s", formatRate(m.PerSecond), sc.unit, formatMicros(m.P50Micros), formatMicros(m.P99Micros), note)
+			row.Results[sys] = m
+			if sys != sysHiqlite {
+				baselines[key] = m
+			}
+		}
+		rows[sc.id] = row
+		r.Rows = append(r.Rows, row)
+	}
+	for i, row := range r.Rows {
+		row.score(todo[i], rows)
+	}
+	r.Machine.LoadEnd = loadAverage()
+	b.say("done; load average %s", orUnknown(r.Machine.LoadEnd))
+	return r, nil
+}
+
+// score fills in the ratios and the target of a measured row.
+func (row *benchRow) score(sc *scenario, rows map[string]*benchRow) {
+	h := row.Results[sysHiqlite]
+	if h == nil {
+		return
+	}
+	for sys, m := range row.Results {
+		if sys != sysHiqlite && m.PerSecond > 0 {
+			if row.Ratios == nil {
+				row.Ratios = map[string]float64{}
+			}
+			row.Ratios[sys] = h.PerSecond / m.PerSecond
+		}
+	}
+	if sc.target == nil {
+		return
+	}
+	row.Target = &targetResult{Text: sc.target.text}
+	if min, ok := sc.target.min(rows); ok {
+		met := h.PerSecond >= min
+		row.Target.Min, row.Target.Met = min, &met
+	}
+}
+
+// startSystems starts hiqlite's cluster and the baselines, in b.dir.
+func (b *benchRun) startSystems(ctx context.Context) error {
+	b.systems = map[string]benchSystem{}
+	began := time.Now()
+	fmt.Fprintf(b.progress, "starting a 3-node hiqlite cluster on 127.0.0.1 ... ")
+	h, err := startHiqlite(ctx, filepath.Join(b.dir, "hiqlite"), b.txRows)
+	if err != nil {
+		fmt.Fprintln(b.progress, "failed")
+		return err
+	}
+	b.hiqlite = h
+	b.systems[sysHiqlite] = h
+	b.say("ready after %s: %s leads", round(time.Since(began)), h.leader.name)
+	for _, s := range []struct {
+		id, sync string
+	}{{sysSQLiteFull, "full"}, {sysSQLiteNormal, "normal"}} {
+		sq, err := startSQLite(ctx, filepath.Join(b.dir, s.id+".db"), s.sync, b.txRows)
+		if err != nil {
+			return fmt.Errorf("%s: %w", systemTitles[s.id], err)
+		}
+		b.systems[s.id] = sq
+	}
+	began = time.Now()
+	fmt.Fprintf(b.progress, "starting bare Raft, 3 voters on 127.0.0.1 ... ")
+	rs, err := startRaft(ctx, filepath.Join(b.dir, "raft"))
+	if err != nil {
+		fmt.Fprintln(b.progress, "failed")
+		return err
+	}
+	b.systems[sysRaft] = rs
+	b.say("ready after %s", round(time.Since(began)))
+	return nil
+}
+
+func (b *benchRun) closeSystems() error {
+	var errs []error
+	for _, sys := range systemIDs {
+		if s := b.systems[sys]; s != nil {
+			if err := s.close(); err != nil {
+				errs = append(errs, fmt.Errorf("stop %s: %w", systemTitles[sys], err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// measure warms sys up with f, then measures it.
+func (b *benchRun) measure(ctx context.Context, sys string, sc *scenario, f op) (*measurement, error) {
+	warm := limits{ops: max(1, b.lim.ops/10), duration: b.lim.duration / 10}
+	if _, err := runLoad(ctx, sc.workers, warm, f); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	res, err := runLoad(ctx, sc.workers, b.lim, f)
+	if err != nil {
+		return nil, err
+	}
+	m := &measurement{
+		Ops:       res.ops,
+		Seconds:   res.elapsed.Seconds(),
+		PerSecond: res.perSecond(sc.per),
+		P50Micros: micros(res.lat.quantile(0.50)),
+		P99Micros: micros(res.lat.quantile(0.99)),
+	}
+	if sys == sysHiqlite {
+		moved, err := b.hiqlite.leaderMoved(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if moved {
+			m.Note = "the leader changed during the measurement"
+		}
+		// Let the followers catch up, so that their backlog does not
+		// weigh on the next measurement.
+		if err := b.hiqlite.c.waitApplied(ctx, b.hiqlite.leader.node.AppliedIndex()); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// print writes the two tables: rates with ratios and targets, then
+// latencies.
+func (r *benchReport) print(w io.Writer) {
+	fmt.Fprintf(w, "\nhiqlite bench, %s: %d CPUs (%s), %s, %s\n", r.Started.Format(time.RFC3339), r.Machine.CPUs,
+		orUnknown(r.Machine.Model), r.Machine.OS, r.Machine.Go)
+	fmt.Fprintf(w, "load average (1, 5, 15 min): %s at the start, %s at the end\n", orUnknown(r.Machine.LoadStart), orUnknown(r.Machine.LoadEnd))
+	fmt.Fprintf(w, "each measurement: at most %s and %d operations\n\n", r.Settings.Duration, r.Settings.Ops)
+
+	header := []string{"scenario", "unit", "hiqlite"}
+	for _, sys := range systemIDs[1:] {
+		header = append(header, systemTitles[sys], "ratio")
+	}
+	header = append(header, "SPEC §12 target", "met")
+	var cells [][]string
+	for _, row := range r.Rows {
+		line := []string{row.Title, row.Unit, rateCell(row.Results[sysHiqlite])}
+		for _, sys := range systemIDs[1:] {
+			ratio := "-"
+			if v, ok := row.Ratios[sys]; ok {
+				ratio = strconv.FormatFloat(v, 'f', 2, 64)
+			}
+			line = append(line, rateCell(row.Results[sys]), ratio)
+		}
+		target, met := "-", "-"
+		if t := row.Target; t != nil {
+			target, met = t.Text, "?"
+			if t.Met != nil {
+				met = "no"
+				if *t.Met {
+					met = "yes"
+				}
+			}
+		}
+		cells = append(cells, append(line, target, met))
+	}
+	printAligned(w, "llrrrrrrrll", header, cells)
+
+	fmt.Fprintln(w, "\nlatency per operation, p50 / p99 (a transaction is one operation):")
+	header = []string{"scenario"}
+	for _, sys := range systemIDs {
+		header = append(header, systemTitles[sys])
+	}
+	cells = nil
+	for _, row := range r.Rows {
+		line := []string{row.Title}
+		for _, sys := range systemIDs {
+			c := "-"
+			if m := row.Results[sys]; m != nil {
+				c = formatMicros(m.P50Micros) + " / " + formatMicros(m.P99Micros)
+			}
+			line = append(line, c)
+		}
+		cells = append(cells, line)
+	}
+	printAligned(w, "lrrrr", header, cells)
+
+	fmt.Fprintln(w, "\nratio: hiqlite's rate divided by the baseline's. hiqlite: 3 nodes on 127.0.0.1, every write fsynced")
+	fmt.Fprintln(w, "by a majority; reads local on a follower. SQLite FULL and NORMAL: plain ncruces/go-sqlite3/driver,")
+	fmt.Fprintln(w, "one file, WAL, synchronous=FULL (durable) or NORMAL (no fsync per commit). bare Raft: hashicorp/raft")
+	fmt.Fprintf(w, "with hiqlite's log store and transport, a no-op state machine, entries of %d bytes (a hiqlite INSERT).\n", r.Settings.RaftEntrySize)
+	fmt.Fprintln(w, "A follower row's baselines are the leader row's with as many writers.")
+	for _, row := range r.Rows {
+		if m := row.Results[sysHiqlite]; m != nil && m.Note != "" {
+			fmt.Fprintf(w, "%s: %s.\n", row.Title, m.Note)
+		}
+	}
+}
+
+func rateCell(m *measurement) string {
+	if m == nil {
+		return "-"
+	}
+	return formatRate(m.PerSecond)
+}
+
+// printAligned prints a header, a rule and rows as columns. align has a
+// letter per column: 'r' aligns it right (numbers), anything else left.
+func printAligned(w io.Writer, align string, header []string, cells [][]string) {
+	width := make([]int, len(header))
+	for _, row := range append([][]string{header}, cells...) {
+		for i, c := range row {
+			width[i] = max(width[i], len([]rune(c)))
+		}
+	}
+	line := func(row []string) {
+		var b strings.Builder
+		for i, c := range row {
+			pad := strings.Repeat(" ", width[i]-len([]rune(c)))
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if i < len(align) && align[i] == 'r' {
+				b.WriteString(pad + c)
+			} else {
+				b.WriteString(c + pad)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	line(header)
+	rule := make([]string, len(header))
+	for i := range rule {
+		rule[i] = strings.Repeat("-", width[i])
+	}
+	line(rule)
+	for _, row := range cells {
+		line(row)
+	}
+}
+
+// formatRate prints a rate with thousands separators: 12,345.
+func formatRate(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// formatMicros prints a duration given in microseconds with three
+// significant digits: 12.3µs, 1.23ms.
+func formatMicros(us float64) string {
+	d := time.Duration(us * float64(time.Microsecond))
+	switch {
+	case d < time.Microsecond:
+		return d.String()
+	case d < time.Millisecond:
+		return strconv.FormatFloat(us, 'f', decimals(us), 64) + "µs"
+	case d < time.Second:
+		ms := us / 1e3
+		return strconv.FormatFloat(ms, 'f', decimals(ms), 64) + "ms"
+	}
+	s := us / 1e6
+	return strconv.FormatFloat(s, 'f', decimals(s), 64) + "s"
+}
+
+// decimals is how many decimals give v three significant digits.
+func decimals(v float64) int {
+	switch {
+	case v >= 100:
+		return 0
+	case v >= 10:
+		return 1
+	}
+	return 2
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// cpuModel is the first model name in /proc/cpuinfo; "" where there is none.
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(data)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages of /proc/loadavg;
+// "" where there is none.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
