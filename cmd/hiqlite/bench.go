@@ -14,12 +14,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-const benchSynopsis = "[--json FILE] [--duration D | --ops N] [--quick] [--only REGEXP] [--tx-rows N]"
+const benchSynopsis = "[--json FILE] [--duration D | --ops N] [--quick] [--only REGEXP] [--tx-rows N] [--rounds N]"
 
 // Bounds of each measurement when the flags leave them open: a count
 // bound under --duration alone, a time bound under --ops alone.
@@ -38,6 +39,7 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	quick := fs.Bool("quick", false, fmt.Sprintf("measure for %v each instead of %v", benchQuickDuration, benchDefaultDuration))
 	only := fs.String("only", "", "run only the scenarios whose id matches `REGEXP` (ids: "+strings.Join(scenarioIDs(), ", ")+")")
 	txRows := fs.Int("tx-rows", 10000, "rows in the one-transaction scenario")
+	rounds := fs.Int("rounds", 3, "split each measurement into this many rounds, taking turns with its baselines")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -53,8 +55,8 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if !set["ops"] {
 		lim.ops = benchMaxOps
 	}
-	if lim.ops < 1 || lim.duration <= 0 || *txRows < 1 {
-		return &usageError{fmt.Errorf("--ops %d, --duration %v and --tx-rows %d must be positive", *ops, *duration, *txRows)}
+	if lim.ops < 1 || lim.duration <= 0 || *txRows < 1 || *rounds < 1 {
+		return &usageError{fmt.Errorf("--ops %d, --duration %v, --tx-rows %d and --rounds %d must be positive", *ops, *duration, *txRows, *rounds)}
 	}
 	filter, err := regexp.Compile(*only)
 	if err != nil {
@@ -83,7 +85,7 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			err = errors.Join(err, fmt.Errorf("remove the temporary directory: %w", rerr))
 		}
 	}()
-	b := &benchRun{progress: stderr, dir: tmp, lim: lim, txRows: *txRows}
+	b := &benchRun{progress: stderr, dir: tmp, lim: lim, rounds: *rounds, txRows: *txRows}
 	report, err := b.run(ctx, todo)
 	if err != nil {
 		return err
@@ -223,7 +225,8 @@ var systemTitles = map[string]string{
 type benchRun struct {
 	progress io.Writer
 	dir      string
-	lim      limits
+	lim      limits // of each measurement, all its rounds together
+	rounds   int
 	txRows   int
 
 	hiqlite *hiqliteSystem
@@ -250,6 +253,7 @@ type machine struct {
 type settings struct {
 	Duration      string `json:"duration"` // the time bound of each measurement
 	Ops           int64  `json:"ops"`      // its count bound
+	Rounds        int    `json:"rounds"`   // it takes turns with the others in this many rounds
 	TxRows        int    `json:"tx_rows"`
 	ReadRows      int    `json:"read_rows"`
 	SQLiteFull    string `json:"sqlite_full"`
@@ -273,10 +277,12 @@ type benchRow struct {
 type measurement struct {
 	Ops       int64   `json:"ops"` // operations: statements, transactions or entries
 	Seconds   float64 `json:"seconds"`
-	PerSecond float64 `json:"per_second"` // in the row's unit
-	P50Micros float64 `json:"p50_us"`     // per operation
-	P99Micros float64 `json:"p99_us"`
-	Note      string  `json:"note,omitempty"`
+	PerSecond float64 `json:"per_second"` // in the row's unit: the median of the rounds'
+	// RoundRates are the rates of the rounds, in the order they ran.
+	RoundRates []float64 `json:"round_rates"`
+	P50Micros  float64   `json:"p50_us"` // per operation
+	P99Micros  float64   `json:"p99_us"`
+	Note       string    `json:"note,omitempty"`
 }
 
 type targetResult struct {
@@ -295,13 +301,14 @@ func (b *benchRun) run(ctx context.Context, todo []*scenario) (_ *benchReport, e
 		Started: time.Now().UTC().Truncate(time.Second),
 		Machine: machine{CPUs: runtime.NumCPU(), Model: cpuModel(), OS: runtime.GOOS + "/" + runtime.GOARCH,
 			Go: runtime.Version(), LoadStart: loadAverage()},
-		Settings: settings{Duration: b.lim.duration.String(), Ops: b.lim.ops, TxRows: b.txRows, ReadRows: readRows,
+		Settings: settings{Duration: b.lim.duration.String(), Ops: b.lim.ops, Rounds: b.rounds, TxRows: b.txRows, ReadRows: readRows,
 			SQLiteFull:   "WAL, synchronous=FULL: each commit fsyncs the WAL; writers share one connection",
 			SQLiteNormal: "WAL, synchronous=NORMAL: no fsync per commit (hiqlite's state machine setting); writers share one connection",
 			Raft:         "hashicorp/raft, 3 voters, raft-wal log, NetworkTransport over cluster.Mux on 127.0.0.1, no-op BatchingFSM, cluster/node.go's raft.Config"},
 	}
 	b.say("hiqlite bench: %d CPUs (%s), %s, %s; load average %s", r.Machine.CPUs, orUnknown(r.Machine.Model), r.Machine.OS, r.Machine.Go, orUnknown(r.Machine.LoadStart))
-	b.say("each measurement: at most %v and %d operations, after a warm-up; data in %s", b.lim.duration, b.lim.ops, b.dir)
+	b.say("each measurement: at most %v and %d operations in %d rounds, taking turns with its baselines, after a warm-up; data in %s",
+		b.lim.duration, b.lim.ops, b.rounds, b.dir)
 	defer func() {
 		err = errors.Join(err, b.closeSystems())
 	}()
@@ -312,52 +319,39 @@ func (b *benchRun) run(ctx context.Context, todo []*scenario) (_ *benchReport, e
 		r.Settings.RaftEntrySize = len(rs.entry)
 	}
 
-	// Count the measurements, for the progress lines.
-	total := 0
-	counted := map[string]bool{}
-	for _, sc := range todo {
-		for _, sys := range systemIDs {
-			key := sys + "/" + sc.baselineKey()
-			if sys != sysHiqlite && counted[key] {
-				continue
-			}
-			if b.systems[sys].ops(sc) != nil {
-				counted[key] = true
-				total++
-			}
-		}
-	}
 	rows := map[string]*benchRow{}
 	baselines := map[string]*measurement{}
-	step := 0
-	for _, sc := range todo {
+	for i, sc := range todo {
 		row := &benchRow{ID: sc.id, Title: sc.title, Unit: sc.unit, Workers: sc.workers, Results: map[string]*measurement{}}
+		var measure []string
 		for _, sys := range systemIDs {
-			key := sys + "/" + sc.baselineKey()
-			if m := baselines[key]; m != nil && sys != sysHiqlite {
+			if m := baselines[sys+"/"+sc.baselineKey()]; m != nil && sys != sysHiqlite {
 				row.Results[sys] = m
-				continue
+			} else if b.systems[sys].ops(sc) != nil {
+				measure = append(measure, sys)
 			}
-			f := b.systems[sys].ops(sc)
-			if f == nil {
-				continue
+		}
+		b.say("[%d/%d] %s ...", i+1, len(todo), sc.title)
+		ms, err := b.measure(ctx, sc, measure)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sc.title, err)
+		}
+		for _, sys := range measure {
+			m := ms[sys]
+			row.Results[sys] = m
+			if sys != sysHiqlite {
+				baselines[sys+"/"+sc.baselineKey()] = m
 			}
-			step++
-			fmt.Fprintf(b.progress, "[%d/%d] %s: %s ... ", step, total, sc.title, systemTitles[sys])
-			m, err := b.measure(ctx, sys, sc, f)
-			if err != nil {
-				fmt.Fprintln(b.progress, "failed")
-				return nil, fmt.Errorf("%s on %s: %w", sc.title, systemTitles[sys], err)
+			var rates []string
+			for _, v := range m.RoundRates {
+				rates = append(rates, formatRate(v))
 			}
 			note := ""
 			if m.Note != "" {
-				note = " (" + m.Note + ")"
+				note = "; " + m.Note
 			}
-			b.say("%s %s, p50 %s, p99 %s%s", formatRate(m.PerSecond), sc.unit, formatMicros(m.P50Micros), formatMicros(m.P99Micros), note)
-			row.Results[sys] = m
-			if sys != sysHiqlite {
-				baselines[key] = m
-			}
+			b.say("      %-13s %9s %s  p50 %s  p99 %s  (rounds: %s%s)", systemTitles[sys], formatRate(m.PerSecond), sc.unit,
+				formatMicros(m.P50Micros), formatMicros(m.P99Micros), strings.Join(rates, ", "), note)
 		}
 		rows[sc.id] = row
 		r.Rows = append(r.Rows, row)
@@ -440,38 +434,86 @@ func (b *benchRun) closeSystems() error {
 	return errors.Join(errs...)
 }
 
-// measure warms sys up with f, then measures it.
-func (b *benchRun) measure(ctx context.Context, sys string, sc *scenario, f op) (*measurement, error) {
-	warm := limits{ops: max(1, b.lim.ops/10), duration: b.lim.duration / 10}
-	if _, err := runLoad(ctx, sc.workers, warm, f); err != nil {
-		return nil, fmt.Errorf("warm-up: %w", err)
+// measure measures sc on each of systems in b.rounds rounds, taking
+// turns (in another order each round), so that a change in the machine's
+// load weighs on all of them alike. Each first warms up. A system's rate
+// is the median of its rounds' rates; its latencies are those of all its
+// rounds.
+func (b *benchRun) measure(ctx context.Context, sc *scenario, systems []string) (map[string]*measurement, error) {
+	rounds := int64(b.rounds)
+	if rounds > b.lim.ops {
+		rounds = b.lim.ops
 	}
-	res, err := runLoad(ctx, sc.workers, b.lim, f)
-	if err != nil {
-		return nil, err
-	}
-	m := &measurement{
-		Ops:       res.ops,
-		Seconds:   res.elapsed.Seconds(),
-		PerSecond: res.perSecond(sc.per),
-		P50Micros: micros(res.lat.quantile(0.50)),
-		P99Micros: micros(res.lat.quantile(0.99)),
-	}
-	if sys == sysHiqlite {
-		moved, err := b.hiqlite.leaderMoved(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if moved {
-			m.Note = "the leader changed during the measurement"
-		}
-		// Let the followers catch up, so that their backlog does not
-		// weigh on the next measurement.
-		if err := b.hiqlite.c.waitApplied(ctx, b.hiqlite.leader.node.AppliedIndex()); err != nil {
-			return nil, err
+	ops := map[string]op{}
+	lats := map[string]*latencies{}
+	out := map[string]*measurement{}
+	for _, sys := range systems {
+		ops[sys] = b.systems[sys].ops(sc)
+		lats[sys] = &latencies{}
+		out[sys] = &measurement{}
+		warm := limits{ops: max(1, b.lim.ops/10), duration: b.lim.duration / 10}
+		if _, err := b.load(ctx, sys, sc, warm, ops[sys]); err != nil {
+			return nil, fmt.Errorf("%s, warm-up: %w", systemTitles[sys], err)
 		}
 	}
-	return m, nil
+	for r := range rounds {
+		// Round r's share of the count bound: they add up to b.lim.ops.
+		lim := limits{ops: b.lim.ops / rounds, duration: b.lim.duration / time.Duration(rounds)}
+		if r < b.lim.ops%rounds {
+			lim.ops++
+		}
+		for i := range systems {
+			sys := systems[(i+int(r))%len(systems)]
+			res, err := b.load(ctx, sys, sc, lim, ops[sys])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", systemTitles[sys], err)
+			}
+			m := out[sys]
+			m.Ops += res.ops
+			m.Seconds += res.elapsed.Seconds()
+			m.RoundRates = append(m.RoundRates, res.perSecond(sc.per))
+			lats[sys].merge(res.lat)
+			if sys == sysHiqlite {
+				moved, err := b.hiqlite.leaderMoved(ctx)
+				if err != nil {
+					return nil, err
+				}
+				if moved {
+					m.Note = "the leader changed during the measurement"
+				}
+			}
+		}
+	}
+	for sys, m := range out {
+		m.PerSecond = median(m.RoundRates)
+		m.P50Micros = micros(lats[sys].quantile(0.50))
+		m.P99Micros = micros(lats[sys].quantile(0.99))
+	}
+	return out, nil
+}
+
+// load runs one load of sc on sys. After hiqlite's it waits for the
+// followers to catch up, so that their backlog does not weigh on the next
+// load.
+func (b *benchRun) load(ctx context.Context, sys string, sc *scenario, lim limits, f op) (loadResult, error) {
+	res, err := runLoad(ctx, sc.workers, lim, f)
+	if err != nil || sys != sysHiqlite {
+		return res, err
+	}
+	return res, b.hiqlite.c.waitApplied(ctx, b.hiqlite.leader.node.AppliedIndex())
+}
+
+// median returns the median of vs.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	vs = slices.Sorted(slices.Values(vs))
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2]
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -482,7 +524,8 @@ func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "\nhiqlite bench, %s: %d CPUs (%s), %s, %s\n", r.Started.Format(time.RFC3339), r.Machine.CPUs,
 		orUnknown(r.Machine.Model), r.Machine.OS, r.Machine.Go)
 	fmt.Fprintf(w, "load average (1, 5, 15 min): %s at the start, %s at the end\n", orUnknown(r.Machine.LoadStart), orUnknown(r.Machine.LoadEnd))
-	fmt.Fprintf(w, "each measurement: at most %s and %d operations\n\n", r.Settings.Duration, r.Settings.Ops)
+	fmt.Fprintf(w, "each measurement: at most %s and %d operations, in %d rounds taking turns with its baselines; rate: the rounds' median\n\n",
+		r.Settings.Duration, r.Settings.Ops, r.Settings.Rounds)
 
 	header := []string{"scenario", "unit", "hiqlite"}
 	for _, sys := range systemIDs[1:] {
