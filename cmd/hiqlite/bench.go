@@ -39,7 +39,7 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	quick := fs.Bool("quick", false, fmt.Sprintf("measure for %v each instead of %v", benchQuickDuration, benchDefaultDuration))
 	only := fs.String("only", "", "run only the scenarios whose id matches `REGEXP` (ids: "+strings.Join(scenarioIDs(), ", ")+")")
 	txRows := fs.Int("tx-rows", 10000, "rows in the one-transaction scenario")
-	rounds := fs.Int("rounds", 3, "split each measurement into this many rounds, taking turns with its baselines")
+	rounds := fs.Int("rounds", 5, "split each measurement into this many rounds, taking turns with its baselines")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -282,7 +282,11 @@ type measurement struct {
 	RoundRates []float64 `json:"round_rates"`
 	P50Micros  float64   `json:"p50_us"` // per operation
 	P99Micros  float64   `json:"p99_us"`
-	Note       string    `json:"note,omitempty"`
+	// CPUMicros is the CPU time the process used per operation, all
+	// threads (for hiqlite, the three nodes' and their catching up); 0
+	// where the platform does not tell.
+	CPUMicros float64 `json:"cpu_us_per_op"`
+	Note      string  `json:"note,omitempty"`
 }
 
 type targetResult struct {
@@ -350,8 +354,8 @@ func (b *benchRun) run(ctx context.Context, todo []*scenario) (_ *benchReport, e
 			if m.Note != "" {
 				note = "; " + m.Note
 			}
-			b.say("      %-13s %9s %s  p50 %s  p99 %s  (rounds: %s%s)", systemTitles[sys], formatRate(m.PerSecond), sc.unit,
-				formatMicros(m.P50Micros), formatMicros(m.P99Micros), strings.Join(rates, ", "), note)
+			b.say("      %-13s %9s %s  p50 %s  p99 %s  CPU %s/op  (rounds: %s%s)", systemTitles[sys], formatRate(m.PerSecond), sc.unit,
+				formatMicros(m.P50Micros), formatMicros(m.P99Micros), formatMicros(m.CPUMicros), strings.Join(rates, ", "), note)
 		}
 		rows[sc.id] = row
 		r.Rows = append(r.Rows, row)
@@ -438,7 +442,7 @@ func (b *benchRun) closeSystems() error {
 // turns (in another order each round), so that a change in the machine's
 // load weighs on all of them alike. Each first warms up. A system's rate
 // is the median of its rounds' rates; its latencies are those of all its
-// rounds.
+// rounds; its CPU time per operation counts them all.
 func (b *benchRun) measure(ctx context.Context, sc *scenario, systems []string) (map[string]*measurement, error) {
 	rounds := int64(b.rounds)
 	if rounds > b.lim.ops {
@@ -446,13 +450,14 @@ func (b *benchRun) measure(ctx context.Context, sc *scenario, systems []string) 
 	}
 	ops := map[string]op{}
 	lats := map[string]*latencies{}
+	cpus := map[string]time.Duration{}
 	out := map[string]*measurement{}
 	for _, sys := range systems {
 		ops[sys] = b.systems[sys].ops(sc)
 		lats[sys] = &latencies{}
 		out[sys] = &measurement{}
 		warm := limits{ops: max(1, b.lim.ops/10), duration: b.lim.duration / 10}
-		if _, err := b.load(ctx, sys, sc, warm, ops[sys]); err != nil {
+		if _, _, err := b.load(ctx, sys, sc, warm, ops[sys]); err != nil {
 			return nil, fmt.Errorf("%s, warm-up: %w", systemTitles[sys], err)
 		}
 	}
@@ -464,11 +469,12 @@ func (b *benchRun) measure(ctx context.Context, sc *scenario, systems []string) 
 		}
 		for i := range systems {
 			sys := systems[(i+int(r))%len(systems)]
-			res, err := b.load(ctx, sys, sc, lim, ops[sys])
+			res, cpu, err := b.load(ctx, sys, sc, lim, ops[sys])
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", systemTitles[sys], err)
 			}
 			m := out[sys]
+			cpus[sys] += cpu
 			m.Ops += res.ops
 			m.Seconds += res.elapsed.Seconds()
 			m.RoundRates = append(m.RoundRates, res.perSecond(sc.per))
@@ -488,19 +494,24 @@ func (b *benchRun) measure(ctx context.Context, sc *scenario, systems []string) 
 		m.PerSecond = median(m.RoundRates)
 		m.P50Micros = micros(lats[sys].quantile(0.50))
 		m.P99Micros = micros(lats[sys].quantile(0.99))
+		if m.Ops > 0 {
+			m.CPUMicros = micros(cpus[sys]) / float64(m.Ops)
+		}
 	}
 	return out, nil
 }
 
-// load runs one load of sc on sys. After hiqlite's it waits for the
-// followers to catch up, so that their backlog does not weigh on the next
-// load.
-func (b *benchRun) load(ctx context.Context, sys string, sc *scenario, lim limits, f op) (loadResult, error) {
+// load runs one load of sc on sys and returns the CPU time the process
+// used meanwhile. After hiqlite's it waits for the followers to catch up,
+// so that their backlog does not weigh on the next load, and counts their
+// work.
+func (b *benchRun) load(ctx context.Context, sys string, sc *scenario, lim limits, f op) (loadResult, time.Duration, error) {
+	cpu := processCPU()
 	res, err := runLoad(ctx, sc.workers, lim, f)
-	if err != nil || sys != sysHiqlite {
-		return res, err
+	if err == nil && sys == sysHiqlite {
+		err = b.hiqlite.c.waitApplied(ctx, b.hiqlite.leader.node.AppliedIndex())
 	}
-	return res, b.hiqlite.c.waitApplied(ctx, b.hiqlite.leader.node.AppliedIndex())
+	return res, processCPU() - cpu, err
 }
 
 // median returns the median of vs.
@@ -556,7 +567,7 @@ func (r *benchReport) print(w io.Writer) {
 	}
 	printAligned(w, "llrrrrrrrll", header, cells)
 
-	fmt.Fprintln(w, "\nlatency per operation, p50 / p99 (a transaction is one operation):")
+	fmt.Fprintln(w, "\nper operation (a transaction is one): latency p50 / p99 / CPU time the process used (all nodes):")
 	header = []string{"scenario"}
 	for _, sys := range systemIDs {
 		header = append(header, systemTitles[sys])
@@ -567,7 +578,7 @@ func (r *benchReport) print(w io.Writer) {
 		for _, sys := range systemIDs {
 			c := "-"
 			if m := row.Results[sys]; m != nil {
-				c = formatMicros(m.P50Micros) + " / " + formatMicros(m.P99Micros)
+				c = formatMicros(m.P50Micros) + " / " + formatMicros(m.P99Micros) + " / " + formatMicros(m.CPUMicros)
 			}
 			line = append(line, c)
 		}

@@ -69,7 +69,7 @@ func TestBench(t *testing.T) {
 		var got []string
 		for sys, m := range row.Results {
 			got = append(got, sys)
-			if m.Ops < 1 || m.Ops > ops || m.PerSecond <= 0 || m.Seconds <= 0 || m.P50Micros <= 0 || m.P99Micros < m.P50Micros || len(m.RoundRates) != 2 {
+			if m.Ops < 1 || m.Ops > ops || m.PerSecond <= 0 || m.Seconds <= 0 || m.P50Micros <= 0 || m.P99Micros < m.P50Micros || len(m.RoundRates) != 2 || m.CPUMicros < 0 {
 				t.Errorf("%s on %s: implausible %+v", row.ID, sys, m)
 			}
 		}
@@ -115,7 +115,7 @@ func TestBenchUsage(t *testing.T) {
 		err  string
 	}{
 		{[]string{"--only", "("}, "--only: error parsing regexp"},
-		{[]string{"--ops", "0"}, "--ops 0, --duration 3s, --tx-rows 10000 and --rounds 3 must be positive"},
+		{[]string{"--ops", "0"}, "--ops 0, --duration 3s, --tx-rows 10000 and --rounds 5 must be positive"},
 		{[]string{"--rounds", "0"}, "must be positive"},
 		{[]string{"--duration", "-1s"}, "must be positive"},
 		{[]string{"--tx-rows", "0"}, "must be positive"},
