@@ -81,21 +81,53 @@ func itoa(i int) string {
 	return itoa(i/10) + digits[i%10:i%10+1]
 }
 
-// BenchmarkClusterInsert measures single-row inserts with 16 writers on the
-// leader and on a follower (forwarded) of a three-node loopback cluster.
+// BenchmarkClusterInsert measures single-row inserts with 1 to 64 writers
+// on the leader and 16 and 64 on a follower (forwarded) of a three-node
+// loopback cluster. hiqlite bench measures the same beside its baselines.
 func BenchmarkClusterInsert(b *testing.B) {
 	c := clustertest.New(b, 3)
 	l := c.Leader()
 	mustExec(b, c.Members[l].DB, `CREATE TABLE k(id INTEGER PRIMARY KEY, v TEXT)`)
-	for _, on := range []string{"leader", "follower"} {
-		b.Run(on+"/16writers", func(b *testing.B) {
+	for _, m := range c.Members {
+		m.DB.SetMaxIdleConns(64)
+	}
+	for _, bc := range []struct {
+		on      string
+		writers int
+	}{{"leader", 1}, {"leader", 4}, {"leader", 16}, {"leader", 64}, {"follower", 16}, {"follower", 64}} {
+		b.Run(bc.on+"/"+itoa(bc.writers)+"writers", func(b *testing.B) {
 			db := c.Members[l].DB
-			if on == "follower" {
+			if bc.on == "follower" {
 				db = c.Members[c.Follower()].DB
 			}
-			insertConcurrently(b, db, 16)
+			insertConcurrently(b, db, bc.writers)
 		})
 	}
+}
+
+// BenchmarkClusterTx measures transactions of 10,000 single-row inserts
+// on the leader of a three-node loopback cluster, in rows per second.
+func BenchmarkClusterTx(b *testing.B) {
+	const rows = 10000
+	c := clustertest.New(b, 3)
+	db := c.Members[c.Leader()].DB
+	mustExec(b, db, `CREATE TABLE k(id INTEGER PRIMARY KEY, v TEXT)`)
+	b.ResetTimer()
+	for range b.N {
+		tx, err := db.Begin()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range rows {
+			if _, err := tx.Exec(`INSERT INTO k(v) VALUES (?)`, "x"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "rows/s")
 }
 
 // insertConcurrently runs b.N single-row inserts on db from writers

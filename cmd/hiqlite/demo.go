@@ -60,11 +60,9 @@ func cmdDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 // demoRun is the state the steps of the demo share.
 type demoRun struct {
-	w          io.Writer
-	dir        string
-	secretFile string
-	nodes      []*demoNode
-	notes      int64 // rows committed to notes so far
+	localCluster
+	w     io.Writer
+	notes int64 // rows committed to notes so far
 
 	lastBeforeFailover int64 // the last note id when the leader stopped
 }
@@ -80,7 +78,7 @@ func demo(ctx context.Context, w io.Writer, dir string) (*demoRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &demoRun{w: w, dir: abs}
+	d := &demoRun{w: w, localCluster: localCluster{dir: abs}}
 	defer d.closeAll()
 	began := time.Now()
 	fmt.Fprintln(w, "hiqlite demo: a cluster of three nodes, in this process, on 127.0.0.1.")
@@ -140,13 +138,13 @@ func (d *demoRun) say(format string, args ...any) {
 }
 
 // showSQL prints a statement the way the step runs it, on node n.
-func (d *demoRun) showSQL(n *demoNode, q string) {
+func (d *demoRun) showSQL(n *localNode, q string) {
 	q = strings.ReplaceAll(strings.Join(strings.Fields(q), " "), "( ", "(")
 	d.say("%s> %s", n.name, q)
 }
 
 // table runs a query on n and prints the result.
-func (d *demoRun) table(ctx context.Context, n *demoNode, q string, args ...any) error {
+func (d *demoRun) table(ctx context.Context, n *localNode, q string, args ...any) error {
 	d.showSQL(n, q)
 	rows, err := n.db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -159,32 +157,8 @@ func (d *demoRun) table(ctx context.Context, n *demoNode, q string, args ...any)
 func (d *demoRun) start(ctx context.Context) error {
 	d.say("Why: in production each node runs inside one application process, on its own")
 	d.say("machine. Here three run in one process, each with a data directory and two ports.")
-	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+	if err := d.create(3); err != nil {
 		return err
-	}
-	if err := d.writeSecret(); err != nil {
-		return err
-	}
-	addrs, err := freeAddrs(6)
-	if err != nil {
-		return err
-	}
-	var seeds []string
-	for i := range 3 {
-		n := &demoNode{name: fmt.Sprintf("node%d", i+1), listen: addrs[2*i], gossip: addrs[2*i+1]}
-		n.dir = filepath.Join(d.dir, n.name)
-		seeds = append(seeds, n.gossip)
-		d.nodes = append(d.nodes, n)
-	}
-	for _, n := range d.nodes {
-		n.dsn = n.dir + "?" + strings.Join([]string{
-			"_node=" + n.name,
-			"_listen=" + n.listen,
-			"_gossip=" + n.gossip,
-			"_join=" + strings.Join(seeds, ","),
-			"_expect=3",
-			"_secret_file=" + dsnEscaper.Replace(d.secretFile),
-		}, "&")
 	}
 	n1 := d.nodes[0]
 	d.say("Each node is db, err := sql.Open(%q, dsn). The DSN of %s is its data", hiqlite.DriverName, n1.name)
@@ -194,7 +168,7 @@ func (d *demoRun) start(ctx context.Context) error {
 		{"_node=" + n1.name, "its id in the cluster"},
 		{"_listen=" + n1.listen, "TCP port for Raft and forwarded requests"},
 		{"_gossip=" + n1.gossip, "gossip: how nodes find each other"},
-		{"_join=" + strings.Join(seeds, ","), "where to look for the others"},
+		{"_join=" + strings.Join(d.seeds(), ","), "where to look for the others"},
 		{"_expect=3", "how many nodes bootstrap the cluster"},
 		{"_secret_file=" + dsnEscaper.Replace(d.secretFile), "the secret that authenticates the nodes"},
 	} {
@@ -207,21 +181,14 @@ func (d *demoRun) start(ctx context.Context) error {
 		}
 	}
 	d.say("node2 and node3 differ in their directory, _node, _listen and _gossip.")
-	for _, n := range d.nodes {
-		if err := n.open(ctx); err != nil {
-			return err
-		}
+	if err := d.openAll(ctx); err != nil {
+		return err
 	}
 	d.say("")
 	d.say("waiting for the nodes to find each other and elect a leader (node.WaitReady)...")
 	began := time.Now()
-	for _, n := range d.nodes {
-		wctx, cancel := context.WithTimeout(ctx, demoWait)
-		err := n.node.WaitReady(wctx)
-		cancel()
-		if err != nil {
-			return err
-		}
+	if err := d.waitReady(ctx); err != nil {
+		return err
 	}
 	leader, err := d.leader(ctx)
 	if err != nil {
@@ -601,7 +568,7 @@ func (d *demoRun) failover(ctx context.Context) error {
 }
 
 func (d *demoRun) rejoin(ctx context.Context) error {
-	var old *demoNode
+	var old *localNode
 	for _, n := range d.nodes {
 		if n.db == nil {
 			old = n

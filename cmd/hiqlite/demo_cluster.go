@@ -1,7 +1,8 @@
 package main
 
-// The plumbing of the demo's cluster: its nodes, free ports, and waiting
-// for conditions with a deadline. demo.go tells the story.
+// The plumbing of a cluster of nodes in this process on 127.0.0.1, shared
+// by the demo and the bench: its nodes, free ports, and waiting for
+// conditions with a deadline. demo.go tells the demo's story.
 
 import (
 	"context"
@@ -20,8 +21,17 @@ import (
 	"github.com/hiqlite/hiqlite"
 )
 
-// demoNode is one node of the demo cluster.
-type demoNode struct {
+// localCluster is a cluster whose nodes all run in this process, on
+// loopback, each with a directory under dir. create sets it up, openAll
+// starts it, closeAll stops it; the directories stay.
+type localCluster struct {
+	dir        string
+	secretFile string
+	nodes      []*localNode
+}
+
+// localNode is one node of a localCluster.
+type localNode struct {
 	name   string // also its _node id
 	dir    string
 	listen string
@@ -31,16 +41,85 @@ type demoNode struct {
 	node   *hiqlite.Node
 }
 
-func (n *demoNode) role() string {
+func (n *localNode) role() string {
 	if n.node.IsLeader() {
 		return "leader"
 	}
 	return "follower"
 }
 
+// create makes n nodes (node1, node2, ...) in d.dir, which it creates:
+// their directories, free loopback addresses, a secret file and DSNs that
+// bootstrap the n of them together. params are extra DSN parameters of
+// every node. Nothing runs yet.
+func (d *localCluster) create(n int, params ...string) error {
+	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return err
+	}
+	if err := d.writeSecret(); err != nil {
+		return err
+	}
+	addrs, err := freeAddrs(2 * n)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		node := &localNode{name: fmt.Sprintf("node%d", i+1), listen: addrs[2*i], gossip: addrs[2*i+1]}
+		node.dir = filepath.Join(d.dir, node.name)
+		d.nodes = append(d.nodes, node)
+	}
+	for _, node := range d.nodes {
+		node.dsn = node.dir + "?" + strings.Join(append([]string{
+			"_node=" + node.name,
+			"_listen=" + node.listen,
+			"_gossip=" + node.gossip,
+			"_join=" + strings.Join(d.seeds(), ","),
+			fmt.Sprintf("_expect=%d", n),
+			"_secret_file=" + dsnEscaper.Replace(d.secretFile),
+		}, params...), "&")
+	}
+	return nil
+}
+
+// seeds returns the gossip addresses of every node, the DSNs' _join.
+func (d *localCluster) seeds() []string {
+	var s []string
+	for _, n := range d.nodes {
+		s = append(s, n.gossip)
+	}
+	return s
+}
+
+// openAll starts every node that is not running.
+func (d *localCluster) openAll(ctx context.Context) error {
+	for _, n := range d.nodes {
+		if n.db != nil {
+			continue
+		}
+		if err := n.open(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitReady waits up to demoWait for each running node to be ready: the
+// cluster formed, a leader known, the node caught up.
+func (d *localCluster) waitReady(ctx context.Context) error {
+	for _, n := range d.running() {
+		wctx, cancel := context.WithTimeout(ctx, demoWait)
+		err := n.node.WaitReady(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.name, err)
+		}
+	}
+	return nil
+}
+
 // running returns the nodes that run, in name order.
-func (d *demoRun) running() []*demoNode {
-	var out []*demoNode
+func (d *localCluster) running() []*localNode {
+	var out []*localNode
 	for _, n := range d.nodes {
 		if n.db != nil {
 			out = append(out, n)
@@ -71,8 +150,8 @@ func waitFor(ctx context.Context, what string, cond func() (bool, error)) error 
 
 // leader waits until the running nodes agree on a leader among them and
 // returns it.
-func (d *demoRun) leader(ctx context.Context) (*demoNode, error) {
-	var leader *demoNode
+func (d *localCluster) leader(ctx context.Context) (*localNode, error) {
+	var leader *localNode
 	err := waitFor(ctx, "a leader all running nodes agree on", func() (bool, error) {
 		leader = nil
 		var id string
@@ -92,8 +171,8 @@ func (d *demoRun) leader(ctx context.Context) (*demoNode, error) {
 }
 
 // followers returns the running nodes other than leader.
-func (d *demoRun) followers(leader *demoNode) []*demoNode {
-	var out []*demoNode
+func (d *localCluster) followers(leader *localNode) []*localNode {
+	var out []*localNode
 	for _, n := range d.running() {
 		if n != leader {
 			out = append(out, n)
@@ -104,7 +183,7 @@ func (d *demoRun) followers(leader *demoNode) []*demoNode {
 
 // waitApplied waits until every running node has applied index idx, so
 // that a local read on any of them sees everything written up to idx.
-func (d *demoRun) waitApplied(ctx context.Context, idx uint64) error {
+func (d *localCluster) waitApplied(ctx context.Context, idx uint64) error {
 	err := waitFor(ctx, fmt.Sprintf("every node to apply index %d", idx), func() (bool, error) {
 		for _, n := range d.running() {
 			if n.node.AppliedIndex() < idx {
@@ -119,7 +198,7 @@ func (d *demoRun) waitApplied(ctx context.Context, idx uint64) error {
 // contents renders the tables the demo made on n, row by row and value for
 // value with their Go types, for comparing nodes. hiqlite's own tables
 // (_hiqlite_*) are left out.
-func contents(ctx context.Context, n *demoNode) (string, error) {
+func contents(ctx context.Context, n *localNode) (string, error) {
 	var tables []string
 	rows, err := n.db.QueryContext(ctx, `SELECT name FROM sqlite_schema
 		WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hiqlite\_%' ESCAPE '\'
@@ -247,7 +326,7 @@ var dsnEscaper = strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B")
 
 // writeSecret writes a random cluster secret to a file only its owner
 // reads, so that the DSNs name the file and can be shown.
-func (d *demoRun) writeSecret() error {
+func (d *localCluster) writeSecret() error {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
@@ -257,7 +336,7 @@ func (d *demoRun) writeSecret() error {
 }
 
 // open starts n from its DSN.
-func (n *demoNode) open(ctx context.Context) error {
+func (n *localNode) open(ctx context.Context) error {
 	db, err := sql.Open(hiqlite.DriverName, n.dsn)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
@@ -272,7 +351,7 @@ func (n *demoNode) open(ctx context.Context) error {
 }
 
 // stop closes n's *sql.DB, which stops its node.
-func (n *demoNode) stop() error {
+func (n *localNode) stop() error {
 	if n.db == nil {
 		return nil
 	}
@@ -281,7 +360,7 @@ func (n *demoNode) stop() error {
 	return err
 }
 
-func (d *demoRun) closeAll() {
+func (d *localCluster) closeAll() {
 	for _, n := range d.nodes {
 		n.stop()
 	}

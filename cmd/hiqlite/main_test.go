@@ -270,7 +270,7 @@ func TestRun(t *testing.T) {
 		{args: []string{"--help"}, code: exitOK, out: "shell --dsn DSN"},
 		{args: []string{"nope"}, code: exitUsage, err: `unknown command "nope"`},
 		{args: []string{"serve"}, code: exitUsage, err: "--dsn is required"},
-		{args: []string{"bench"}, code: exitUsage, err: "not implemented yet: arrives with the performance issue"},
+		{args: []string{"bench", "--only", "nothing"}, code: exitUsage, err: `--only "nothing" matches no scenario`},
 		{args: []string{"shell"}, code: exitUsage, err: "--dsn is required"},
 		{args: []string{"status"}, code: exitUsage, err: "give exactly one of --dsn DSN"},
 		{args: []string{"status", "--bogus"}, code: exitUsage, err: "flag provided but not defined: -bogus"},
