@@ -105,9 +105,9 @@ func BenchmarkClusterInsert(b *testing.B) {
 	}
 }
 
-// BenchmarkClusterTx measures transactions of 10,000 single-row inserts
+// BenchmarkClusterBigTx measures transactions of 10,000 single-row inserts
 // on the leader of a three-node loopback cluster, in rows per second.
-func BenchmarkClusterTx(b *testing.B) {
+func BenchmarkClusterBigTx(b *testing.B) {
 	const rows = 10000
 	c := clustertest.New(b, 3)
 	db := c.Members[c.Leader()].DB
