@@ -84,16 +84,17 @@ const (
 // (or by the accept loop, or by the cache group's start) and joined in
 // Close.
 type Node struct {
-	cfg   Config
-	id    string
-	lock  *os.File
-	sm    *replication.StateMachine
-	log   *wal.WAL
-	meta  *metadb.BoltMetaDB
-	snaps raft.SnapshotStore
-	trans raft.Transport
-	raft  *raft.Raft
-	gate  *gate
+	cfg      Config
+	id       string
+	lock     *os.File
+	sm       *replication.StateMachine
+	log      *wal.WAL
+	logCache *raft.LogCache // n.log behind a cache of the newest entries; see logStore
+	meta     *metadb.BoltMetaDB
+	snaps    raft.SnapshotStore
+	trans    raft.Transport
+	raft     *raft.Raft
+	gate     *gate
 
 	// cluster mode
 	mux       *Mux
@@ -218,12 +219,12 @@ func (n *Node) startSingle(rc *raft.Config, has bool) (err error) {
 	n.addr = string(addr)
 	if !has {
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}}
-		if err = raft.BootstrapCluster(rc, n.log, n.log, n.snaps, trans, boot); err != nil {
+		if err = raft.BootstrapCluster(rc, n.logStore(), n.log, n.snaps, trans, boot); err != nil {
 			return fmt.Errorf("hiqlite: bootstrap: %w", err)
 		}
 	}
 	n.inCluster.Store(true)
-	if n.raft, err = raft.NewRaft(rc, n.sm, n.log, n.log, n.snaps, trans); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.log, n.snaps, trans); err != nil {
 		return fmt.Errorf("hiqlite: start raft: %w", err)
 	}
 	return nil
@@ -253,7 +254,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		Timeout: 10 * time.Second,
 		Logger:  cfg.Logger.Named("transport"),
 	})
-	if n.raft, err = raft.NewRaft(rc, n.sm, n.log, n.log, n.snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.log, n.snaps, n.trans); err != nil {
 		return fmt.Errorf("hiqlite: start raft: %w", err)
 	}
 	n.rpc = newRPCServer(n)
@@ -319,6 +320,16 @@ func (n *Node) orphanedDatabase() error {
 	var err error
 	n.sm, err = openStateMachine(path)
 	return err
+}
+
+// logStore is raft-wal behind a cache of the newest entries: replication to
+// followers and the state machine read back what was just appended, and
+// raft-wal serves each read with a pread of its own.
+func (n *Node) logStore() raft.LogStore {
+	if n.logCache == nil {
+		n.logCache, _ = raft.NewLogCache(1024, n.log) // fails only for a size <= 0
+	}
+	return n.logCache
 }
 
 // openStateMachine opens the state database, recording results for retried
