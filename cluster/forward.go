@@ -274,6 +274,11 @@ type notSentError struct{ err error }
 func (e *notSentError) Error() string { return "hiqlite: send to leader: " + e.err.Error() }
 func (e *notSentError) Unwrap() error { return e.err }
 
+// maxIdleSessions bounds the pool of idle sessions to the leader. It is
+// sized for many concurrent writers: a session that does not fit is closed,
+// and the next write dials and authenticates a new one.
+const maxIdleSessions = 128
+
 // rpcClient pools idle sessions to the leader.
 //
 // mu guards idle.
@@ -317,7 +322,7 @@ func (cl *rpcClient) get(ctx context.Context) (*rpcConn, error) {
 func (cl *rpcClient) put(rc *rpcConn) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if len(cl.idle) >= 16 {
+	if len(cl.idle) >= maxIdleSessions {
 		rc.c.Close()
 		return
 	}
