@@ -172,7 +172,7 @@ func (sm *StateMachine) openBatch(fk bool) error {
 	if err := sm.setForeignKeys(fk); err != nil {
 		return err
 	}
-	if err := sm.w.Exec(`BEGIN IMMEDIATE`); err != nil {
+	if err := sm.execCtl(`BEGIN IMMEDIATE`); err != nil {
 		return err
 	}
 	b.open = true
@@ -243,7 +243,7 @@ func (sm *StateMachine) applyBatched(index, term uint64, cmd *Command) (*Respons
 // the batch's list. It replays the batch when a statement rolls the whole
 // transaction back.
 func (sm *StateMachine) run(index uint64, cmd *Command) (*Response, error) {
-	if err := sm.w.Exec(`SAVEPOINT ` + cmdSavepoint); err != nil {
+	if err := sm.execCtl(`SAVEPOINT ` + cmdSavepoint); err != nil {
 		return nil, err
 	}
 	sm.env.Reset(time.Unix(0, cmd.Time), cmd.Seed)
@@ -295,7 +295,7 @@ func (sm *StateMachine) run(index uint64, cmd *Command) (*Response, error) {
 		if err := sm.record(cmd, index, applied, resp.Results); err != nil {
 			return nil, err
 		}
-		if err := sm.w.Exec(`RELEASE ` + cmdSavepoint); err != nil {
+		if err := sm.execCtl(`RELEASE ` + cmdSavepoint); err != nil {
 			return nil, err
 		}
 	}
@@ -327,7 +327,7 @@ func (sm *StateMachine) replayBatch() error {
 	if b.replaying {
 		return fmt.Errorf("a command rolled back the transaction while the batch was replayed")
 	}
-	if err := sm.w.Exec(`BEGIN IMMEDIATE`); err != nil {
+	if err := sm.execCtl(`BEGIN IMMEDIATE`); err != nil {
 		return err
 	}
 	cmds := b.cmds

@@ -168,7 +168,7 @@ func (sm *StateMachine) commitTx(index uint64) error {
 			return err
 		}
 	}
-	if err := sm.w.Exec(`COMMIT`); err != nil {
+	if err := sm.execCtl(`COMMIT`); err != nil {
 		nt.outbox = nt.outbox[:0]
 		return err
 	}
