@@ -62,6 +62,12 @@ func newConn(ctx context.Context, c *Connector) (*conn, error) {
 		db.Close()
 		return nil, err
 	}
+	// A session starts with foreign keys off (c.fk), while ncruces builds
+	// SQLite with them on: make PRAGMA foreign_keys read what writes use.
+	if err := db.Exec(`PRAGMA foreign_keys = OFF`); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &conn{cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64()}, nil
 }
 
@@ -254,7 +260,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, nargs []driver.Na
 // exec runs a prepared text for its result.
 func (c *conn) exec(ctx context.Context, p *prepared, args []replication.Arg) (driver.Result, error) {
 	if p.empty {
-		return driver.RowsAffected(0), nil
+		return result{}, nil
 	}
 	if p.multi && len(args) > 0 {
 		return nil, errors.New("hiqlite: arguments cannot be bound to a text of several statements")
@@ -269,12 +275,12 @@ func (c *conn) exec(ctx context.Context, p *prepared, args []replication.Arg) (d
 		}
 		if c.tx != nil && c.tx.w != nil && p.cls.Kind == replication.Read {
 			_, err := c.tx.w.Exec(ctx, replication.Statement{SQL: p.query, Args: args}, true)
-			return driver.RowsAffected(0), err
+			return result{}, err
 		}
-		return driver.RowsAffected(0), c.execLocal(ctx, p, args)
+		return result{}, c.execLocal(ctx, p, args)
 	case replication.Write:
 	default:
-		return driver.RowsAffected(0), c.control(ctx, p.cls, p.query)
+		return result{}, c.control(ctx, p.cls, p.query)
 	}
 	res, err := c.write(ctx, replication.Statement{SQL: p.query, Args: args})
 	if err != nil {
@@ -422,7 +428,8 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	return c.newTx(opts.ReadOnly), nil
 }
 
-// result is a write's driver.Result.
+// result is a statement's driver.Result: a write's, or zero for anything
+// else (database/sql's driver.RowsAffected would make LastInsertId fail).
 type result struct{ lastInsertID, rowsAffected int64 }
 
 func (r result) LastInsertId() (int64, error) { return r.lastInsertID, nil }
