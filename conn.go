@@ -436,7 +436,10 @@ func (r result) LastInsertId() (int64, error) { return r.lastInsertID, nil }
 func (r result) RowsAffected() (int64, error) { return r.rowsAffected, nil }
 
 // startsWithWrite reports whether query's first keyword is one that only
-// starts writes (INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER).
+// starts writes (INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER,
+// REINDEX, ANALYZE). REINDEX and ANALYZE of an index that the read
+// connection's schema does not know yet fail to prepare there without
+// SQLite's usual schema reload, so the writer must prepare them.
 func startsWithWrite(query string) bool {
 	q := strings.TrimLeft(query, " \t\r\n\f")
 	for strings.HasPrefix(q, "--") || strings.HasPrefix(q, "/*") {
@@ -460,7 +463,7 @@ func startsWithWrite(query string) bool {
 		end = len(q)
 	}
 	switch strings.ToUpper(q[:end]) {
-	case "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER":
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "REINDEX", "ANALYZE":
 		return true
 	}
 	return false

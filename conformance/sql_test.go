@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite"
 )
 
 // TestDatabaseSQL runs the database/sql suite on plain SQLite, then on each
@@ -61,6 +63,7 @@ var sqlCases = []sqlCase{
 	{"errors", caseErrors},
 	{"transactions", caseTransactions},
 	{"returning", caseReturning},
+	{"schema", caseSchema},
 }
 
 // celsius is a driver.Valuer.
@@ -904,4 +907,54 @@ func caseReturning(r *recorder) {
 	r.note("commit %s", errText(tx.Commit()))
 	r.query(`SELECT * FROM rt ORDER BY id`)
 	r.query(`SELECT * FROM sqlite_sequence`)
+}
+
+// caseSchema changes the schema and uses the new objects at once (on a
+// follower, the writer has them before the local read connection does).
+func caseSchema(r *recorder) {
+	r.mustExec(`CREATE TABLE sc(a INTEGER, b TEXT)`)
+	r.mustExec(`INSERT INTO sc VALUES (1, 'x'), (2, 'y'), (3, 'z')`)
+	r.mustExec(`CREATE INDEX sc_b ON sc(b)`)
+	r.exec(`REINDEX sc_b`)
+	r.exec(`REINDEX sc`)
+	r.exec(`ANALYZE sc_b`)
+	r.exec(`ANALYZE`)
+	// Difference: hiqlite's own tables (_hiqlite_state, _hiqlite_sessions,
+	// and _hiqlite_migrations once Migrate ran) are in the database, so
+	// ANALYZE and sqlite_schema see them too.
+	r.query(`SELECT tbl, idx FROM sqlite_stat1 WHERE tbl NOT LIKE '\_hiqlite\_%' ESCAPE '\' ORDER BY 1, 2`)
+	var own int
+	if err := r.db.QueryRowContext(r.ctx, `SELECT count(*) FROM sqlite_schema WHERE name LIKE '\_hiqlite\_%' ESCAPE '\'`).Scan(&own); err != nil {
+		r.t.Fatal(err)
+	}
+	if r.hiqlite() != (own > 0) {
+		r.t.Errorf("%d tables named _hiqlite_*", own)
+	}
+	r.exec(`CREATE VIEW sc_v AS SELECT a * 10 AS a10 FROM sc`)
+	r.query(`SELECT * FROM sc_v ORDER BY a10`)
+	r.exec(`CREATE TRIGGER sc_t AFTER INSERT ON sc BEGIN UPDATE sc SET b = upper(b) WHERE rowid = new.rowid; END`)
+	r.exec(`INSERT INTO sc VALUES (4, 'w')`)
+	r.exec(`ALTER TABLE sc ADD COLUMN c DEFAULT 7`)
+	r.exec(`ALTER TABLE sc RENAME COLUMN b TO bb`)
+	r.exec(`ALTER TABLE sc RENAME TO sc2`)
+	r.query(`SELECT * FROM sc2 ORDER BY a`)
+	r.query(`SELECT type, name, tbl_name FROM sqlite_schema WHERE name LIKE 'sc%' ORDER BY name`)
+	r.exec(`DROP TRIGGER sc_t`)
+	r.exec(`DROP VIEW sc_v`)
+	r.exec(`DROP INDEX sc_b`)
+	r.exec(`ALTER TABLE sc2 DROP COLUMN c`)
+	r.exec(`DROP TABLE sc2`)
+	r.exec(`DROP TABLE IF EXISTS sc2`)
+	r.query(`SELECT count(*) FROM sqlite_schema WHERE name LIKE 'sc%'`)
+	// Temporary objects are refused by hiqlite (documented).
+	_, err := r.db.ExecContext(r.ctx, `CREATE TEMP TABLE tmp(x)`)
+	if r.hiqlite() {
+		if !errors.Is(err, hiqlite.ErrRefused) {
+			r.t.Errorf("hiqlite: CREATE TEMP TABLE: %v", err)
+		}
+	} else if err != nil {
+		r.t.Errorf("sqlite: CREATE TEMP TABLE: %v", err)
+	} else if _, err := r.db.ExecContext(r.ctx, `DROP TABLE temp.tmp`); err != nil {
+		r.t.Errorf("sqlite: DROP TABLE temp.tmp: %v", err)
+	}
 }
