@@ -241,6 +241,15 @@ func (c *conn) start(ctx context.Context, query string, nargs []driver.NamedValu
 	if err != nil {
 		return nil, nil, err
 	}
+	// database/sql counts the arguments of a prepared statement (NumInput),
+	// not those of a query it hands to the connection: count them here, so
+	// that a missing argument is an error, not a NULL.
+	if p.s != nil && !p.multi {
+		if want := (&stmt{c: c, p: p}).NumInput(); want >= 0 && want != len(nargs) {
+			p.s.Close()
+			return nil, nil, fmt.Errorf("hiqlite: expected %d arguments, got %d", want, len(nargs))
+		}
+	}
 	p.linearized = linearized
 	return p, args, nil
 }
