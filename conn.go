@@ -66,6 +66,12 @@ func newConn(ctx context.Context, c *Connector) (*conn, error) {
 		db.Close()
 		return nil, err
 	}
+	// A session starts with foreign keys off (c.fk), while ncruces builds
+	// SQLite with them on: make PRAGMA foreign_keys read what writes use.
+	if err := db.Exec(`PRAGMA foreign_keys = OFF`); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &conn{cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64()}, nil
 }
 
@@ -239,6 +245,15 @@ func (c *conn) start(ctx context.Context, query string, nargs []driver.NamedValu
 	if err != nil {
 		return nil, nil, err
 	}
+	// database/sql counts the arguments of a prepared statement (NumInput),
+	// not those of a query it hands to the connection: count them here, so
+	// that a missing argument is an error, not a NULL.
+	if p.s != nil && !p.multi {
+		if want := (&stmt{c: c, p: p}).NumInput(); want >= 0 && want != len(nargs) {
+			p.s.Close()
+			return nil, nil, fmt.Errorf("hiqlite: expected %d arguments, got %d", want, len(nargs))
+		}
+	}
 	p.linearized = linearized
 	return p, args, nil
 }
@@ -258,7 +273,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, nargs []driver.Na
 // exec runs a prepared text for its result.
 func (c *conn) exec(ctx context.Context, p *prepared, args []replication.Arg) (driver.Result, error) {
 	if p.empty {
-		return driver.RowsAffected(0), nil
+		return result{}, nil
 	}
 	if p.multi && len(args) > 0 {
 		return nil, errors.New("hiqlite: arguments cannot be bound to a text of several statements")
@@ -273,12 +288,12 @@ func (c *conn) exec(ctx context.Context, p *prepared, args []replication.Arg) (d
 		}
 		if c.tx != nil && c.tx.w != nil && p.cls.Kind == replication.Read {
 			_, err := c.tx.w.Exec(ctx, replication.Statement{SQL: p.query, Args: args}, true)
-			return driver.RowsAffected(0), err
+			return result{}, err
 		}
-		return driver.RowsAffected(0), c.execLocal(ctx, p, args)
+		return result{}, c.execLocal(ctx, p, args)
 	case replication.Write:
 	default:
-		return driver.RowsAffected(0), c.control(ctx, p.cls, p.query)
+		return result{}, c.control(ctx, p.cls, p.query)
 	}
 	res, err := c.write(ctx, replication.Statement{SQL: p.query, Args: args})
 	if err != nil {
@@ -426,14 +441,18 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	return c.newTx(opts.ReadOnly), nil
 }
 
-// result is a write's driver.Result.
+// result is a statement's driver.Result: a write's, or zero for anything
+// else (database/sql's driver.RowsAffected would make LastInsertId fail).
 type result struct{ lastInsertID, rowsAffected int64 }
 
 func (r result) LastInsertId() (int64, error) { return r.lastInsertID, nil }
 func (r result) RowsAffected() (int64, error) { return r.rowsAffected, nil }
 
 // startsWithWrite reports whether query's first keyword is one that only
-// starts writes (INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER).
+// starts writes (INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER,
+// REINDEX, ANALYZE). REINDEX and ANALYZE of an index that the read
+// connection's schema does not know yet fail to prepare there without
+// SQLite's usual schema reload, so the writer must prepare them.
 func startsWithWrite(query string) bool {
 	q := strings.TrimLeft(query, " \t\r\n\f")
 	for strings.HasPrefix(q, "--") || strings.HasPrefix(q, "/*") {
@@ -457,7 +476,7 @@ func startsWithWrite(query string) bool {
 		end = len(q)
 	}
 	switch strings.ToUpper(q[:end]) {
-	case "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER":
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "REINDEX", "ANALYZE":
 		return true
 	}
 	return false

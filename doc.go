@@ -137,6 +137,25 @@
 // SAVEPOINT, RELEASE and ROLLBACK TO work inside a transaction. Only the
 // default isolation level and sql.LevelSerializable are accepted.
 //
+// # Migrations
+//
+// [Migrate] applies numbered SQL files (001_init.sql, 002_users.sql, ...)
+// from an fs.FS, usually an embed.FS, once for the whole cluster:
+//
+//	//go:embed migrations/*.sql
+//	var migrations embed.FS
+//
+//	sub, _ := fs.Sub(migrations, "migrations")
+//	if err := hiqlite.Migrate(ctx, db, sub); err != nil { ... }
+//
+// Each file runs in one write transaction together with the row that
+// records it in _hiqlite_migrations (version, name, checksum, applied_at),
+// so it is applied entirely or not at all. Every node may call Migrate at
+// start-up at the same time: under the write slot each migration's record
+// is read again, so none is applied twice. An applied file whose SHA-256
+// has changed since is refused ([ErrMigrationChanged]); a file name that is
+// not NNN_name.sql is refused too, naming the file.
+//
 // # Determinism
 //
 // Every node must reach the same database from the same commands, so the
