@@ -99,6 +99,7 @@ func demo(ctx context.Context, w io.Writer, dir string) (*demoRun, error) {
 		{"A write transaction through a follower, and one rolled back", d.transactions},
 		{"Stop the leader: the other two elect a new one and keep writing", d.failover},
 		{"Restart the old leader: it rejoins as a follower and catches up", d.rejoin},
+		{"Extensions: notifications, a replicated cache, a distributed lock", d.extensions},
 		{"The cluster as SQL sees it, then stop every node", d.status},
 	}
 	for i, s := range steps {
@@ -615,6 +616,91 @@ func (d *demoRun) rejoin(ctx context.Context) error {
 		return err
 	}
 	d.result("%s rejoined as a follower and caught up: applied index %d, as on the leader.", old.name, old.node.AppliedIndex())
+	return nil
+}
+
+func (d *demoRun) extensions(ctx context.Context) error {
+	d.say("Why: applications often need more than tables: telling other processes that")
+	d.say("something changed, sharing short-lived values, and making sure only one process")
+	d.say("does a job. Every node offers these too, replicated like the writes.")
+	leader, err := d.leader(ctx)
+	if err != nil {
+		return err
+	}
+	fs := d.followers(leader)
+	listeners := make([]*hiqlite.Listener, len(d.nodes))
+	for i, n := range d.nodes {
+		if listeners[i], err = n.node.Listen(ctx, "notes"); err != nil {
+			return err
+		}
+		defer listeners[i].Close()
+	}
+	d.say("Every node listens on channel 'notes' (node.Listen). A trigger notifies on insert:")
+	q := `CREATE TRIGGER note_added AFTER INSERT ON notes BEGIN SELECT hiqlite_notify('notes', NEW.body); END`
+	d.showSQL(fs[0], q)
+	if _, err := fs[0].db.ExecContext(ctx, q); err != nil {
+		return err
+	}
+	q = `INSERT INTO notes(body) VALUES ('tell everyone')`
+	d.showSQL(fs[0], q)
+	if _, err := fs[0].db.ExecContext(ctx, q); err != nil {
+		return err
+	}
+	d.notes++
+	for i, n := range d.nodes {
+		m, err := listeners[i].Next(ctx)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", n.name, err)
+		}
+		if m.Payload != "tell everyone" {
+			return fmt.Errorf("%s got %q on 'notes', want %q", n.name, m.Payload, "tell everyone")
+		}
+		d.say("  %s got %q (the write's Raft index %d)", n.name, m.Payload, m.Index)
+	}
+	d.say("A notification raised in a transaction that rolls back is never delivered.")
+
+	d.say("")
+	d.say("A cache: node.Cache(\"sessions\").Set on %s, with a TTL; Get is local on every node:", fs[1].name)
+	if err := fs[1].node.Cache("sessions").Set(ctx, "ada", []byte("logged in"), time.Minute); err != nil {
+		return err
+	}
+	for _, n := range d.nodes {
+		var v []byte
+		ok := false
+		for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); {
+			if v, ok = n.node.Cache("sessions").Get("ada"); !ok {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}
+		if !ok {
+			return fmt.Errorf("the cache entry did not reach %s", n.name)
+		}
+		d.say("  %s: Get(\"ada\") = %q", n.name, v)
+	}
+
+	d.say("")
+	d.say("A lock: node.Lock(ctx, \"nightly-report\", ttl) on two nodes in turn. Each lease")
+	d.say("carries a fencing token that grows from one holder to the next:")
+	var last uint64
+	for _, n := range []*localNode{fs[0], leader} {
+		lease, err := n.node.Lock(ctx, "nightly-report", 10*time.Second)
+		if err != nil {
+			return err
+		}
+		d.say("  %s holds the lock, token %d", n.name, lease.Token())
+		if lease.Token() <= last {
+			return fmt.Errorf("token %d after %d", lease.Token(), last)
+		}
+		last = lease.Token()
+		if err := lease.Unlock(ctx); err != nil {
+			return err
+		}
+	}
+	d.result("every node got the notification, the cache entry, and the lock in turn.")
 	return nil
 }
 

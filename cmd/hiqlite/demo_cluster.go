@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -305,9 +306,9 @@ func freeAddrs(n int) ([]string, error) {
 		if tries == 100 {
 			return nil, errors.New("found no free port on 127.0.0.1")
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", quietPort()))
 		if err != nil {
-			return nil, err
+			continue // taken: try another
 		}
 		closers = append(closers, l)
 		u, err := net.ListenPacket("udp", l.Addr().String())
@@ -319,6 +320,11 @@ func freeAddrs(n int) ([]string, error) {
 	}
 	return addrs, nil
 }
+
+// quietPort returns a random port below Linux's ephemeral range (32768 and
+// up), where outgoing connections take their local ports: a port picked
+// there and bound a moment later is much less likely to be taken meanwhile.
+func quietPort() int { return 20000 + mrand.IntN(12000) }
 
 // dsnEscaper escapes what ParseDSN would read as syntax in a parameter
 // value: the parameter separator and %-escapes ('+' unescapes to a space).

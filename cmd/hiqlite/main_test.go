@@ -75,8 +75,8 @@ func TestDemo(t *testing.T) {
 			if err := db.QueryRowContext(hiqlite.WithConsistency(ctx, hiqlite.Linearizable), q).Scan(&notes); err != nil {
 				t.Fatal(err)
 			}
-			if notes != 8 {
-				t.Errorf("node%d has %d notes after a restart, want 8", i+1, notes)
+			if notes != 9 {
+				t.Errorf("node%d has %d notes after a restart, want 9", i+1, notes)
 			}
 		}
 	})
@@ -120,7 +120,14 @@ func runDemo(t *testing.T, args ...string) string {
 	if n := strings.Count(got, "The tables are identical on all 3 nodes, row for row and value for value."); n != 3 {
 		t.Errorf("the output says %d times that all 3 nodes are identical, want 3", n)
 	}
-	find(`\n8\. .*\n(?s:.*)all three stopped\.\n\nDone: every step worked`)
+	if n := strings.Count(got, `got "tell everyone"`); n != 3 {
+		t.Errorf("%d nodes got the notification, want 3", n)
+	}
+	if n := strings.Count(got, `Get("ada") = "logged in"`); n != 3 {
+		t.Errorf("%d nodes read the cache entry, want 3", n)
+	}
+	find(`=> every node got the notification, the cache entry, and the lock in turn\.`)
+	find(`\n9\. .*\n(?s:.*)all three stopped\.\n\nDone: every step worked`)
 	return got
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -129,18 +130,25 @@ func (c *Cluster) seeds() []string {
 // freeAddr returns a loopback address whose port was free a moment ago.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		// Below Linux's ephemeral range (32768 and up), where outgoing
+		// connections take their local ports: a port found free here is
+		// much less likely to be taken before the node binds it.
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue // the UDP port is taken: try another
+		}
+		u.Close()
+		return addr
 	}
-	defer l.Close()
-	u, err := net.ListenPacket("udp", l.Addr().String())
-	if err != nil {
-		// The UDP port is taken: try another.
-		return freeAddr(t)
-	}
-	u.Close()
-	return l.Addr().String()
+	t.Fatal("found no free port on 127.0.0.1")
+	return ""
 }
 
 // Start opens member i (again).
