@@ -107,9 +107,11 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 type scenarioKind int
 
 const (
-	kindInsert scenarioKind = iota // one single-row INSERT, autocommit
-	kindTx                         // one transaction of txRows single-row INSERTs
-	kindRead                       // one point SELECT by primary key
+	kindInsert   scenarioKind = iota // one single-row INSERT, autocommit
+	kindTx                           // one transaction of txRows single-row INSERTs
+	kindRead                         // one point SELECT by primary key
+	kindCacheSet                     // one replicated cache Set (hiqlite only: no baseline has caches)
+	kindCacheGet                     // one local cache Get
 )
 
 // scenario is one row of the bench's table.
@@ -181,6 +183,14 @@ func benchScenarios(txRows int) []*scenario {
 		}}
 		return sc
 	}
+	cacheSet := func(id string, workers int, t *target) *scenario {
+		w := "writers"
+		if workers == 1 {
+			w = "writer"
+		}
+		return &scenario{id: id, title: fmt.Sprintf("cache set on the leader, %d %s", workers, w), unit: "sets/s",
+			kind: kindCacheSet, workers: workers, per: 1, target: t}
+	}
 	return []*scenario{
 		ins("leader-insert-1", 1, false, atLeast(2500, "≥ 2,500/s")),
 		ins("leader-insert-4", 4, false, nil),
@@ -192,6 +202,11 @@ func benchScenarios(txRows int) []*scenario {
 			kind: kindTx, workers: 1, per: txRows, target: atLeast(300000, "≥ 300,000/s")},
 		read("select-1", 1),
 		read("select-16", 16),
+		cacheSet("cache-set-1", 1, nil),
+		cacheSet("cache-set-16", 16, nil),
+		cacheSet("cache-set-64", 64, atLeast(100000, "≥ 100,000/s")),
+		{id: "cache-get-1", title: "cache get (local), 1 reader", unit: "gets/s", kind: kindCacheGet, workers: 1, per: 1,
+			target: atLeast(500000, "≥ 500,000/s (< 2 µs)")},
 	}
 }
 

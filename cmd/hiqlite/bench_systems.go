@@ -15,6 +15,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -107,6 +110,10 @@ type hiqliteSystem struct {
 	leader   *localNode
 	follower *localNode
 	txRows   int
+
+	cacheKeys atomic.Int64 // spreads the cache scenarios over their keys
+	fillOnce  sync.Once    // fills the keys the cache get scenario reads
+	fillErr   error
 }
 
 func startHiqlite(ctx context.Context, dir string, txRows int) (_ *hiqliteSystem, err error) {
@@ -173,8 +180,40 @@ func (s *hiqliteSystem) ops(sc *scenario) op {
 		return o.tx
 	case kindRead:
 		return o.reader(sc.workers)
+	case kindCacheSet:
+		cache := s.leader.node.Cache("bench")
+		value := []byte("a value of a few dozen bytes, as a session token might be")
+		return func(ctx context.Context, worker int) error {
+			return cache.Set(ctx, "k"+strconv.FormatInt(s.cacheKeys.Add(1)%10000, 10), value, 0)
+		}
+	case kindCacheGet:
+		cache := s.follower.node.Cache("bench")
+		return func(ctx context.Context, worker int) error {
+			s.fillOnce.Do(func() { s.fillErr = s.fillCache(ctx) })
+			if s.fillErr != nil {
+				return s.fillErr
+			}
+			if _, ok := cache.Get("g" + strconv.FormatInt(s.cacheKeys.Add(1)%100, 10)); !ok {
+				return errors.New("cache get: a key the bench set is missing")
+			}
+			return nil
+		}
 	}
 	return nil
+}
+
+// fillCache sets the 100 keys the get scenario reads, on the leader, and
+// waits until the follower that reads them has them all.
+func (s *hiqliteSystem) fillCache(ctx context.Context) error {
+	for i := range 100 {
+		if err := s.leader.node.Cache("bench").Set(ctx, "g"+strconv.Itoa(i), []byte("v"), 0); err != nil {
+			return err
+		}
+	}
+	return waitFor(ctx, "the cache keys on the follower", func() (bool, error) {
+		_, ok := s.follower.node.Cache("bench").Get("g99")
+		return ok, nil
+	})
 }
 
 func (s *hiqliteSystem) close() error {
