@@ -251,7 +251,10 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.mux.RaftLayer(),
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
+		// An AppendEntries carrying large values (8 MiB blobs, up to
+		// MaxAppendEntries of them) can take seconds on a loaded machine;
+		// at 10s one was resent from the start again and again.
+		Timeout: 30 * time.Second,
 		Logger:  cfg.Logger.Named("transport"),
 	})
 	if n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.log, n.snaps, n.trans); err != nil {
