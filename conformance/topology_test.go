@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,23 +156,38 @@ func waitReady(t testing.TB, n *hiqlite.Node) {
 // free a moment ago (gossip uses both).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	for range 1000 {
+		// Below Linux's ephemeral range (32768 and up), where outgoing
+		// connections take their local ports, and never twice in one run:
+		// a port freed here may otherwise come back to another node.
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if given[addr] {
+			continue
 		}
-		addr := l.Addr().String()
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
 		u, err := net.ListenPacket("udp", addr)
 		l.Close()
 		if err != nil {
 			continue // the UDP port is taken: try another
 		}
 		u.Close()
+		given[addr] = true
 		return addr
 	}
 	t.Fatal("no free loopback port with both TCP and UDP")
 	return ""
 }
+
+// given holds the addresses freeAddr handed out, under freeMu.
+var (
+	freeMu sync.Mutex
+	given  = map[string]bool{}
+)
 
 // waitFor polls cond until it holds; after timeout the test fails naming
 // what it waited for. The sleep is a polling interval: cond decides.
