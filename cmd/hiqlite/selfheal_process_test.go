@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hiqlite/hiqlite"
 	"github.com/hiqlite/hiqlite/internal/clustertest"
 )
 
@@ -140,24 +139,8 @@ func startProcCluster(t *testing.T, bin string) *procCluster {
 			return code == http.StatusOK
 		})
 	}
-	db, err := sql.Open(hiqlite.DriverName, filepath.Join(tmp, "client")+"?_node=client&_voter=false&"+params(freeAddr(t), freeAddr(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openClient(t, filepath.Join(tmp, "client")+"?_node=client&_voter=false&"+params(freeAddr(t), freeAddr(t)))
 	pc.db = db
-	ctx, cancel := context.WithTimeout(context.Background(), procWait)
-	defer cancel()
-	node, err := hiqlite.NodeOf(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := node.WaitReady(ctx); err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	clustertest.WaitFor(t, "the table to be created", procWait, func() bool {
-		_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS acked(id INTEGER PRIMARY KEY, writer INTEGER NOT NULL)`)
-		return err == nil
-	})
 	var nextID atomic.Int64
 	for w := range 4 {
 		pc.wg.Go(func() {

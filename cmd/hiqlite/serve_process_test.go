@@ -107,24 +107,8 @@ func TestServeProcesses(t *testing.T) {
 	}
 
 	// The client: a non-voting node in this process.
-	db, err := sql.Open(hiqlite.DriverName, filepath.Join(tmp, "client")+"?_node=client&_voter=false&"+cluster(freeAddr(t), freeAddr(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openClient(t, filepath.Join(tmp, "client")+"?_node=client&_voter=false&"+cluster(freeAddr(t), freeAddr(t)))
 	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), procWait)
-	defer cancel()
-	node, err := hiqlite.NodeOf(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := node.WaitReady(ctx); err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	clustertest.WaitFor(t, "the table to be created", procWait, func() bool {
-		_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS acked(id INTEGER PRIMARY KEY, writer INTEGER NOT NULL)`)
-		return err == nil
-	})
 
 	// Writers: each insert that returns nil is acknowledged; one that
 	// fails may or may not have been applied, and the next uses a new id.
@@ -264,6 +248,32 @@ func (r *ackLog) fail(err error) {
 }
 
 type ackRow struct{ id, writer int64 }
+
+// openClient opens a node in this process with dsn, waits until it is
+// ready and creates table acked through it.
+func openClient(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(hiqlite.DriverName, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), procWait)
+	defer cancel()
+	node, err := hiqlite.NodeOf(ctx, db)
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	if err := node.WaitReady(ctx); err != nil {
+		db.Close()
+		t.Fatalf("client: %v", err)
+	}
+	clustertest.WaitFor(t, "the table to be created", procWait, func() bool {
+		_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS acked(id INTEGER PRIMARY KEY, writer INTEGER NOT NULL)`)
+		return err == nil
+	})
+	return db
+}
 
 // sameAppliedIndex waits until every process reports the same applied
 // index on /status, and returns it.
