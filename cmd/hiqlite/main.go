@@ -16,8 +16,7 @@
 // it; status --http asks a running serve.
 //
 // Run "hiqlite help" for the details. The exit status is 0 on success, 1
-// when a command fails and 2 for a usage error or a command that is not
-// implemented yet.
+// when a command fails and 2 for a usage error.
 package main
 
 import (
@@ -78,10 +77,6 @@ type usageError struct{ err error }
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
-// errNotImplemented is returned by the subcommands that arrive with later
-// issues; it exits with status 2.
-var errNotImplemented = errors.New("not implemented yet")
-
 // run runs the command line args (without the program name) and returns
 // the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -110,9 +105,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			if ue.err.Error() != "" {
 				fmt.Fprintf(stderr, "hiqlite %s: %v\n", name, ue.err)
 			}
-			return exitUsage
-		case errors.Is(err, errNotImplemented):
-			fmt.Fprintf(stderr, "hiqlite %s: %v\n", name, err)
 			return exitUsage
 		default:
 			fmt.Fprintf(stderr, "hiqlite %s: %v\n", name, err)
@@ -144,14 +136,6 @@ takes it: DATA_DIR[?param=value&...]. See "go doc github.com/hiqlite/hiqlite".
 
 Run "hiqlite <command> -h" for the flags of a command.
 `)
-}
-
-// notImplemented returns the run function of a subcommand that arrives
-// with a later issue. It does nothing and says so.
-func notImplemented(issue string) func(context.Context, []string, io.Reader, io.Writer, io.Writer) error {
-	return func(context.Context, []string, io.Reader, io.Writer, io.Writer) error {
-		return fmt.Errorf("%w: arrives with %s", errNotImplemented, issue)
-	}
 }
 
 // newFlagSet returns a flag set for subcommand name that reports errors
