@@ -118,6 +118,8 @@ func acquireNode(cfg *Config) (*Node, error) {
 		ReapTimeout: cfg.Reap,
 
 		SnapshotThreshold: cfg.SnapshotEntries,
+		SnapshotBytes:     cfg.SnapshotBytes,
+		SegmentSize:       int(cfg.LogSegment),
 	})
 	if err != nil {
 		return nil, err

@@ -78,6 +78,9 @@
 //	_reap          how long a dead node stays a member (at least 1s)    5m
 //	_snapshot_entries
 //	               log entries that trigger a snapshot (at least 16)    8192
+//	_snapshot_bytes
+//	               bytes of log entries that trigger one (>= 1MiB)      256MiB
+//	_log_segment   size of a Raft log segment file (1MiB to 1GiB)       64MiB
 //
 // Rules that tie the parameters together are checked at open (_gossip
 // requires _listen, a non-loopback address requires a secret, ...).
@@ -87,7 +90,7 @@
 // interrupted by fail-over is resolved on the new leader. The leader
 // removes a node that gossip has reported dead for longer than _reap from
 // the Raft configuration; the node is added back if it returns. Durations use Go's
-// syntax (500ms, 10s).
+// syntax (500ms, 10s); sizes are bytes or end in KiB, MiB or GiB.
 //
 // # Reads and writes
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -75,6 +76,15 @@ type Config struct {
 	// last snapshot make the node take one and compact its log, keeping as
 	// many behind it for slow followers; default 8192, at least 16.
 	SnapshotEntries uint64
+	// SnapshotBytes (_snapshot_bytes) is how many bytes of log entries
+	// applied since the last snapshot make the node take one, whatever
+	// their count; default 256MiB, at least 1MiB.
+	SnapshotBytes uint64
+	// LogSegment (_log_segment) is the size of the Raft log's segment
+	// files. Compaction deletes whole segments, so the log keeps up to one
+	// segment more than the trailing entries; default 64MiB, from 1MiB to
+	// 1GiB.
+	LogSegment uint64
 }
 
 // Defaults of the parameters FormatDSN leaves out when unchanged.
@@ -88,6 +98,14 @@ const (
 	defaultSnapshotEntries = 8192
 	// minSnapshotEntries keeps a snapshot from being taken every few writes.
 	minSnapshotEntries = 16
+	// defaultSnapshotBytes bounds the log of a node that writes large rows.
+	defaultSnapshotBytes = 256 << 20
+	minSnapshotBytes     = 1 << 20
+	// defaultLogSegment is raft-wal's own segment size; its segment sizes
+	// are 32-bit, so 1GiB leaves room for an entry above the limit.
+	defaultLogSegment = 64 << 20
+	minLogSegment     = 1 << 20
+	maxLogSegment     = 1 << 30
 
 	// minReap keeps _reap above gossip's own failure detection, which takes
 	// seconds: a shorter timeout would only make the leader act on the
@@ -113,6 +131,8 @@ func NewConfig() *Config {
 		Reap:        defaultReap,
 
 		SnapshotEntries: defaultSnapshotEntries,
+		SnapshotBytes:   defaultSnapshotBytes,
+		LogSegment:      defaultLogSegment,
 	}
 }
 
@@ -177,6 +197,7 @@ var knownParams = map[string]bool{
 	"_join": true, "_expect": true, "_secret": true, "_secret_file": true,
 	"_consistency": true, "_voter": true, "_timeout": true, "_txidle": true,
 	"_busy": true, "_reap": true, "_snapshot_entries": true,
+	"_snapshot_bytes": true, "_log_segment": true,
 }
 
 // quoteName quotes a parameter name for an error message. A name that
@@ -235,6 +256,10 @@ func (c *Config) setParam(name, value string) error {
 		c.Reap, err = time.ParseDuration(value)
 	case "_snapshot_entries":
 		c.SnapshotEntries, err = strconv.ParseUint(value, 10, 64)
+	case "_snapshot_bytes":
+		c.SnapshotBytes, err = parseSize(value)
+	case "_log_segment":
+		c.LogSegment, err = parseSize(value)
 	}
 	if err != nil {
 		return fmt.Errorf("hiqlite: invalid %s %q: %w", name, value, err)
@@ -302,6 +327,12 @@ func (c *Config) format(redact bool) string {
 	addDuration("_reap", c.Reap, defaultReap)
 	if c.SnapshotEntries != defaultSnapshotEntries {
 		add("_snapshot_entries", strconv.FormatUint(c.SnapshotEntries, 10))
+	}
+	if c.SnapshotBytes != defaultSnapshotBytes {
+		add("_snapshot_bytes", formatSize(c.SnapshotBytes))
+	}
+	if c.LogSegment != defaultLogSegment {
+		add("_log_segment", formatSize(c.LogSegment))
 	}
 	slices.SortFunc(params, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 
@@ -434,6 +465,12 @@ func (c *Config) validateFields() error {
 	}
 	if c.SnapshotEntries < minSnapshotEntries {
 		return fmt.Errorf("hiqlite: invalid _snapshot_entries %d: must be at least %d", c.SnapshotEntries, minSnapshotEntries)
+	}
+	if c.SnapshotBytes < minSnapshotBytes {
+		return fmt.Errorf("hiqlite: invalid _snapshot_bytes %s: must be at least %s", formatSize(c.SnapshotBytes), formatSize(minSnapshotBytes))
+	}
+	if c.LogSegment < minLogSegment || c.LogSegment > maxLogSegment {
+		return fmt.Errorf("hiqlite: invalid _log_segment %s: must be from %s to %s", formatSize(c.LogSegment), formatSize(minLogSegment), formatSize(maxLogSegment))
 	}
 	return nil
 }
@@ -577,4 +614,40 @@ func (c *Config) loadSecret() ([]byte, error) {
 		return secret, nil
 	}
 	return nil, nil
+}
+
+// sizeUnits are the suffixes parseSize accepts, largest first.
+var sizeUnits = []struct {
+	suffix string
+	shift  uint
+}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+
+// parseSize parses a byte count: digits with an optional suffix B, KiB, MiB
+// or GiB (powers of 1024).
+func parseSize(value string) (uint64, error) {
+	digits, shift := value, uint(0)
+	for _, u := range sizeUnits {
+		if rest, ok := strings.CutSuffix(value, u.suffix); ok {
+			digits, shift = rest, u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return 0, errors.New("want a byte count such as 1048576, 512KiB, 64MiB or 1GiB")
+	}
+	if n > math.MaxUint64>>shift {
+		return 0, errors.New("too large")
+	}
+	return n << shift, nil
+}
+
+// formatSize writes n in the largest unit that divides it exactly.
+func formatSize(n uint64) string {
+	for _, u := range sizeUnits {
+		if unit := uint64(1) << u.shift; n >= unit && n%unit == 0 && u.shift > 0 {
+			return strconv.FormatUint(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatUint(n, 10)
 }

@@ -109,6 +109,22 @@ var dsnTests = []struct {
 	{dsn: "data?_snapshot_entries=-1", err: `invalid _snapshot_entries "-1"`},
 	{dsn: "data?_snapshot_entries=lots", err: `invalid _snapshot_entries "lots"`},
 	{dsn: "data?_snapshot_entries=", err: `invalid _snapshot_entries "": empty value`},
+	// _snapshot_bytes and _log_segment.
+	{dsn: "data?_snapshot_bytes=64MiB&_log_segment=1MiB",
+		want:   conf("data", func(c *Config) { c.SnapshotBytes = 64 << 20; c.LogSegment = 1 << 20 }),
+		format: "data?_log_segment=1MiB&_snapshot_bytes=64MiB"},
+	{dsn: "data?_snapshot_bytes=1048577", want: conf("data", func(c *Config) { c.SnapshotBytes = 1<<20 + 1 }), format: "data?_snapshot_bytes=1048577"},
+	{dsn: "data?_snapshot_bytes=3072KiB", want: conf("data", func(c *Config) { c.SnapshotBytes = 3 << 20 }), format: "data?_snapshot_bytes=3MiB"},
+	{dsn: "data?_snapshot_bytes=2GiB", want: conf("data", func(c *Config) { c.SnapshotBytes = 2 << 30 }), format: "data?_snapshot_bytes=2GiB"},
+	{dsn: "data?_snapshot_bytes=268435456B&_log_segment=64MiB", want: conf("data", nil), format: "data"},
+	{dsn: "data?_snapshot_bytes=1023KiB", err: "invalid _snapshot_bytes 1023KiB: must be at least 1MiB"},
+	{dsn: "data?_snapshot_bytes=1MB", err: `invalid _snapshot_bytes "1MB": want a byte count`},
+	{dsn: "data?_snapshot_bytes=-1MiB", err: `invalid _snapshot_bytes "-1MiB": want a byte count`},
+	{dsn: "data?_snapshot_bytes=99999999999GiB", err: `invalid _snapshot_bytes "99999999999GiB": too large`},
+	{dsn: "data?_snapshot_bytes=", err: `invalid _snapshot_bytes "": empty value`},
+	{dsn: "data?_log_segment=512KiB", err: "invalid _log_segment 512KiB: must be from 1MiB to 1GiB"},
+	{dsn: "data?_log_segment=2GiB", err: "invalid _log_segment 2GiB: must be from 1MiB to 1GiB"},
+	{dsn: "data?_log_segment=big", err: `invalid _log_segment "big": want a byte count`},
 
 	// _consistency and _voter.
 	{dsn: "data?_consistency=LINEARIZABLE",

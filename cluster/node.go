@@ -46,6 +46,12 @@ type Config struct {
 	// SnapshotThreshold is how many log entries trigger a snapshot; 0 picks
 	// the default.
 	SnapshotThreshold uint64
+	// SnapshotBytes is how many bytes of log entries applied since the last
+	// snapshot trigger one; 0 = by entry count only.
+	SnapshotBytes uint64
+	// SegmentSize is the size of raft-wal's segment files; 0 = raft-wal's
+	// default (64 MiB). Compaction deletes whole segments only.
+	SegmentSize int
 
 	// Cluster mode, when Listen is set (SPEC §3, §8). Without Listen the
 	// node is a one-voter cluster with no network at all.
@@ -142,6 +148,9 @@ func Open(cfg Config) (_ *Node, err error) {
 	if n.id, err = loadID(cfg.Dir, cfg.ID); err != nil {
 		return nil, err
 	}
+	if err = removeCrashLeftovers(cfg.Dir, cfg.Logger); err != nil {
+		return nil, err
+	}
 	if n.sm, err = openStateMachine(filepath.Join(cfg.Dir, dbFile)); err != nil {
 		return nil, err
 	}
@@ -150,7 +159,11 @@ func Open(cfg Config) (_ *Node, err error) {
 	}
 	// raft-wal's Close leaves its meta database open, so the node owns it.
 	n.meta = &metadb.BoltMetaDB{}
-	if n.log, err = wal.Open(filepath.Join(cfg.Dir, raftDir), wal.WithMetaStore(n.meta)); err != nil {
+	segment := wal.DefaultSegmentSize
+	if cfg.SegmentSize > 0 {
+		segment = cfg.SegmentSize
+	}
+	if n.log, err = wal.Open(filepath.Join(cfg.Dir, raftDir), wal.WithMetaStore(n.meta), wal.WithSegmentSize(segment)); err != nil {
 		return nil, fmt.Errorf("hiqlite: open raft log: %w", err)
 	}
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, snapDir), retainSnap, cfg.Logger.Named("snapshots")); err != nil {
@@ -191,6 +204,10 @@ func Open(cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.sm.SetNotifySink(n.deliverNotifications)
+	var logFull <-chan struct{}
+	if cfg.SnapshotBytes > 0 {
+		logFull = n.sm.SetLogLimit(cfg.SnapshotBytes)
+	}
 	if n.cache, err = newCacheGroup(n); err != nil {
 		return nil, err
 	}
@@ -204,6 +221,9 @@ func Open(cfg Config) (_ *Node, err error) {
 	}
 	n.goFunc(n.watchLeadership)
 	n.goFunc(n.cache.run)
+	if logFull != nil {
+		n.goFunc(func() { n.snapshotOnLogSize(logFull) })
+	}
 	return n, nil
 }
 
@@ -325,6 +345,31 @@ func (n *Node) orphanedDatabase() error {
 	return err
 }
 
+// removeCrashLeftovers deletes what a process killed while it took or
+// installed a snapshot left behind: the state machine's temporary database
+// copies and raft's unfinished snapshot directories (*.tmp, which raft
+// ignores but never deletes). Each can be as large as the database. The
+// directory lock is held, so no other process is writing them.
+func removeCrashLeftovers(dir string, logger hclog.Logger) error {
+	removed, err := replication.RemoveTemp(dir)
+	if err != nil {
+		return fmt.Errorf("hiqlite: remove temporary snapshot files: %w", err)
+	}
+	partial, err := filepath.Glob(filepath.Join(dir, snapDir, "snapshots", "*.tmp"))
+	if err != nil {
+		return err
+	}
+	for _, p := range partial {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("hiqlite: remove unfinished snapshot: %w", err)
+		}
+	}
+	if removed = append(removed, partial...); len(removed) > 0 {
+		logger.Warn("removed files of a snapshot interrupted by a crash", "files", removed)
+	}
+	return nil
+}
+
 // logStore is raft-wal behind a cache of the newest entries: replication to
 // followers and the state machine read back what was just appended, and
 // raft-wal serves each read with a pread of its own.
@@ -366,6 +411,49 @@ func (n *Node) restoreIfBehind() error {
 		return fmt.Errorf("hiqlite: restore snapshot %s: %w", meta.ID, err)
 	}
 	return nil
+}
+
+// snapshotOnLogSize takes a snapshot, and so compacts the log, whenever the
+// entries applied since the last one reach cfg.SnapshotBytes: raft itself
+// only counts entries, and a few large entries can fill a disk long before
+// SnapshotThreshold of them arrive. Raft keeps TrailingLogs entries behind
+// a snapshot, so for this one it is lowered to about cfg.SnapshotBytes
+// worth of entries of the recent average size: the log then stays near
+// twice the threshold plus a segment.
+func (n *Node) snapshotOnLogSize(full <-chan struct{}) {
+	for {
+		select {
+		case <-n.stopCh:
+			return
+		case <-full:
+		}
+		size, entries := n.sm.LogBytes()
+		if size < n.cfg.SnapshotBytes || entries == 0 {
+			continue // a signal sent before the last snapshot began
+		}
+		rc := n.raft.ReloadableConfig()
+		keep := rc.TrailingLogs
+		if fit := n.cfg.SnapshotBytes / max(size/entries, 1); fit < keep {
+			rc.TrailingLogs = max(fit, 16)
+			if err := n.raft.ReloadConfig(rc); err != nil {
+				n.cfg.Logger.Warn("lower trailing logs for a snapshot", "error", err)
+			}
+		}
+		err := n.raft.Snapshot().Error()
+		if rc.TrailingLogs != keep {
+			rc.TrailingLogs = keep
+			if rerr := n.raft.ReloadConfig(rc); rerr != nil {
+				n.cfg.Logger.Warn("restore trailing logs", "error", rerr)
+			}
+		}
+		switch {
+		case err == nil:
+			n.cfg.Logger.Info("took a snapshot: the log reached its size threshold", "bytes", size, "entries", entries, "trailing", rc.TrailingLogs)
+		case errors.Is(err, raft.ErrNothingNewToSnapshot), errors.Is(err, raft.ErrRaftShutdown):
+		default:
+			n.cfg.Logger.Warn("snapshot on log size failed", "error", err)
+		}
+	}
 }
 
 func (n *Node) goFunc(f func()) {

@@ -73,7 +73,9 @@ func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
 	defer sm.mu.Unlock()
 	out := make([]any, len(logs))
 	sm.batch = batch{out: out}
+	var size uint64
 	for i, l := range logs {
+		size += uint64(len(l.Data))
 		switch {
 		case l.Type == raft.LogCommand:
 			out[i] = sm.applyLog(l, i)
@@ -88,7 +90,36 @@ func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
 	}
 	sm.batch = batch{}
 	sm.broadcast()
+	sm.countLog(len(logs), size)
 	return out
+}
+
+// SetLogLimit makes the state machine signal on the returned channel once
+// the entries applied since the last snapshot add up to limit bytes or more
+// (the log-size compaction threshold). The channel holds one signal; its
+// reader should check LogBytes, which Snapshot and Restore reset, before
+// acting on it. Call before the first apply.
+func (sm *StateMachine) SetLogLimit(limit uint64) <-chan struct{} {
+	sm.logLimit = limit
+	sm.logFull = make(chan struct{}, 1)
+	return sm.logFull
+}
+
+// LogBytes is the size and number of the log entries applied since the
+// last snapshot was taken or restored, or since the state machine was
+// opened.
+func (sm *StateMachine) LogBytes() (size, entries uint64) {
+	return sm.logBytes.Load(), sm.logEntries.Load()
+}
+
+func (sm *StateMachine) countLog(entries int, size uint64) {
+	sm.logEntries.Add(uint64(entries))
+	if n := sm.logBytes.Add(size); sm.logLimit > 0 && n >= sm.logLimit {
+		select {
+		case sm.logFull <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (sm *StateMachine) applyLog(l *raft.Log, pos int) *Response {

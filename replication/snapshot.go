@@ -13,6 +13,34 @@ import (
 	"github.com/ncruces/go-sqlite3"
 )
 
+// Temporary copies of the database made while a snapshot is persisted or
+// restored, in the database's directory; RemoveTemp deletes those a crash
+// left behind.
+const (
+	persistTemp = "snapshot-*.db"
+	restoreTemp = "restore-*.db"
+)
+
+// RemoveTemp deletes the temporary files a snapshot persist or restore
+// left in dir when its process died (with their SQLite journals). Call it
+// only while no state machine of dir is open. It returns the names removed.
+func RemoveTemp(dir string) ([]string, error) {
+	var removed []string
+	for _, pattern := range []string{persistTemp, restoreTemp} {
+		names, err := filepath.Glob(filepath.Join(dir, pattern+"*"))
+		if err != nil {
+			return removed, err
+		}
+		for _, name := range names {
+			if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return removed, err
+			}
+			removed = append(removed, name)
+		}
+	}
+	return removed, nil
+}
+
 // snapshotMagic starts every snapshot stream, followed by a format byte.
 const (
 	snapshotMagic  = "HIQLSNAP"
@@ -43,6 +71,9 @@ func (sm *StateMachine) Snapshot() (raft.FSMSnapshot, error) {
 		conn.Close()
 		return nil, fmt.Errorf("hiqlite: snapshot read index %d, applied %d: %v", idx, sm.applied.Load(), err)
 	}
+	// Entries applied from here on are the ones the next snapshot covers.
+	sm.logBytes.Store(0)
+	sm.logEntries.Store(0)
 	return &fsmSnapshot{conn: conn, dir: filepath.Dir(sm.path)}, nil
 }
 
@@ -64,7 +95,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *fsmSnapshot) persist(w io.Writer) error {
-	tmp, err := os.CreateTemp(s.dir, "snapshot-*.db")
+	tmp, err := os.CreateTemp(s.dir, persistTemp)
 	if err != nil {
 		return err
 	}
@@ -110,7 +141,7 @@ func (sm *StateMachine) Restore(r io.ReadCloser) error {
 		return err
 	}
 	sm.abortPending()
-	tmp, err := os.CreateTemp(filepath.Dir(sm.path), "restore-*.db")
+	tmp, err := os.CreateTemp(filepath.Dir(sm.path), restoreTemp)
 	if err != nil {
 		return err
 	}
@@ -138,6 +169,8 @@ func (sm *StateMachine) Restore(r io.ReadCloser) error {
 	if err := sm.loadState(); err != nil {
 		return sm.stop(fmt.Errorf("read restored state: %w", err))
 	}
+	sm.logBytes.Store(0)
+	sm.logEntries.Store(0)
 	sm.broadcast()
 	return nil
 }

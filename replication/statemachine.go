@@ -72,7 +72,13 @@ type StateMachine struct {
 
 	applied atomic.Uint64 // index of the last command in the database
 	seen    atomic.Uint64 // index of the last entry applied, command or not
-	fault   atomic.Pointer[error]
+	// logBytes counts the bytes of the entries applied since the last
+	// snapshot (or since start); see LogBytes.
+	logBytes   atomic.Uint64
+	logEntries atomic.Uint64 // the number of those entries
+	logLimit   uint64        // logBytes that make logFull fire; 0 = never
+	logFull    chan struct{} // buffered 1; see SetLogLimit
+	fault      atomic.Pointer[error]
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced whenever seen moves
