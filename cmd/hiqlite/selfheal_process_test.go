@@ -50,7 +50,7 @@ func TestSelfHealing(t *testing.T) {
 		{"leader DATA_DIR deleted", true, removeAll("")},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
-			pc := startProcCluster(t, bin)
+			pc := startProcCluster(t, bin, "")
 			pc.waitAcks(t, 100)
 			victim := pc.leader(t)
 			if !sc.leader {
@@ -101,8 +101,9 @@ func (pc *procCluster) logf(t *testing.T, format string, args ...any) {
 }
 
 // startProcCluster starts the processes, waits until they are ready and
-// starts four writers through a non-voting client node.
-func startProcCluster(t *testing.T, bin string) *procCluster {
+// starts four writers through a non-voting client node. extra holds more
+// DSN parameters for every node ("" or "&name=value...").
+func startProcCluster(t *testing.T, bin, extra string) *procCluster {
 	t.Helper()
 	pc := &procCluster{began: time.Now(), stop: make(chan struct{})}
 	tmp := t.TempDir()
@@ -113,7 +114,7 @@ func startProcCluster(t *testing.T, bin string) *procCluster {
 		seeds = append(seeds, p.gossip)
 	}
 	params := func(listen, gossip string) string {
-		return fmt.Sprintf("_listen=%s&_gossip=%s&_join=%s&_expect=3&_secret=%s&_snapshot_entries=%d", listen, gossip, strings.Join(seeds, ","), procSecret, 16)
+		return fmt.Sprintf("_listen=%s&_gossip=%s&_join=%s&_expect=3&_secret=%s&_snapshot_entries=%d", listen, gossip, strings.Join(seeds, ","), procSecret, 16) + extra
 	}
 	for _, p := range pc.procs {
 		p.args = []string{"serve", "--dsn", p.dir + "?_node=" + p.name + "&" + params(p.listen, p.gossip), "--http", "127.0.0.1:0"}
