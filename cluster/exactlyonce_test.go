@@ -110,7 +110,7 @@ func stmt(sql string, args ...any) []replication.Statement {
 	return []replication.Statement{st}
 }
 
-func mustNodeExec(t *testing.T, nd *Node, o replication.Origin, sql string, args ...any) *replication.Response {
+func mustNodeExec(t testing.TB, nd *Node, o replication.Origin, sql string, args ...any) *replication.Response {
 	t.Helper()
 	resp, err := nd.Exec(context.Background(), time.Second, o, 0, stmt(sql, args...))
 	if err != nil {
@@ -123,7 +123,7 @@ func mustNodeExec(t *testing.T, nd *Node, o replication.Origin, sql string, args
 }
 
 // countEverywhere checks that every node holds want rows matching where.
-func countEverywhere(t *testing.T, nodes []*Node, where string, want int64) {
+func countEverywhere(t testing.TB, nodes []*Node, where string, want int64) {
 	t.Helper()
 	for _, nd := range nodes {
 		// A replicated read: it runs on the leader's writer, and the

@@ -13,7 +13,7 @@ import (
 	"github.com/hiqlite/hiqlite/replication"
 )
 
-func openSingle(t *testing.T, cfg Config) *Node {
+func openSingle(t testing.TB, cfg Config) *Node {
 	t.Helper()
 	cfg.Logger = hclog.NewNullLogger()
 	nd, err := Open(cfg)
