@@ -241,7 +241,7 @@ func newStatusHandler(node *hiqlite.Node) http.Handler {
 			http.Error(w, "snapshot: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		writeText(w, fmt.Sprintf("snapshot taken at applied index %d", node.AppliedIndex()))
+		writeText(w, fmt.Sprintf("snapshot taken; applied index now %d", node.AppliedIndex()))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		b, err := json.MarshalIndent(statusOf(node), "", "  ")

@@ -215,7 +215,7 @@ func TestServeSingleNode(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "snapshot taken at applied index ") {
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "snapshot taken; applied index now ") {
 		t.Errorf("POST /snapshot: %s: %s", resp.Status, body)
 	}
 	if code, _, _ := httpGet(t, base+"/snapshot"); code != http.StatusMethodNotAllowed {
