@@ -182,7 +182,13 @@ func Open(cfg Config) (_ *Node, err error) {
 	// replays that the database already holds are skipped by the state
 	// machine.
 	rc.NoSnapshotRestoreOnStart = true
-	rc.CommitTimeout = 5 * time.Millisecond
+	// CommitTimeout paces the AppendEntries that carry the commit index
+	// when no new entry does: a follower applies its own forwarded write
+	// only when it hears of the commit, so this bounds a lone writer on a
+	// follower. 2 ms (2-4 ms random) against 5: a follower's single-client
+	// transactions went from 89 to 143-184/s; an idle 3-node cluster in one
+	// process costs 17.8% of a core against 12.7%.
+	rc.CommitTimeout = 2 * time.Millisecond
 	// Group commit: the leader loop gathers the writes waiting on its apply
 	// channel, up to MaxAppendEntries, into one log append (one fsync), one
 	// AppendEntries per follower and one state machine batch (one SQLite
