@@ -229,7 +229,7 @@ func (sm *StateMachine) applyBatched(index, term uint64, cmd *Command) (*Respons
 			return nil, err
 		}
 		if rec.found && cmd.Origin.Seq <= rec.seq {
-			return sm.duplicate(cmd, index, rec), nil
+			return sm.duplicate(cmd, index, rec)
 		}
 	}
 	resp, err := sm.run(index, cmd)

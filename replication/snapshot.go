@@ -138,6 +138,9 @@ func (sm *StateMachine) Restore(r io.ReadCloser) error {
 	if err := sm.loadState(); err != nil {
 		return sm.stop(fmt.Errorf("read restored state: %w", err))
 	}
+	if err := sm.loadSessions(); err != nil {
+		return sm.stop(fmt.Errorf("read restored state: %w", err))
+	}
 	sm.broadcast()
 	return nil
 }
