@@ -292,10 +292,13 @@ func (sm *StateMachine) run(index uint64, cmd *Command) (*Response, error) {
 			return nil, err
 		}
 	} else {
-		if err := sm.record(cmd, index, applied, resp.Results); err != nil {
+		// The records go after the RELEASE: written inside the savepoint,
+		// the page of the session table would be copied to the savepoint's
+		// journal for every command.
+		if err := sm.execCtl(`RELEASE ` + cmdSavepoint); err != nil {
 			return nil, err
 		}
-		if err := sm.execCtl(`RELEASE ` + cmdSavepoint); err != nil {
+		if err := sm.record(cmd, index, applied, resp.Results); err != nil {
 			return nil, err
 		}
 	}
