@@ -15,18 +15,25 @@ import (
 // autocommit writes from entering, so it cannot starve.
 //
 // mu guards every field; changed is closed and replaced whenever the state
-// changes, which wakes all waiters to re-check.
+// changes while someone waits on it (waiters > 0), which wakes them all to
+// re-check. A waiter counts itself and takes changed under mu before it
+// lets go of mu, so a change after that always closes its channel.
 type gate struct {
 	mu          sync.Mutex
 	shared      int
 	exclusive   bool
 	waitingExcl int
+	waiters     int // goroutines in acquire waiting on changed
 	changed     chan struct{}
 }
 
 func newGate() *gate { return &gate{changed: make(chan struct{})} }
 
-func (g *gate) broadcastLocked() {
+// wakeLocked wakes the waiters, if any, to re-check the state.
+func (g *gate) wakeLocked() {
+	if g.waiters == 0 {
+		return
+	}
 	close(g.changed)
 	g.changed = make(chan struct{})
 }
@@ -46,7 +53,7 @@ func (g *gate) acquire(ctx context.Context, exclusive bool, busy time.Duration) 
 		defer func() {
 			g.mu.Lock()
 			g.waitingExcl--
-			g.broadcastLocked()
+			g.wakeLocked()
 			g.mu.Unlock()
 		}()
 	}
@@ -62,20 +69,27 @@ func (g *gate) acquire(ctx context.Context, exclusive bool, busy time.Duration) 
 			return nil
 		}
 		ch := g.changed
+		g.waiters++
 		g.mu.Unlock()
 		if timeout == nil {
 			t := time.NewTimer(busy)
 			defer t.Stop()
 			timeout = t.C
 		}
+		var err error
 		select {
 		case <-ch:
 		case <-timeout:
-			return errBusy(busy)
+			err = errBusy(busy)
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
 		}
 		g.mu.Lock()
+		g.waiters--
+		if err != nil {
+			g.mu.Unlock()
+			return err
+		}
 	}
 }
 
@@ -87,5 +101,5 @@ func (g *gate) release(exclusive bool) {
 	} else {
 		g.shared--
 	}
-	g.broadcastLocked()
+	g.wakeLocked()
 }

@@ -260,7 +260,7 @@ func (sm *StateMachine) applyBatched(index, term uint64, cmd *Command) (*Respons
 			return nil, err
 		}
 		if rec.found && cmd.Origin.Seq <= rec.seq {
-			return sm.duplicate(cmd, index, rec), nil
+			return sm.duplicate(cmd, index, rec)
 		}
 	}
 	resp, err := sm.run(index, cmd)
@@ -323,10 +323,13 @@ func (sm *StateMachine) run(index uint64, cmd *Command) (*Response, error) {
 			return nil, err
 		}
 	} else {
-		if err := sm.record(cmd, index, applied, resp.Results); err != nil {
+		// The records go after the RELEASE: written inside the savepoint,
+		// the page of the session table would be copied to the savepoint's
+		// journal for every command.
+		if err := sm.execCtl(`RELEASE ` + cmdSavepoint); err != nil {
 			return nil, err
 		}
-		if err := sm.execCtl(`RELEASE ` + cmdSavepoint); err != nil {
+		if err := sm.record(cmd, index, applied, resp.Results); err != nil {
 			return nil, err
 		}
 	}

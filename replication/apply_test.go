@@ -122,6 +122,9 @@ func applyInBatches(t *testing.T, cmds []*replication.Command, split func() int)
 			}
 			resps = append(resps, resp)
 		}
+		if err := sm.CheckSessionMirror(); err != nil {
+			t.Fatalf("after entry %d: %v", logs[n-1].Index, err)
+		}
 		logs = logs[n:]
 	}
 	if err := sm.Close(); err != nil {

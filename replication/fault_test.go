@@ -90,3 +90,57 @@ func TestDiskFullStopsApply(t *testing.T) {
 		t.Fatalf("after replay: %d rows, %d big; want 5 and 1", stmt.ColumnInt(0), stmt.ColumnInt(1))
 	}
 }
+
+// A fault rolls back the session records of its batch with the batch: the
+// mirror in memory agrees with the table after it, and after a restart the
+// same entries apply, not as duplicates.
+func TestDiskFullRollsBackSessions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	sm, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(index, seq uint64, sql string) *raft.Log {
+		data, err := (&Command{Kind: KindExec, Time: 1, Origin: Origin{Node: "n", Session: 1, Seq: seq}, Stmts: []Statement{{SQL: sql}}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
+	}
+	for _, r := range sm.ApplyBatch([]*raft.Log{faultLog(t, 1, `CREATE TABLE t(v)`), write(2, 1, `INSERT INTO t VALUES (1)`)}) {
+		if err := r.(*Response).Err; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sm.w.Exec(`PRAGMA max_page_count = 1`); err != nil {
+		t.Fatal(err)
+	}
+	batch := []*raft.Log{
+		write(3, 2, `INSERT INTO t VALUES (2)`),
+		write(4, 3, `INSERT INTO t VALUES (randomblob(200000))`),
+	}
+	for _, r := range sm.ApplyBatch(batch) {
+		if err := r.(*Response).Err; !errors.Is(err, ErrStopped) {
+			t.Fatalf("%v, want ErrStopped", err)
+		}
+	}
+	if rec := sm.sess.rows[sessionKey{"n", 1}]; rec.seq != 1 || rec.index != 2 {
+		t.Fatalf("mirror after the fault: %+v, want seq 1 at index 2", rec)
+	}
+	if err := sm.CheckSessionMirror(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sm, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	for _, r := range sm.ApplyBatch(batch) {
+		if resp := r.(*Response); resp.Err != nil || resp.Duplicate {
+			t.Fatalf("replay: %+v", resp)
+		}
+	}
+}

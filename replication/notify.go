@@ -172,6 +172,7 @@ func (sm *StateMachine) commitTx(index uint64) error {
 		nt.outbox = nt.outbox[:0]
 		return err
 	}
+	sm.sess.committed()
 	if len(nt.outbox) > 0 && nt.sink != nil {
 		out := make([]Notification, len(nt.outbox))
 		copy(out, nt.outbox)

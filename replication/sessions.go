@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -29,6 +30,9 @@ const sessionRetention = 24 * time.Hour
 // session records. Every node prunes at the same indexes with the same
 // command time, so they stay identical.
 const pruneEvery = 4096
+
+// sessionTable is the table of session records.
+const sessionTable = `_hiqlite_sessions`
 
 const sessionSchema = `CREATE TABLE IF NOT EXISTS _hiqlite_sessions(
 	node TEXT NOT NULL,
@@ -62,27 +66,191 @@ func (sm *StateMachine) SetResultCodec(c ResultCodec) {
 	sm.codec = c
 }
 
-// sessionRecord is a row of _hiqlite_sessions.
+// sessionKey names a session: the node it started on and its id.
+type sessionKey struct {
+	node    string
+	session uint64
+}
+
+func keyOf(o Origin) sessionKey { return sessionKey{o.Node, o.Session} }
+
+// sessionRecord is a row of _hiqlite_sessions, without the results (read
+// from the table only for a duplicate, so that memory stays small).
 type sessionRecord struct {
 	found   bool
 	seq     uint64
 	index   uint64
 	applied bool
-	results []byte
+	at      int64
 	hasRes  bool
+}
+
+// sessionMirror is the state machine's copy in memory of _hiqlite_sessions,
+// so that a write's lookup reads no table. It follows the table as the
+// writer's open transaction sees it:
+//
+//   - every record and every prune changes both;
+//   - undo keeps the first pre-image of each row changed in the open
+//     transaction; the writer's rollback hook (any rollback of the whole
+//     transaction: a fault, ROLLBACK, a statement's ON CONFLICT ROLLBACK or
+//     RAISE(ROLLBACK) before a batch replay) puts them back, and a commit
+//     drops them;
+//   - a user statement that writes the table (seen by the writer's
+//     authorizer when SQLite compiles it, triggers included) makes the
+//     mirror stale: it is read again from the table before its next use.
+//
+// It holds one entry per live session; pruning drops them with the rows.
+// Guarded by StateMachine.mu (the hooks run inside calls made under it).
+type sessionMirror struct {
+	rows map[sessionKey]sessionRecord
+	undo map[sessionKey]sessionRecord // found=false: the row did not exist
+	// lost: the mirror was read from the table inside the open
+	// transaction, so undo cannot bring back the state before it.
+	lost  bool
+	stale bool
+	// internal: the state machine's own writes to the table run.
+	internal bool
+	// touched: the authorizer saw a user statement that writes the table.
+	touched bool
+	// userTrigger: the state machine's own writes to the table fire a user
+	// trigger that writes it too (see beginInternal).
+	userTrigger bool
+}
+
+// set changes the row of k in the mirror, keeping its pre-image.
+func (m *sessionMirror) set(k sessionKey, rec sessionRecord) {
+	if _, ok := m.undo[k]; !ok {
+		m.undo[k] = m.rows[k]
+	}
+	if rec.found {
+		m.rows[k] = rec
+	} else {
+		delete(m.rows, k)
+	}
+}
+
+// beginInternal marks the state machine's own writes to the table
+// running, until the function it returns is called. A user trigger that
+// writes the table from within them makes the mirror stale after each of
+// them from then on: once compiled into the state machine's statements, the
+// authorizer does not see it again.
+func (m *sessionMirror) beginInternal() (end func()) {
+	m.internal, m.touched = true, false
+	return func() {
+		m.internal = false
+		if m.touched {
+			m.touched = false
+			m.userTrigger = true
+		}
+		if m.userTrigger {
+			m.stale = true
+		}
+	}
+}
+
+// committed: the writer's transaction committed.
+func (m *sessionMirror) committed() {
+	clear(m.undo)
+	m.lost = false
+}
+
+// rolledBack: the writer's transaction rolled back (its rollback hook).
+func (m *sessionMirror) rolledBack() {
+	if m.lost {
+		m.stale = true
+	} else {
+		for k, rec := range m.undo {
+			if rec.found {
+				m.rows[k] = rec
+			} else {
+				delete(m.rows, k)
+			}
+		}
+	}
+	clear(m.undo)
+	m.lost = false
+}
+
+// authorize is the writer's authorizer: it allows everything, and notes a
+// user statement (or a user trigger) that writes _hiqlite_sessions.
+func (m *sessionMirror) authorize(action sqlite3.AuthorizerActionCode, name3rd, name4th, _, inner string) sqlite3.AuthorizerReturnCode {
+	table := name3rd
+	switch action {
+	case sqlite3.AUTH_INSERT, sqlite3.AUTH_UPDATE, sqlite3.AUTH_DELETE,
+		sqlite3.AUTH_DROP_TABLE, sqlite3.AUTH_DROP_TEMP_TABLE,
+		sqlite3.AUTH_CREATE_TABLE, sqlite3.AUTH_CREATE_TEMP_TABLE:
+	case sqlite3.AUTH_ALTER_TABLE:
+		table = name4th
+	default:
+		return sqlite3.AUTH_OK
+	}
+	if (!m.internal || inner != "") && strings.EqualFold(table, sessionTable) {
+		m.touched = true
+	}
+	return sqlite3.AUTH_OK
 }
 
 func (sm *StateMachine) prepareSessions() error {
 	if err := sm.w.Exec(sessionSchema); err != nil {
 		return fmt.Errorf("hiqlite: create session table: %w", err)
 	}
+	sm.sess.rows = map[sessionKey]sessionRecord{}
+	sm.sess.undo = map[sessionKey]sessionRecord{}
+	sm.w.RollbackHook(sm.sess.rolledBack)
+	if err := sm.w.SetAuthorizer(sm.sess.authorize); err != nil {
+		return err
+	}
 	var err error
-	if sm.getSession, _, err = sm.w.PrepareFlags(`SELECT seq, applied_index, applied, results FROM _hiqlite_sessions WHERE node = ? AND session = ?`, sqlite3.PREPARE_PERSISTENT); err != nil {
+	if sm.getResults, _, err = sm.w.PrepareFlags(`SELECT results FROM _hiqlite_sessions WHERE node = ? AND session = ?`, sqlite3.PREPARE_PERSISTENT); err != nil {
+		return err
+	}
+	if sm.updSession, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_sessions SET seq = ?3, applied_index = ?4, applied = ?5, at = ?6, results = ?7 WHERE node = ?1 AND session = ?2`, sqlite3.PREPARE_PERSISTENT); err != nil {
 		return err
 	}
 	sm.putSession, _, err = sm.w.PrepareFlags(`INSERT INTO _hiqlite_sessions(node, session, seq, applied_index, applied, at, results) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (node, session) DO UPDATE SET seq = excluded.seq, applied_index = excluded.applied_index, applied = excluded.applied, at = excluded.at, results = excluded.results`, sqlite3.PREPARE_PERSISTENT)
-	return err
+	if err != nil {
+		return err
+	}
+	return sm.loadSessions()
+}
+
+// loadSessions reads the mirror from the table, as the writer sees it.
+func (sm *StateMachine) loadSessions() error {
+	m := &sm.sess
+	st, _, err := sm.w.Prepare(`SELECT node, session, seq, applied_index, applied, at, results IS NOT NULL FROM _hiqlite_sessions`)
+	if err != nil {
+		return fmt.Errorf("hiqlite: read session table: %w", err)
+	}
+	defer st.Close()
+	clear(m.rows)
+	for st.Step() {
+		m.rows[sessionKey{st.ColumnText(0), uint64(st.ColumnInt64(1))}] = sessionRecord{
+			found:   true,
+			seq:     uint64(st.ColumnInt64(2)),
+			index:   uint64(st.ColumnInt64(3)),
+			applied: st.ColumnInt64(4) == 1,
+			at:      st.ColumnInt64(5),
+			hasRes:  st.ColumnInt64(6) == 1,
+		}
+	}
+	if err := st.Err(); err != nil {
+		clear(m.rows)
+		m.stale = true
+		return fmt.Errorf("hiqlite: read session table: %w", err)
+	}
+	clear(m.undo)
+	m.lost = !sm.w.GetAutocommit()
+	m.stale = false
+	return nil
+}
+
+// sessionsFresh reads the mirror again if a user statement made it stale.
+func (sm *StateMachine) sessionsFresh() error {
+	if !sm.sess.stale {
+		return nil
+	}
+	return sm.loadSessions()
 }
 
 // tracked: cmd takes part in exactly-once.
@@ -94,33 +262,40 @@ func tracked(cmd *Command) bool {
 	return false
 }
 
-func (sm *StateMachine) lookupSession(o Origin) (rec sessionRecord, err error) {
-	st := sm.getSession
+func (sm *StateMachine) lookupSession(o Origin) (sessionRecord, error) {
+	if err := sm.sessionsFresh(); err != nil {
+		return sessionRecord{}, err
+	}
+	return sm.sess.rows[keyOf(o)], nil
+}
+
+// sessionResults reads the recorded results of o's session.
+func (sm *StateMachine) sessionResults(o Origin) ([]byte, error) {
+	st := sm.getResults
 	defer st.Reset()
 	if err := st.BindText(1, o.Node); err != nil {
-		return rec, err
+		return nil, err
 	}
 	if err := st.BindInt64(2, int64(o.Session)); err != nil {
-		return rec, err
+		return nil, err
 	}
+	var blob []byte
 	if st.Step() {
-		rec.found = true
-		rec.seq = uint64(st.ColumnInt64(0))
-		rec.index = uint64(st.ColumnInt64(1))
-		rec.applied = st.ColumnInt64(2) == 1
-		if st.ColumnType(3) == sqlite3.BLOB {
-			rec.hasRes = true
-			rec.results = st.ColumnBlob(3, nil)
-		}
+		blob = st.ColumnBlob(0, nil)
 	}
-	return rec, st.Err()
+	return blob, st.Err()
 }
 
 // recordSession records, in the writer's open transaction, that cmd was
-// applied at index (applied) or fenced off (!applied).
+// applied at index (applied) or fenced off (!applied). A session the mirror
+// knows is updated in place; a new one (or one the table lacks after all)
+// goes through the upsert.
 func (sm *StateMachine) recordSession(cmd *Command, index uint64, applied bool, results []Result) error {
-	st := sm.putSession
-	defer st.Reset()
+	if err := sm.sessionsFresh(); err != nil {
+		return err
+	}
+	m := &sm.sess
+	k := keyOf(cmd.Origin)
 	var blob []byte
 	if applied && cmd.Kind == KindExec && sm.codec.Marshal != nil {
 		if b, err := sm.codec.Marshal(results); err == nil {
@@ -131,6 +306,26 @@ func (sm *StateMachine) recordSession(cmd *Command, index uint64, applied bool, 
 	if applied {
 		flag = 1
 	}
+	defer m.beginInternal()()
+	known := m.rows[k].found
+	if known {
+		if err := sm.writeSession(sm.updSession, cmd, index, flag, blob); err != nil {
+			return err
+		}
+		known = sm.w.Changes() == 1
+	}
+	if !known {
+		if err := sm.writeSession(sm.putSession, cmd, index, flag, blob); err != nil {
+			return err
+		}
+	}
+	m.set(k, sessionRecord{found: true, seq: cmd.Origin.Seq, index: index, applied: applied, at: cmd.Time, hasRes: blob != nil})
+	return nil
+}
+
+// writeSession runs st (updSession or putSession) for cmd's session row.
+func (sm *StateMachine) writeSession(st *sqlite3.Stmt, cmd *Command, index uint64, flag int64, blob []byte) error {
+	defer st.Reset()
 	for i, err := range []error{
 		st.BindText(1, cmd.Origin.Node),
 		st.BindInt64(2, int64(cmd.Origin.Session)),
@@ -156,13 +351,13 @@ func (sm *StateMachine) recordSession(cmd *Command, index uint64, applied bool, 
 }
 
 // duplicate returns the response to a copy of a write already settled by
-// rec (rec.seq >= the copy's Seq).
-func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord) *Response {
+// rec (rec.seq >= the copy's Seq). An error is a node fault.
+func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord) (*Response, error) {
 	if rec.seq != cmd.Origin.Seq || !rec.applied {
 		if cmd.Kind == KindFence {
-			return &Response{Index: index, NotApplied: true}
+			return &Response{Index: index, NotApplied: true}, nil
 		}
-		return &Response{Index: index, NotApplied: true, Err: ErrNotApplied}
+		return &Response{Index: index, NotApplied: true, Err: ErrNotApplied}, nil
 	}
 	resp := &Response{Index: rec.index, Duplicate: true}
 	if cmd.Kind == KindExec || (cmd.Kind == KindFence && rec.hasRes) {
@@ -170,33 +365,51 @@ func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord)
 			if cmd.Kind == KindExec {
 				resp.Err = fmt.Errorf("%w (index %d)", ErrResultsLost, rec.index)
 			}
-			return resp
+			return resp, nil
 		}
-		res, err := sm.codec.Unmarshal(rec.results)
+		blob, err := sm.sessionResults(cmd.Origin)
+		if err != nil {
+			return nil, err
+		}
+		res, err := sm.codec.Unmarshal(blob)
 		if err != nil {
 			if cmd.Kind == KindExec {
 				resp.Err = fmt.Errorf("%w (index %d): %w", ErrResultsLost, rec.index, err)
 			}
-			return resp
+			return resp, nil
 		}
 		resp.Results = res
 	}
-	return resp
+	return resp, nil
 }
 
 // pruneSessions drops the records of sessions idle past sessionRetention,
-// at every pruneEvery-th index, in the writer's open transaction.
+// at every pruneEvery-th index, in the writer's open transaction, and from
+// the mirror.
 func (sm *StateMachine) pruneSessions(index uint64, now int64) error {
 	if index%pruneEvery != 0 {
 		return nil
 	}
+	m := &sm.sess
+	defer m.beginInternal()()
 	st, _, err := sm.w.Prepare(`DELETE FROM _hiqlite_sessions WHERE at < ?`)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.BindInt64(1, now-int64(sessionRetention)); err != nil {
+	cutoff := now - int64(sessionRetention)
+	if err := st.BindInt64(1, cutoff); err != nil {
 		return err
 	}
-	return st.Exec()
+	if err := st.Exec(); err != nil {
+		return err
+	}
+	if !m.stale {
+		for k, rec := range m.rows {
+			if rec.at < cutoff {
+				m.set(k, sessionRecord{})
+			}
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/ncruces/go-sqlite3"
@@ -238,5 +239,74 @@ func TestExactlyOnceSurvivesReopen(t *testing.T) {
 	again := a.must(a.exec(o, `INSERT INTO t(v) VALUES (1)`))
 	if !again.Duplicate || again.Index != first.Index || again.Results[0].LastInsertID != first.Results[0].LastInsertID {
 		t.Fatalf("after reopen: %+v, want a duplicate of %+v", again, first)
+	}
+}
+
+// The state machine answers lookups from a copy of _hiqlite_sessions in
+// memory. A write of a user to the table itself (directly, or in a trigger
+// added after the statement that fires it was prepared) must not leave that
+// copy behind: every node decides as one restarted (reading the table) would.
+func TestExactlyOnceSessionTableWrittenByUser(t *testing.T) {
+	a := newApplier(t)
+	o1 := replication.Origin{Node: "n1", Session: 1, Seq: 1}
+	insert := `INSERT INTO t(v) VALUES (?)`
+	a.must(a.exec(o1, insert, "a")) // prepared and kept
+	a.must(a.exec(replication.Origin{}, `DELETE FROM _hiqlite_sessions`))
+	if r := a.must(a.exec(o1, insert, "b")); r.Duplicate {
+		t.Fatal("a write whose record was deleted was taken for a duplicate")
+	}
+	if err := a.sm.CheckSessionMirror(); err != nil {
+		t.Fatal(err)
+	}
+
+	a.must(a.exec(replication.Origin{}, `CREATE TRIGGER wipe AFTER INSERT ON t WHEN NEW.v = 'wipe' BEGIN DELETE FROM _hiqlite_sessions WHERE session = 1; END`))
+	a.must(a.exec(replication.Origin{Node: "n1", Session: 2, Seq: 1}, insert, "wipe"))
+	if err := a.sm.CheckSessionMirror(); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.must(a.exec(o1, insert, "c")); r.Duplicate {
+		t.Fatal("a write whose record a trigger deleted was taken for a duplicate")
+	}
+	if n := a.count(); n != 4 {
+		t.Fatalf("%d rows, want 4", n)
+	}
+	// Session 2 kept its record: the trigger ran before it was written.
+	if r := a.must(a.exec(replication.Origin{Node: "n1", Session: 2, Seq: 1}, insert, "wipe")); !r.Duplicate {
+		t.Fatal("retry of session 2 applied again")
+	}
+
+	// A trigger on the table itself, fired by the state machine's own
+	// writes, every time.
+	a.must(a.exec(replication.Origin{}, `CREATE TRIGGER own AFTER UPDATE ON _hiqlite_sessions WHEN NEW.session = 5 BEGIN DELETE FROM _hiqlite_sessions WHERE session = 6; END`))
+	for i := range uint64(3) {
+		o6 := replication.Origin{Node: "n1", Session: 6, Seq: 1}
+		a.must(a.exec(replication.Origin{Node: "n1", Session: 5, Seq: 2 * i}, `SELECT 1`))
+		a.must(a.exec(o6, `SELECT 1`))
+		a.must(a.exec(replication.Origin{Node: "n1", Session: 5, Seq: 2*i + 1}, `SELECT 1`)) // deletes session 6
+		if err := a.sm.CheckSessionMirror(); err != nil {
+			t.Fatal(err)
+		}
+		if r := a.must(a.exec(o6, `SELECT 1`)); r.Duplicate {
+			t.Fatalf("round %d: a write whose record the trigger deleted was taken for a duplicate", i)
+		}
+	}
+}
+
+// Session records are pruned from the table and from memory alike.
+func TestExactlyOncePrune(t *testing.T) {
+	a := newApplier(t)
+	old := replication.Origin{Node: "n1", Session: 1, Seq: 1}
+	st := replication.Statement{SQL: `INSERT INTO t(v) VALUES (NULL)`}
+	a.must(a.apply(&replication.Command{Kind: replication.KindExec, Time: 1e18, Origin: old, Stmts: []replication.Statement{st}}))
+	later := int64(1e18) + int64(25*time.Hour)
+	for a.index%4096 != 4095 {
+		a.index++
+	}
+	a.must(a.apply(&replication.Command{Kind: replication.KindExec, Time: later, Origin: replication.Origin{Node: "n1", Session: 2, Seq: 1}, Stmts: []replication.Statement{st}}))
+	if err := a.sm.CheckSessionMirror(); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.must(a.apply(&replication.Command{Kind: replication.KindExec, Time: later, Origin: old, Stmts: []replication.Statement{st}})); r.Duplicate {
+		t.Fatal("a pruned session's write was taken for a duplicate")
 	}
 }

@@ -169,6 +169,9 @@ func (sm *StateMachine) Restore(r io.ReadCloser) error {
 	if err := sm.loadState(); err != nil {
 		return sm.stop(fmt.Errorf("read restored state: %w", err))
 	}
+	if err := sm.loadSessions(); err != nil {
+		return sm.stop(fmt.Errorf("read restored state: %w", err))
+	}
 	sm.logBytes.Store(0)
 	sm.logEntries.Store(0)
 	sm.broadcast()

@@ -90,6 +90,8 @@ func TestRestoreOverAppliedState(t *testing.T) {
 
 	dst := newApplier(t) // has applied its own CREATE TABLE
 	dst.must(dst.exec(replication.Origin{}, `INSERT INTO t(v) VALUES ('only here')`))
+	local := replication.Origin{Node: "d", Session: 9, Seq: 1} // a session the snapshot lacks
+	dst.must(dst.exec(local, `SELECT 1`))
 	if err := dst.sm.Restore(io.NopCloser(&sink)); err != nil {
 		t.Fatal(err)
 	}
@@ -109,5 +111,8 @@ func TestRestoreOverAppliedState(t *testing.T) {
 	// A retry of the source's session is recognised after the restore.
 	if r := dst.must(dst.exec(replication.Origin{Node: "n", Session: 1, Seq: 100}, `INSERT INTO t(v) VALUES (1) RETURNING id`)); !r.Duplicate {
 		t.Fatal("the session record did not come with the snapshot")
+	}
+	if r := dst.must(dst.exec(local, `SELECT 1`)); r.Duplicate {
+		t.Fatal("a session record replaced by the snapshot is still known")
 	}
 }

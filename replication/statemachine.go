@@ -43,7 +43,7 @@ INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0, 0);`
 // # Lock protocol
 //
 // mu guards the writer, the reference connection, env, the statement cache,
-// the session statements, codec, pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
+// the session mirror and statements, codec, pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
 // Restore; the leader's transaction owner takes it per statement in BeginTx,
 // ExecTx and RollbackTx. No method holds mu while waiting for anything other
 // than SQLite. applied and fault are atomics, readable without mu.
@@ -64,8 +64,10 @@ type StateMachine struct {
 	batch   batch    // the group commit of the ApplyBatch call in progress
 	nt      notifier // hiqlite_notify (notify.go)
 
-	// getSession and putSession read and write _hiqlite_sessions.
-	getSession, putSession *sqlite3.Stmt
+	// sess mirrors _hiqlite_sessions (sessions.go); getResults reads a
+	// session's recorded results, updSession and putSession write its row.
+	sess                               sessionMirror
+	getResults, updSession, putSession *sqlite3.Stmt
 	// ctl holds the writer's transaction control statements, prepared once
 	// (parsing them per command cost a tenth of the apply CPU).
 	ctl map[string]*sqlite3.Stmt
@@ -343,7 +345,24 @@ func (sm *StateMachine) ensureTx() error {
 // execText runs every SQL statement of st.SQL in order, as SQLite's
 // sqlite3_exec does; arguments bind to the first statement only when the
 // text holds one statement. It returns the result of the last statement.
+//
+// A statement that writes _hiqlite_sessions makes the session mirror stale
+// and is not kept prepared, so that each run of it is seen again.
 func (sm *StateMachine) execText(st Statement) (Result, error) {
+	sm.sess.touched = false
+	res, err := sm.execTextCached(st)
+	if sm.sess.touched {
+		sm.sess.touched = false
+		sm.sess.stale = true
+		if stmt := sm.cache[st.SQL]; stmt != nil {
+			stmt.Close()
+			delete(sm.cache, st.SQL)
+		}
+	}
+	return res, err
+}
+
+func (sm *StateMachine) execTextCached(st Statement) (Result, error) {
 	var res Result
 	if stmt := sm.cache[st.SQL]; stmt != nil {
 		return res, sm.execOne(stmt, st.Args, &res)
@@ -555,7 +574,7 @@ func (sm *StateMachine) closeConns() error {
 		st.Close()
 	}
 	sm.ctl = nil
-	for _, st := range []*sqlite3.Stmt{sm.setMeta, sm.setSeen, sm.getSession, sm.putSession} {
+	for _, st := range []*sqlite3.Stmt{sm.setMeta, sm.setSeen, sm.getResults, sm.updSession, sm.putSession} {
 		if st != nil {
 			st.Close()
 		}

@@ -1,0 +1,34 @@
+package replication
+
+import "fmt"
+
+// CheckSessionMirror compares the state machine's mirror of
+// _hiqlite_sessions with the table (call it between ApplyBatch calls). A
+// stale mirror is read again first, as its next use would.
+func (sm *StateMachine) CheckSessionMirror() error {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if len(sm.sess.undo) != 0 || sm.sess.lost {
+		return fmt.Errorf("undo log left after the transaction: %d rows, lost=%v", len(sm.sess.undo), sm.sess.lost)
+	}
+	if sm.sess.stale {
+		return sm.loadSessions()
+	}
+	mirror := make(map[sessionKey]sessionRecord, len(sm.sess.rows))
+	for k, v := range sm.sess.rows {
+		mirror[k] = v
+	}
+	if err := sm.loadSessions(); err != nil {
+		return err
+	}
+	for k, v := range sm.sess.rows {
+		if mirror[k] != v {
+			return fmt.Errorf("session %v: mirror %+v, table %+v", k, mirror[k], v)
+		}
+		delete(mirror, k)
+	}
+	for k, v := range mirror {
+		return fmt.Errorf("session %v: mirror %+v, not in the table", k, v)
+	}
+	return nil
+}
