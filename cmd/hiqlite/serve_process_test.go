@@ -404,6 +404,9 @@ func buildBinary(t *testing.T) string {
 type serveProc struct {
 	name, dir, listen, gossip string
 	args                      []string
+	// wrap, when set, runs the binary through it: wrap[0] is the command,
+	// then wrap[1:], the binary and args (as "sh -c SCRIPT" takes $0 $@).
+	wrap []string
 
 	cmd  *exec.Cmd
 	out  *syncBuffer   // stdout and stderr of every run
@@ -418,7 +421,11 @@ func (p *serveProc) start(t *testing.T, bin string) {
 	if p.out == nil {
 		p.out = &syncBuffer{}
 	}
-	p.cmd = exec.Command(bin, p.args...)
+	if len(p.wrap) > 0 {
+		p.cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], bin), p.args...)...)
+	} else {
+		p.cmd = exec.Command(bin, p.args...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	mark := p.out.Len()
 	fmt.Fprintf(p.out, "--- start %s\n", p.name)
