@@ -15,3 +15,17 @@ func CacheLeads(n *Node) bool {
 
 // SnapshotCache snapshots n's replica of the cache group.
 func SnapshotCache(n *Node) error { return n.c.SnapshotCache() }
+
+// StmtCacheStats reports, for a driver connection reached through
+// (*sql.Conn).Raw, how many idle plain reads its cache holds, and how many
+// statements are open on its read connection.
+func StmtCacheStats(dc any) (reads, open int) {
+	c := dc.(*conn)
+	for range c.db.Stmts() {
+		open++
+	}
+	return c.reads.len(), open
+}
+
+// ReadCacheSize bounds a connection's cache of idle reads.
+const ReadCacheSize = readCacheSize

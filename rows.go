@@ -15,14 +15,15 @@ import (
 // SQLite connection. Cancelling ctx interrupts the statement.
 //
 // The columns are read after the first step, which Columns or Next takes:
-// a statement prepared before a schema change (a database/sql Stmt) is
-// re-prepared by SQLite at that step, and its columns may have changed with
-// the schema.
+// a statement prepared before a schema change (one from the connection's
+// cache, or a database/sql Stmt) is re-prepared by SQLite at that step, and
+// its columns may have changed with the schema.
 type rows struct {
 	ctx   context.Context
 	c     *conn
+	p     *prepared
 	s     *sqlite3.Stmt
-	own   bool // close s with the rows (an unprepared query)
+	own   bool // release p with the rows (a query, not a stmt's execution)
 	names []string
 	kinds []scanKind
 
@@ -39,8 +40,8 @@ var (
 	_ driver.RowsColumnTypeNullable         = (*rows)(nil)
 )
 
-func newRows(ctx context.Context, c *conn, s *sqlite3.Stmt, own bool) *rows {
-	return &rows{ctx: ctx, c: c, s: s, own: own}
+func newRows(ctx context.Context, c *conn, p *prepared) *rows {
+	return &rows{ctx: ctx, c: c, p: p, s: p.s, own: true}
 }
 
 // first takes the first step, once, and reads the columns.
@@ -73,7 +74,7 @@ func (r *rows) Close() error {
 	r.row, r.ahead = false, false
 	r.c.db.SetInterrupt(context.Background())
 	if r.own {
-		return r.s.Close()
+		return r.c.release(r.p, false)
 	}
 	r.s.Reset()
 	return r.s.ClearBindings()
