@@ -29,8 +29,9 @@ type conn struct {
 	tx      *tx        // the open transaction, begun by BeginTx or by a BEGIN statement
 	owner   *Connector // with Driver.Open: the connector this conn alone uses
 
-	// idle prepared plain reads (stmtcache.go)
+	// what preparing texts on db taught (stmtcache.go)
 	reads  *lru[cachedRead]
+	writes *lru[cachedWrite]
 	closed bool // Close ran: released statements are closed, not cached
 }
 
@@ -78,7 +79,7 @@ func newConn(ctx context.Context, c *Connector) (*conn, error) {
 	}
 	return &conn{
 		cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64(),
-		reads: newLRU[cachedRead](readCacheSize),
+		reads: newLRU[cachedRead](readCacheSize), writes: newLRU[cachedWrite](writeCacheSize),
 	}, nil
 }
 
@@ -157,11 +158,14 @@ type prepared struct {
 	linearized bool
 }
 
-// prepare prepares and classifies query's first statement, or takes the
-// idle statement of a plain read of the same text from the cache.
+// prepare prepares and classifies query's first statement, or finds what
+// an earlier prepare of the same text taught (stmtcache.go).
 func (c *conn) prepare(query string) (*prepared, error) {
 	if r, ok := c.reads.take(query); ok {
 		return &prepared{query: query, s: r.s, cls: replication.Class{Kind: replication.Read}, numInput: r.numInput, plainRead: true}, nil
+	}
+	if w, ok := c.writes.get(query); ok {
+		return &prepared{query: query, cls: w.cls, multi: w.multi, numInput: w.numInput}, nil
 	}
 	// Refuse before preparing: preparing a PRAGMA already applies it.
 	textCls, err := replication.ClassifySQL(query)
@@ -208,6 +212,10 @@ func (c *conn) prepare(query string) (*prepared, error) {
 		// The writer runs the text and prepares it there.
 		s.Close()
 		p.s = nil
+		if c.writes.has(query) {
+			break
+		}
+		c.writes.add(query, cachedWrite{cls: p.cls, multi: p.multi, numInput: p.numInput})
 	case p.cls.Kind == replication.Read && textCls.Kind == replication.Write && !p.multi:
 		// Only sqlite3_stmt_readonly told it from a write: a SELECT,
 		// VALUES or WITH ... SELECT.

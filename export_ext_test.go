@@ -17,15 +17,18 @@ func CacheLeads(n *Node) bool {
 func SnapshotCache(n *Node) error { return n.c.SnapshotCache() }
 
 // StmtCacheStats reports, for a driver connection reached through
-// (*sql.Conn).Raw, how many idle plain reads its cache holds, and how many
-// statements are open on its read connection.
-func StmtCacheStats(dc any) (reads, open int) {
+// (*sql.Conn).Raw, how many idle plain reads and classified writes its
+// caches hold, and how many statements are open on its read connection.
+func StmtCacheStats(dc any) (reads, writes, open int) {
 	c := dc.(*conn)
 	for range c.db.Stmts() {
 		open++
 	}
-	return c.reads.len(), open
+	return c.reads.len(), c.writes.len(), open
 }
 
-// ReadCacheSize bounds a connection's cache of idle reads.
-const ReadCacheSize = readCacheSize
+// StmtCacheSizes are the bounds of a connection's caches.
+const (
+	ReadCacheSize  = readCacheSize
+	WriteCacheSize = writeCacheSize
+)

@@ -2,32 +2,58 @@ package hiqlite
 
 import (
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/replication"
 )
 
-// A connection keeps, by query text, the idle prepared statements of plain
-// reads (SELECT, VALUES, WITH ... SELECT: a single statement that only
-// sqlite3_stmt_readonly classified), so that a repeated query neither
-// prepares nor finalizes a statement. A query takes its statement out of the
-// cache and the release at the end of its execution puts it back, reset and
-// with no bindings, so two live executions never share a statement: a query
-// whose text is out already prepares one of its own.
+// A connection remembers, by query text, what preparing a text on its read
+// connection taught it, so that a repeated query neither prepares nor
+// finalizes a statement:
 //
-// A statement prepared before a schema change is re-prepared by SQLite at
-// its next step (prepare_v3), and rows read the columns after that first
-// step. Its class cannot change: sqlite3_stmt_readonly is true of any
-// SELECT whatever the schema, and its parameters are the text's. A text
-// that did not prepare (or was refused) is never cached, and a statement
-// whose execution failed is closed, not cached, so the next run prepares
-// again and reports the error where it did before.
+//   - reads: the idle prepared statements of plain reads (SELECT, VALUES,
+//     WITH ... SELECT: a single statement that only sqlite3_stmt_readonly
+//     classified). A query takes its statement out of the cache and the
+//     release at the end of its execution puts it back, reset and with no
+//     bindings, so two live executions never share a statement: a query
+//     whose text is out already prepares one of its own. A statement
+//     prepared before a schema change is re-prepared by SQLite at its next
+//     step (prepare_v3), and rows read the columns after that first step.
+//   - writes: the classification of texts whose first statement is a Write,
+//     so that the per-row INSERT of a transaction does not prepare on the
+//     read connection only to learn what the text alone says.
+//
+// What is cached depends on the text only, never on the schema: the
+// keywords decide every class but Read and Write of SELECT, VALUES and WITH,
+// and for those sqlite3_stmt_readonly is true of any SELECT and false of
+// any INSERT, UPDATE or DELETE after a WITH whatever the schema (SQLite
+// opens a write transaction for them even on a view). The number of
+// parameters and whether more statements follow are the text's too. A
+// cached class could at worst send to the writer a statement that became
+// a read, and the writer runs any statement correctly. A text that did not
+// prepare (or was refused) is never cached, and a read whose execution
+// failed is closed, not cached, so the next run prepares again and reports
+// the error where it did before. A cached write whose table went away is
+// reported by the writer (which prepares it), as an unprepared one is.
 //
 // PRAGMA and EXPLAIN statements are not cached: SQLite evaluates most
 // pragmas when it prepares them, and marks them to run once and be prepared
 // again, so a cache would gain nothing.
-const readCacheSize = 64 // idle statements per connection
+const (
+	readCacheSize  = 64  // idle statements per connection
+	writeCacheSize = 256 // classified texts per connection
+)
 
 // cachedRead is an idle prepared plain read.
 type cachedRead struct {
 	s        *sqlite3.Stmt
+	numInput int
+}
+
+// cachedWrite is what preparing a text whose first statement is a Write
+// taught: the text is run by the writer.
+type cachedWrite struct {
+	cls      replication.Class
+	multi    bool
 	numInput int
 }
 

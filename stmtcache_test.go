@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ncruces/go-sqlite3"
 
 	"github.com/hiqlite/hiqlite"
 	"github.com/hiqlite/hiqlite/internal/clustertest"
@@ -27,15 +30,15 @@ func pinned(t *testing.T, db *sql.DB) *sql.Conn {
 }
 
 // cacheStats returns hiqlite.StmtCacheStats of conn.
-func cacheStats(t *testing.T, conn *sql.Conn) (reads, open int) {
+func cacheStats(t *testing.T, conn *sql.Conn) (reads, writes, open int) {
 	t.Helper()
 	if err := conn.Raw(func(dc any) error {
-		reads, open = hiqlite.StmtCacheStats(dc)
+		reads, writes, open = hiqlite.StmtCacheStats(dc)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return reads, open
+	return reads, writes, open
 }
 
 // countOn runs a query for one integer on conn.
@@ -99,11 +102,12 @@ func TestStmtCacheReuse(t *testing.T) {
 			t.Fatalf("select %d: %q, %v", i+1, v, err)
 		}
 	}
-	// One idle read, the only statement open on the read connection.
-	if reads, open := cacheStats(t, conn); reads != 1 || open != 1 {
-		t.Errorf("after 20 inserts and selects: %d cached reads, %d open statements; want 1, 1", reads, open)
+	// One idle read, two classified writes (CREATE TABLE and INSERT), and
+	// the read the only statement open on the read connection.
+	if reads, writes, open := cacheStats(t, conn); reads != 1 || writes != 2 || open != 1 {
+		t.Errorf("after 20 inserts and selects: %d cached reads, %d cached writes, %d open statements; want 1, 2, 1", reads, writes, open)
 	}
-	// The texts still count their arguments.
+	// The cached texts still count their arguments.
 	if _, err := conn.ExecContext(ctx, `INSERT INTO k(v) VALUES (?)`); err == nil {
 		t.Error("cached INSERT ran without its argument")
 	}
@@ -127,16 +131,22 @@ func TestStmtCacheBounded(t *testing.T) {
 			t.Fatalf("SELECT %d: %d, %v", i, n, err)
 		}
 	}
-	reads, open := cacheStats(t, conn)
-	if reads != hiqlite.ReadCacheSize || open != reads {
-		t.Errorf("%d cached reads, %d open statements; want %d, %[3]d", reads, open, hiqlite.ReadCacheSize)
+	for i := range hiqlite.WriteCacheSize + 10 {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`INSERT INTO k(v) VALUES ('%d')`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reads, writes, open := cacheStats(t, conn)
+	if reads != hiqlite.ReadCacheSize || writes != hiqlite.WriteCacheSize || open != reads {
+		t.Errorf("%d cached reads, %d cached writes, %d open statements; want %d, %d, %[4]d",
+			reads, writes, open, hiqlite.ReadCacheSize, hiqlite.WriteCacheSize)
 	}
 	// The most recent reads are the ones kept, and still right.
 	var n int
 	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT %d`, hiqlite.ReadCacheSize+9)).Scan(&n); err != nil || n != hiqlite.ReadCacheSize+9 {
 		t.Errorf("recent cached read: %d, %v", n, err)
 	}
-	if r, open := cacheStats(t, conn); r != reads || open != reads {
+	if r, _, open := cacheStats(t, conn); r != reads || open != reads {
 		t.Errorf("a cached read prepared again: %d cached, %d open", r, open)
 	}
 }
@@ -179,7 +189,7 @@ func TestStmtCacheOpenRows(t *testing.T) {
 		t.Errorf("outer rows %v, want 1 to 5", got)
 	}
 	outer.Close()
-	if reads, open := cacheStats(t, conn); reads != 1 || open != 1 {
+	if reads, _, open := cacheStats(t, conn); reads != 1 || open != 1 {
 		t.Errorf("%d cached reads, %d open statements; want 1, 1", reads, open)
 	}
 }
@@ -293,8 +303,77 @@ func TestStmtCacheSchemaChangeFromLeader(t *testing.T) {
 	if cols, rows, err := queryAll(context.Background(), conn, q, 1); err != nil || !reflect.DeepEqual(cols, []string{"w", "id"}) || !reflect.DeepEqual(rows, []string{"x 1"}) {
 		t.Errorf("after the table was made again: %v %v, %v", cols, rows, err)
 	}
-	if reads, _ := cacheStats(t, conn); reads != 1 {
+	if reads, _, _ := cacheStats(t, conn); reads != 1 {
 		t.Errorf("%d cached reads, want 1", reads)
+	}
+}
+
+// TestStmtCacheWriteClass runs cached write texts after schema changes: the
+// cached classification must send them where a fresh one would.
+func TestStmtCacheWriteClass(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t)
+	mustExec(t, db, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)`)
+	conn := pinned(t, db)
+	ctx := context.Background()
+	const ins = `INSERT INTO t(v) VALUES (?)`
+	const cte = `WITH x(v) AS (VALUES (?)) INSERT INTO t(v) SELECT v FROM x`
+	exec := func(q string, args ...any) error {
+		_, err := conn.ExecContext(ctx, q, args...)
+		return err
+	}
+	for _, q := range []string{ins, cte} {
+		if err := exec(q, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The table goes: the writer reports it, as the read connection would.
+	mustExec(t, db, `DROP TABLE t`)
+	for _, q := range []string{ins, cte} {
+		if err := exec(q, "b"); err == nil || !errors.Is(err, sqlite3.ERROR) || !strings.Contains(err.Error(), "no such table") {
+			t.Errorf("%s into a dropped table: %v", q, err)
+		}
+	}
+	// It comes back as a view that takes inserts through a trigger.
+	mustExec(t, db, `CREATE TABLE log(v TEXT)`)
+	mustExec(t, db, `CREATE VIEW t(v) AS SELECT v FROM log`)
+	mustExec(t, db, `CREATE TRIGGER ti INSTEAD OF INSERT ON t BEGIN INSERT INTO log VALUES (NEW.v); END`)
+	for _, q := range []string{ins, cte} {
+		if err := exec(q, "c"); err != nil {
+			t.Errorf("%s into the view: %v", q, err)
+		}
+	}
+	if n := countOn(t, conn, `SELECT count(*) FROM log WHERE v = 'c'`); n != 2 {
+		t.Errorf("%d rows through the view, want 2", n)
+	}
+	// A write in a read-only transaction is refused each time, cached or not.
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for range 2 {
+		if _, err := tx.Exec(ins, "d"); !errors.Is(err, sqlite3.READONLY) {
+			t.Errorf("INSERT in a read-only transaction: %v", err)
+		}
+	}
+	tx.Rollback()
+	// A text of several statements stays one: no arguments, no rows.
+	const two = `INSERT INTO log VALUES ('e'); INSERT INTO log VALUES ('f')`
+	for range 2 {
+		if err := exec(two); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec(two, 1); err == nil {
+			t.Error("arguments bound to a text of several statements")
+		}
+		if rows, err := conn.QueryContext(ctx, two); err == nil {
+			rows.Close()
+			t.Error("a query of several statements ran")
+		}
+	}
+	if n := countOn(t, conn, `SELECT count(*) FROM log WHERE v IN ('e', 'f')`); n != 4 {
+		t.Errorf("%d rows from the texts of two statements, want 4", n)
 	}
 }
 
