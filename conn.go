@@ -28,6 +28,11 @@ type conn struct {
 	fk      bool       // PRAGMA foreign_keys of this session, carried by its writes
 	tx      *tx        // the open transaction, begun by BeginTx or by a BEGIN statement
 	owner   *Connector // with Driver.Open: the connector this conn alone uses
+
+	// what preparing texts on db taught (stmtcache.go)
+	reads  *lru[cachedRead]
+	writes *lru[cachedWrite]
+	closed bool // Close ran: released statements are closed, not cached
 }
 
 var (
@@ -72,7 +77,10 @@ func newConn(ctx context.Context, c *Connector) (*conn, error) {
 		db.Close()
 		return nil, err
 	}
-	return &conn{cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64()}, nil
+	return &conn{
+		cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64(),
+		reads: newLRU[cachedRead](readCacheSize), writes: newLRU[cachedWrite](writeCacheSize),
+	}, nil
 }
 
 // Node returns the node of this connection; reach it through
@@ -94,6 +102,8 @@ func (c *conn) Close() error {
 	if c.tx != nil {
 		errs = append(errs, c.tx.Rollback())
 	}
+	c.closed = true
+	c.reads.drain(func(r cachedRead) { errs = append(errs, r.s.Close()) })
 	errs = append(errs, c.db.Close())
 	if c.owner != nil {
 		errs = append(errs, c.owner.Close())
@@ -128,24 +138,35 @@ func (c *conn) flags() replication.Flags {
 }
 
 // prepared is a statement text prepared (and classified) on the read
-// connection. For a text of several statements, s is the first and multi
-// says whether all of them are reads.
+// connection, for one execution or for a stmt. For a text of several
+// statements, s is the first and multi says whether all of them are reads.
 type prepared struct {
 	query string
-	s     *sqlite3.Stmt
-	cls   replication.Class
-	multi bool // more statements follow the first
-	reads bool // with multi: every statement is a read
-	empty bool // the text holds no statement
-	// unprepared: only the writer can prepare the text; s is nil
-	unprepared bool
+	// s is nil for a write (the writer prepares the text) and for an empty
+	// text; release gives it back
+	s   *sqlite3.Stmt
+	cls replication.Class
+	// numInput is the number of parameters of a single statement that has
+	// positional ones only, else -1: the argument count database/sql cannot
+	// check for a query
+	numInput  int
+	multi     bool // more statements follow the first
+	reads     bool // with multi: every statement is a read
+	empty     bool // the text holds no statement
+	plainRead bool // s is a single plain read: release caches it
 	// linearized: the read index was awaited for this execution
 	linearized bool
 }
 
-// prepare prepares and classifies query's first statement. A nil s with no
-// error means the text holds no statement.
+// prepare prepares and classifies query's first statement, or finds what
+// an earlier prepare of the same text taught (stmtcache.go).
 func (c *conn) prepare(query string) (*prepared, error) {
+	if r, ok := c.reads.take(query); ok {
+		return &prepared{query: query, s: r.s, cls: replication.Class{Kind: replication.Read}, numInput: r.numInput, plainRead: true}, nil
+	}
+	if w, ok := c.writes.get(query); ok {
+		return &prepared{query: query, cls: w.cls, multi: w.multi, numInput: w.numInput}, nil
+	}
 	// Refuse before preparing: preparing a PRAGMA already applies it.
 	textCls, err := replication.ClassifySQL(query)
 	if err != nil {
@@ -158,13 +179,14 @@ func (c *conn) prepare(query string) (*prepared, error) {
 			// transaction created (CREATE TABLE, then INSERT into it),
 			// nor, on a follower, what the leader committed a moment ago:
 			// the writer prepares it, and reports any real error.
-			return &prepared{query: query, cls: textCls, unprepared: true}, nil
+			return &prepared{query: query, cls: textCls, numInput: -1}, nil
 		}
 		return nil, err
 	}
-	p := &prepared{query: query, s: s}
+	p := &prepared{query: query, s: s, numInput: -1}
 	if s == nil {
 		p.empty = true
+		p.numInput = 0
 		return p, nil
 	}
 	if p.cls, err = replication.Classify(s); err != nil {
@@ -172,19 +194,74 @@ func (c *conn) prepare(query string) (*prepared, error) {
 		return nil, err
 	}
 	if replication.IsBlank(tail) {
-		return p, nil
+		p.numInput = numInput(s)
+	} else {
+		p.multi = true
+		if p.cls.Kind != replication.Read && p.cls.Kind != replication.Write {
+			s.Close()
+			return nil, &replication.RefusedError{SQL: query, Reason: fmt.Sprintf("%v inside a text of several statements; run it as a statement of its own", p.cls.Kind)}
+		}
+		p.reads, err = c.allReads(p.cls, tail)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
-	p.multi = true
-	if p.cls.Kind != replication.Read && p.cls.Kind != replication.Write {
+	switch {
+	case p.cls.Kind == replication.Write:
+		// The writer runs the text and prepares it there.
 		s.Close()
-		return nil, &replication.RefusedError{SQL: query, Reason: fmt.Sprintf("%v inside a text of several statements; run it as a statement of its own", p.cls.Kind)}
-	}
-	p.reads, err = c.allReads(p.cls, tail)
-	if err != nil {
-		s.Close()
-		return nil, err
+		p.s = nil
+		if c.writes.has(query) {
+			break
+		}
+		c.writes.add(query, cachedWrite{cls: p.cls, multi: p.multi, numInput: p.numInput})
+	case p.cls.Kind == replication.Read && textCls.Kind == replication.Write && !p.multi:
+		// Only sqlite3_stmt_readonly told it from a write: a SELECT,
+		// VALUES or WITH ... SELECT.
+		p.plainRead = true
 	}
 	return p, nil
+}
+
+// release ends an execution's (or a stmt's) hold on p.s. A plain read goes
+// back to the connection's cache, reset and with no bindings, unless its
+// execution failed or the cache already holds an idle statement of the same
+// text; anything else is closed. Like closing the statement, it returns the
+// error of its last step.
+func (c *conn) release(p *prepared, failed bool) error {
+	s := p.s
+	if s == nil {
+		return nil
+	}
+	p.s = nil
+	if !p.plainRead || failed || c.closed {
+		return s.Close()
+	}
+	if err := s.Reset(); err != nil {
+		s.Close()
+		return err
+	}
+	if err := s.ClearBindings(); err != nil || c.reads.has(p.query) {
+		s.Close()
+		return err
+	}
+	if old, ok := c.reads.add(p.query, cachedRead{s: s, numInput: p.numInput}); ok {
+		old.s.Close()
+	}
+	return nil
+}
+
+// numInput returns the number of parameters of s, or -1 when one of them is
+// named.
+func numInput(s *sqlite3.Stmt) int {
+	n := s.BindCount()
+	for i := 1; i <= n; i++ {
+		if name := s.BindName(i); name != "" && name[0] != '?' {
+			return -1
+		}
+	}
+	return n
 }
 
 // allReads reports whether first and every statement of tail are reads. A
@@ -223,10 +300,9 @@ func (c *conn) ExecContext(ctx context.Context, query string, nargs []driver.Nam
 	if err != nil {
 		return nil, err
 	}
-	if p.s != nil {
-		defer p.s.Close()
-	}
-	return c.exec(ctx, p, args)
+	res, err := c.exec(ctx, p, args)
+	c.release(p, err != nil)
+	return res, err
 }
 
 // start converts the arguments and prepares an unprepared query. A
@@ -248,11 +324,9 @@ func (c *conn) start(ctx context.Context, query string, nargs []driver.NamedValu
 	// database/sql counts the arguments of a prepared statement (NumInput),
 	// not those of a query it hands to the connection: count them here, so
 	// that a missing argument is an error, not a NULL.
-	if p.s != nil && !p.multi {
-		if want := (&stmt{c: c, p: p}).NumInput(); want >= 0 && want != len(nargs) {
-			p.s.Close()
-			return nil, nil, fmt.Errorf("hiqlite: expected %d arguments, got %d", want, len(nargs))
-		}
+	if !p.empty && p.numInput >= 0 && p.numInput != len(nargs) {
+		c.release(p, false)
+		return nil, nil, fmt.Errorf("hiqlite: expected %d arguments, got %d", p.numInput, len(nargs))
 	}
 	p.linearized = linearized
 	return p, args, nil
@@ -264,8 +338,8 @@ func (c *conn) QueryContext(ctx context.Context, query string, nargs []driver.Na
 		return nil, err
 	}
 	r, own, err := c.query(ctx, p, args)
-	if p.s != nil && !own {
-		p.s.Close()
+	if !own {
+		c.release(p, err != nil)
 	}
 	return r, err
 }
@@ -303,7 +377,7 @@ func (c *conn) exec(ctx context.Context, p *prepared, args []replication.Arg) (d
 }
 
 // query runs a prepared statement for its rows; own reports whether the
-// returned rows took ownership of p.s.
+// returned rows took ownership of p.s, to release it when they close.
 func (c *conn) query(ctx context.Context, p *prepared, args []replication.Arg) (_ driver.Rows, own bool, _ error) {
 	if p.empty {
 		return nil, false, errors.New("hiqlite: empty query")
@@ -326,7 +400,7 @@ func (c *conn) query(ctx context.Context, p *prepared, args []replication.Arg) (
 		if err := replication.BindArgs(p.s, args); err != nil {
 			return nil, false, err
 		}
-		return newRows(ctx, c, p.s, true), true, nil
+		return newRows(ctx, c, p), true, nil
 	case replication.Write:
 		res, err := c.write(ctx, replication.Statement{SQL: p.query, Args: args})
 		if err != nil {

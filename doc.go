@@ -95,8 +95,8 @@
 // # Reads and writes
 //
 // Each database/sql connection has its own read-only SQLite connection to
-// the local database. Every statement is prepared there first and
-// classified: a statement SQLite reports as read-only runs on that local
+// the local database. Every statement is prepared there first (or found in
+// the connection's cache of recent texts) and classified: a statement SQLite reports as read-only runs on that local
 // connection and never touches Raft or the network. Anything else is a
 // write: its text and arguments become a Raft command; once the command is
 // committed, the state machine applies it on the node's single writer and

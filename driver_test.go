@@ -335,6 +335,51 @@ func TestColumnTypes(t *testing.T) {
 	}
 }
 
+// TestColumnsAfterSchemaChange runs a statement prepared before its table
+// changed: SQLite re-prepares it at its first step, and the rows must have
+// the columns of the new table.
+func TestColumnsAfterSchemaChange(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t)
+	mustExec(t, db, `CREATE TABLE t(a, b)`)
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st, err := conn.PrepareContext(ctx, `SELECT * FROM t`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	mustExec(t, db, `DROP TABLE t; CREATE TABLE t(c TEXT, a INTEGER, b); INSERT INTO t VALUES ('x', 1, 2)`)
+	rows, err := st.QueryContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cts, err := rows.ColumnTypes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, types []string
+	for _, ct := range cts {
+		names, types = append(names, ct.Name()), append(types, ct.DatabaseTypeName())
+	}
+	if !reflect.DeepEqual(names, []string{"c", "a", "b"}) || !reflect.DeepEqual(types, []string{"TEXT", "INTEGER", ""}) {
+		t.Errorf("columns %v of types %v, want c a b of TEXT INTEGER and none", names, types)
+	}
+	var c string
+	var a, b int
+	if !rows.Next() {
+		t.Fatalf("no row: %v", rows.Err())
+	}
+	if err := rows.Scan(&c, &a, &b); err != nil || c != "x" || a != 1 || b != 2 {
+		t.Errorf("row %q %d %d, %v; want x 1 2", c, a, b, err)
+	}
+}
+
 func TestRefused(t *testing.T) {
 	t.Parallel()
 	db, _ := open(t)

@@ -15,3 +15,20 @@ func CacheLeads(n *Node) bool {
 
 // SnapshotCache snapshots n's replica of the cache group.
 func SnapshotCache(n *Node) error { return n.c.SnapshotCache() }
+
+// StmtCacheStats reports, for a driver connection reached through
+// (*sql.Conn).Raw, how many idle plain reads and classified writes its
+// caches hold, and how many statements are open on its read connection.
+func StmtCacheStats(dc any) (reads, writes, open int) {
+	c := dc.(*conn)
+	for range c.db.Stmts() {
+		open++
+	}
+	return c.reads.len(), c.writes.len(), open
+}
+
+// StmtCacheSizes are the bounds of a connection's caches.
+const (
+	ReadCacheSize  = readCacheSize
+	WriteCacheSize = writeCacheSize
+)

@@ -13,14 +13,24 @@ import (
 
 // rows streams a read from a statement on the connection's local read-only
 // SQLite connection. Cancelling ctx interrupts the statement.
+//
+// The columns are read after the first step, which Columns or Next takes:
+// a statement prepared before a schema change (one from the connection's
+// cache, or a database/sql Stmt) is re-prepared by SQLite at that step, and
+// its columns may have changed with the schema.
 type rows struct {
 	ctx   context.Context
 	c     *conn
+	p     *prepared
 	s     *sqlite3.Stmt
-	own   bool // close s with the rows (an unprepared query)
+	own   bool // release p with the rows (a query, not a stmt's execution)
 	names []string
 	kinds []scanKind
-	row   bool // s is positioned on a row
+
+	stepped bool // the first step was taken and the columns read
+	ahead   bool // the first step's outcome is Next's to return
+	aheadOK bool // with ahead: the first step found a row
+	row     bool // s is positioned on a row that Next returned
 }
 
 var (
@@ -30,32 +40,54 @@ var (
 	_ driver.RowsColumnTypeNullable         = (*rows)(nil)
 )
 
-func newRows(ctx context.Context, c *conn, s *sqlite3.Stmt, own bool) *rows {
-	n := s.ColumnCount()
-	r := &rows{ctx: ctx, c: c, s: s, own: own, names: make([]string, n), kinds: make([]scanKind, n)}
-	for i := range n {
-		r.names[i] = s.ColumnName(i)
-		r.kinds[i] = kindOf(s.ColumnDeclType(i))
-	}
-	return r
+func newRows(ctx context.Context, c *conn, p *prepared) *rows {
+	return &rows{ctx: ctx, c: c, p: p, s: p.s, own: true}
 }
 
-func (r *rows) Columns() []string { return r.names }
+// first takes the first step, once, and reads the columns.
+func (r *rows) first() {
+	if r.stepped {
+		return
+	}
+	r.stepped, r.ahead, r.aheadOK = true, true, r.step()
+	n := r.s.ColumnCount()
+	r.names, r.kinds = make([]string, n), make([]scanKind, n)
+	for i := range n {
+		r.names[i] = r.s.ColumnName(i)
+		r.kinds[i] = kindOf(r.s.ColumnDeclType(i))
+	}
+}
+
+func (r *rows) step() bool {
+	old := r.c.db.SetInterrupt(r.ctx)
+	ok := r.s.Step()
+	r.c.db.SetInterrupt(old)
+	return ok
+}
+
+func (r *rows) Columns() []string {
+	r.first()
+	return r.names
+}
 
 func (r *rows) Close() error {
-	r.row = false
+	r.row, r.ahead = false, false
 	r.c.db.SetInterrupt(context.Background())
 	if r.own {
-		return r.s.Close()
+		return r.c.release(r.p, false)
 	}
 	r.s.Reset()
 	return r.s.ClearBindings()
 }
 
 func (r *rows) Next(dest []driver.Value) error {
-	old := r.c.db.SetInterrupt(r.ctx)
-	ok := r.s.Step()
-	r.c.db.SetInterrupt(old)
+	r.first()
+	ok := r.aheadOK
+	if r.ahead {
+		r.ahead = false
+	} else {
+		ok = r.step()
+	}
 	r.row = ok
 	if !ok {
 		if err := r.s.Err(); err != nil {
@@ -70,10 +102,12 @@ func (r *rows) Next(dest []driver.Value) error {
 }
 
 func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
+	r.first()
 	return databaseTypeName(r.s.ColumnDeclType(i))
 }
 
 func (r *rows) ColumnTypeScanType(i int) reflect.Type {
+	r.first()
 	var v any
 	if r.row {
 		v = replication.ColumnValue(r.s, i)
@@ -84,6 +118,7 @@ func (r *rows) ColumnTypeScanType(i int) reflect.Type {
 // ColumnTypeNullable is known for columns read straight from a table: NOT
 // NULL, or an INTEGER PRIMARY KEY, cannot be NULL.
 func (r *rows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	r.first()
 	col := r.s.ColumnOriginName(i)
 	if col == "" {
 		return false, false

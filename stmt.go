@@ -6,8 +6,9 @@ import (
 )
 
 // stmt is a prepared statement. Reads run on the statement prepared on the
-// local read connection; writes send its text and arguments to the writer,
-// whose statement cache holds the prepared form there.
+// local read connection (taken from the connection's cache of plain reads,
+// and given back on Close); writes send its text and arguments to the
+// writer, whose statement cache holds the prepared form there.
 type stmt struct {
 	c *conn
 	p *prepared
@@ -32,29 +33,14 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 }
 
 func (s *stmt) Close() error {
-	if s.p.s == nil {
-		return nil
-	}
-	return s.p.s.Close()
+	return s.c.release(s.p, false)
 }
 
 // NumInput lets database/sql check the argument count of statements with
 // positional parameters only; with named ones, or several statements, it
 // cannot know.
 func (s *stmt) NumInput() int {
-	if s.p.empty {
-		return 0
-	}
-	if s.p.multi || s.p.unprepared {
-		return -1
-	}
-	n := s.p.s.BindCount()
-	for i := 1; i <= n; i++ {
-		if name := s.p.s.BindName(i); name != "" && name[0] != '?' {
-			return -1
-		}
-	}
-	return n
+	return s.p.numInput
 }
 
 func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error { return checkValue(nv.Value) }
