@@ -186,17 +186,38 @@ func UnmarshalCommand(data []byte) (*Command, error) {
 	if n > 0 {
 		c.Stmts = make([]Statement, n)
 	}
+	// A transaction's statements often repeat one text with other
+	// arguments (10,000 inserts): repeated texts and names share one
+	// string, and the arguments of all statements share one backing array
+	// while it lasts.
+	var prevSQL, prevName string
+	var args []Arg
 	for i := 0; i < n && d.err == nil; i++ {
 		s := &c.Stmts[i]
-		s.SQL = d.string()
+		if b := d.bytes(); string(b) == prevSQL {
+			s.SQL = prevSQL
+		} else {
+			s.SQL = string(b)
+			prevSQL = s.SQL
+		}
 		s.Failed = d.byte() == 1
 		na := d.count(3) // an argument takes at least 3 bytes
 		if na > 0 {
-			s.Args = make([]Arg, na)
+			if len(args) < na {
+				// Room for the next 64 statements of this shape, never
+				// more arguments than the bytes left could hold.
+				args = make([]Arg, max(na, min(min(n-i, 64)*na, len(d.b)/3)))
+			}
+			s.Args, args = args[:na:na], args[na:]
 		}
 		for j := 0; j < na && d.err == nil; j++ {
 			a := &s.Args[j]
-			a.Name = d.string()
+			if b := d.bytes(); string(b) == prevName {
+				a.Name = prevName
+			} else {
+				a.Name = string(b)
+				prevName = a.Name
+			}
 			a.Ordinal = int(d.count(0))
 			a.Value = d.value()
 		}
