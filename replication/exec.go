@@ -111,6 +111,9 @@ func runStmt(stmt *sqlite3.Stmt, args []Arg, res *Result) error {
 // fault (I/O, disk full, corruption, out of memory): the same command would
 // succeed elsewhere, so applying past it would make this node diverge.
 func isNodeFault(err error) bool {
+	if err == nil {
+		return false // the common case, without errors.As's allocation
+	}
 	var code sqlite3.ErrorCode
 	if !errors.As(err, &code) {
 		return false
