@@ -71,14 +71,19 @@ func newConn(ctx context.Context, c *Connector) (*conn, error) {
 		db.Close()
 		return nil, err
 	}
-	// A session starts with foreign keys off (c.fk), while ncruces builds
-	// SQLite with them on: make PRAGMA foreign_keys read what writes use.
-	if err := db.Exec(`PRAGMA foreign_keys = OFF`); err != nil {
+	// A session starts with foreign keys as _foreign_keys says (off by
+	// default, as in SQLite), while ncruces builds SQLite with them on:
+	// make PRAGMA foreign_keys read what writes use.
+	fk := `PRAGMA foreign_keys = OFF`
+	if c.cfg.ForeignKeys {
+		fk = `PRAGMA foreign_keys = ON`
+	}
+	if err := db.Exec(fk); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return &conn{
-		cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64(),
+		cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64(), fk: c.cfg.ForeignKeys,
 		reads: newLRU[cachedRead](readCacheSize), writes: newLRU[cachedWrite](writeCacheSize),
 	}, nil
 }

@@ -72,6 +72,7 @@
 //	_secret_file   file holding the cluster secret (instead of _secret)
 //	_consistency   default read consistency: local or linearizable      local
 //	_voter         false makes a non-voting read replica                true
+//	_foreign_keys  true: every connection starts with foreign keys on   false
 //	_timeout       write / forward timeout                              10s
 //	_txidle        idle timeout of an open write transaction            5s
 //	_busy          how long a writer waits for the write slot           5s

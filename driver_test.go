@@ -434,6 +434,45 @@ func TestForeignKeysPerSession(t *testing.T) {
 	}
 }
 
+// _foreign_keys=true starts every connection with foreign keys on, as the
+// ncruces driver does; a session can still turn them off.
+func TestForeignKeysDSN(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t, "_foreign_keys=true")
+	mustExec(t, db, `CREATE TABLE parent(id INTEGER PRIMARY KEY); CREATE TABLE child(pid REFERENCES parent(id))`)
+	db.SetMaxOpenConns(4)
+	for range 4 { // whichever pooled connection runs it
+		_, err := db.Exec(`INSERT INTO child VALUES (42)`)
+		if !errors.Is(err, sqlite3.CONSTRAINT_FOREIGNKEY) {
+			t.Fatalf("_foreign_keys=true: err = %v, want CONSTRAINT_FOREIGNKEY", err)
+		}
+	}
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var on int
+	if err := c.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&on); err != nil || on != 1 {
+		t.Errorf("PRAGMA foreign_keys = %d, %v; want 1", on, err)
+	}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`INSERT INTO child VALUES (43)`); !errors.Is(err, sqlite3.CONSTRAINT_FOREIGNKEY) {
+		t.Errorf("in a transaction: err = %v, want CONSTRAINT_FOREIGNKEY", err)
+	}
+	tx.Rollback()
+	if _, err := c.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExecContext(ctx, `INSERT INTO child VALUES (44)`); err != nil {
+		t.Errorf("after PRAGMA foreign_keys = OFF: %v", err)
+	}
+}
+
 func TestReopenKeepsData(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -68,6 +68,7 @@ type Config struct {
 	SecretFile  string        // _secret_file: path of a file holding the secret
 	Consistency Consistency   // _consistency: local | linearizable
 	Voter       bool          // _voter: default true; false = non-voting read replica
+	ForeignKeys bool          // _foreign_keys: every connection starts with PRAGMA foreign_keys on; default false, as in SQLite
 	Timeout     time.Duration // _timeout write/forward timeout, default 10s
 	TxIdle      time.Duration // _txidle idle timeout of an open write transaction, default 5s
 	Busy        time.Duration // _busy how long a writer waits for the write slot, default 5s
@@ -195,7 +196,7 @@ func ParseDSN(dsn string) (*Config, error) {
 var knownParams = map[string]bool{
 	"_node": true, "_listen": true, "_advertise": true, "_gossip": true,
 	"_join": true, "_expect": true, "_secret": true, "_secret_file": true,
-	"_consistency": true, "_voter": true, "_timeout": true, "_txidle": true,
+	"_consistency": true, "_voter": true, "_foreign_keys": true, "_timeout": true, "_txidle": true,
 	"_busy": true, "_reap": true, "_snapshot_entries": true,
 	"_snapshot_bytes": true, "_log_segment": true,
 }
@@ -246,6 +247,8 @@ func (c *Config) setParam(name, value string) error {
 		}
 	case "_voter":
 		c.Voter, err = strconv.ParseBool(value)
+	case "_foreign_keys":
+		c.ForeignKeys, err = strconv.ParseBool(value)
 	case "_timeout":
 		c.Timeout, err = time.ParseDuration(value)
 	case "_txidle":
@@ -320,6 +323,9 @@ func (c *Config) format(redact bool) string {
 	}
 	if !c.Voter {
 		add("_voter", "false")
+	}
+	if c.ForeignKeys {
+		add("_foreign_keys", "true")
 	}
 	addDuration("_timeout", c.Timeout, defaultTimeout)
 	addDuration("_txidle", c.TxIdle, defaultTxIdle)

@@ -109,6 +109,11 @@ var dsnTests = []struct {
 	{dsn: "data?_snapshot_entries=-1", err: `invalid _snapshot_entries "-1"`},
 	{dsn: "data?_snapshot_entries=lots", err: `invalid _snapshot_entries "lots"`},
 	{dsn: "data?_snapshot_entries=", err: `invalid _snapshot_entries "": empty value`},
+	// _foreign_keys.
+	{dsn: "data?_foreign_keys=true", want: conf("data", func(c *Config) { c.ForeignKeys = true }), format: "data?_foreign_keys=true"},
+	{dsn: "data?_foreign_keys=1", want: conf("data", func(c *Config) { c.ForeignKeys = true }), format: "data?_foreign_keys=true"},
+	{dsn: "data?_foreign_keys=false", want: conf("data", nil), format: "data"},
+	{dsn: "data?_foreign_keys=on", err: `invalid _foreign_keys "on"`},
 	// _snapshot_bytes and _log_segment.
 	{dsn: "data?_snapshot_bytes=64MiB&_log_segment=1MiB",
 		want:   conf("data", func(c *Config) { c.SnapshotBytes = 64 << 20; c.LogSegment = 1 << 20 }),
