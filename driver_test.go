@@ -434,6 +434,37 @@ func TestForeignKeysPerSession(t *testing.T) {
 	}
 }
 
+// The savepoint the state machine wraps around each command cannot be
+// named by user SQL: releasing or rolling it back from inside a command
+// stopped the state machine on every node.
+func TestReservedSavepointRefused(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t)
+	mustExec(t, db, `CREATE TABLE k(x)`)
+	for _, q := range []string{
+		`INSERT INTO k VALUES(1); RELEASE _hiqlite_cmd`,
+		`INSERT INTO k VALUES(2); ROLLBACK TO _hiqlite_cmd`,
+		`INSERT INTO k VALUES(3); SAVEPOINT _hiqlite_cmd`,
+	} {
+		if _, err := db.Exec(q); !errors.Is(err, hiqlite.ErrRefused) {
+			t.Errorf("%s: err = %v, want ErrRefused", q, err)
+		}
+	}
+	node, err := hiqlite.NodeOf(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Fault(); err != nil {
+		t.Fatalf("the node stopped: %v", err)
+	}
+	mustExec(t, db, `INSERT INTO k VALUES(4)`)
+	// As in SQLite, the statements of a text before the failing one stay.
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM k`).Scan(&n); err != nil || n != 4 {
+		t.Errorf("rows = %d, %v; want 4", n, err)
+	}
+}
+
 // _foreign_keys=true starts every connection with foreign keys on, as the
 // ncruces driver does; a session can still turn them off.
 func TestForeignKeysDSN(t *testing.T) {

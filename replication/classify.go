@@ -232,13 +232,20 @@ func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 			}
 		}
 		if st.tok(i).is("TO") {
-			return Class{Kind: RollbackTo}, true, nil
+			if st.tok(i + 1).is("SAVEPOINT") {
+				i++
+			}
+			return Class{Kind: RollbackTo}, true, st.checkSavepoint(i + 1)
 		}
 		return Class{Kind: Rollback}, true, nil
 	case "SAVEPOINT":
-		return Class{Kind: Savepoint}, true, nil
+		return Class{Kind: Savepoint}, true, st.checkSavepoint(1)
 	case "RELEASE":
-		return Class{Kind: Release}, true, nil
+		i := 1
+		if st.tok(i).is("SAVEPOINT") {
+			i++
+		}
+		return Class{Kind: Release}, true, st.checkSavepoint(i)
 	case "ATTACH", "DETACH":
 		return Class{}, false, st.refuse(upperASCII(t0.text) + " is not supported: a node holds exactly one database, the replicated one, and its writer is shared by every session")
 	case "VACUUM":
@@ -377,6 +384,21 @@ func parseBool(v string) (on, ok bool) {
 		return false, true
 	}
 	return false, false
+}
+
+// reservedSavepoint starts the names of the savepoints the state machine
+// wraps around each command; user SQL that named one could release or roll
+// back the state machine's own work.
+const reservedSavepoint = "_hiqlite"
+
+// checkSavepoint refuses a savepoint statement whose name, token i, is
+// reserved for hiqlite (SQLite compares savepoint names case-insensitively).
+func (st *parsedStmt) checkSavepoint(i int) error {
+	name, ok := st.tok(i).name()
+	if ok && len(name) >= len(reservedSavepoint) && equalFold(name[:len(reservedSavepoint)], reservedSavepoint) {
+		return st.refuse("savepoint names starting with " + reservedSavepoint + " are reserved for hiqlite's state machine")
+	}
+	return nil
 }
 
 func (st *parsedStmt) refuse(reason string) error {

@@ -115,6 +115,8 @@ var classifyCases = []classifyCase{
 	{sql: `savepoint "my point"`, want: Class{Kind: Savepoint}},
 	{sql: "RELEASE a", want: Class{Kind: Release}},
 	{sql: "release savepoint a", want: Class{Kind: Release}},
+	{sql: "SAVEPOINT hiqlite_cmd", want: Class{Kind: Savepoint}},
+	{sql: "SAVEPOINT _hiqlit", want: Class{Kind: Savepoint}},
 
 	// PRAGMA queries.
 	{sql: "PRAGMA journal_mode", want: pragmaClass(Read, "journal_mode")}, // not read-only to SQLite
@@ -234,6 +236,12 @@ var classifyCases = []classifyCase{
 	{sql: "explain query plan pragma case_sensitive_like = 0", refused: "PRAGMA case_sensitive_like cannot be changed"},
 
 	// Other refusals.
+	{sql: "SAVEPOINT _hiqlite_cmd", refused: "savepoint names starting with _hiqlite are reserved"},
+	{sql: `savepoint "_HIQLITE_x"`, refused: "savepoint names starting with _hiqlite are reserved"},
+	{sql: "RELEASE _hiqlite_cmd", refused: "savepoint names starting with _hiqlite are reserved"},
+	{sql: "release savepoint [_hiqlite_cmd]", refused: "savepoint names starting with _hiqlite are reserved"},
+	{sql: "ROLLBACK TO _hiqlite_cmd", refused: "savepoint names starting with _hiqlite are reserved"},
+	{sql: "ROLLBACK TRANSACTION t TO SAVEPOINT '_hiqlite_cmd'", refused: "savepoint names starting with _hiqlite are reserved"},
 	{sql: "ATTACH DATABASE 'other.db' AS other", refused: "ATTACH is not supported"},
 	{sql: "attach ':memory:' as m", refused: "ATTACH is not supported"},
 	{sql: "DETACH other", refused: "DETACH is not supported"},
