@@ -204,6 +204,11 @@ func (sm *StateMachine) prepareSessions() error {
 	if sm.getResults, _, err = sm.w.PrepareFlags(`SELECT results FROM _hiqlite_sessions WHERE node = ? AND session = ?`, sqlite3.PREPARE_PERSISTENT); err != nil {
 		return err
 	}
+	// The authorizer sees a user trigger on the table only while the
+	// statements that fire it compile: here, for a trigger that already
+	// exists (a reopened database), so note it as beginInternal would.
+	end := sm.sess.beginInternal()
+	defer end()
 	if sm.updSession, _, err = sm.w.PrepareFlags(`UPDATE _hiqlite_sessions SET seq = ?3, applied_index = ?4, applied = ?5, at = ?6, results = ?7 WHERE node = ?1 AND session = ?2`, sqlite3.PREPARE_PERSISTENT); err != nil {
 		return err
 	}

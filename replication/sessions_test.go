@@ -290,6 +290,31 @@ func TestExactlyOnceSessionTableWrittenByUser(t *testing.T) {
 			t.Fatalf("round %d: a write whose record the trigger deleted was taken for a duplicate", i)
 		}
 	}
+
+	// The same after a reopen, where the trigger already exists when the
+	// state machine prepares its own statements.
+	path := a.sm.Path()
+	if err := a.sm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sm, err := replication.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sm.Close() })
+	sm.SetResultCodec(wire.ResultCodec)
+	a.sm = sm
+	for i := range uint64(3) {
+		o6 := replication.Origin{Node: "n1", Session: 6, Seq: 10 + i}
+		a.must(a.exec(o6, `SELECT 1`))
+		a.must(a.exec(replication.Origin{Node: "n1", Session: 5, Seq: 10 + i}, `SELECT 1`)) // deletes session 6
+		if err := a.sm.CheckSessionMirror(); err != nil {
+			t.Fatalf("after reopen, round %d: %v", i, err)
+		}
+		if r := a.must(a.exec(o6, `SELECT 1`)); r.Duplicate {
+			t.Fatalf("after reopen, round %d: a write whose record the trigger deleted was taken for a duplicate", i)
+		}
+	}
 }
 
 // Session records are pruned from the table and from memory alike.
