@@ -161,6 +161,11 @@ type prepared struct {
 	plainRead bool // s is a single plain read: release caches it
 	// linearized: the read index was awaited for this execution
 	linearized bool
+	// open counts the rows of a stmt's executions not yet closed; closed:
+	// the stmt was closed while some were open (database/sql closes a
+	// Tx's or Conn's statement at once), so the last of them releases s.
+	open   int
+	closed bool
 }
 
 // prepare prepares and classifies query's first statement, or finds what

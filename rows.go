@@ -76,6 +76,9 @@ func (r *rows) Close() error {
 	if r.own {
 		return r.c.release(r.p, false)
 	}
+	if r.p.open--; r.p.closed && r.p.open == 0 {
+		return r.c.release(r.p, false) // the stmt was closed before its rows
+	}
 	r.s.Reset()
 	return r.s.ClearBindings()
 }

@@ -33,6 +33,10 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 }
 
 func (s *stmt) Close() error {
+	if s.p.open > 0 {
+		s.p.closed = true // rows still step s.p.s: the last one releases it
+		return nil
+	}
 	return s.c.release(s.p, false)
 }
 
@@ -78,6 +82,7 @@ func (s *stmt) QueryContext(ctx context.Context, nargs []driver.NamedValue) (dri
 	r, _, err := s.c.query(ctx, s.p, args)
 	if rr, ok := r.(*rows); ok {
 		rr.own = false // the statement outlives its rows
+		s.p.open++
 	}
 	return r, err
 }

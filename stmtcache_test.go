@@ -194,6 +194,80 @@ func TestStmtCacheOpenRows(t *testing.T) {
 	}
 }
 
+// TestStmtCacheStmtClosedWithOpenRows closes a prepared statement of a
+// Conn while its rows are open (database/sql closes a Conn's or Tx's
+// statement in the driver at once): the statement must not go back to the
+// cache under the rows, where the next query of its text would take it.
+func TestStmtCacheStmtClosedWithOpenRows(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t)
+	mustExec(t, db, `CREATE TABLE k(id INTEGER PRIMARY KEY)`)
+	mustExec(t, db, `INSERT INTO k SELECT value FROM generate_series(1, 5)`)
+	conn := pinned(t, db)
+	ctx := context.Background()
+	const q = `SELECT id FROM k WHERE id >= ? ORDER BY id`
+	for _, inTx := range []bool{false, true} {
+		var st *sql.Stmt
+		var tx *sql.Tx
+		var err error
+		if inTx {
+			if tx, err = conn.BeginTx(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			st, err = tx.PrepareContext(ctx, q)
+		} else {
+			st, err = conn.PrepareContext(ctx, q)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		outer, err := st.QueryContext(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !outer.Next() {
+			t.Fatalf("no first row: %v", outer.Err())
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var inner *sql.Rows
+		if inTx {
+			inner, err = tx.QueryContext(ctx, q, 3)
+		} else {
+			inner, err = conn.QueryContext(ctx, q, 3)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for inner.Next() {
+			n++
+		}
+		if err := inner.Close(); err != nil || n != 3 {
+			t.Errorf("tx=%v: inner query gave %d rows, %v; want 3", inTx, n, err)
+		}
+		got := 1
+		for outer.Next() {
+			got++
+		}
+		if err := outer.Err(); err != nil || got != 5 {
+			t.Errorf("tx=%v: outer rows gave %d rows, %v; want 5", inTx, got, err)
+		}
+		if err := outer.Close(); err != nil {
+			t.Errorf("tx=%v: closing the outer rows: %v", inTx, err)
+		}
+		if tx != nil {
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, _, open := cacheStats(t, conn); open > 2 {
+		t.Errorf("%d statements open on the connection, want at most 2", open)
+	}
+}
+
 // TestStmtCacheBindings checks that a cached statement keeps no argument of
 // its previous execution: with named parameters, database/sql cannot count
 // them, and a missing one is NULL.
