@@ -68,6 +68,10 @@ func TestSnapshotOnLogSize(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The trailing entries were lowered for the size snapshot only.
+	if got := nd.raft.ReloadableConfig().TrailingLogs; got != 1<<20 {
+		t.Errorf("TrailingLogs = %d after the snapshot, want the configured %d back", got, 1<<20)
+	}
 	if got, _ := nd.sm.LogBytes(); got >= 5<<20 {
 		t.Errorf("LogBytes = %d after a snapshot, want it reset", got)
 	}

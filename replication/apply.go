@@ -97,17 +97,17 @@ func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
 // SetLogLimit makes the state machine signal on the returned channel once
 // the entries applied since the last snapshot add up to limit bytes or more
 // (the log-size compaction threshold). The channel holds one signal; its
-// reader should check LogBytes, which Snapshot and Restore reset, before
-// acting on it. Call before the first apply.
+// reader should check LogBytes, which a stored snapshot and Restore lower,
+// before acting on it. Call before the first apply.
 func (sm *StateMachine) SetLogLimit(limit uint64) <-chan struct{} {
 	sm.logLimit = limit
 	sm.logFull = make(chan struct{}, 1)
 	return sm.logFull
 }
 
-// LogBytes is the size and number of the log entries applied since the
-// last snapshot was taken or restored, or since the state machine was
-// opened.
+// LogBytes is the size and number of the log entries applied that no
+// stored snapshot covers yet: since the point the last successfully
+// persisted snapshot was pinned at, the last Restore, or the open.
 func (sm *StateMachine) LogBytes() (size, entries uint64) {
 	return sm.logBytes.Load(), sm.logEntries.Load()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/klauspost/compress/zstd"
@@ -71,15 +72,17 @@ func (sm *StateMachine) Snapshot() (raft.FSMSnapshot, error) {
 		conn.Close()
 		return nil, fmt.Errorf("hiqlite: snapshot read index %d, applied %d: %v", idx, sm.applied.Load(), err)
 	}
-	// Entries applied from here on are the ones the next snapshot covers.
-	sm.logBytes.Store(0)
-	sm.logEntries.Store(0)
-	return &fsmSnapshot{conn: conn, dir: filepath.Dir(sm.path)}, nil
+	// The entries counted so far are the ones this snapshot covers; Persist
+	// takes them off the count once the snapshot is stored.
+	return &fsmSnapshot{conn: conn, dir: filepath.Dir(sm.path), sm: sm, bytes: sm.logBytes.Load(), entries: sm.logEntries.Load()}, nil
 }
 
 type fsmSnapshot struct {
 	conn *sqlite3.Conn
 	dir  string
+	// sm's log count when the snapshot was pinned (see LogBytes).
+	sm             *StateMachine
+	bytes, entries uint64
 }
 
 // Persist copies the pinned database with SQLite's backup API (which reuses
@@ -91,7 +94,24 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		sink.Cancel()
 		return err
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	// Stored: raft compacts the log behind it, so the entries it covers no
+	// longer count towards the next one. A failed snapshot leaves them.
+	subtract(&s.sm.logBytes, s.bytes)
+	subtract(&s.sm.logEntries, s.entries)
+	return nil
+}
+
+// subtract takes n off a, stopping at zero (a Restore may have reset it).
+func subtract(a *atomic.Uint64, n uint64) {
+	for {
+		old := a.Load()
+		if a.CompareAndSwap(old, old-min(old, n)) {
+			return
+		}
+	}
 }
 
 func (s *fsmSnapshot) persist(w io.Writer) error {
