@@ -68,9 +68,17 @@ func TestSnapshotOnLogSize(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// The trailing entries were lowered for the size snapshot only.
-	if got := nd.raft.ReloadableConfig().TrailingLogs; got != 1<<20 {
-		t.Errorf("TrailingLogs = %d after the snapshot, want the configured %d back", got, 1<<20)
+	// The trailing entries are lowered for each size snapshot only: once
+	// the writes stopped and the last one is done, they are back.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		size, _ := nd.sm.LogBytes()
+		got := nd.raft.ReloadableConfig().TrailingLogs
+		if size < 1<<20 && got == 1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TrailingLogs = %d with %d log bytes counted, want the configured %d back", got, size, 1<<20)
+		}
 	}
 	if got, _ := nd.sm.LogBytes(); got >= 5<<20 {
 		t.Errorf("LogBytes = %d after a snapshot, want it reset", got)
