@@ -94,6 +94,11 @@ func TestSnapshotProcesses(t *testing.T) {
 		pc.logf(t, "killed %s while it %s; it left %v", victim.name, phase.name, left)
 		victim.start(t, bin)
 		pc.waitReady(t, victim)
+		for _, name := range left { // these exact files; new ones may be in use
+			if _, err := os.Stat(filepath.Join(victim.dir, name)); !os.IsNotExist(err) {
+				t.Errorf("%s still holds %s after its restart (%v)", victim.name, name, err)
+			}
+		}
 		pc.logf(t, "%s is back", victim.name)
 	}
 
