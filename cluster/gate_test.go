@@ -2,10 +2,13 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hiqlite/hiqlite/internal/waitfor"
 )
 
 // long is a busy timeout no test waits out: a waiter that gets errBusy
@@ -16,19 +19,11 @@ const long = time.Hour
 // the test after a minute.
 func waitGate(t *testing.T, g *gate, n int) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	waitfor.Cond(t, fmt.Sprintf("%d waiters at the gate", n), time.Minute, func() bool {
 		g.mu.Lock()
-		w := g.waiters
-		g.mu.Unlock()
-		if w == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gate has %d waiters, want %d", w, n)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not synchronisation
-	}
+		defer g.mu.Unlock()
+		return g.waiters == n
+	})
 }
 
 // acquireAsync starts an acquire and returns the channel of its result.

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 
+	"github.com/hiqlite/hiqlite/internal/waitfor"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -47,39 +49,26 @@ func TestSnapshotOnLogSize(t *testing.T) {
 		blob[0] = byte(i)
 		mustNodeExec(t, nd, replication.Origin{}, `INSERT INTO t(b) VALUES(?)`, blob)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		snaps, err := nd.snaps.List()
-		if err != nil {
+	var snaps []*raft.SnapshotMeta
+	var first uint64
+	waitfor.Cond(t, "a snapshot and a compacted log", 20*time.Second, func() bool {
+		var err error
+		if snaps, err = nd.snaps.List(); err != nil {
 			t.Fatal(err)
 		}
-		first, err := nd.log.FirstIndex()
-		if err != nil {
+		if first, err = nd.log.FirstIndex(); err != nil {
 			t.Fatal(err)
 		}
-		if len(snaps) > 0 && first > 1 {
-			size, _ := nd.sm.LogBytes()
-			t.Logf("snapshot at index %d, log starts at %d, %d bytes since", snaps[0].Index, first, size)
-			break
-		}
-		if time.Now().After(deadline) {
-			size, _ := nd.sm.LogBytes()
-			t.Fatalf("no compaction by size: %d snapshots, log starts at %d, %d log bytes counted", len(snaps), first, size)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(snaps) > 0 && first > 1
+	})
+	size, _ := nd.sm.LogBytes()
+	t.Logf("snapshot at index %d, log starts at %d, %d bytes since", snaps[0].Index, first, size)
 	// The trailing entries are lowered for each size snapshot only: once
 	// the writes stopped and the last one is done, they are back.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	waitfor.Cond(t, "TrailingLogs back at the configured value once the last size snapshot is done", 10*time.Second, func() bool {
 		size, _ := nd.sm.LogBytes()
-		got := nd.raft.ReloadableConfig().TrailingLogs
-		if size < 1<<20 && got == 1<<20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("TrailingLogs = %d with %d log bytes counted, want the configured %d back", got, size, 1<<20)
-		}
-	}
+		return size < 1<<20 && nd.raft.ReloadableConfig().TrailingLogs == 1<<20
+	})
 	if got, _ := nd.sm.LogBytes(); got >= 5<<20 {
 		t.Errorf("LogBytes = %d after a snapshot, want it reset", got)
 	}

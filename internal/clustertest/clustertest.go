@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hiqlite/hiqlite"
+	"github.com/hiqlite/hiqlite/internal/waitfor"
 )
 
 // Secret is the cluster secret of test clusters.
@@ -232,15 +233,7 @@ func (c *Cluster) WaitFor(what string, timeout time.Duration, cond func() bool) 
 // the test fails naming what it waited for.
 func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	delay := time.Millisecond
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(delay) // polling interval, not synchronisation: cond decides
-		delay = min(2*delay, 50*time.Millisecond)
-	}
+	waitfor.Cond(t, what, timeout, cond)
 }
 
 // Leader waits until the running members agree on one leader among them
