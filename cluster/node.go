@@ -451,6 +451,7 @@ func (n *Node) snapshotOnLogSize(full <-chan struct{}) {
 				n.cfg.Logger.Warn("lower trailing logs for a snapshot", "error", err)
 			}
 		}
+		trailing := rc.TrailingLogs
 		err := n.raft.Snapshot().Error()
 		if rc.TrailingLogs != keep {
 			rc.TrailingLogs = keep
@@ -460,7 +461,7 @@ func (n *Node) snapshotOnLogSize(full <-chan struct{}) {
 		}
 		switch {
 		case err == nil:
-			n.cfg.Logger.Info("took a snapshot: the log reached its size threshold", "bytes", size, "entries", entries, "trailing", rc.TrailingLogs)
+			n.cfg.Logger.Info("took a snapshot: the log reached its size threshold", "bytes", size, "entries", entries, "trailing", trailing)
 		case errors.Is(err, raft.ErrNothingNewToSnapshot), errors.Is(err, raft.ErrRaftShutdown):
 		default:
 			n.cfg.Logger.Warn("snapshot on log size failed", "error", err)
