@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hiqlite/hiqlite"
+	"github.com/hiqlite/hiqlite/internal/waitfor"
 	_ "github.com/ncruces/go-sqlite3/driver"
 )
 
@@ -190,18 +191,10 @@ var (
 )
 
 // waitFor polls cond until it holds; after timeout the test fails naming
-// what it waited for. The sleep is a polling interval: cond decides.
+// what it waited for.
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	delay := time.Millisecond
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, 50*time.Millisecond)
-	}
+	waitfor.Cond(t, what, timeout, cond)
 }
 
 // leader waits until every node names the same leader and returns its

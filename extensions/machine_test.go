@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/hiqlite/hiqlite/internal/waitfor"
 )
 
 // local is a Replicator that applies commands to one machine at once, as a
@@ -256,13 +258,7 @@ func (*memSink) Close() error  { return nil }
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.Cond(t, "the condition", 10*time.Second, cond)
 }
 
 func TestLocksFIFO(t *testing.T) {

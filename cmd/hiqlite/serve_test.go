@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hiqlite/hiqlite/internal/waitfor"
 )
 
 // syncBuffer is a bytes.Buffer that a command running on another goroutine
@@ -55,24 +57,26 @@ var firstLine = regexp.MustCompile(`(?m)^node .*, http (?:on (\S+)|off)$`)
 // is closed (the command ended without printing what was awaited).
 func waitMatch(t *testing.T, text func() string, re *regexp.Regexp, timeout time.Duration, exited <-chan struct{}) []string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		if m := re.FindStringSubmatch(text()); m != nil {
-			return m
-		}
+	var m []string
+	ended := false
+	waitfor.Until(timeout, func() bool {
 		select {
 		case <-exited:
-			if m := re.FindStringSubmatch(text()); m != nil {
-				return m
-			}
-			t.Fatalf("the command ended before printing %q; output:\n%s", re, text())
+			ended = true
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for output matching %q; output:\n%s", timeout, re, text())
-		}
-		time.Sleep(delay) // polling interval; the output decides
+		m = re.FindStringSubmatch(text())
+		return m != nil || ended
+	})
+	switch {
+	case m != nil:
+		return m
+	case ended:
+		t.Fatalf("the command ended before printing %q; output:\n%s", re, text())
+	default:
+		t.Fatalf("timed out after %v waiting for output matching %q; output:\n%s", timeout, re, text())
 	}
+	return nil
 }
 
 // serveRun is "hiqlite serve" running through run on its own goroutine.
@@ -155,14 +159,10 @@ func getStatus(t *testing.T, base string) nodeStatus {
 // test listing them if that does not happen within timeout.
 func waitGoroutines(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; runtime.NumGoroutine() > n; delay = min(2*delay, 50*time.Millisecond) {
-		if time.Now().After(deadline) {
-			var b bytes.Buffer
-			pprof.Lookup("goroutine").WriteTo(&b, 1)
-			t.Fatalf("%d goroutines run, %d did before serve:\n%s", runtime.NumGoroutine(), n, b.String())
-		}
-		time.Sleep(delay) // polling interval; the count decides
+	if !waitfor.Until(timeout, func() bool { return runtime.NumGoroutine() <= n }) {
+		var b bytes.Buffer
+		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		t.Fatalf("%d goroutines run, %d did before serve:\n%s", runtime.NumGoroutine(), n, b.String())
 	}
 }
 
