@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/hiqlite/hiqlite/internal/testaddr"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -57,39 +55,9 @@ func startTestCluster(t *testing.T, n int) []*Node {
 	return nodes
 }
 
-// freeLoopback returns a loopback address whose TCP and UDP ports are free,
-// below Linux's ephemeral range (where outgoing connections take their local
-// ports) and never the same twice in a run.
-func freeLoopback(t *testing.T) string {
-	t.Helper()
-	loopbackMu.Lock()
-	defer loopbackMu.Unlock()
-	for range 1000 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if loopbackGiven[addr] {
-			continue
-		}
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		loopbackGiven[addr] = true
-		return addr
-	}
-	t.Fatal("no free loopback port")
-	return ""
-}
-
-var (
-	loopbackMu    sync.Mutex
-	loopbackGiven = map[string]bool{}
-)
+// freeLoopback returns a loopback address whose TCP and UDP ports were
+// free a moment ago.
+func freeLoopback(t *testing.T) string { return testaddr.Loopback(t) }
 
 func follower(t *testing.T, nodes []*Node) *Node {
 	t.Helper()

@@ -6,16 +6,14 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hiqlite/hiqlite"
+	"github.com/hiqlite/hiqlite/internal/testaddr"
 	"github.com/hiqlite/hiqlite/internal/waitfor"
 	_ "github.com/ncruces/go-sqlite3/driver"
 )
@@ -155,40 +153,7 @@ func waitReady(t testing.TB, n *hiqlite.Node) {
 
 // freeAddr returns a loopback address whose TCP and UDP ports were both
 // free a moment ago (gossip uses both).
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	freeMu.Lock()
-	defer freeMu.Unlock()
-	for range 1000 {
-		// Below Linux's ephemeral range (32768 and up), where outgoing
-		// connections take their local ports, and never twice in one run:
-		// a port freed here may otherwise come back to another node.
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if given[addr] {
-			continue
-		}
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue // the UDP port is taken: try another
-		}
-		u.Close()
-		given[addr] = true
-		return addr
-	}
-	t.Fatal("no free loopback port with both TCP and UDP")
-	return ""
-}
-
-// given holds the addresses freeAddr handed out, under freeMu.
-var (
-	freeMu sync.Mutex
-	given  = map[string]bool{}
-)
+func freeAddr(t testing.TB) string { return testaddr.Loopback(t) }
 
 // waitFor polls cond until it holds; after timeout the test fails naming
 // what it waited for.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/testaddr"
 	"github.com/hiqlite/hiqlite/internal/waitfor"
 )
 
@@ -340,24 +340,7 @@ func TestServeNoHTTP(t *testing.T) {
 
 // freeAddr returns a loopback host:port whose TCP and UDP ports were both
 // free a moment ago (gossip binds both).
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 1000 {
-		addr := fmt.Sprintf("127.0.0.1:%d", quietPort())
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free loopback port for both TCP and UDP")
-	return ""
-}
+func freeAddr(t testing.TB) string { return testaddr.Loopback(t) }
 
 func TestServeUsage(t *testing.T) {
 	t.Parallel()

@@ -9,8 +9,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hiqlite/hiqlite"
+	"github.com/hiqlite/hiqlite/internal/testaddr"
 	"github.com/hiqlite/hiqlite/internal/waitfor"
 )
 
@@ -128,29 +127,8 @@ func (c *Cluster) seeds() []string {
 	return s
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 1000 {
-		// Below Linux's ephemeral range (32768 and up), where outgoing
-		// connections take their local ports: a port found free here is
-		// much less likely to be taken before the node binds it.
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue // the UDP port is taken: try another
-		}
-		u.Close()
-		return addr
-	}
-	t.Fatal("found no free port on 127.0.0.1")
-	return ""
-}
+// freeAddr returns a loopback address whose ports were free a moment ago.
+func freeAddr(t testing.TB) string { return testaddr.Loopback(t) }
 
 // Start opens member i (again).
 func (c *Cluster) Start(i int) {
