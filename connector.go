@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -97,7 +96,7 @@ func acquireNode(cfg *Config) (*Node, error) {
 		n.refs++
 		return n, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := cluster.MakePrivateDir(dir); err != nil {
 		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
 	}
 	secret, err := cfg.loadSecret()

@@ -55,7 +55,9 @@
 //
 // A DSN is DATA_DIR[?param=value&...]; a leading "file:" is stripped.
 // Values are %-escaped as in a URL query. Unknown or repeated parameters
-// are errors, and every error names the parameter (never the secret).
+// are errors, and every error names the parameter (never the secret: a value that
+// contains the word "secret", as one from a DSN with a mistyped separator does,
+// is cut after that word).
 // [ParseDSN] parses a DSN into a [Config], [Config.FormatDSN] writes the
 // canonical form back, and [NewConnector] with sql.OpenDB takes a Config
 // directly.

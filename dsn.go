@@ -48,7 +48,7 @@ func ParseConsistency(s string) (Consistency, error) {
 	case "linearizable":
 		return Linearizable, nil
 	}
-	return 0, fmt.Errorf("hiqlite: unknown consistency %q (want local or linearizable)", s)
+	return 0, fmt.Errorf("hiqlite: unknown consistency %s (want local or linearizable)", quoteValue(s))
 }
 
 // Config is a parsed DSN. Build one with NewConfig or ParseDSN; a Config
@@ -177,7 +177,7 @@ func ParseDSN(dsn string) (*Config, error) {
 				// The unescape error quotes part of the value.
 				return nil, errors.New("hiqlite: invalid _secret: malformed %-escape")
 			}
-			return nil, fmt.Errorf("hiqlite: invalid %s %q: %w", name, rawValue, err)
+			return nil, invalidValue(name, rawValue, err)
 		}
 		if value == "" {
 			return nil, fmt.Errorf("hiqlite: invalid %s \"\": empty value", name)
@@ -205,12 +205,86 @@ var knownParams = map[string]bool{
 // contains "secret" is cut after that word, because a DSN missing the "="
 // of "_secret=..." would otherwise print the secret as part of the name.
 func quoteName(name string) string {
-	if i := strings.Index(strings.ToLower(name), "secret"); i >= 0 && name != "_secret_file" {
-		if end := i + len("secret"); end < len(name) {
+	if i := indexASCIIFold(name, secretWord); i >= 0 && name != "_secret_file" {
+		if end := i + len(secretWord); end < len(name) {
 			return strconv.Quote(name[:end]) + " (rest withheld)"
 		}
 	}
 	return strconv.Quote(name)
+}
+
+// secretWord is what marks text that may hold a secret: a value with a
+// mistyped separator ("_node=a?_secret=...", "_node=a;_secret=...") carries
+// the secret inside another parameter's value.
+const secretWord = "secret"
+
+// quoteValue quotes a value from the DSN or the Config for an error
+// message. A value that contains "secret" (in any case) is cut after that
+// word, so that a secret carried inside it never reaches an error or a log.
+func quoteValue(value string) string {
+	if i := indexASCIIFold(value, secretWord); i >= 0 {
+		if end := i + len(secretWord); end < len(value) {
+			return strconv.Quote(value[:end]) + " (rest withheld)"
+		}
+	}
+	return strconv.Quote(value)
+}
+
+// holdsSecretParam reports whether the free text of a path (the data
+// directory, _secret_file) holds "_secret" followed by a character that
+// would have separated its value in a DSN: such a path comes from a DSN
+// whose separators were mistyped and carries the secret in it, so it is
+// refused rather than created, logged or echoed.
+func holdsSecretParam(path string) bool {
+	for {
+		i := indexASCIIFold(path, "_"+secretWord)
+		if i < 0 {
+			return false
+		}
+		path = path[i+1+len(secretWord):]
+		if path == "" || strings.IndexByte("=:;&%?#, \t", path[0]) >= 0 {
+			return true
+		}
+	}
+}
+
+// indexASCIIFold is strings.Index with ASCII letters matched in any case. It
+// works on bytes, so the index is right for text that is not valid UTF-8
+// (strings.ToLower would change its length).
+func indexASCIIFold(s, word string) int {
+	for i := 0; i+len(word) <= len(s); i++ {
+		match := true
+		for j := 0; j < len(word) && match; j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			match = c == word[j]
+		}
+		if match {
+			return i
+		}
+	}
+	return -1
+}
+
+// quotePath quotes a path for an error message: in full, unless it holds a
+// _secret parameter (holdsSecretParam), which Validate refuses.
+func quotePath(path string) string {
+	if holdsSecretParam(path) {
+		return quoteValue(path)
+	}
+	return strconv.Quote(path)
+}
+
+// invalidValue is the error for a bad value of the parameter name. The cause
+// is kept (and wrapped) only when the value cannot hold a secret: causes such
+// as strconv's and net's errors quote the whole value.
+func invalidValue(name, value string, cause error) error {
+	if indexASCIIFold(value, secretWord) >= 0 {
+		return fmt.Errorf("hiqlite: invalid %s %s", name, quoteValue(value))
+	}
+	return fmt.Errorf("hiqlite: invalid %s %q: %w", name, value, cause)
 }
 
 // setParam stores one unescaped, non-empty parameter value. It checks the
@@ -231,7 +305,7 @@ func (c *Config) setParam(name, value string) error {
 		for i, seed := range c.Join {
 			c.Join[i] = strings.TrimSpace(seed)
 			if c.Join[i] == "" {
-				return fmt.Errorf("hiqlite: invalid _join %q: empty entry", value)
+				return invalidValue("_join", value, errors.New("empty entry"))
 			}
 		}
 	case "_expect":
@@ -243,7 +317,7 @@ func (c *Config) setParam(name, value string) error {
 	case "_consistency":
 		c.Consistency, err = ParseConsistency(value)
 		if err != nil {
-			return fmt.Errorf("hiqlite: invalid _consistency %q: want local or linearizable", value)
+			return invalidValue("_consistency", value, errors.New("want local or linearizable"))
 		}
 	case "_voter":
 		c.Voter, err = strconv.ParseBool(value)
@@ -265,7 +339,7 @@ func (c *Config) setParam(name, value string) error {
 		c.LogSegment, err = parseSize(value)
 	}
 	if err != nil {
-		return fmt.Errorf("hiqlite: invalid %s %q: %w", name, value, err)
+		return invalidValue(name, value, err)
 	}
 	return nil
 }
@@ -373,11 +447,11 @@ func (c *Config) Validate() error {
 	if c.Listen == "" {
 		switch {
 		case c.Advertise != "":
-			return fmt.Errorf("hiqlite: _advertise %q requires _listen", c.Advertise)
+			return fmt.Errorf("hiqlite: _advertise %s requires _listen", quoteValue(c.Advertise))
 		case c.Gossip != "":
-			return fmt.Errorf("hiqlite: _gossip %q requires _listen", c.Gossip)
+			return fmt.Errorf("hiqlite: _gossip %s requires _listen", quoteValue(c.Gossip))
 		case c.Join != nil:
-			return fmt.Errorf("hiqlite: _join %q requires _listen", strings.Join(c.Join, ","))
+			return fmt.Errorf("hiqlite: _join %s requires _listen", quoteValue(strings.Join(c.Join, ",")))
 		case c.Expect > 1:
 			return fmt.Errorf("hiqlite: _expect=%d requires _listen", c.Expect)
 		case !c.Voter:
@@ -388,13 +462,13 @@ func (c *Config) Validate() error {
 	if c.Gossip == "" {
 		switch {
 		case c.Join != nil:
-			return fmt.Errorf("hiqlite: _join %q requires _gossip", strings.Join(c.Join, ","))
+			return fmt.Errorf("hiqlite: _join %s requires _gossip", quoteValue(strings.Join(c.Join, ",")))
 		case c.Expect > 1:
 			return fmt.Errorf("hiqlite: _expect=%d requires _gossip", c.Expect)
 		}
 	}
 	if c.Listen != "" && c.Gossip != "" && sameListener(c.Listen, c.Gossip) {
-		return fmt.Errorf("hiqlite: _listen %q and _gossip %q use the same port", c.Listen, c.Gossip)
+		return fmt.Errorf("hiqlite: _listen %s and _gossip %s use the same port", quoteValue(c.Listen), quoteValue(c.Gossip))
 	}
 
 	if c.Secret == "" && c.SecretFile == "" {
@@ -404,7 +478,7 @@ func (c *Config) Validate() error {
 		}
 		for _, a := range addrs {
 			if a[1] != "" && !isLoopback(a[1]) {
-				return fmt.Errorf("hiqlite: %s %q is not a loopback address: set _secret or _secret_file", a[0], a[1])
+				return fmt.Errorf("hiqlite: %s %s is not a loopback address: set _secret or _secret_file", a[0], quoteValue(a[1]))
 			}
 		}
 	}
@@ -416,25 +490,31 @@ func (c *Config) validateFields() error {
 	if c.DataDir == "" {
 		return errors.New("hiqlite: empty data directory")
 	}
+	if holdsSecretParam(c.DataDir) {
+		return fmt.Errorf("hiqlite: data directory %s holds a _secret parameter: parameters follow a '?' and are separated by '&'", quoteValue(c.DataDir))
+	}
+	if holdsSecretParam(c.SecretFile) {
+		return fmt.Errorf("hiqlite: _secret_file %s holds a _secret parameter: parameters are separated by '&'", quotePath(c.SecretFile))
+	}
 	if strings.Contains(c.DataDir, "?") {
-		return fmt.Errorf("hiqlite: data directory %q contains '?'", c.DataDir)
+		return fmt.Errorf("hiqlite: data directory %s contains '?'", quotePath(c.DataDir))
 	}
 	if c.NodeID != "" && !validNodeID(c.NodeID) {
-		return fmt.Errorf("hiqlite: invalid _node %q: want 1 to %d characters of [A-Za-z0-9._-]", c.NodeID, maxNodeIDLen)
+		return invalidValue("_node", c.NodeID, fmt.Errorf("want 1 to %d characters of [A-Za-z0-9._-]", maxNodeIDLen))
 	}
 	if c.Listen != "" {
 		if err := checkAddr(c.Listen, true); err != nil {
-			return fmt.Errorf("hiqlite: invalid _listen %q: %w", c.Listen, err)
+			return invalidValue("_listen", c.Listen, err)
 		}
 	}
 	if c.Advertise != "" {
 		if err := checkAddr(c.Advertise, false); err != nil {
-			return fmt.Errorf("hiqlite: invalid _advertise %q: %w", c.Advertise, err)
+			return invalidValue("_advertise", c.Advertise, err)
 		}
 	}
 	if c.Gossip != "" {
 		if err := checkAddr(c.Gossip, true); err != nil {
-			return fmt.Errorf("hiqlite: invalid _gossip %q: %w", c.Gossip, err)
+			return invalidValue("_gossip", c.Gossip, err)
 		}
 	}
 	if c.Join != nil && len(c.Join) == 0 {
@@ -443,14 +523,14 @@ func (c *Config) validateFields() error {
 	}
 	for _, seed := range c.Join {
 		if err := checkAddr(seed, false); err != nil {
-			return fmt.Errorf("hiqlite: invalid _join entry %q: %w", seed, err)
+			return invalidValue("_join entry", seed, err)
 		}
 	}
 	if c.Expect < 1 {
 		return fmt.Errorf("hiqlite: invalid _expect %d: must be at least 1", c.Expect)
 	}
 	if c.Secret != "" && c.SecretFile != "" {
-		return fmt.Errorf("hiqlite: _secret and _secret_file %q are mutually exclusive", c.SecretFile)
+		return fmt.Errorf("hiqlite: _secret and _secret_file %s are mutually exclusive", quotePath(c.SecretFile))
 	}
 	if c.Secret != "" && len(c.Secret) < minSecretLen {
 		return fmt.Errorf("hiqlite: _secret must be at least %d bytes (got %d)", minSecretLen, len(c.Secret))
@@ -601,7 +681,7 @@ func isWildcard(host string) bool {
 func (c *Config) loadSecret() ([]byte, error) {
 	switch {
 	case c.Secret != "" && c.SecretFile != "":
-		return nil, fmt.Errorf("hiqlite: _secret and _secret_file %q are mutually exclusive", c.SecretFile)
+		return nil, fmt.Errorf("hiqlite: _secret and _secret_file %s are mutually exclusive", quotePath(c.SecretFile))
 	case c.Secret != "":
 		if len(c.Secret) < minSecretLen {
 			return nil, fmt.Errorf("hiqlite: _secret must be at least %d bytes (got %d)", minSecretLen, len(c.Secret))
@@ -615,7 +695,7 @@ func (c *Config) loadSecret() ([]byte, error) {
 		}
 		secret := bytes.TrimSpace(data)
 		if len(secret) < minSecretLen {
-			return nil, fmt.Errorf("hiqlite: the secret in _secret_file %q must be at least %d bytes (got %d)", c.SecretFile, minSecretLen, len(secret))
+			return nil, fmt.Errorf("hiqlite: the secret in _secret_file %s must be at least %d bytes (got %d)", quotePath(c.SecretFile), minSecretLen, len(secret))
 		}
 		return secret, nil
 	}

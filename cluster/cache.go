@@ -93,7 +93,7 @@ var _ extensions.Replicator = (*cacheGroup)(nil)
 
 func newCacheGroup(n *Node) (*cacheGroup, error) {
 	dir := filepath.Join(n.cfg.Dir, cacheDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, privateDir); err != nil {
 		return nil, fmt.Errorf("hiqlite: create cache dir: %w", err)
 	}
 	stable, err := openFileStable(filepath.Join(dir, cacheStableFile))

@@ -14,7 +14,7 @@ import (
 // second process opening the same DATA_DIR fails at once instead of
 // corrupting the log or the database. The lock dies with the process.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, privateFile)
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: open lock file: %w", err)
 	}

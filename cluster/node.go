@@ -17,7 +17,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
 
 	"github.com/hiqlite/hiqlite/extensions"
 	"github.com/hiqlite/hiqlite/internal/wire"
@@ -133,7 +135,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = defaultLogger()
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if err := MakePrivateDir(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
 	}
 	n := &Node{cfg: cfg, gate: newGate(), hub: extensions.NewHub(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{})}
@@ -154,20 +156,29 @@ func Open(cfg Config) (_ *Node, err error) {
 	if n.sm, err = openStateMachine(filepath.Join(cfg.Dir, dbFile)); err != nil {
 		return nil, err
 	}
-	if err = os.MkdirAll(filepath.Join(cfg.Dir, raftDir), 0o755); err != nil {
+	if err = os.MkdirAll(filepath.Join(cfg.Dir, raftDir), privateDir); err != nil {
 		return nil, err
 	}
 	// raft-wal's Close leaves its meta database open, so the node owns it.
 	n.meta = &metadb.BoltMetaDB{}
-	segment := wal.DefaultSegmentSize
+	segmentSize := wal.DefaultSegmentSize
 	if cfg.SegmentSize > 0 {
-		segment = cfg.SegmentSize
+		segmentSize = cfg.SegmentSize
 	}
-	if n.log, err = wal.Open(filepath.Join(cfg.Dir, raftDir), wal.WithMetaStore(n.meta), wal.WithSegmentSize(segment)); err != nil {
+	logDir := filepath.Join(cfg.Dir, raftDir)
+	files := segment.NewFiler(logDir, privateSegments{walfs.New()})
+	if n.log, err = wal.Open(logDir, wal.WithMetaStore(n.meta), wal.WithSegmentFiler(files), wal.WithSegmentSize(segmentSize)); err != nil {
 		return nil, fmt.Errorf("hiqlite: open raft log: %w", err)
 	}
-	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, snapDir), retainSnap, cfg.Logger.Named("snapshots")); err != nil {
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, snapDir), retainSnap, cfg.Logger.Named("snapshots"))
+	if err != nil {
 		return nil, fmt.Errorf("hiqlite: open snapshot store: %w", err)
+	}
+	n.snaps = privateSnapshots{snaps, filepath.Join(cfg.Dir, snapDir)}
+	// What the libraries created above, and what an older version left,
+	// becomes private (files created later are narrowed as they appear).
+	if err = narrowTree(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("hiqlite: make %s private: %w", cfg.Dir, err)
 	}
 	if err = n.restoreIfBehind(); err != nil {
 		return nil, err
@@ -722,7 +733,7 @@ func loadID(dir, want string) (string, error) {
 // writeFileSync writes data to path atomically and durably.
 func writeFileSync(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, privateFile)
 	if err != nil {
 		return err
 	}
