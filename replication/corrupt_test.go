@@ -1,0 +1,207 @@
+package replication
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	"github.com/ncruces/go-sqlite3"
+)
+
+// filledDB applies rows rows of a 1 KiB text each, with an index, to a new
+// state machine at path and closes it cleanly (its WAL checkpointed into
+// the file and removed).
+func filledDB(t testing.TB, path string, rows int) {
+	t.Helper()
+	sm, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []*raft.Log
+	for i, sql := range []string{
+		`CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL); CREATE INDEX t_v ON t(v)`,
+		fmt.Sprintf(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d)
+			INSERT INTO t(v) SELECT printf('%%08d', x) || hex(randomblob(500)) FROM c`, rows),
+	} {
+		data, err := (&Command{Kind: KindExec, Time: 1, Stmts: []Statement{{SQL: sql}}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data})
+	}
+	for _, r := range sm.ApplyBatch(logs) {
+		if err := r.(*Response).Err; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the WAL is still there after a clean close (%v): bytes flipped in the file could be overwritten by its replay", err)
+	}
+}
+
+// tablePage returns the offset in the database file of a leaf page of
+// table t from the middle of the table: it walks the table's b-tree from
+// its root page, taking the middle child of each interior page.
+func tablePage(t *testing.T, path string) int64 {
+	t.Helper()
+	db, err := sqlite3.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt, _, err := db.Prepare(`SELECT rootpage, (SELECT page_size FROM pragma_page_size) FROM sqlite_schema WHERE name = 't'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stmt.Step() {
+		t.Fatalf("no table t: %v", stmt.Err())
+	}
+	page, size := stmt.ColumnInt64(0), stmt.ColumnInt64(1)
+	stmt.Close()
+	db.Close()
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 { // b-trees of a test are far less deep
+		b := file[(page-1)*size : page*size]
+		switch b[0] {
+		case 0x0d: // table leaf
+			return (page - 1) * size
+		case 0x05: // table interior: 12-byte header, then 2-byte cell pointers
+			cells := int(binary.BigEndian.Uint16(b[3:5]))
+			cell := binary.BigEndian.Uint16(b[12+2*(cells/2):])
+			page = int64(binary.BigEndian.Uint32(b[cell:]))
+		default:
+			t.Fatalf("page %d of table t has type %#x", page, b[0])
+		}
+	}
+	t.Fatal("no leaf page of t within 10 levels")
+	return 0
+}
+
+// flip inverts n bytes of the file at path from offset off.
+func flip(t *testing.T, path string, off int64, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] ^= 0xff
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A database with flipped bytes, in a page of a table or in its header,
+// fails to open with an error IsCorrupt recognises, so that the node can
+// move it aside and rebuild it; an intact one opens.
+func TestOpenFindsCorruption(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string)
+	}{
+		{"intact", func(t *testing.T, path string) {}},
+		// The b-tree page header and the start of its cell pointers.
+		{"table page", func(t *testing.T, path string) { flip(t, path, tablePage(t, path), 16) }},
+		// "SQLite format 3\x00"
+		{"header magic", func(t *testing.T, path string) { flip(t, path, 0, 16) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db")
+			filledDB(t, path, 2000)
+			tc.damage(t, path)
+			sm, err := Open(path)
+			if tc.name == "intact" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				sm.Close()
+				return
+			}
+			if err == nil {
+				sm.Close()
+				t.Fatal("a damaged database opened")
+			}
+			if !IsCorrupt(err) {
+				t.Fatalf("Open: %v: IsCorrupt says no", err)
+			}
+			t.Logf("Open: %v", err)
+		})
+	}
+}
+
+// SQLITE_CORRUPT from a read of the local database stops the state
+// machine with a fault that says how it heals, and leaves the marker that
+// makes the next open treat the database as corrupt. Other read errors do
+// nothing.
+func TestCorruptReadStops(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	sm, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	if err := sm.Corrupt(sqlite3.ERROR); err != sqlite3.ERROR || sm.Fault() != nil {
+		t.Fatalf("Corrupt(SQLITE_ERROR) = %v, fault %v: want the error back and no fault", err, sm.Fault())
+	}
+	if _, ok := MarkedCorrupt(path); ok {
+		t.Fatal("marker left for a statement error")
+	}
+	readErr := fmt.Errorf("read: %w", sqlite3.CORRUPT)
+	if err := sm.Corrupt(readErr); err != readErr {
+		t.Fatalf("Corrupt returned %v, want the read's error", err)
+	}
+	fault := sm.Fault()
+	if !errors.Is(fault, ErrStopped) || !errors.Is(fault, sqlite3.CORRUPT) || !strings.Contains(fault.Error(), "restart the node") {
+		t.Fatalf("Fault() = %v, want ErrStopped with SQLITE_CORRUPT, saying to restart", fault)
+	}
+	if why, ok := MarkedCorrupt(path); !ok || !strings.Contains(why, "malformed") {
+		t.Fatalf("marker %q (%v), want the read's error", why, ok)
+	}
+	if r := sm.ApplyBatch([]*raft.Log{faultLog(t, 1, `CREATE TABLE t(v)`)})[0].(*Response); !errors.Is(r.Err, ErrStopped) {
+		t.Fatalf("apply after the fault: %v, want ErrStopped", r.Err)
+	}
+}
+
+// BenchmarkQuickCheck measures what PRAGMA quick_check adds to every open,
+// on databases of about 43 and 174 MiB (8,000 and 32,000 rows of a
+// 1 KiB text, indexed). On the 2-core development machine, page cache warm:
+// 116 ms and 295 ms, 376 and 591 MiB/s.
+func BenchmarkQuickCheck(b *testing.B) {
+	for _, rows := range []int{8_000, 32_000} {
+		path := filepath.Join(b.TempDir(), "db")
+		filledDB(b, path, rows)
+		st, err := os.Stat(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("%dMiB", st.Size()>>20), func(b *testing.B) {
+			db, err := sqlite3.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			for b.Loop() {
+				if err := quickCheck(db, path); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(st.Size())/(1<<20)*float64(b.N)/b.Elapsed().Seconds(), "MiB/s")
+		})
+	}
+}
