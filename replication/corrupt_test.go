@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/internal/damage"
 )
 
 // filledDB applies rows rows of a 1 KiB text each, with an index, to a new
@@ -47,66 +48,6 @@ func filledDB(t testing.TB, path string, rows int) {
 	}
 }
 
-// tablePage returns the offset in the database file of a leaf page of
-// table t from the middle of the table: it walks the table's b-tree from
-// its root page, taking the middle child of each interior page.
-func tablePage(t *testing.T, path string) int64 {
-	t.Helper()
-	db, err := sqlite3.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmt, _, err := db.Prepare(`SELECT rootpage, (SELECT page_size FROM pragma_page_size) FROM sqlite_schema WHERE name = 't'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !stmt.Step() {
-		t.Fatalf("no table t: %v", stmt.Err())
-	}
-	page, size := stmt.ColumnInt64(0), stmt.ColumnInt64(1)
-	stmt.Close()
-	db.Close()
-	file, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 10 { // b-trees of a test are far less deep
-		b := file[(page-1)*size : page*size]
-		switch b[0] {
-		case 0x0d: // table leaf
-			return (page - 1) * size
-		case 0x05: // table interior: 12-byte header, then 2-byte cell pointers
-			cells := int(binary.BigEndian.Uint16(b[3:5]))
-			cell := binary.BigEndian.Uint16(b[12+2*(cells/2):])
-			page = int64(binary.BigEndian.Uint32(b[cell:]))
-		default:
-			t.Fatalf("page %d of table t has type %#x", page, b[0])
-		}
-	}
-	t.Fatal("no leaf page of t within 10 levels")
-	return 0
-}
-
-// flip inverts n bytes of the file at path from offset off.
-func flip(t *testing.T, path string, off int64, n int) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] ^= 0xff
-	}
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A database with flipped bytes, in a page of a table or in its header,
 // fails to open with an error IsCorrupt recognises, so that the node can
 // move it aside and rebuild it; an intact one opens.
@@ -117,9 +58,9 @@ func TestOpenFindsCorruption(t *testing.T) {
 	}{
 		{"intact", func(t *testing.T, path string) {}},
 		// The b-tree page header and the start of its cell pointers.
-		{"table page", func(t *testing.T, path string) { flip(t, path, tablePage(t, path), 16) }},
+		{"table page", func(t *testing.T, path string) { damage.TableData(t, path, "t") }},
 		// "SQLite format 3\x00"
-		{"header magic", func(t *testing.T, path string) { flip(t, path, 0, 16) }},
+		{"header magic", func(t *testing.T, path string) { damage.Header(t, path) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "db")
