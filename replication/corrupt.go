@@ -67,6 +67,20 @@ func quickCheck(conn *sqlite3.Conn, path string) error {
 	return nil
 }
 
+// checkFile runs quickCheck on the database file at path, a snapshot's
+// copy that nothing else has open. It opens it read-write, though it
+// writes nothing: the copy is in WAL mode, and only a read-write
+// connection, the last to close, deletes the -wal and -shm files its open
+// created.
+func checkFile(path string) error {
+	conn, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READWRITE|sqlite3.OPEN_EXRESCODE)
+	if err != nil {
+		return err
+	}
+	err = quickCheck(conn, path)
+	return errors.Join(err, conn.Close())
+}
+
 // MarkedCorrupt returns what the marker left by a running node that found
 // the database at path damaged says, and whether there is one.
 func MarkedCorrupt(path string) (reason string, ok bool) {
