@@ -2,6 +2,7 @@ package hiqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -234,5 +235,38 @@ func TestCorruptSingleNodeHeals(t *testing.T) {
 	}
 	if aside, _ := filepath.Glob(path + ".corrupt-*"); len(aside) == 0 {
 		t.Fatal("the damaged database was not kept")
+	}
+}
+
+// TestCorruptOnlyCopyKept: a single node whose raft log is gone has
+// nothing to rebuild a damaged database from; it must not start empty
+// over it, but fail and leave the file where it is.
+func TestCorruptOnlyCopyKept(t *testing.T) {
+	dir := t.TempDir()
+	db := openDir(t, dir)
+	mustExec(t, db, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)`)
+	for range 300 {
+		mustExec(t, db, `INSERT INTO t(v) VALUES (hex(randomblob(512)))`)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "raft")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "hiqlite.db")
+	damage.Checkpoint(t, path)
+	damage.TableData(t, path, "t")
+
+	db, err := sql.Open("hiqlite", dir) // opens the node
+	if err == nil {
+		err = db.Ping()
+		db.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "no raft log to rebuild it from") {
+		t.Fatalf("open of a corrupt only copy: %v, want a refusal", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the only copy was moved: %v", err)
 	}
 }

@@ -29,7 +29,10 @@ const corruptSuffix = ".corrupt-"
 // the newest local snapshot and raft replays the log after it, or the
 // leader sends its snapshot when the log no longer reaches back that far.
 // The raft directory (term, vote, log) is not touched.
-func openDatabase(path string, logger hclog.Logger) (*replication.StateMachine, error) {
+//
+// A node that has nothing to rebuild from (no raft log, and no cluster,
+// cluster false) keeps the damaged database, its only copy, and fails.
+func openDatabase(path string, cluster bool, logger hclog.Logger) (*replication.StateMachine, error) {
 	found, marked := replication.MarkedCorrupt(path)
 	if !marked {
 		sm, err := openStateMachine(path)
@@ -37,6 +40,13 @@ func openDatabase(path string, logger hclog.Logger) (*replication.StateMachine, 
 			return sm, err
 		}
 		found = err.Error()
+	}
+	logs, err := filepath.Glob(filepath.Join(filepath.Dir(path), raftDir, "*.wal"))
+	if err != nil {
+		return nil, err
+	}
+	if !cluster && len(logs) == 0 {
+		return nil, fmt.Errorf("hiqlite: the database %s is corrupt (%s) and this node has no raft log to rebuild it from: restore a backup, or move the file aside to start empty", path, found)
 	}
 	aside, err := moveAsideCorrupt(path, time.Now())
 	if err != nil {
