@@ -153,49 +153,67 @@ func TestCorruptFollowerHeals(t *testing.T) {
 	}
 }
 
-// TestCorruptReadFaults damages a page of a table under a running
-// follower: the read that finds it fails with SQLITE_CORRUPT and stops the
-// node (Fault says so and how it heals) while the cluster goes on; the
-// restart the fault asks for rebuilds the database.
-func TestCorruptReadFaults(t *testing.T) {
+// TestCorruptRunningFollower damages a page of a table under a running
+// follower. The first to find it, a read on the follower or the apply of
+// an UPDATE of every row, stops the node with SQLITE_CORRUPT (Fault says
+// so and how it heals) while the cluster goes on; the restart the fault
+// asks for rebuilds the database.
+func TestCorruptRunningFollower(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster")
 	}
-	w := newCorruptWorkload(t)
-	v := w.c.Follower()
-	w.c.EnsureSame()
-	m := w.c.Members[v]
-	path := filepath.Join(m.Node.DataDir(), "hiqlite.db")
-	damage.Checkpoint(t, path)
-	damage.TableData(t, path, "t")
-	// A new read connection: its page cache has never held the page.
-	m.DB.SetMaxIdleConns(0)
-	var n, sum int64
-	err := m.DB.QueryRow(`SELECT count(*), sum(length(v)) FROM t`).Scan(&n, &sum)
-	if !errors.Is(err, sqlite3.CORRUPT) {
-		t.Fatalf("read of the damaged table: %v, want SQLITE_CORRUPT", err)
-	}
-	fault := m.Node.Fault()
-	if fault == nil || !errors.Is(fault, sqlite3.CORRUPT) || !strings.Contains(fault.Error(), "restart the node") {
-		t.Fatalf("Fault() = %v, want the corruption and how it heals", fault)
-	}
-	if err := m.DB.Ping(); err == nil {
-		t.Errorf("Ping of a faulted node succeeded")
-	}
-	t.Logf("fault: %v", fault)
-	w.write(t, 20) // the other two go on
+	for _, tc := range []struct {
+		name string
+		find func(t *testing.T, w *corruptWorkload, m *clustertest.Member)
+	}{
+		{"read", func(t *testing.T, w *corruptWorkload, m *clustertest.Member) {
+			// A new read connection: its page cache never held the page.
+			m.DB.SetMaxIdleConns(0)
+			var n, sum int64
+			err := m.DB.QueryRow(`SELECT count(*), sum(length(v)) FROM t`).Scan(&n, &sum)
+			if !errors.Is(err, sqlite3.CORRUPT) {
+				t.Fatalf("read of the damaged table: %v, want SQLITE_CORRUPT", err)
+			}
+		}},
+		{"apply", func(t *testing.T, w *corruptWorkload, m *clustertest.Member) {
+			if _, err := w.c.Members[w.c.Leader()].DB.Exec(`UPDATE t SET v = lower(v)`); err != nil {
+				t.Fatal(err)
+			}
+			w.c.WaitFor(m.ID+" to stop applying", 30*time.Second, func() bool { return m.Node.Fault() != nil })
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newCorruptWorkload(t)
+			v := w.c.Follower()
+			w.c.EnsureSame()
+			m := w.c.Members[v]
+			path := filepath.Join(m.Node.DataDir(), "hiqlite.db")
+			damage.Checkpoint(t, path)
+			damage.TableData(t, path, "t")
+			tc.find(t, w, m)
+			fault := m.Node.Fault()
+			if fault == nil || !errors.Is(fault, sqlite3.CORRUPT) || !strings.Contains(fault.Error(), "restart the node") {
+				t.Fatalf("Fault() = %v, want the corruption and how it heals", fault)
+			}
+			if err := m.DB.Ping(); err == nil {
+				t.Errorf("Ping of a faulted node succeeded")
+			}
+			t.Logf("fault: %v", fault)
+			w.write(t, 20) // the other two go on
 
-	w.c.Restart(v)
-	m = w.c.Members[v]
-	w.check(t, v)
-	if err := m.Node.Fault(); err != nil {
-		t.Fatalf("fault after the restart: %v", err)
-	}
-	if aside := movedAside(t, m); len(aside) != 1 {
-		t.Fatalf("moved aside: %q, want the damaged database", aside)
-	}
-	if _, err := os.Stat(path + "-corrupt"); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the corruption marker outlived the rebuild: %v", err)
+			w.c.Restart(v)
+			m = w.c.Members[v]
+			w.check(t, v)
+			if err := m.Node.Fault(); err != nil {
+				t.Fatalf("fault after the restart: %v", err)
+			}
+			if aside := movedAside(t, m); len(aside) != 1 {
+				t.Fatalf("moved aside: %q, want the damaged database", aside)
+			}
+			if _, err := os.Stat(path + "-corrupt"); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the corruption marker outlived the rebuild: %v", err)
+			}
+		})
 	}
 }
 
