@@ -123,6 +123,9 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	tmp.Close()
 	defer os.Remove(name)
 	if err := s.conn.Backup("main", name); err != nil {
+		if IsCorrupt(err) {
+			s.sm.stop(err)
+		}
 		return fmt.Errorf("hiqlite: snapshot copy: %w", err)
 	}
 	// The backup copies pages without reading them as b-trees: a page
