@@ -191,7 +191,7 @@ func (c *conn) prepare(query string) (*prepared, error) {
 			// the writer prepares it, and reports any real error.
 			return &prepared{query: query, cls: textCls, numInput: -1}, nil
 		}
-		return nil, err
+		return nil, c.local(err)
 	}
 	p := &prepared{query: query, s: s, numInput: -1}
 	if s == nil {
@@ -459,9 +459,19 @@ func (c *conn) execLocal(ctx context.Context, p *prepared, args []replication.Ar
 		}
 		err := p.s.Exec()
 		p.s.ClearBindings()
-		return err
+		return c.local(err)
 	}
-	return c.db.Exec(p.query)
+	return c.local(c.db.Exec(p.query))
+}
+
+// local passes on the error of a statement on the local read connection,
+// first reporting it to the node: one that says the database file is
+// damaged is a fault of this node (SPEC §8), not of the statement.
+func (c *conn) local(err error) error {
+	if err == nil {
+		return nil
+	}
+	return c.node.c.Corrupt(err)
 }
 
 // write replicates one write: in the open transaction, or as an autocommit

@@ -291,8 +291,10 @@
 //     (SQLite rolled it back, or the node lost leadership).
 //   - [ErrTxIdle]: the write transaction was rolled back after _txidle.
 //   - [ErrStopped]: the node's state machine stopped after a fault (I/O
-//     error, disk full) that could make it diverge; [Node.Fault] tells
-//     which. The node keeps serving reads of the state it reached.
+//     error, disk full, a corrupt database found by a read or an apply)
+//     that could make it diverge; [Node.Fault] tells which. The node keeps
+//     serving reads of the state it reached. A restart rebuilds a corrupt
+//     database from a snapshot and the log.
 //   - [ErrNotApplied]: a write or COMMIT whose leader failed was settled
 //     as not applied, for good; running it again is safe.
 //   - [ErrOutcomeUnknown]: no leader could say in time whether a write was

@@ -64,7 +64,9 @@ func (n *Node) Members() ([]Member, error) { return n.c.Members() }
 
 // Fault returns the error that stopped this node's state machine, or nil.
 // A stopped node serves reads of the state it reached but applies nothing
-// more until it is restarted.
+// more until it is restarted. A fault that says the database is corrupt
+// (errors.Is(err, sqlite3.CORRUPT) or sqlite3.NOTADB) is healed by that
+// restart: the database is moved aside and rebuilt.
 func (n *Node) Fault() error { return n.c.Fault() }
 
 // DataDir is the node's absolute data directory.

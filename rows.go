@@ -94,7 +94,7 @@ func (r *rows) Next(dest []driver.Value) error {
 	r.row = ok
 	if !ok {
 		if err := r.s.Err(); err != nil {
-			return err
+			return r.c.local(err)
 		}
 		return io.EOF
 	}

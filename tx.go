@@ -43,12 +43,12 @@ func (t *tx) beginRead() error {
 		return nil
 	}
 	if err := t.c.db.Exec(`BEGIN`); err != nil {
-		return err
+		return t.c.local(err)
 	}
 	idx, err := replication.ReadAppliedIndex(t.c.db)
 	if err != nil {
 		t.endRead()
-		return err
+		return t.c.local(err)
 	}
 	t.reading, t.snap = true, idx
 	return nil

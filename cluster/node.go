@@ -153,7 +153,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if err = removeCrashLeftovers(cfg.Dir, cfg.Logger); err != nil {
 		return nil, err
 	}
-	if n.sm, err = openStateMachine(filepath.Join(cfg.Dir, dbFile)); err != nil {
+	if n.sm, err = openDatabase(filepath.Join(cfg.Dir, dbFile), cfg.Listen != "", cfg.Logger); err != nil {
 		return nil, err
 	}
 	if err = os.MkdirAll(filepath.Join(cfg.Dir, raftDir), privateDir); err != nil {

@@ -123,6 +123,17 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	tmp.Close()
 	defer os.Remove(name)
 	if err := s.conn.Backup("main", name); err != nil {
+		if IsCorrupt(err) {
+			s.sm.stop(err)
+		}
+		return fmt.Errorf("hiqlite: snapshot copy: %w", err)
+	}
+	// The backup copies pages without reading them as b-trees: a page
+	// damaged on this node's disk would go into the snapshot and to every
+	// node that installs it. The copy is in the page cache, so this pass
+	// is cheap.
+	if err := checkFile(name); err != nil {
+		s.sm.stop(err)
 		return fmt.Errorf("hiqlite: snapshot copy: %w", err)
 	}
 	f, err := os.Open(name)
@@ -173,6 +184,11 @@ func (sm *StateMachine) Restore(r io.ReadCloser) error {
 	}
 	if err != nil {
 		return err
+	}
+	// A damaged snapshot (written by a node that did not check its copy)
+	// is refused, not installed: this database is left as it was.
+	if err := checkFile(name); err != nil {
+		return fmt.Errorf("hiqlite: restore snapshot: %w", err)
 	}
 	// Statements prepared on the old schema must go before the copy.
 	for k, s := range sm.cache {

@@ -97,6 +97,8 @@ type pendingTx struct {
 }
 
 // Open opens (creating if needed) the database at path as a state machine.
+// It checks the database first (PRAGMA quick_check): for a damaged one it
+// fails with an error that IsCorrupt recognises.
 func Open(path string) (*StateMachine, error) {
 	w, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READWRITE|sqlite3.OPEN_CREATE|sqlite3.OPEN_EXRESCODE)
 	if err != nil {
@@ -116,6 +118,11 @@ func (sm *StateMachine) init() error {
 	// and the applied index tells which to replay.
 	if err := sm.w.Exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;`); err != nil {
 		return fmt.Errorf("hiqlite: configure state database: %w", err)
+	}
+	// A damaged database is found before anything is applied to it: the
+	// caller moves it aside and rebuilds it (see IsCorrupt).
+	if err := quickCheck(sm.w, sm.path); err != nil {
+		return err
 	}
 	if err := sm.w.Exec(metaSchema); err != nil {
 		return fmt.Errorf("hiqlite: create state table: %w", err)
@@ -244,6 +251,9 @@ func (sm *StateMachine) broadcast() {
 }
 
 func (sm *StateMachine) stop(err error) error {
+	if IsCorrupt(err) {
+		err = sm.corruptFault(err)
+	}
 	err = fmt.Errorf("%w: %w", ErrStopped, err)
 	sm.fault.CompareAndSwap(nil, &err)
 	sm.broadcast()

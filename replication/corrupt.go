@@ -1,0 +1,129 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+)
+
+// CorruptMarker is the suffix of the file, next to the database, that
+// records that this node found its database damaged while it ran (a read or
+// an apply failed with SQLITE_CORRUPT or SQLITE_NOTADB). The next open
+// treats the database as corrupt even if PRAGMA quick_check, which does not
+// decode every record, passes.
+const CorruptMarker = "-corrupt"
+
+// maxCheckProblems bounds the lines of PRAGMA quick_check kept in a
+// CorruptError.
+const maxCheckProblems = 10
+
+// CorruptError is a database that failed PRAGMA quick_check. It matches
+// sqlite3.CORRUPT with errors.Is.
+type CorruptError struct {
+	Path     string
+	Problems []string // the first lines quick_check reported
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("hiqlite: %s failed quick_check: %s", e.Path, strings.Join(e.Problems, "; "))
+}
+
+func (e *CorruptError) Unwrap() error { return sqlite3.CORRUPT }
+
+// IsCorrupt reports whether err says a database file is damaged:
+// SQLITE_CORRUPT (any extended code), SQLITE_NOTADB (a damaged header), or
+// a failed quick_check.
+func IsCorrupt(err error) bool {
+	return err != nil && (errors.Is(err, sqlite3.CORRUPT) || errors.Is(err, sqlite3.NOTADB))
+}
+
+// quickCheck runs PRAGMA quick_check on conn: every page of every b-tree
+// and of the freelist is read once and its structure checked (cell
+// bounds, key order, page ownership, NOT NULL), but index entries are not
+// matched against their rows (that is integrity_check, several times
+// slower). It returns a *CorruptError when the check finds problems.
+func quickCheck(conn *sqlite3.Conn, path string) error {
+	stmt, _, err := conn.Prepare(`PRAGMA quick_check(` + fmt.Sprint(maxCheckProblems) + `)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	var problems []string
+	for stmt.Step() {
+		if line := stmt.ColumnText(0); line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := stmt.Err(); err != nil {
+		return fmt.Errorf("hiqlite: quick_check of %s: %w", path, err)
+	}
+	if len(problems) > 0 {
+		return &CorruptError{Path: path, Problems: problems}
+	}
+	return nil
+}
+
+// checkFile runs quickCheck on the database file at path, a snapshot's
+// copy that nothing else has open. It opens it read-write, though it
+// writes nothing: the copy is in WAL mode, and only a read-write
+// connection, the last to close, deletes the -wal and -shm files its open
+// created.
+func checkFile(path string) error {
+	conn, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READWRITE|sqlite3.OPEN_EXRESCODE)
+	if err != nil {
+		return err
+	}
+	err = quickCheck(conn, path)
+	return errors.Join(err, conn.Close())
+}
+
+// MarkedCorrupt returns what the marker left by a running node that found
+// the database at path damaged says, and whether there is one.
+func MarkedCorrupt(path string) (reason string, ok bool) {
+	b, err := os.ReadFile(path + CorruptMarker)
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSpace(string(b)), true
+}
+
+// Corrupt stops the state machine when err, from a read of the database on
+// this node (the local read pool), says the database is damaged: such a
+// node must apply nothing more and be rebuilt. It returns err unchanged.
+func (sm *StateMachine) Corrupt(err error) error {
+	if IsCorrupt(err) {
+		sm.stop(err)
+	}
+	return err
+}
+
+// corruptFault is the fault of a state machine that found its database
+// damaged: it records the marker for the next open and says what heals it.
+func (sm *StateMachine) corruptFault(err error) error {
+	note := fmt.Sprintf("%s: %v\n", time.Now().UTC().Format(time.RFC3339), err)
+	if werr := writeSync(sm.path+CorruptMarker, []byte(note)); werr != nil {
+		err = fmt.Errorf("%w (and the marker for the next open failed: %v)", err, werr)
+	}
+	return fmt.Errorf("database corrupt; restart the node to rebuild it from a snapshot and the log: %w", err)
+}
+
+// writeSync writes data to path and syncs it.
+func writeSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
