@@ -184,7 +184,7 @@ type probe struct {
 }
 
 // probeTimeout bounds how long a node may keep a probe open: the mux's
-// handshake deadline (5 s) and a margin for a loaded machine.
+// handshake deadline (2 s) and a margin for a loaded machine.
 const probeTimeout = 15 * time.Second
 
 // garbageProbes returns the probes: raw ones, and ones that mux

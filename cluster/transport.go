@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -16,18 +17,31 @@ import (
 
 // Defaults of a Mux.
 const (
-	// defaultHandshakeTimeout bounds a handshake, and how long an
-	// authenticated connection waits for its stream's Accept.
-	defaultHandshakeTimeout = 5 * time.Second
-	// defaultMaxHandshakes bounds the handshakes in flight; connections
-	// beyond it are closed at once, so a flood costs no memory.
+	// defaultHandshakeTimeout bounds a whole handshake, from accept to the
+	// verdict, and how long an authenticated connection waits for its
+	// stream's Accept. A member completes the handshake in one round trip
+	// (well under a millisecond on a LAN); a stranger holds its place for
+	// this long at most.
+	defaultHandshakeTimeout = 2 * time.Second
+	// defaultMaxHandshakes bounds the handshakes in flight, and
+	// defaultMaxPerSource those from one source (an IPv4 address or an
+	// IPv6 /64). Authenticated connections are never counted. A connection
+	// beyond either bound displaces the oldest handshake of its source (or,
+	// for the overall bound, of the source with the most), which is closed
+	// at once: strangers that hold their places cannot lock out a member's
+	// dial, whose handshake ends within a round trip of its arrival.
 	defaultMaxHandshakes = 64
+	defaultMaxPerSource  = 16
+	// dropLogEvery is the least time between two log lines about the
+	// unauthenticated connections the mux closed.
+	dropLogEvery = 10 * time.Second
 )
 
 // muxOptions are the knobs of a Mux; tests shrink them.
 type muxOptions struct {
 	handshakeTimeout time.Duration
 	maxHandshakes    int
+	maxPerSource     int // 0: min(defaultMaxPerSource, maxHandshakes)
 }
 
 // Mux owns a node's one TCP listener, which carries Raft and RPC (SPEC §8).
@@ -37,16 +51,29 @@ type muxOptions struct {
 // byte. Its dial side runs the client handshake. Every connection it returns
 // is authenticated and without deadline.
 //
+// # Strangers
+//
+// An unauthenticated connection holds a goroutine and a place among the
+// handshakes in flight for handshakeTimeout at most. The places are
+// bounded per source and overall (see defaultMaxHandshakes); a newcomer
+// beyond a bound displaces the oldest handshake of the busiest source,
+// never waits, and is never refused, so strangers cannot starve the dials
+// of members. Dropped strangers are counted and logged at most once per
+// dropLogEvery (dropLog).
+//
 // # Goroutines
 //
 // The accept loop and one goroutine per connection, from accept until the
 // end of the handshake and the hand-off to Accept (at most
-// handshakeTimeout each). All start through goFunc and are joined by Close.
+// handshakeTimeout each, less for a displaced one, which its closed
+// connection ends at once). All start through goFunc and are joined by
+// Close.
 //
 // # Lock protocol
 //
-// mu guards closed and pending; it is held only to read or update them,
-// never across I/O. Each stream has its own lock (see muxStream).
+// mu guards closed, pending and sources; it is held only to read or update
+// them, never across I/O. Each stream has its own lock (see muxStream), and
+// drops its own (see dropLog).
 type Mux struct {
 	ln     net.Listener
 	addr   net.Addr // advertised
@@ -54,16 +81,19 @@ type Mux struct {
 	logger hclog.Logger
 	opts   muxOptions
 
-	slots     chan struct{} // one token per handshake in flight
 	raft, rpc *muxStream
 	cache     *muxStream      // the cache group's Raft (package extensions)
 	ctx       context.Context // cancelled by Close; aborts dials in flight
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // every goroutine started by goFunc
 
+	drops dropLog
+
 	mu      sync.Mutex
 	closed  bool
-	pending map[net.Conn]struct{} // accepted, handshake in flight
+	seq     uint64                        // numbers the handshakes, in order of arrival
+	pending map[net.Conn]*handshake       // accepted, handshake in flight
+	sources map[netip.Prefix][]*handshake // the same by source, oldest first
 }
 
 // Listen binds addr and starts accepting. advertise is the address peers
@@ -74,12 +104,17 @@ func Listen(addr, advertise string, secret []byte, logger hclog.Logger) (*Mux, e
 	return listenMux(addr, advertise, secret, logger, muxOptions{
 		handshakeTimeout: defaultHandshakeTimeout,
 		maxHandshakes:    defaultMaxHandshakes,
+		maxPerSource:     defaultMaxPerSource,
 	})
 }
 
 func listenMux(addr, advertise string, secret []byte, logger hclog.Logger, opts muxOptions) (*Mux, error) {
-	if opts.handshakeTimeout <= 0 || opts.maxHandshakes <= 0 {
-		return nil, fmt.Errorf("hiqlite: mux: handshake timeout %v and limit %d must be positive", opts.handshakeTimeout, opts.maxHandshakes)
+	if opts.maxPerSource == 0 {
+		opts.maxPerSource = min(defaultMaxPerSource, opts.maxHandshakes)
+	}
+	if opts.handshakeTimeout <= 0 || opts.maxHandshakes <= 0 || opts.maxPerSource <= 0 {
+		return nil, fmt.Errorf("hiqlite: mux: handshake timeout %v and limits %d (overall) and %d (per source) must be positive",
+			opts.handshakeTimeout, opts.maxHandshakes, opts.maxPerSource)
 	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -100,10 +135,11 @@ func listenMux(addr, advertise string, secret []byte, logger hclog.Logger, opts 
 		key:     authKey(secret),
 		logger:  logger,
 		opts:    opts,
-		slots:   make(chan struct{}, opts.maxHandshakes),
+		drops:   dropLog{logger: logger, every: dropLogEvery},
 		ctx:     ctx,
 		cancel:  cancel,
-		pending: map[net.Conn]struct{}{},
+		pending: map[net.Conn]*handshake{},
+		sources: map[netip.Prefix][]*handshake{},
 	}
 	m.raft = newMuxStream(m, StreamRaft)
 	m.rpc = newMuxStream(m, StreamRPC)
@@ -180,7 +216,7 @@ func (m *Mux) Close() error {
 	}
 	m.closed = true
 	pending := m.pending
-	m.pending = nil
+	m.pending, m.sources = nil, nil
 	m.mu.Unlock()
 
 	m.cancel()
@@ -192,6 +228,7 @@ func (m *Mux) Close() error {
 	m.rpc.close()
 	m.cache.close()
 	m.wg.Wait()
+	m.drops.flush()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
@@ -208,7 +245,8 @@ func (m *Mux) goFunc(f func()) {
 }
 
 // acceptLoop accepts until the listener closes. It never does I/O on a
-// connection: each gets a handshake slot and a goroutine, or is closed.
+// connection: each gets a place among the handshakes and a goroutine,
+// displacing an older handshake when the places are taken.
 func (m *Mux) acceptLoop() {
 	const minDelay, maxDelay = 5 * time.Millisecond, time.Second
 	var delay time.Duration
@@ -232,22 +270,16 @@ func (m *Mux) acceptLoop() {
 			continue
 		}
 		delay = 0
-		select {
-		case m.slots <- struct{}{}:
-		default:
-			m.logger.Debug("too many handshakes in flight; closing connection", "remote", c.RemoteAddr(), "limit", cap(m.slots))
+		victim, why, ok := m.admit(c)
+		if !ok {
 			c.Close()
-			continue
-		}
-		m.mu.Lock()
-		if m.closed {
-			m.mu.Unlock()
-			c.Close()
-			<-m.slots
 			return
 		}
-		m.pending[c] = struct{}{}
-		m.mu.Unlock()
+		if victim != nil {
+			m.logger.Debug("too many handshakes in flight; closing the oldest", "remote", victim.RemoteAddr(), "reason", why)
+			victim.Close()
+			m.drops.add(why, victim.RemoteAddr())
+		}
 		m.goFunc(func() { m.serve(c) })
 	}
 }
@@ -256,12 +288,22 @@ func (m *Mux) acceptLoop() {
 func (m *Mux) serve(c net.Conn) {
 	st, err := m.serverHandshake(c)
 	m.mu.Lock()
-	delete(m.pending, c)
+	mine := m.forgetLocked(c)
 	m.mu.Unlock()
-	<-m.slots
+	if !mine {
+		// Displaced, or the mux is closing: whoever took it from pending
+		// closed it (and counted it).
+		c.Close()
+		return
+	}
 	if err != nil {
 		m.logger.Debug("handshake failed; closing connection", "remote", c.RemoteAddr(), "error", err)
 		c.Close()
+		why := dropFailed
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			why = dropTimedOut
+		}
+		m.drops.add(why, c.RemoteAddr())
 		return
 	}
 	m.streamOf(st).deliver(c)

@@ -496,52 +496,176 @@ func TestMuxReplay(t *testing.T) {
 	}
 }
 
-// TestMuxHandshakeLimit fills the handshake slots with stalled clients:
-// more connections are closed at once, and the slots free up again.
-func TestMuxHandshakeLimit(t *testing.T) {
-	const limit = 4
-	var log muxLog
-	srv := muxTestListen(t, muxTestSecret, muxOptions{handshakeTimeout: time.Minute, maxHandshakes: limit}, &log)
-	muxEcho(t, srv)
-	client := muxTestListen(t, muxTestSecret, muxFastOpts, nil)
-
-	var stalled []net.Conn
-	for range limit {
-		c, err := net.Dial("tcp", srv.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.Write([]byte{byte(StreamRPC)})
-		stalled = append(stalled, c)
-	}
-	muxWaitFor(t, "the slots to fill", 10*time.Second, func() bool { return len(srv.slots) == limit })
-
-	// Closed at once, long before the minute of the handshake timeout.
-	extra, err := net.Dial("tcp", srv.Addr().String())
+// muxStranger connects to m from source IP src and sends hello: a client
+// that never finishes the handshake. It waits until m counts it in
+// handshake.
+func muxStranger(t *testing.T, m *Mux, src string, hello []byte) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
+	c, err := d.Dial("tcp", m.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer extra.Close()
-	extra.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.Copy(io.Discard, extra); errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatal("a connection beyond the limit stayed open")
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write(hello); err != nil {
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if c, err := client.DialRPC(ctx, srv.Addr().String()); err == nil {
-		c.Close()
-		t.Fatal("DialRPC succeeded with every slot taken")
-	}
+	muxWaitFor(t, "the stranger's handshake to start", 10*time.Second, func() bool { return m.inHandshake(c.LocalAddr()) })
+	return c
+}
 
-	for _, c := range stalled {
-		c.Close()
+// inHandshake reports whether the connection from remote is in handshake.
+func (m *Mux) inHandshake(remote net.Addr) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for c := range m.pending {
+		if c.RemoteAddr().String() == remote.String() {
+			return true
+		}
 	}
-	muxWaitFor(t, "the slots to free", 10*time.Second, func() bool { return len(srv.slots) == 0 })
-	muxDialRoundTrip(t, client, srv.Addr())
-	if !strings.Contains(log.String(), "too many handshakes") {
-		t.Errorf("no debug line for the dropped connection:\n%s", log.String())
+	return false
+}
+
+// muxClosedByPeer reports whether the peer closed c: a read ends in EOF or
+// a reset before a generous deadline (far below any handshake timeout the
+// caller set).
+func muxClosedByPeer(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	return !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// TestMuxHandshakeLimit fills the places of a mux, per source and overall,
+// with strangers that never finish a handshake (under a timeout of a
+// minute). Each newcomer beyond a bound takes the place of the oldest
+// stranger of its source, or of the busiest source, which is closed at
+// once; members' dials, from a quiet source and from the strangers' own,
+// still get through; the drops are logged at WARN without the secret; and
+// no goroutine is left.
+func TestMuxHandshakeLimit(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("", func(t *testing.T) {
+		const perSource, overall = 3, 7
+		var log muxLog
+		srv := muxTestListen(t, muxTestSecret, muxOptions{handshakeTimeout: time.Minute, maxHandshakes: overall, maxPerSource: perSource}, &log)
+		muxEcho(t, srv)
+		client := muxTestListen(t, muxTestSecret, muxFastOpts, nil)
+		halfOpen := []byte{byte(StreamRaft), protoVersion}
+
+		// One source: the fourth displaces the first.
+		var a []net.Conn
+		for range perSource + 1 {
+			a = append(a, muxStranger(t, srv, "127.0.0.2", halfOpen))
+		}
+		if !muxClosedByPeer(a[0]) {
+			t.Fatal("the oldest stranger of a full source stayed open")
+		}
+		for _, c := range a[1:] {
+			if !srv.inHandshake(c.LocalAddr()) {
+				t.Errorf("stranger %s was dropped, want only the oldest", c.LocalAddr())
+			}
+		}
+		if got := srv.pendingHandshakes(); got != perSource {
+			t.Errorf("%d handshakes in flight, want %d", got, perSource)
+		}
+
+		// A member from another source gets through.
+		muxDialRoundTrip(t, client, srv.Addr())
+
+		// Every place taken, by three sources of 3, 3 and 1: a fourth
+		// source takes the place of the oldest of the busiest, a[1].
+		var b []net.Conn
+		for range perSource {
+			b = append(b, muxStranger(t, srv, "127.0.0.3", nil))
+		}
+		c := muxStranger(t, srv, "127.0.0.4", []byte{byte(StreamRPC)})
+		if got := srv.pendingHandshakes(); got != overall {
+			t.Fatalf("%d handshakes in flight, want %d", got, overall)
+		}
+		d := muxStranger(t, srv, "127.0.0.5", halfOpen)
+		if !muxClosedByPeer(a[1]) {
+			t.Fatal("the oldest stranger of the busiest source stayed open with every place taken")
+		}
+		for _, x := range append(append(a[2:], b...), c, d) {
+			if !srv.inHandshake(x.LocalAddr()) {
+				t.Errorf("stranger %s was dropped, want only the oldest of the busiest source", x.LocalAddr())
+			}
+		}
+		if got := srv.pendingHandshakes(); got != overall {
+			t.Errorf("%d handshakes in flight, want %d", got, overall)
+		}
+
+		// Every place taken, and the members' own source full of
+		// strangers: members still get through, again and again.
+		for range perSource {
+			muxStranger(t, srv, "127.0.0.1", halfOpen)
+		}
+		for range 2 * perSource {
+			muxDialRoundTrip(t, client, srv.Addr())
+		}
+
+		for _, x := range append(append(a, b...), c, d) {
+			x.Close()
+		}
+		muxWaitFor(t, "the strangers' places to free", 10*time.Second, func() bool { return srv.pendingHandshakes() <= perSource })
+		srv.Close()
+		if got := log.String(); !strings.Contains(got, "[WARN]") || !strings.Contains(got, "closed unauthenticated connections") ||
+			!strings.Contains(got, "displaced-source-full") {
+			t.Errorf("no warning about the dropped strangers:\n%s", got)
+		}
+		log.checkNoSecret(t)
+	})
+	muxNoLeak(t, before)
+}
+
+// TestMuxStrangerDeadline: with the defaults of Listen, a stranger that
+// stops mid-handshake (at any step) is closed by the handshake deadline,
+// which is short: members finish in a round trip.
+func TestMuxStrangerDeadline(t *testing.T) {
+	if defaultHandshakeTimeout > 2*time.Second {
+		t.Fatalf("handshake timeout %v: a stranger may hold a place that long", defaultHandshakeTimeout)
 	}
+	var log muxLog
+	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &log})
+	m, err := Listen("127.0.0.1:0", "", []byte(muxTestSecret), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	muxEcho(t, m)
+	client := muxTestListen(t, muxTestSecret, muxFastOpts, nil)
+
+	hellos := map[string][]byte{
+		"silent":      nil,
+		"stream byte": {byte(StreamRPC)},
+		"half-open":   {byte(StreamRaft), protoVersion},
+		"full hello":  muxHello(StreamCache, protoVersion, muxNonce()),
+	}
+	var wg sync.WaitGroup
+	for name, hello := range hellos {
+		c := muxStranger(t, m, "127.0.0.1", hello)
+		start := time.Now()
+		wg.Go(func() {
+			c.SetReadDeadline(time.Now().Add(defaultHandshakeTimeout + 10*time.Second))
+			_, err := io.Copy(io.Discard, c)
+			switch elapsed := time.Since(start); {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				t.Errorf("%s: the stranger was not closed", name)
+			case elapsed < defaultHandshakeTimeout/2:
+				t.Errorf("%s: closed after %v, before the handshake deadline (%v)", name, elapsed, defaultHandshakeTimeout)
+			default:
+				t.Logf("%s: closed after %v", name, elapsed.Round(time.Millisecond))
+			}
+		})
+	}
+	// Members are not kept waiting meanwhile.
+	muxDialRoundTrip(t, client, m.Addr())
+	wg.Wait()
+	muxWaitFor(t, "no handshake in flight", 10*time.Second, func() bool { return m.pendingHandshakes() == 0 })
+	if got := log.String(); !strings.Contains(got, "timed-out") {
+		t.Errorf("no warning about the strangers:\n%s", got)
+	}
+	log.checkNoSecret(t)
 }
 
 // TestMuxCloseMidHandshake closes a mux with handshakes in flight both ways
