@@ -125,11 +125,20 @@ func (g *Guard) set(suspended bool) func() {
 // statement whose error Check will look at.
 func (g *Guard) Reset() { g.denied = "" }
 
+// Refusal returns the InternalObjectError of the last refusal since Reset,
+// or nil.
+func (g *Guard) Refusal() error {
+	if g.denied == "" {
+		return nil
+	}
+	return &InternalObjectError{Name: g.denied}
+}
+
 // Check returns err, or the InternalObjectError that explains it when the
 // guard refused a statement since the last Reset.
 func (g *Guard) Check(err error) error {
 	if err != nil && g.denied != "" {
-		return &InternalObjectError{Name: g.denied}
+		return g.Refusal()
 	}
 	return err
 }
