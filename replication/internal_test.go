@@ -146,3 +146,28 @@ func TestInternalObjectsRefusedInLog(t *testing.T) {
 		t.Fatalf("%d rows, want 5", n)
 	}
 }
+
+// hiqlite_notify writes the writer's temp._hiqlite_notify from inside client
+// SQL; after a schema change SQLite prepares that INSERT again, under the
+// authorizer, and the guard must let the state machine's own statement
+// through. So must the cleanup of a failed statement's notifications.
+func TestGuardLetsStateMachineStatementsThrough(t *testing.T) {
+	a := newApplier(t)
+	var got []replication.Notification
+	a.sm.SetNotifySink(func(ns []replication.Notification) { got = append(got, ns...) })
+	r := a.must(a.exec(replication.Origin{}, `CREATE TABLE x(a); SELECT hiqlite_notify('c', 'after DDL')`))
+	if err := r.Results[0].Err; err != nil {
+		t.Fatalf("notify after a schema change: %v", err)
+	}
+	a.must(a.exec(replication.Origin{}, `CREATE TABLE y(a)`))
+	r = a.must(a.exec(replication.Origin{}, `INSERT INTO t(v) SELECT hiqlite_notify('c', 'dropped') UNION ALL SELECT 1 UNION ALL SELECT 1`))
+	if !errors.Is(r.Results[0].Err, sqlite3.CONSTRAINT_UNIQUE) {
+		t.Fatalf("failing statement: %v, want CONSTRAINT_UNIQUE", r.Results[0].Err)
+	}
+	if len(got) != 1 || got[0].Payload != "after DDL" {
+		t.Fatalf("notifications %+v, want the one after DDL", got)
+	}
+	if err := a.sm.Fault(); err != nil {
+		t.Fatal(err)
+	}
+}
