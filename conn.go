@@ -338,6 +338,10 @@ func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
 func (c *conn) checkTail(tail string) error {
 	for !replication.IsBlank(tail) {
 		if _, err := replication.ClassifySQL(tail); err != nil {
+			var internal *replication.InternalObjectError
+			if errors.As(err, &internal) {
+				return err
+			}
 			return nil
 		}
 		c.guard.Reset()

@@ -25,6 +25,9 @@ var internalWrites = []string{
 	`DROP TABLE _hiqlite_migrations`,
 	`ALTER TABLE _hiqlite_sessions ADD COLUMN x`,
 	`ALTER TABLE _hiqlite_state RENAME TO s`,
+	`ALTER TABLE t RENAME TO _hiqlite_x`,
+	`ALTER TABLE main.t RENAME TO "_HIQLITE_y"`,
+	`ALTER TABLE "t" /* c */ RENAME to [_hiqlite_z]`,
 	`ALTER TABLE main."_hiqlite_sessions" RENAME COLUMN seq TO s`,
 	`ALTER TABLE _hiqlite_migrations DROP COLUMN name`,
 	`CREATE INDEX i ON _hiqlite_sessions(at)`,
@@ -55,6 +58,7 @@ var internalWrites = []string{
 	`INSERT INTO t(v) VALUES ('multi'); DROP TABLE _hiqlite_sessions`,
 	`INSERT INTO t(v) VALUES ('multi'); CREATE TABLE m(x); DELETE FROM _hiqlite_state`,
 	`SELECT 1; DELETE FROM _hiqlite_state`,
+	`INSERT INTO t(v) VALUES ('multi'); ALTER TABLE t RENAME TO _hiqlite_t`,
 }
 
 // isInternalRefusal reports whether err is the clear refusal of a

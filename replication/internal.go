@@ -45,6 +45,25 @@ func (e *InternalObjectError) Error() string {
 // Unwrap returns ErrRefused and sqlite3.AUTH.
 func (e *InternalObjectError) Unwrap() []error { return []error{ErrRefused, sqlite3.AUTH} }
 
+// renamedTo returns the new name of an ALTER TABLE ... RENAME TO statement,
+// or "". SQLite shows the authorizer only the old name of a renamed table
+// (SQLITE_ALTER_TABLE), so for this one case ClassifySQL, which runs on
+// every statement on both sides, reads the new name from the tokens.
+func (st *parsedStmt) renamedTo() string {
+	if !st.tok(0).is("ALTER") || !st.tok(1).is("TABLE") {
+		return ""
+	}
+	i := 3 // after ALTER TABLE name
+	if st.tok(3).isPunct('.') {
+		i = 5 // after ALTER TABLE schema.name
+	}
+	if !st.tok(i).is("RENAME") || !st.tok(i+1).is("TO") {
+		return ""
+	}
+	name, _ := st.tok(i + 2).name()
+	return name
+}
+
 // IsInternal reports whether name is that of an object of hiqlite.
 func IsInternal(name string) bool {
 	return len(name) >= len(InternalPrefix) && equalFold(name[:len(InternalPrefix)], InternalPrefix)
