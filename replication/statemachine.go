@@ -43,7 +43,7 @@ INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0, 0);`
 // # Lock protocol
 //
 // mu guards the writer, the reference connection, env, the statement cache,
-// the session mirror and statements, codec, pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
+// the session mirror and statements, the guard, codec, pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
 // Restore; the leader's transaction owner takes it per statement in BeginTx,
 // ExecTx and RollbackTx. No method holds mu while waiting for anything other
 // than SQLite. applied and fault are atomics, readable without mu.
