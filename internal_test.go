@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 
@@ -178,6 +179,17 @@ func TestClusterInternalObjectsOutOfReach(t *testing.T) {
 	// multi-statement text never ran.
 	if n := count(t, c.Members[f].DB, `SELECT count(*) FROM t`); n != 4 {
 		t.Errorf("%d rows in t, want 4", n)
+	}
+
+	// A follower rebuilt from the log applies the entries the writer
+	// refused again, with the same outcome, and does not stop.
+	c.Kill(f)
+	c.Wipe(f)
+	c.Start(f)
+	c.WaitReady(30 * time.Second)
+	c.EnsureSame()
+	if err := c.Members[f].Node.Fault(); err != nil {
+		t.Errorf("%s stopped after its rebuild: %v", c.Members[f].ID, err)
 	}
 }
 
