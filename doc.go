@@ -158,7 +158,8 @@
 // start-up at the same time: under the write slot each migration's record
 // is read again, so none is applied twice. An applied file whose SHA-256
 // has changed since is refused ([ErrMigrationChanged]); a file name that is
-// not NNN_name.sql is refused too, naming the file.
+// not NNN_name.sql is refused too, naming the file. Only Migrate may write
+// _hiqlite_migrations; any other statement that would is refused.
 //
 // # Determinism
 //

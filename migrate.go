@@ -70,6 +70,10 @@ type migration struct {
 // a bounded number of times. When everything is applied already (known
 // from the local replica), Migrate writes nothing.
 //
+// With hiqlite, _hiqlite_migrations is out of reach of every other
+// statement, like every _hiqlite* object: only Migrate's statements, and
+// the migration files it runs, may write it.
+//
 // A migration recorded as applied whose file now has another SHA-256
 // checksum is refused with an error that names the file and matches
 // [ErrMigrationChanged]: change the schema with a new migration instead.
