@@ -70,10 +70,10 @@ func IsInternal(name string) bool {
 }
 
 // Guard is the authorizer that keeps client SQL away from internal objects.
-// Its zero value refuses; Suspend lets the statements of hiqlite itself
-// through (the state machine suspends its guard for good and enforces it
-// only while client SQL runs: see Enforce). A Guard belongs to one
-// connection and is used from the goroutine that uses the connection.
+// Its zero value refuses, as a read connection's must. The state machine's
+// is suspended, so that its own statements pass, except while execText runs
+// a command's client SQL. A Guard belongs to one connection and is used
+// from the goroutine that uses the connection.
 type Guard struct {
 	// Migrations lets statements write MigrationsTable.
 	Migrations bool
@@ -123,21 +123,6 @@ func internalTarget(action sqlite3.AuthorizerActionCode, name3rd, name4th string
 		}
 	}
 	return ""
-}
-
-// Suspend lets every statement through until resume is called: for the
-// statements of hiqlite itself that compile while client SQL runs (a
-// function's own INSERT, a statement SQLite prepares again after a schema
-// change).
-func (g *Guard) Suspend() (resume func()) { return g.set(true) }
-
-// Enforce refuses again until restore is called.
-func (g *Guard) Enforce() (restore func()) { return g.set(false) }
-
-func (g *Guard) set(suspended bool) func() {
-	was := g.suspended
-	g.suspended = suspended
-	return func() { g.suspended = was }
 }
 
 // Reset forgets the last refusal; call it before compiling or running a
