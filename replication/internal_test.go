@@ -29,6 +29,8 @@ var internalWrites = []string{
 	`CREATE TABLE _hiqlite_mine(x)`,
 	`CREATE TABLE _HiQlItE_state2 AS SELECT 1`,
 	`CREATE VIEW _hiqlite_v AS SELECT 1`,
+	`CREATE TABLE IF NOT EXISTS _hiqlite_sessions(x)`,
+	`CREATE UNIQUE INDEX IF NOT EXISTS i2 ON _hiqlite_sessions(node, session)`,
 	`CREATE TRIGGER tr AFTER INSERT ON _hiqlite_sessions BEGIN DELETE FROM t; END`,
 	`CREATE TRIGGER tr AFTER UPDATE ON main.[_hiqlite_state] BEGIN DELETE FROM t; END`,
 	`CREATE TRIGGER _hiqlite_tr AFTER INSERT ON t BEGIN SELECT 1; END`,
