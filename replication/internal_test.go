@@ -120,6 +120,12 @@ func TestInternalObjectsRefusedInLog(t *testing.T) {
 	if err := a.sm.Fault(); err != nil {
 		t.Fatalf("transaction: state machine stopped: %v", err)
 	}
+	// A leader of this version refused the statement too (it is recorded
+	// as failed): the replay fails it alike and keeps the rest.
+	tx = &replication.Command{Kind: replication.KindTx, Time: 1e18, Origin: replication.Origin{Node: "n4", Session: 4, Seq: 2}, Stmts: []replication.Statement{
+		{SQL: `INSERT INTO t(v) VALUES ('tx2')`}, {SQL: `DELETE FROM _hiqlite_sessions`, Failed: true},
+	}}
+	a.must(a.apply(tx))
 
 	// The same statements in one batch with good commands around them.
 	var logs []*raft.Log
@@ -157,9 +163,9 @@ func TestInternalObjectsRefusedInLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	// first, multi (the statement before the refused one stays, as in
-	// SQLite), b1, b2, next.
-	if n := a.count(); n != 5 {
-		t.Fatalf("%d rows, want 5", n)
+	// SQLite), tx2, b1, b2, next.
+	if n := a.count(); n != 6 {
+		t.Fatalf("%d rows, want 6", n)
 	}
 }
 
