@@ -33,6 +33,12 @@ type conn struct {
 	reads  *lru[cachedRead]
 	writes *lru[cachedWrite]
 	closed bool // Close ran: released statements are closed, not cached
+
+	// guard is db's authorizer: statements that would change an object of
+	// hiqlite are refused when they are prepared, before they are sent
+	// (replication/internal.go). Its Migrations is set for Migrate's
+	// statements only (see start).
+	guard replication.Guard
 }
 
 var (
@@ -82,10 +88,15 @@ func newConn(ctx context.Context, c *Connector) (*conn, error) {
 		db.Close()
 		return nil, err
 	}
-	return &conn{
+	cn := &conn{
 		cfg: &c.cfg, node: c.node, db: db, session: rand.Uint64(), fk: c.cfg.ForeignKeys,
 		reads: newLRU[cachedRead](readCacheSize), writes: newLRU[cachedWrite](writeCacheSize),
-	}, nil
+	}
+	if err := db.SetAuthorizer(cn.guard.Authorize); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return cn, nil
 }
 
 // Node returns the node of this connection; reach it through
@@ -182,7 +193,14 @@ func (c *conn) prepare(query string) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.guard.Reset()
 	s, tail, err := c.db.Prepare(query)
+	if refused := c.guard.Refusal(); refused != nil {
+		if s != nil {
+			s.Close()
+		}
+		return nil, refused
+	}
 	if err != nil {
 		if textCls.Kind == replication.Write && (c.tx != nil && c.tx.w != nil || startsWithWrite(query)) {
 			// The read connection cannot see what the open write
@@ -212,6 +230,9 @@ func (c *conn) prepare(query string) (*prepared, error) {
 			return nil, &replication.RefusedError{SQL: query, Reason: fmt.Sprintf("%v inside a text of several statements; run it as a statement of its own", p.cls.Kind)}
 		}
 		p.reads, err = c.allReads(p.cls, tail)
+		if err == nil && !p.reads {
+			err = c.checkTail(tail)
+		}
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -222,7 +243,9 @@ func (c *conn) prepare(query string) (*prepared, error) {
 		// The writer runs the text and prepares it there.
 		s.Close()
 		p.s = nil
-		if c.writes.has(query) {
+		if c.writes.has(query) || c.guard.Migrations {
+			// Migrate's texts pass the guard; the cache must not let
+			// them pass for anyone else.
 			break
 		}
 		c.writes.add(query, cachedWrite{cls: p.cls, multi: p.multi, numInput: p.numInput})
@@ -305,6 +328,39 @@ func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
 	return true, nil
 }
 
+// checkTail prepares the statements of a write text after its first on
+// the read connection, so that one the guard refuses refuses the whole text
+// before anything of it runs. It stops, leaving the rest to the writer, at
+// the first statement that does not prepare here (it may depend on an
+// earlier one, as INSERT after CREATE TABLE) and at one that ClassifySQL
+// refuses (preparing a PRAGMA already applies it; the writer refuses it
+// after the statements before it ran, as SQLite's sqlite3_exec would).
+func (c *conn) checkTail(tail string) error {
+	for !replication.IsBlank(tail) {
+		if _, err := replication.ClassifySQL(tail); err != nil {
+			var internal *replication.InternalObjectError
+			if errors.As(err, &internal) {
+				return err
+			}
+			return nil
+		}
+		c.guard.Reset()
+		s, rest, err := c.db.Prepare(tail)
+		if refused := c.guard.Refusal(); refused != nil {
+			if s != nil {
+				s.Close()
+			}
+			return refused
+		}
+		if err != nil || s == nil {
+			return nil
+		}
+		s.Close()
+		tail = rest
+	}
+	return nil
+}
+
 func (c *conn) ExecContext(ctx context.Context, query string, nargs []driver.NamedValue) (driver.Result, error) {
 	p, args, err := c.start(ctx, query, nargs)
 	if err != nil {
@@ -327,6 +383,7 @@ func (c *conn) start(ctx context.Context, query string, nargs []driver.NamedValu
 	if err != nil {
 		return nil, nil, err
 	}
+	c.guard.Migrations = forMigrate(ctx)
 	p, err := c.prepare(query)
 	if err != nil {
 		return nil, nil, err

@@ -160,7 +160,8 @@
 // start-up at the same time: under the write slot each migration's record
 // is read again, so none is applied twice. An applied file whose SHA-256
 // has changed since is refused ([ErrMigrationChanged]); a file name that is
-// not NNN_name.sql is refused too, naming the file.
+// not NNN_name.sql is refused too, naming the file. Only Migrate may write
+// _hiqlite_migrations; any other statement that would is refused.
 //
 // # Determinism
 //
@@ -244,6 +245,11 @@
 //     pragmas hiqlite does not know (SQLite would ignore them silently).
 //     Pragmas that only tune reading (busy_timeout, cache_size, ...) apply to
 //     the connection's local reader only.
+//   - Objects whose name starts with _hiqlite (_hiqlite_state,
+//     _hiqlite_sessions, _hiqlite_migrations, ...) belong to hiqlite: they
+//     may be read, but a statement that would create, alter, drop, write,
+//     index or put a trigger on one, in any spelling and from a trigger
+//     or view alike, is refused ([ErrRefused], and sqlite3.AUTH).
 //   - Plain VACUUM fails ("cannot VACUUM from within a transaction"): the
 //     state machine applies every command inside a transaction.
 //   - PRAGMA foreign_keys is a per-session setting (off by default, as in
@@ -286,15 +292,20 @@
 //   - [ErrLocked]: another process holds the data directory.
 //   - [ErrRefused]: the statement cannot be replicated (see above); the
 //     error is a [github.com/hiqlite/hiqlite/replication.RefusedError]
-//     that says why.
+//     that says why, or, for a statement that would change an object of
+//     hiqlite, a [github.com/hiqlite/hiqlite/replication.InternalObjectError]
+//     ("hiqlite: _hiqlite_sessions is internal to hiqlite and cannot be
+//     modified"), which errors.Is also matches with sqlite3.AUTH.
 //   - [ErrTxAborted]: the write transaction no longer exists on the writer
 //     (SQLite rolled it back, or the node lost leadership).
 //   - [ErrTxIdle]: the write transaction was rolled back after _txidle.
-//   - [ErrStopped]: the node's state machine stopped after a fault (I/O
-//     error, disk full, a corrupt database found by a read or an apply)
-//     that could make it diverge; [Node.Fault] tells which. The node keeps
-//     serving reads of the state it reached. A restart rebuilds a corrupt
-//     database from a snapshot and the log.
+//   - [ErrStopped]: the node's state machine stopped after a fault of the
+//     node itself (I/O error, disk full, a corrupt database found by a read
+//     or an apply) that could make it diverge; [Node.Fault] tells which.
+//     The node keeps serving reads of the state it reached. A restart
+//     rebuilds a corrupt database from a snapshot and the log. Nothing a
+//     command does stops it: that is the command's own error, alike on
+//     every node.
 //   - [ErrNotApplied]: a write or COMMIT whose leader failed was settled
 //     as not applied, for good; running it again is safe.
 //   - [ErrOutcomeUnknown]: no leader could say in time whether a write was

@@ -18,7 +18,9 @@ var (
 	// ErrLocked: another process holds the DATA_DIR.
 	ErrLocked = cluster.ErrLocked
 	// ErrRefused: the statement cannot be replicated (ATTACH, VACUUM INTO,
-	// PRAGMA journal_mode=..., temporary objects, ...).
+	// PRAGMA journal_mode=..., temporary objects, ...), or it would change
+	// an object of hiqlite (_hiqlite*; such a refusal matches sqlite3.AUTH
+	// too).
 	ErrRefused = replication.ErrRefused
 	// ErrTxAborted: the write transaction no longer exists on the writer;
 	// SQLite rolled it back (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)), or the
@@ -26,8 +28,9 @@ var (
 	ErrTxAborted = replication.ErrTxAborted
 	// ErrTxIdle: the write transaction was rolled back after _txidle.
 	ErrTxIdle = cluster.ErrTxIdle
-	// ErrStopped: the node's state machine stopped after a fault (I/O
-	// error, disk full) that could make it diverge; see Node.Fault.
+	// ErrStopped: the node's state machine stopped after a fault of the
+	// node itself (I/O error, disk full, corruption) that could make it
+	// diverge; see Node.Fault. Nothing a command does stops it.
 	ErrStopped = replication.ErrStopped
 	// ErrNotApplied: a write (or COMMIT) was settled as not applied after
 	// its reply was lost or its leader failed, and never will be; it is

@@ -31,6 +31,13 @@ const migrationsSchema = `CREATE TABLE IF NOT EXISTS _hiqlite_migrations(
 	applied_at TEXT NOT NULL
 )`
 
+// migrateKey marks the context of Migrate's statements: the only ones the
+// driver lets write _hiqlite_migrations (replication.MigrationsTable).
+type migrateKey struct{}
+
+// forMigrate reports whether ctx is that of Migrate's statements.
+func forMigrate(ctx context.Context) bool { return ctx.Value(migrateKey{}) != nil }
+
 // migrateAttempts bounds how often Migrate takes the write slot again for
 // one migration after SQLITE_BUSY: each attempt already waits up to _busy.
 const migrateAttempts = 10
@@ -62,6 +69,10 @@ type migration struct {
 // longer than _busy for the slot gets SQLITE_BUSY; Migrate then tries again,
 // a bounded number of times. When everything is applied already (known
 // from the local replica), Migrate writes nothing.
+//
+// With hiqlite, _hiqlite_migrations is out of reach of every other
+// statement, like every _hiqlite* object: only Migrate's statements, and
+// the migration files it runs, may write it.
 //
 // A migration recorded as applied whose file now has another SHA-256
 // checksum is refused with an error that names the file and matches
@@ -208,6 +219,7 @@ func (m *migration) applyRetrying(ctx context.Context, db *sql.DB) error {
 
 // apply applies m in one write transaction unless it is recorded already.
 func (m *migration) apply(ctx context.Context, db *sql.DB) (err error) {
+	ctx = context.WithValue(ctx, migrateKey{}, true)
 	c, err := db.Conn(ctx)
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	c.guard.Migrations = forMigrate(ctx)
 	p, err := c.prepare(query)
 	if err != nil {
 		return nil, err

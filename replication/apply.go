@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -304,6 +305,19 @@ func (sm *StateMachine) run(index uint64, cmd *Command) (*Response, error) {
 			_, err := sm.execText(st)
 			if isNodeFault(err) {
 				return nil, err
+			}
+			var internal *InternalObjectError
+			if err != nil && !st.Failed && errors.As(err, &internal) {
+				// An older version let the leader change an internal
+				// object: the transaction fails here as a whole, as the
+				// command's error, alike on every node of this version.
+				if err := sm.execCtl(`ROLLBACK TO ` + cmdSavepoint); err != nil {
+					return nil, err
+				}
+				resp.Err = fmt.Errorf("transaction statement %d: %w", i, err)
+				resp.NotApplied = true
+				applied = false
+				break
 			}
 			if (err != nil) != st.Failed || sm.w.GetAutocommit() {
 				return nil, fmt.Errorf("transaction replay diverged at statement %d (%.60q): leader failed=%v, here err=%v", i, st.SQL, st.Failed, err)

@@ -156,6 +156,9 @@ func Classify(stmt *sqlite3.Stmt) (Class, error) {
 // prepares it, from the tail.
 func ClassifySQL(sql string) (Class, error) {
 	st := parseStatement(sql)
+	if name := st.renamedTo(); IsInternal(name) {
+		return Class{}, &InternalObjectError{Name: name}
+	}
 	c, decided, err := st.classify()
 	if err != nil {
 		return Class{}, err

@@ -110,6 +110,13 @@ func runStmt(stmt *sqlite3.Stmt, args []Arg, res *Result) error {
 // isNodeFault reports whether err means this node, not the statement, is at
 // fault (I/O, disk full, corruption, out of memory): the same command would
 // succeed elsewhere, so applying past it would make this node diverge.
+//
+// Only such a fault may stop the state machine; anything a command can
+// provoke (a constraint, SQLITE_AUTH from the guard, "no such table", a
+// schema error, TOOBIG, ...) is that command's error, alike on every node.
+// A command cannot provoke the codes below: the pragmas that could (a low
+// max_page_count for SQLITE_FULL, query_only for SQLITE_READONLY) and
+// ATTACH/VACUUM INTO (SQLITE_CANTOPEN) are refused by ClassifySQL.
 func isNodeFault(err error) bool {
 	if err == nil {
 		return false // the common case, without errors.As's allocation

@@ -32,3 +32,12 @@ func (sm *StateMachine) CheckSessionMirror() error {
 	}
 	return nil
 }
+
+// ExecUnguarded runs sql on the writer as the state machine's own
+// statements run, past the guard: for a database that an older version,
+// which let client SQL change internal objects, left behind.
+func (sm *StateMachine) ExecUnguarded(sql string) error {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	return sm.w.Exec(sql)
+}

@@ -144,3 +144,24 @@ func TestDiskFullRollsBackSessions(t *testing.T) {
 		}
 	}
 }
+
+// Errors a command can provoke are that command's errors, never a fault
+// that stops the state machine.
+func TestCommandErrorsAreNotNodeFaults(t *testing.T) {
+	for _, err := range []error{
+		&InternalObjectError{Name: "_hiqlite_sessions"},
+		sqlite3.AUTH, sqlite3.CONSTRAINT_UNIQUE, sqlite3.CONSTRAINT_CHECK, sqlite3.ERROR,
+		sqlite3.SCHEMA, sqlite3.TOOBIG, sqlite3.MISMATCH, sqlite3.RANGE,
+		&RefusedError{SQL: "ATTACH 'x' AS y", Reason: "test"},
+	} {
+		if isNodeFault(err) {
+			t.Errorf("%v: taken for a node fault", err)
+		}
+	}
+	// And the real ones are.
+	for _, err := range []error{sqlite3.IOERR_WRITE, sqlite3.FULL, sqlite3.CORRUPT, sqlite3.NOTADB} {
+		if !isNodeFault(err) {
+			t.Errorf("%v: not taken for a node fault", err)
+		}
+	}
+}

@@ -107,6 +107,12 @@ func (sm *StateMachine) notifyFunc(ctx sqlite3.Context, args ...sqlite3.Value) {
 	// called the function reports its own.
 	last := sm.w.LastInsertRowID()
 	defer sm.w.SetLastInsertRowID(last)
+	// The function runs inside client SQL, with the guard enforced; its
+	// INSERT (which SQLite prepares again after a schema change) is the
+	// state machine's own.
+	suspended := sm.guard.suspended
+	sm.guard.suspended = true
+	defer func() { sm.guard.suspended = suspended }()
 	nt.seq++
 	nt.dirty = true
 	err = bindAll(nt.ins, nt.seq, int64(nt.index))

@@ -98,6 +98,9 @@ type sessionRecord struct {
 //   - a user statement that writes the table (seen by the writer's
 //     authorizer when SQLite compiles it, triggers included) makes the
 //     mirror stale: it is read again from the table before its next use.
+//     The guard (internal.go) refuses such statements in client SQL; what
+//     remains is a trigger on the table that an older version let in,
+//     fired by the state machine's own writes.
 //
 // It holds one entry per live session; pruning drops them with the rows.
 // Guarded by StateMachine.mu (the hooks run inside calls made under it).
@@ -171,8 +174,9 @@ func (m *sessionMirror) rolledBack() {
 	m.lost = false
 }
 
-// authorize is the writer's authorizer: it allows everything, and notes a
-// user statement (or a user trigger) that writes _hiqlite_sessions.
+// authorize is the writer's authorizer after the guard (StateMachine.authorize):
+// it allows everything, and notes a user statement (or a user trigger) that
+// writes _hiqlite_sessions.
 func (m *sessionMirror) authorize(action sqlite3.AuthorizerActionCode, name3rd, name4th, _, inner string) sqlite3.AuthorizerReturnCode {
 	table := name3rd
 	switch action {
@@ -197,7 +201,7 @@ func (sm *StateMachine) prepareSessions() error {
 	sm.sess.rows = map[sessionKey]sessionRecord{}
 	sm.sess.undo = map[sessionKey]sessionRecord{}
 	sm.w.RollbackHook(sm.sess.rolledBack)
-	if err := sm.w.SetAuthorizer(sm.sess.authorize); err != nil {
+	if err := sm.w.SetAuthorizer(sm.authorize); err != nil {
 		return err
 	}
 	var err error

@@ -43,7 +43,7 @@ INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0, 0);`
 // # Lock protocol
 //
 // mu guards the writer, the reference connection, env, the statement cache,
-// the session mirror and statements, codec, pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
+// the session mirror and statements, the guard, codec, pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
 // Restore; the leader's transaction owner takes it per statement in BeginTx,
 // ExecTx and RollbackTx. No method holds mu while waiting for anything other
 // than SQLite. applied and fault are atomics, readable without mu.
@@ -63,6 +63,9 @@ type StateMachine struct {
 	closed  bool
 	batch   batch    // the group commit of the ApplyBatch call in progress
 	nt      notifier // hiqlite_notify (notify.go)
+	// guard keeps client SQL off internal objects (internal.go); it is
+	// enforced only while execText runs a command's statements.
+	guard Guard
 
 	// sess mirrors _hiqlite_sessions (sessions.go); getResults reads a
 	// session's recorded results, updSession and putSession write its row.
@@ -105,6 +108,10 @@ func Open(path string) (*StateMachine, error) {
 		return nil, fmt.Errorf("hiqlite: open state database %s: %w", path, err)
 	}
 	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{})}
+	// The state machine's own statements pass; execText enforces the guard
+	// for client SQL. MigrationsTable is Migrate's, not the state machine's:
+	// the database/sql face keeps it for Migrate (see MigrationsTable).
+	sm.guard = Guard{suspended: true, Migrations: true}
 	if err := sm.init(); err != nil {
 		sm.closeConns()
 		return nil, err
@@ -358,9 +365,15 @@ func (sm *StateMachine) ensureTx() error {
 //
 // A statement that writes _hiqlite_sessions makes the session mirror stale
 // and is not kept prepared, so that each run of it is seen again.
+//
+// The statements are client SQL: the guard refuses, as their error, those
+// that would change an internal object (internal.go).
 func (sm *StateMachine) execText(st Statement) (Result, error) {
 	sm.sess.touched = false
+	sm.guard.denied, sm.guard.suspended = "", false
 	res, err := sm.execTextCached(st)
+	sm.guard.suspended = true
+	err = sm.guard.Check(err)
 	if sm.sess.touched {
 		sm.sess.touched = false
 		sm.sess.stale = true
@@ -423,7 +436,11 @@ func (sm *StateMachine) execOne(stmt *sqlite3.Stmt, args []Arg, res *Result) err
 	stmt.Reset()
 	stmt.ClearBindings()
 	if err != nil {
-		if cerr := sm.statementFailed(mark); cerr != nil {
+		suspended := sm.guard.suspended
+		sm.guard.suspended = true // statementFailed runs the state machine's own SQL
+		cerr := sm.statementFailed(mark)
+		sm.guard.suspended = suspended
+		if cerr != nil {
 			return cerr
 		}
 	}
