@@ -67,7 +67,7 @@
 //	_advertise     address peers dial                                   _listen
 //	_gossip        memberlist bind host:port                            unset
 //	_join          comma-separated gossip seeds                         unset
-//	_expect        voters to wait for before the first bootstrap        1
+//	_expect        voters to see in gossip before the first bootstrap   1 without _join; with _join, only join
 //	_secret        cluster secret, at least 16 bytes                    required once any address is not loopback
 //	_secret_file   file holding the cluster secret (instead of _secret)
 //	_consistency   default read consistency: local or linearizable      local

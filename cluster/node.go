@@ -59,7 +59,7 @@ type Config struct {
 	Advertise   string        // host:port peers dial; "" = the bound Listen address
 	Gossip      string        // memberlist bind host:port
 	Join        []string      // gossip seeds
-	Expect      int           // voters to wait for before the first bootstrap
+	Expect      int           // voters to see in gossip before the first bootstrap; 0 = 1 without Join, never (join only) with Join
 	Voter       bool          // false: a non-voting read replica
 	Secret      []byte        // cluster secret; empty only on loopback
 	ReapTimeout time.Duration // how long a dead node stays a member; 0 = 5 minutes
@@ -267,9 +267,6 @@ func (n *Node) startSingle(rc *raft.Config, has bool) (err error) {
 // which bootstraps or waits to be added (SPEC §8).
 func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	cfg := n.cfg
-	if cfg.Expect < 1 {
-		n.cfg.Expect = 1
-	}
 	if cfg.ReapTimeout <= 0 {
 		n.cfg.ReapTimeout = 5 * time.Minute
 	}
