@@ -83,6 +83,7 @@ type discoveryTiming struct {
 	aloneCheck       time.Duration // how often the join loop counts members
 	aloneAfter       time.Duration // how long alone before the seeds are retried
 	update           time.Duration // how long Update waits for its broadcast; Leave's default timeout
+	strayWarn        time.Duration // how often a node out of any cluster warns why (identity.go)
 }
 
 // discoverySettings returns the memberlist configuration and Discovery's
@@ -105,6 +106,7 @@ func discoverySettings(fast bool) (*memberlist.Config, discoveryTiming) {
 			aloneCheck: time.Second,
 			aloneAfter: 10 * time.Second,
 			update:     5 * time.Second,
+			strayWarn:  15 * time.Second,
 		}
 	}
 	c := memberlist.DefaultLocalConfig()
@@ -123,6 +125,7 @@ func discoverySettings(fast bool) (*memberlist.Config, discoveryTiming) {
 		aloneCheck: 100 * time.Millisecond,
 		aloneAfter: time.Second,
 		update:     2 * time.Second,
+		strayWarn:  time.Second,
 	}
 }
 
@@ -169,6 +172,8 @@ type Discovery struct {
 	leaving bool   // announced in meta by Leave
 	meta    []byte // encodePeerMeta(self, leaving); replaced, never modified
 	peers   map[string]*peerRecord
+	joinErr error // why the last join of the seeds failed; nil once one succeeds
+	refused error // a live member has this node's id (set once; see conflict)
 }
 
 // peerRecord is what Discovery keeps about a peer.
@@ -229,6 +234,7 @@ func StartDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
 	}
 	mc.Delegate = gossipDelegate{d}
 	mc.Events = gossipDelegate{d}
+	mc.Conflict = gossipDelegate{d}
 	mc.Logger = log.New(memberlistLog{logger.Named("memberlist")}, "", 0)
 
 	// Create announces this node to itself: the delegates run before it
@@ -464,6 +470,7 @@ func (d *Discovery) joinLoop() {
 				d.log.Debug("joined gossip", "seeds_answered", n)
 			}
 			joined, warned = true, false
+			d.setJoinErr(nil)
 			aloneSince = time.Time{}
 			backoff = d.timing.joinMin
 			t.Reset(d.timing.aloneCheck)
@@ -473,14 +480,78 @@ func (d *Discovery) joinLoop() {
 		if err != nil {
 			why = strings.Join(strings.Fields(err.Error()), " ") // memberlist lists one error per line
 		}
+		jerr := d.joinFailure(why)
+		d.setJoinErr(jerr)
 		if backoff >= d.timing.joinMax && !warned {
-			d.log.Warn("cannot join gossip yet; retrying", "seeds", d.seeds, "error", why)
+			d.log.Warn("cannot join gossip yet; retrying", "error", jerr)
 			warned = true
 		} else {
-			d.log.Debug("cannot join gossip yet; retrying", "seeds", d.seeds, "in", backoff, "error", why)
+			d.log.Debug("cannot join gossip yet; retrying", "in", backoff, "error", jerr)
 		}
 		t.Reset(backoff)
 		backoff = min(2*backoff, d.timing.joinMax)
+	}
+}
+
+// joinFailure explains a failed join of the seeds; why is memberlist's
+// error. memberlist reports an exchange it could not decrypt, or one
+// encrypted on one side only, as text alone; its wording is matched here
+// for a hint in the message, never to decide anything.
+func (d *Discovery) joinFailure(why string) error {
+	seeds := strings.Join(d.seeds, ", ")
+	if strings.Contains(why, "crypt") { // decrypt, encrypted, encryption
+		return fmt.Errorf("gossip with the seeds in _join (%s) failed: wrong secret? (%s)", seeds, why)
+	}
+	return fmt.Errorf("no seed in _join (%s) answered (%s)", seeds, why)
+}
+
+func (d *Discovery) setJoinErr(err error) {
+	d.mu.Lock()
+	d.joinErr = err
+	d.mu.Unlock()
+}
+
+// JoinError says why the last attempt to join the seeds failed: nil when
+// there are no seeds, before the first attempt ends and once one succeeds.
+func (d *Discovery) JoinError() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.joinErr
+}
+
+// Refused returns the reason this node was refused, wrapping
+// ErrNodeIDInUse, or nil: gossip showed another live node under this
+// node's id while this node was not in a cluster. It stays set after Close.
+func (d *Discovery) Refused() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.refused
+}
+
+// conflict handles memberlist's report of node other announcing the name
+// of existing, a live node at another address; memberlist keeps existing
+// and drops other's announcement, and logs the conflict itself. When the
+// name is this node's and this node is not in a cluster, this node is the
+// newcomer: a member already runs under its id, so it is refused (SPEC §8
+// "Identity"). A node in a cluster keeps its id; the newcomer is the one
+// refused, on its side.
+func (d *Discovery) conflict(existing, other *memberlist.Node) {
+	if existing.Name != d.id {
+		return
+	}
+	raftAddr := "unknown"
+	if p, _, err := decodePeerMeta(other.Meta); err == nil {
+		raftAddr = p.RaftAddr
+	}
+	d.mu.Lock()
+	first := d.refused == nil && !d.self.InCluster
+	if first {
+		d.refused = fmt.Errorf("%w: %q is the id of the live member at %s (gossip %s); this node (gossip %s) gives up joining: give it another _node",
+			ErrNodeIDInUse, d.id, raftAddr, other.Address(), d.addr)
+	}
+	d.mu.Unlock()
+	if first {
+		d.signal()
 	}
 }
 
@@ -552,14 +623,16 @@ func (d *Discovery) observe(n *memberlist.Node, gone bool) {
 	}
 }
 
-// gossipDelegate is Discovery as memberlist's Delegate and EventDelegate.
+// gossipDelegate is Discovery as memberlist's Delegate, EventDelegate and
+// ConflictDelegate.
 // memberlist calls it on its own goroutines, some while holding its node
 // lock: every method only takes Discovery.mu, briefly, and never blocks.
 type gossipDelegate struct{ d *Discovery }
 
 var (
-	_ memberlist.Delegate      = gossipDelegate{}
-	_ memberlist.EventDelegate = gossipDelegate{}
+	_ memberlist.Delegate         = gossipDelegate{}
+	_ memberlist.EventDelegate    = gossipDelegate{}
+	_ memberlist.ConflictDelegate = gossipDelegate{}
 )
 
 // NodeMeta returns this node's encoded Peer. memberlist keeps the slice;
@@ -581,6 +654,11 @@ func (gossipDelegate) MergeRemoteState(_ []byte, _ bool) {}
 func (g gossipDelegate) NotifyJoin(n *memberlist.Node)   { g.d.observe(n, false) }
 func (g gossipDelegate) NotifyUpdate(n *memberlist.Node) { g.d.observe(n, false) }
 func (g gossipDelegate) NotifyLeave(n *memberlist.Node)  { g.d.observe(n, true) }
+
+// NotifyConflict: see Discovery.conflict.
+func (g gossipDelegate) NotifyConflict(existing, other *memberlist.Node) {
+	g.d.conflict(existing, other)
+}
 
 // Peer metadata, version 1:
 //

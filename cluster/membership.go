@@ -17,13 +17,19 @@ const membershipInterval = time.Second
 // the node leads, it makes the Raft configuration follow gossip: it adds
 // discovered nodes, removes nodes that left gracefully and reaps nodes dead
 // for longer than ReapTimeout. Leadership changes hand the duty over by
-// themselves: only the current leader acts.
+// themselves: only the current leader acts. A node out of any cluster
+// warns why now and then; one that gossip refused stops (identity.go).
 func (n *Node) runMembership() {
 	t := time.NewTicker(membershipInterval)
 	defer t.Stop()
+	lastWarn := time.Now()
 	for {
 		if !n.inCluster.Load() {
+			if n.refuse() {
+				return
+			}
 			n.maybeBootstrap()
+			n.warnStray(&lastWarn)
 		} else if n.IsLeader() {
 			n.reconcile()
 		}

@@ -563,6 +563,9 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		if err := n.sm.Fault(); err != nil {
 			return err
 		}
+		if err := n.clusterErr(); errors.Is(err, ErrNodeIDInUse) {
+			return err
+		}
 		if id, _ := n.Leader(); id != "" && id != n.id && n.mux != nil {
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
 			err := n.LinearizableRead(rctx)
@@ -655,8 +658,8 @@ func (n *Node) Close() error {
 // another voter, then the node announces its departure in gossip so the
 // leader removes it from the configuration. Close the node afterwards.
 func (n *Node) Leave(timeout time.Duration) error {
-	if n.disc == nil {
-		return nil
+	if n.disc == nil || n.disc.Refused() != nil {
+		return nil // no gossip, or stopped by refuse
 	}
 	if n.IsLeader() {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
