@@ -50,6 +50,14 @@ func (n *Node) runMembership() {
 // itself). Nor does a node with seeds and no Expect (see bootstrapExpect).
 // Raft state on disk also means "in a cluster" (see Open).
 func (n *Node) maybeBootstrap() {
+	// First: a node added by a leader (or named in the bootstrap
+	// configuration) has Raft state while peers are in a cluster, and must
+	// learn it is in one too: to reconcile when it leads, and to keep its
+	// id when a newcomer claims it (Discovery.conflict).
+	if n.raftHasState() {
+		n.setInCluster()
+		return
+	}
 	peers := n.disc.Peers()
 	var voters []PeerState
 	for _, p := range peers {
@@ -62,10 +70,6 @@ func (n *Node) maybeBootstrap() {
 		if p.Voter {
 			voters = append(voters, p)
 		}
-	}
-	if n.raftHasState() {
-		n.setInCluster()
-		return
 	}
 	expect := n.bootstrapExpect()
 	if expect == 0 || len(voters) < expect || !n.cfg.Voter {
