@@ -172,8 +172,9 @@ type Discovery struct {
 	leaving bool   // announced in meta by Leave
 	meta    []byte // encodePeerMeta(self, leaving); replaced, never modified
 	peers   map[string]*peerRecord
+	joined  bool  // a join of the seeds succeeded
 	joinErr error // why the last join of the seeds failed; nil once one succeeds
-	refused error // a live member has this node's id (set once; see conflict)
+	idTaken error // a live node has this node's id (set once; see conflict)
 }
 
 // peerRecord is what Discovery keeps about a peer.
@@ -470,7 +471,7 @@ func (d *Discovery) joinLoop() {
 				d.log.Debug("joined gossip", "seeds_answered", n)
 			}
 			joined, warned = true, false
-			d.setJoinErr(nil)
+			d.setJoined(true, nil)
 			aloneSince = time.Time{}
 			backoff = d.timing.joinMin
 			t.Reset(d.timing.aloneCheck)
@@ -481,7 +482,7 @@ func (d *Discovery) joinLoop() {
 			why = strings.Join(strings.Fields(err.Error()), " ") // memberlist lists one error per line
 		}
 		jerr := d.joinFailure(why)
-		d.setJoinErr(jerr)
+		d.setJoined(false, jerr)
 		if backoff >= d.timing.joinMax && !warned {
 			d.log.Warn("cannot join gossip yet; retrying", "error", jerr)
 			warned = true
@@ -505,36 +506,45 @@ func (d *Discovery) joinFailure(why string) error {
 	return fmt.Errorf("no seed in _join (%s) answered (%s)", seeds, why)
 }
 
-func (d *Discovery) setJoinErr(err error) {
+// setJoined records the outcome of a join of the seeds: err is why it
+// failed.
+func (d *Discovery) setJoined(joined bool, err error) {
 	d.mu.Lock()
+	d.joined = d.joined || joined
 	d.joinErr = err
 	d.mu.Unlock()
 }
 
-// JoinError says why the last attempt to join the seeds failed: nil when
-// there are no seeds, before the first attempt ends and once one succeeds.
+// JoinError says why the seeds are not joined: why the last attempt
+// failed, or that none answered yet before the first attempt ends. It is
+// nil when there are no seeds, once a join succeeded, and after a later
+// failure only while it lasts.
 func (d *Discovery) JoinError() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.joinErr == nil && !d.joined && len(d.seeds) > 0 {
+		return fmt.Errorf("no seed in _join (%s) answered yet", strings.Join(d.seeds, ", "))
+	}
 	return d.joinErr
 }
 
-// Refused returns the reason this node was refused, wrapping
-// ErrNodeIDInUse, or nil: gossip showed another live node under this
-// node's id while this node was not in a cluster. It stays set after Close.
-func (d *Discovery) Refused() error {
+// IDTaken returns, wrapping ErrNodeIDInUse, what gossip showed when
+// another live node had this node's id while this node did not announce
+// itself in a cluster; nil if that never happened. The node decides
+// whether it is the newcomer (see Node.refuse).
+func (d *Discovery) IDTaken() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.refused
+	return d.idTaken
 }
 
 // conflict handles memberlist's report of node other announcing the name
 // of existing, a live node at another address; memberlist keeps existing
 // and drops other's announcement, and logs the conflict itself. When the
-// name is this node's and this node is not in a cluster, this node is the
-// newcomer: a member already runs under its id, so it is refused (SPEC §8
-// "Identity"). A node in a cluster keeps its id; the newcomer is the one
-// refused, on its side.
+// name is this node's and this node does not announce itself in a cluster,
+// it may be the newcomer whose id a member already has: IDTaken records it
+// (SPEC §8 "Identity"). A node in a cluster keeps its id; the newcomer,
+// which sees the same conflict from its side, is the one refused.
 func (d *Discovery) conflict(existing, other *memberlist.Node) {
 	if existing.Name != d.id {
 		return
@@ -544,9 +554,9 @@ func (d *Discovery) conflict(existing, other *memberlist.Node) {
 		raftAddr = p.RaftAddr
 	}
 	d.mu.Lock()
-	first := d.refused == nil && !d.self.InCluster
+	first := d.idTaken == nil && !d.self.InCluster
 	if first {
-		d.refused = fmt.Errorf("%w: %q is the id of the live member at %s (gossip %s); this node (gossip %s) gives up joining: give it another _node",
+		d.idTaken = fmt.Errorf("%w: %q is the id of the live member at %s (gossip %s); this node (gossip %s) gives up joining: give it another _node",
 			ErrNodeIDInUse, d.id, raftAddr, other.Address(), d.addr)
 	}
 	d.mu.Unlock()

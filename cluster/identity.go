@@ -50,11 +50,11 @@ func (n *Node) noLeader() error {
 // cluster or about to be (a member is in gossip: its leader adds this
 // node).
 func (n *Node) clusterErr() error {
+	if err := n.refusedErr(); err != nil {
+		return err
+	}
 	if n.disc == nil || n.inCluster.Load() {
 		return nil
-	}
-	if err := n.disc.Refused(); err != nil {
-		return err
 	}
 	if err := n.disc.JoinError(); err != nil {
 		return &notInClusterError{err.Error()}
@@ -85,15 +85,29 @@ func (n *Node) clusterErr() error {
 	return nil
 }
 
-// refuse stops a node that gossip refused (a live member has its id): it
-// stops gossip, so the node disturbs nobody, and reports whether it did.
-// The reason stays, for writes and WaitReady. Called by runMembership,
-// which then ends.
+// refusedErr is why gossip refused this node, nil if it did not.
+func (n *Node) refusedErr() error {
+	if p := n.refused.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// refuse stops a node that gossip refused, a newcomer whose id a live
+// member has, and reports whether it did: it stops gossip, so the node
+// disturbs nobody, and keeps the reason for writes and WaitReady. A node
+// with Raft state is the member, not the newcomer (its membership loop may
+// not have announced it yet): it keeps going. Called by runMembership
+// while the node is not in a cluster; it ends after a refusal.
 func (n *Node) refuse() bool {
-	err := n.disc.Refused()
+	err := n.disc.IDTaken()
 	if err == nil {
 		return false
 	}
+	if n.raftHasState() {
+		return false // maybeBootstrap announces it
+	}
+	n.refused.Store(&err)
 	n.cfg.Logger.Error("refused by the cluster; gossip stopped, writes fail until the node restarts with another _node", "error", err)
 	if cerr := n.disc.Close(); cerr != nil {
 		n.cfg.Logger.Warn("stop gossip", "error", cerr)

@@ -111,6 +111,8 @@ type Node struct {
 	rpc       *rpcServer
 	client    *rpcClient
 
+	refused atomic.Pointer[error] // why gossip refused this node (identity.go); nil: not refused
+
 	hub   *extensions.Hub // listeners of hiqlite_notify and Notify
 	cache *cacheGroup     // caches and locks (cache.go)
 
@@ -563,7 +565,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		if err := n.sm.Fault(); err != nil {
 			return err
 		}
-		if err := n.clusterErr(); errors.Is(err, ErrNodeIDInUse) {
+		if err := n.refusedErr(); err != nil {
 			return err
 		}
 		if id, _ := n.Leader(); id != "" && id != n.id && n.mux != nil {
@@ -658,7 +660,7 @@ func (n *Node) Close() error {
 // another voter, then the node announces its departure in gossip so the
 // leader removes it from the configuration. Close the node afterwards.
 func (n *Node) Leave(timeout time.Duration) error {
-	if n.disc == nil || n.disc.Refused() != nil {
+	if n.disc == nil || n.refusedErr() != nil {
 		return nil // no gossip, or stopped by refuse
 	}
 	if n.IsLeader() {
