@@ -151,6 +151,11 @@ func TestJoinUnreachableSeedsNeverBootstraps(t *testing.T) {
 	if !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("write error %q is not ErrNoLeader", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := nd.WaitReady(ctx); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrNotInCluster) || !strings.Contains(err.Error(), seed) {
+		t.Fatalf("WaitReady: %v; want the deadline and why the node is not in a cluster", err)
+	}
 	waitfor.Cond(t, "two warnings", identityWait, func() bool {
 		return strings.Count(logs.String(), "not part of a cluster yet") >= 2
 	})

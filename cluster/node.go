@@ -580,6 +580,9 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		case <-n.readyCh():
 			return nil
 		case <-ctx.Done():
+			if err := n.clusterErr(); err != nil {
+				return fmt.Errorf("hiqlite: node %s not ready: %w (%w)", n.id, ctx.Err(), err)
+			}
 			return fmt.Errorf("hiqlite: node %s not ready: %w", n.id, ctx.Err())
 		case <-n.stopCh:
 			return ErrClosed
