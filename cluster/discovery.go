@@ -634,9 +634,9 @@ func (d *Discovery) observe(n *memberlist.Node, gone bool) {
 }
 
 // gossipDelegate is Discovery as memberlist's Delegate, EventDelegate and
-// ConflictDelegate.
-// memberlist calls it on its own goroutines, some while holding its node
-// lock: every method only takes Discovery.mu, briefly, and never blocks.
+// ConflictDelegate. memberlist calls it on its own goroutines, some while
+// holding its node lock: every method only takes Discovery.mu, briefly,
+// and never blocks.
 type gossipDelegate struct{ d *Discovery }
 
 var (
