@@ -69,7 +69,7 @@
 //	_advertise     address peers dial                                   _listen
 //	_gossip        memberlist bind host:port                            unset
 //	_join          comma-separated gossip seeds                         unset
-//	_expect        voters to wait for before the first bootstrap        1
+//	_expect        voters to see in gossip before the first bootstrap   1 without _join; with _join, only join
 //	_secret        cluster secret, at least 16 bytes                    required once any address is not loopback
 //	_secret_file   file holding the cluster secret (instead of _secret)
 //	_consistency   default read consistency: local or linearizable      local
@@ -88,6 +88,9 @@
 // Rules that tie the parameters together are checked at open (_gossip
 // requires _listen, a non-loopback address requires a secret, ...).
 // Cluster mode (_listen, _gossip, _join, _expect) forms a cluster by gossip
+// (a node with _join and no _expect only joins one, it never bootstraps
+// alone; a node refused by the cluster, for a wrong secret or a live
+// member's _node, says why in its log and in the errors of its writes)
 // and forwards writes from followers to the leader, exactly once: a write
 // whose reply was lost is sent again and applied once, and a COMMIT
 // interrupted by fail-over is resolved on the new leader. The leader
@@ -288,6 +291,11 @@
 //   - [ErrNotLeader]: a write reached a node that is not the leader (on a
 //     single node: before it has elected itself; see [Node.WaitReady]).
 //   - [ErrNoLeader]: the cluster has no leader right now; retry later.
+//   - [ErrNotInCluster]: a node with _join is not part of a cluster yet;
+//     the error says why (no seed answered, a wrong secret?, too few
+//     voters for _expect) and is also [ErrNoLeader].
+//   - [ErrNodeIDInUse]: the node's _node is the id of a live member; the
+//     node gave up joining and the cluster was left alone.
 //   - [ErrClosed]: the node was closed.
 //   - [ErrLocked]: another process holds the data directory.
 //   - [ErrRefused]: the statement cannot be replicated (see above); the

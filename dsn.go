@@ -63,7 +63,7 @@ type Config struct {
 	Advertise   string        // _advertise host:port peers dial; "" = Listen
 	Gossip      string        // _gossip memberlist bind host:port
 	Join        []string      // _join comma-separated gossip seeds (nil when absent)
-	Expect      int           // _expect voters to wait for before the first bootstrap; default 1
+	Expect      int           // _expect voters to see in gossip before the first bootstrap; 0 (default) = 1 without _join, only join (never bootstrap) with _join
 	Secret      string        // _secret, at least 16 bytes; never printed in errors or String()
 	SecretFile  string        // _secret_file: path of a file holding the secret
 	Consistency Consistency   // _consistency: local | linearizable
@@ -90,7 +90,6 @@ type Config struct {
 
 // Defaults of the parameters FormatDSN leaves out when unchanged.
 const (
-	defaultExpect  = 1
 	defaultTimeout = 10 * time.Second
 	defaultTxIdle  = 5 * time.Second
 	defaultBusy    = 5 * time.Second
@@ -123,7 +122,6 @@ const (
 // DataDir is empty, so it is not valid until DataDir is set.
 func NewConfig() *Config {
 	return &Config{
-		Expect:      defaultExpect,
 		Consistency: Local,
 		Voter:       true,
 		Timeout:     defaultTimeout,
@@ -310,6 +308,11 @@ func (c *Config) setParam(name, value string) error {
 		}
 	case "_expect":
 		c.Expect, err = strconv.Atoi(value)
+		if err == nil && c.Expect < 1 {
+			// 0 is the Config's "unset", which a DSN says by leaving
+			// _expect out.
+			err = errors.New("must be at least 1")
+		}
 	case "_secret":
 		c.Secret = value
 	case "_secret_file":
@@ -381,7 +384,7 @@ func (c *Config) format(redact bool) string {
 	if len(c.Join) > 0 {
 		add("_join", strings.Join(c.Join, ","))
 	}
-	if c.Expect != defaultExpect {
+	if c.Expect != 0 {
 		add("_expect", strconv.Itoa(c.Expect))
 	}
 	if c.Secret != "" {
@@ -526,8 +529,8 @@ func (c *Config) validateFields() error {
 			return invalidValue("_join entry", seed, err)
 		}
 	}
-	if c.Expect < 1 {
-		return fmt.Errorf("hiqlite: invalid _expect %d: must be at least 1", c.Expect)
+	if c.Expect < 0 {
+		return fmt.Errorf("hiqlite: invalid _expect %d: must be at least 1 (0 = unset)", c.Expect)
 	}
 	if c.Secret != "" && c.SecretFile != "" {
 		return fmt.Errorf("hiqlite: _secret and _secret_file %s are mutually exclusive", quotePath(c.SecretFile))

@@ -179,8 +179,26 @@ var dsnTests = []struct {
 			c.Expect = 2
 		}),
 		format: "data?_expect=2&_gossip=127.0.0.1%3A7946&_join=localhost%3A7947%2C127.0.0.2%3A7946&_listen=127.0.0.1%3A7000"},
-	{dsn: "data?_expect=1", want: conf("data", nil), format: "data"},
-	{dsn: "data?_expect=0", err: "invalid _expect 0: must be at least 1"},
+	// Without _expect a node with _join only joins; an explicit _expect
+	// (even 1, which lets it bootstrap alone) stays in the canonical DSN.
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=127.0.0.1:7946&_join=127.0.0.1:7947",
+		want: conf("data", func(c *Config) {
+			c.Listen = "127.0.0.1:7000"
+			c.Gossip = "127.0.0.1:7946"
+			c.Join = []string{"127.0.0.1:7947"}
+		}),
+		format: "data?_gossip=127.0.0.1%3A7946&_join=127.0.0.1%3A7947&_listen=127.0.0.1%3A7000"},
+	{dsn: "data?_listen=127.0.0.1:7000&_gossip=127.0.0.1:7946&_join=127.0.0.1:7947&_expect=1",
+		want: conf("data", func(c *Config) {
+			c.Listen = "127.0.0.1:7000"
+			c.Gossip = "127.0.0.1:7946"
+			c.Join = []string{"127.0.0.1:7947"}
+			c.Expect = 1
+		}),
+		format: "data?_expect=1&_gossip=127.0.0.1%3A7946&_join=127.0.0.1%3A7947&_listen=127.0.0.1%3A7000"},
+	{dsn: "data?_expect=1", want: conf("data", func(c *Config) { c.Expect = 1 }), format: "data?_expect=1"},
+	{dsn: "data?_expect=0", err: `invalid _expect "0": must be at least 1`},
+	{dsn: "data?_expect=-2", err: `invalid _expect "-2": must be at least 1`},
 	{dsn: "data?_expect=three", err: `invalid _expect "three"`},
 	{dsn: "data?_expect=3", err: "_expect=3 requires _listen"},
 	{dsn: "data?_listen=127.0.0.1:7000&_expect=3", err: "_expect=3 requires _gossip"},
@@ -429,7 +447,8 @@ func TestConfigValidate(t *testing.T) {
 		{"zero reap", conf("d", func(c *Config) { c.Reap = 0 }), `invalid _reap "0s": must be positive`},
 		{"short reap", conf("d", func(c *Config) { c.Reap = time.Second - 1 }), `invalid _reap "999.999999ms": must be at least 1s`},
 		{"odd reap", conf("d", func(c *Config) { c.Reap = time.Minute + time.Nanosecond }), ""},
-		{"zero expect", conf("d", func(c *Config) { c.Expect = 0 }), "invalid _expect 0"},
+		{"unset expect", conf("d", func(c *Config) { cluster(c); c.Join = []string{"127.0.0.1:7947"}; c.Expect = 0 }), ""},
+		{"negative expect", conf("d", func(c *Config) { c.Expect = -1 }), "invalid _expect -1"},
 		{"short secret", conf("d", func(c *Config) { c.Secret = shortSecret }), "_secret must be at least 16 bytes (got 5)"},
 		{"both secrets", conf("d", func(c *Config) { c.Secret = testSecret; c.SecretFile = "f" }), `_secret and _secret_file "f" are mutually exclusive`},
 	}
@@ -463,7 +482,7 @@ func TestNewConfigDefaults(t *testing.T) {
 		{"Advertise", c.Advertise, ""},
 		{"Gossip", c.Gossip, ""},
 		{"Join", c.Join, []string(nil)},
-		{"Expect", c.Expect, 1},
+		{"Expect", c.Expect, 0},
 		{"Secret", c.Secret, ""},
 		{"SecretFile", c.SecretFile, ""},
 		{"Consistency", c.Consistency, Local},

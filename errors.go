@@ -13,6 +13,14 @@ var (
 	ErrNotLeader = cluster.ErrNotLeader
 	// ErrNoLeader: the cluster has no leader right now; retry later.
 	ErrNoLeader = cluster.ErrNoLeader
+	// ErrNotInCluster: the node (with _join) is not part of a cluster yet;
+	// the error that wraps it says why (no seed answered, a wrong secret,
+	// too few voters for _expect). It is also ErrNoLeader.
+	ErrNotInCluster = cluster.ErrNotInCluster
+	// ErrNodeIDInUse: the node's _node is the id of a live member of the
+	// cluster it tried to join; it gave up joining, and the cluster was
+	// left alone. Restart it with another _node.
+	ErrNodeIDInUse = cluster.ErrNodeIDInUse
 	// ErrClosed: the node was closed.
 	ErrClosed = cluster.ErrClosed
 	// ErrLocked: another process holds the DATA_DIR.

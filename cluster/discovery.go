@@ -83,6 +83,7 @@ type discoveryTiming struct {
 	aloneCheck       time.Duration // how often the join loop counts members
 	aloneAfter       time.Duration // how long alone before the seeds are retried
 	update           time.Duration // how long Update waits for its broadcast; Leave's default timeout
+	strayWarn        time.Duration // how often a node out of any cluster warns why (identity.go)
 }
 
 // discoverySettings returns the memberlist configuration and Discovery's
@@ -105,6 +106,7 @@ func discoverySettings(fast bool) (*memberlist.Config, discoveryTiming) {
 			aloneCheck: time.Second,
 			aloneAfter: 10 * time.Second,
 			update:     5 * time.Second,
+			strayWarn:  15 * time.Second,
 		}
 	}
 	c := memberlist.DefaultLocalConfig()
@@ -123,6 +125,7 @@ func discoverySettings(fast bool) (*memberlist.Config, discoveryTiming) {
 		aloneCheck: 100 * time.Millisecond,
 		aloneAfter: time.Second,
 		update:     2 * time.Second,
+		strayWarn:  time.Second,
 	}
 }
 
@@ -169,6 +172,9 @@ type Discovery struct {
 	leaving bool   // announced in meta by Leave
 	meta    []byte // encodePeerMeta(self, leaving); replaced, never modified
 	peers   map[string]*peerRecord
+	joined  bool  // a join of the seeds succeeded
+	joinErr error // why the last join of the seeds failed; nil once one succeeds
+	idTaken error // a live node has this node's id (set once; see conflict)
 }
 
 // peerRecord is what Discovery keeps about a peer.
@@ -229,6 +235,7 @@ func StartDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
 	}
 	mc.Delegate = gossipDelegate{d}
 	mc.Events = gossipDelegate{d}
+	mc.Conflict = gossipDelegate{d}
 	mc.Logger = log.New(memberlistLog{logger.Named("memberlist")}, "", 0)
 
 	// Create announces this node to itself: the delegates run before it
@@ -464,6 +471,7 @@ func (d *Discovery) joinLoop() {
 				d.log.Debug("joined gossip", "seeds_answered", n)
 			}
 			joined, warned = true, false
+			d.setJoined(true, nil)
 			aloneSince = time.Time{}
 			backoff = d.timing.joinMin
 			t.Reset(d.timing.aloneCheck)
@@ -473,14 +481,87 @@ func (d *Discovery) joinLoop() {
 		if err != nil {
 			why = strings.Join(strings.Fields(err.Error()), " ") // memberlist lists one error per line
 		}
+		jerr := d.joinFailure(why)
+		d.setJoined(false, jerr)
 		if backoff >= d.timing.joinMax && !warned {
-			d.log.Warn("cannot join gossip yet; retrying", "seeds", d.seeds, "error", why)
+			d.log.Warn("cannot join gossip yet; retrying", "error", jerr)
 			warned = true
 		} else {
-			d.log.Debug("cannot join gossip yet; retrying", "seeds", d.seeds, "in", backoff, "error", why)
+			d.log.Debug("cannot join gossip yet; retrying", "in", backoff, "error", jerr)
 		}
 		t.Reset(backoff)
 		backoff = min(2*backoff, d.timing.joinMax)
+	}
+}
+
+// joinFailure explains a failed join of the seeds; why is memberlist's
+// error. memberlist reports an exchange it could not decrypt, or one
+// encrypted on one side only, as text alone; its wording is matched here
+// for a hint in the message, never to decide anything.
+func (d *Discovery) joinFailure(why string) error {
+	seeds := strings.Join(d.seeds, ", ")
+	if strings.Contains(why, "crypt") { // decrypt, encrypted, encryption
+		return fmt.Errorf("gossip with the seeds in _join (%s) failed: wrong secret? (%s)", seeds, why)
+	}
+	return fmt.Errorf("no seed in _join (%s) answered (%s)", seeds, why)
+}
+
+// setJoined records the outcome of a join of the seeds: err is why it
+// failed.
+func (d *Discovery) setJoined(joined bool, err error) {
+	d.mu.Lock()
+	d.joined = d.joined || joined
+	d.joinErr = err
+	d.mu.Unlock()
+}
+
+// JoinError says why the seeds are not joined: why the last attempt
+// failed, or that none answered yet before the first attempt ends. It is
+// nil when there are no seeds, once a join succeeded, and after a later
+// failure only while it lasts.
+func (d *Discovery) JoinError() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.joinErr == nil && !d.joined && len(d.seeds) > 0 {
+		return fmt.Errorf("no seed in _join (%s) answered yet", strings.Join(d.seeds, ", "))
+	}
+	return d.joinErr
+}
+
+// IDTaken returns, wrapping ErrNodeIDInUse, what gossip showed when
+// another live node had this node's id while this node did not announce
+// itself in a cluster; nil if that never happened. The node decides
+// whether it is the newcomer (see Node.refuse).
+func (d *Discovery) IDTaken() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.idTaken
+}
+
+// conflict handles memberlist's report of node other announcing the name
+// of existing, a live node at another address; memberlist keeps existing
+// and drops other's announcement, and logs the conflict itself. When the
+// name is this node's and this node does not announce itself in a cluster,
+// it may be the newcomer whose id a member already has: IDTaken records it
+// (SPEC §8 "Identity"). A node in a cluster keeps its id; the newcomer,
+// which sees the same conflict from its side, is the one refused.
+func (d *Discovery) conflict(existing, other *memberlist.Node) {
+	if existing.Name != d.id {
+		return
+	}
+	raftAddr := "unknown"
+	if p, _, err := decodePeerMeta(other.Meta); err == nil {
+		raftAddr = p.RaftAddr
+	}
+	d.mu.Lock()
+	first := d.idTaken == nil && !d.self.InCluster
+	if first {
+		d.idTaken = fmt.Errorf("%w: %q is the id of the live member at %s (gossip %s); this node (gossip %s) gives up joining: give it another _node",
+			ErrNodeIDInUse, d.id, raftAddr, other.Address(), d.addr)
+	}
+	d.mu.Unlock()
+	if first {
+		d.signal()
 	}
 }
 
@@ -552,14 +633,16 @@ func (d *Discovery) observe(n *memberlist.Node, gone bool) {
 	}
 }
 
-// gossipDelegate is Discovery as memberlist's Delegate and EventDelegate.
-// memberlist calls it on its own goroutines, some while holding its node
-// lock: every method only takes Discovery.mu, briefly, and never blocks.
+// gossipDelegate is Discovery as memberlist's Delegate, EventDelegate and
+// ConflictDelegate. memberlist calls it on its own goroutines, some while
+// holding its node lock: every method only takes Discovery.mu, briefly,
+// and never blocks.
 type gossipDelegate struct{ d *Discovery }
 
 var (
-	_ memberlist.Delegate      = gossipDelegate{}
-	_ memberlist.EventDelegate = gossipDelegate{}
+	_ memberlist.Delegate         = gossipDelegate{}
+	_ memberlist.EventDelegate    = gossipDelegate{}
+	_ memberlist.ConflictDelegate = gossipDelegate{}
 )
 
 // NodeMeta returns this node's encoded Peer. memberlist keeps the slice;
@@ -581,6 +664,11 @@ func (gossipDelegate) MergeRemoteState(_ []byte, _ bool) {}
 func (g gossipDelegate) NotifyJoin(n *memberlist.Node)   { g.d.observe(n, false) }
 func (g gossipDelegate) NotifyUpdate(n *memberlist.Node) { g.d.observe(n, false) }
 func (g gossipDelegate) NotifyLeave(n *memberlist.Node)  { g.d.observe(n, true) }
+
+// NotifyConflict: see Discovery.conflict.
+func (g gossipDelegate) NotifyConflict(existing, other *memberlist.Node) {
+	g.d.conflict(existing, other)
+}
 
 // Peer metadata, version 1:
 //

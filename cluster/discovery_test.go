@@ -695,3 +695,34 @@ func TestDiscoveryResolveBind(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoveryIDTaken: a node that joins under the id of a live node is
+// told so (IDTaken), while the live node, announced in a cluster, is not,
+// and the others keep seeing the live node at its own address.
+func TestDiscoveryIDTaken(t *testing.T) {
+	t.Parallel()
+	n1 := startDiscoveryNode(t, "n1", discoveryOpts{secret: discoverySecret})
+	n2 := startDiscoveryNode(t, "n2", discoveryOpts{secret: discoverySecret, join: []string{n1.Addr()}})
+	for _, n := range []*discoveryNode{n1, n2} {
+		n.mu.Lock()
+		p := n.self
+		n.mu.Unlock()
+		p.InCluster = true
+		if err := n.Update(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDiscovery(t, "n1 to see n2 in a cluster", discoveryWait, func() bool { return discoverySees(n1.Discovery, StatusAlive, n2) })
+
+	imp := startDiscoveryNode(t, "n2", discoveryOpts{secret: discoverySecret, join: []string{n1.Addr()}})
+	waitDiscovery(t, "the impostor to learn its id is taken", discoveryWait, func() bool { return imp.IDTaken() != nil })
+	if err := imp.IDTaken(); !errors.Is(err, ErrNodeIDInUse) || !strings.Contains(err.Error(), n2.Addr()) {
+		t.Fatalf("IDTaken() = %v; want ErrNodeIDInUse naming the live member's gossip address %s", err, n2.Addr())
+	}
+	if err := n2.IDTaken(); err != nil {
+		t.Fatalf("the live member, in a cluster, got IDTaken() = %v", err)
+	}
+	if !discoverySees(n1.Discovery, StatusAlive, n2) {
+		t.Fatalf("n1 sees n2 as %v, want it alive at %s", discoveryIDs(n1.Peers()), n2.Addr())
+	}
+}

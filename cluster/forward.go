@@ -299,7 +299,7 @@ func (cl *rpcClient) get(ctx context.Context) (*rpcConn, error) {
 		_, addr = cl.n.Leader()
 	}
 	if addr == "" {
-		return nil, ErrNoLeader
+		return nil, cl.n.noLeader()
 	}
 	cl.mu.Lock()
 	for len(cl.idle) > 0 {

@@ -17,13 +17,19 @@ const membershipInterval = time.Second
 // the node leads, it makes the Raft configuration follow gossip: it adds
 // discovered nodes, removes nodes that left gracefully and reaps nodes dead
 // for longer than ReapTimeout. Leadership changes hand the duty over by
-// themselves: only the current leader acts.
+// themselves: only the current leader acts. A node out of any cluster
+// warns why now and then; one that gossip refused stops (identity.go).
 func (n *Node) runMembership() {
 	t := time.NewTicker(membershipInterval)
 	defer t.Stop()
+	lastWarn := time.Now()
 	for {
 		if !n.inCluster.Load() {
+			if n.refuse() {
+				return
+			}
 			n.maybeBootstrap()
+			n.warnStray(&lastWarn)
 		} else if n.IsLeader() {
 			n.reconcile()
 		}
@@ -41,8 +47,17 @@ func (n *Node) runMembership() {
 // lowest id among them: exactly those voters form the first configuration.
 // A node that sees a peer in a cluster never bootstraps: it waits for the
 // leader to add it (a node whose data was wiped comes back that way, as
-// itself). Raft state on disk also means "in a cluster" (see Open).
+// itself). Nor does a node with seeds and no Expect (see bootstrapExpect).
+// Raft state on disk also means "in a cluster" (see Open).
 func (n *Node) maybeBootstrap() {
+	// First: a node added by a leader (or named in the bootstrap
+	// configuration) has Raft state while peers are in a cluster, and must
+	// learn it is in one too: to reconcile when it leads, and to keep its
+	// id when a newcomer claims it (Discovery.conflict).
+	if n.raftHasState() {
+		n.setInCluster()
+		return
+	}
 	peers := n.disc.Peers()
 	var voters []PeerState
 	for _, p := range peers {
@@ -56,11 +71,8 @@ func (n *Node) maybeBootstrap() {
 			voters = append(voters, p)
 		}
 	}
-	if n.raftHasState() {
-		n.setInCluster()
-		return
-	}
-	if len(voters) < n.cfg.Expect || !n.cfg.Voter {
+	expect := n.bootstrapExpect()
+	if expect == 0 || len(voters) < expect || !n.cfg.Voter {
 		return
 	}
 	slices.SortFunc(voters, func(a, b PeerState) int {
@@ -72,7 +84,7 @@ func (n *Node) maybeBootstrap() {
 		}
 		return 0
 	})
-	voters = voters[:n.cfg.Expect]
+	voters = voters[:expect]
 	if voters[0].ID != n.id {
 		return // the lowest id bootstraps; the others are added by it
 	}
@@ -86,6 +98,21 @@ func (n *Node) maybeBootstrap() {
 		return
 	}
 	n.setInCluster()
+}
+
+// bootstrapExpect is how many voters this node waits for in gossip before
+// it bootstraps, 0 when it never does. A node told to join (seeds, no
+// Expect) only joins, as Consul's servers without -bootstrap-expect: seeds
+// that do not answer, or refuse it, must not leave it leading a cluster of
+// its own that takes writes nobody else sees (SPEC §8 "Identity").
+func (n *Node) bootstrapExpect() int {
+	switch {
+	case n.cfg.Expect > 0:
+		return n.cfg.Expect
+	case len(n.cfg.Join) > 0:
+		return 0
+	}
+	return 1
 }
 
 // raftHasState reports whether raft has a configuration: bootstrapped here

@@ -61,7 +61,7 @@ type Config struct {
 	Advertise   string        // host:port peers dial; "" = the bound Listen address
 	Gossip      string        // memberlist bind host:port
 	Join        []string      // gossip seeds
-	Expect      int           // voters to wait for before the first bootstrap
+	Expect      int           // voters to see in gossip before the first bootstrap; 0 = 1 without Join, never (join only) with Join
 	Voter       bool          // false: a non-voting read replica
 	Secret      []byte        // cluster secret; empty only on loopback
 	ReapTimeout time.Duration // how long a dead node stays a member; 0 = 5 minutes
@@ -112,6 +112,8 @@ type Node struct {
 	gossipCh  chan struct{} // a gossip change happened (capacity 1)
 	rpc       *rpcServer
 	client    *rpcClient
+
+	refused atomic.Pointer[error] // why gossip refused this node (identity.go); nil: not refused
 
 	hub   *extensions.Hub // listeners of hiqlite_notify and Notify
 	cache *cacheGroup     // caches and locks (cache.go)
@@ -278,9 +280,6 @@ func (n *Node) startSingle(rc *raft.Config, has bool) (err error) {
 // which bootstraps or waits to be added (SPEC §8).
 func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	cfg := n.cfg
-	if cfg.Expect < 1 {
-		n.cfg.Expect = 1
-	}
 	if cfg.ReapTimeout <= 0 {
 		n.cfg.ReapTimeout = 5 * time.Minute
 	}
@@ -577,6 +576,9 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		if err := n.sm.Fault(); err != nil {
 			return err
 		}
+		if err := n.refusedErr(); err != nil {
+			return err
+		}
 		if id, _ := n.Leader(); id != "" && id != n.id && n.mux != nil {
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
 			err := n.LinearizableRead(rctx)
@@ -589,6 +591,9 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		case <-n.readyCh():
 			return nil
 		case <-ctx.Done():
+			if err := n.clusterErr(); err != nil {
+				return fmt.Errorf("hiqlite: node %s not ready: %w (%w)", n.id, ctx.Err(), err)
+			}
 			return fmt.Errorf("hiqlite: node %s not ready: %w", n.id, ctx.Err())
 		case <-n.stopCh:
 			return ErrClosed
@@ -669,8 +674,8 @@ func (n *Node) Close() error {
 // another voter, then the node announces its departure in gossip so the
 // leader removes it from the configuration. Close the node afterwards.
 func (n *Node) Leave(timeout time.Duration) error {
-	if n.disc == nil {
-		return nil
+	if n.disc == nil || n.refusedErr() != nil {
+		return nil // no gossip, or stopped by refuse
 	}
 	if n.IsLeader() {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
