@@ -163,8 +163,11 @@ func Open(cfg Config) (_ *Node, err error) {
 	if cfg.SegmentSize > 0 {
 		segment = cfg.SegmentSize
 	}
-	if n.log, err = wal.Open(filepath.Join(cfg.Dir, raftDir), wal.WithMetaStore(n.meta), wal.WithSegmentSize(segment)); err != nil {
-		return nil, fmt.Errorf("hiqlite: open raft log: %w", err)
+	if err = guard(func() (err error) {
+		n.log, err = wal.Open(filepath.Join(cfg.Dir, raftDir), wal.WithMetaStore(n.meta), wal.WithSegmentSize(segment))
+		return err
+	}); err != nil {
+		return nil, unreadableLog(cfg.Dir, err)
 	}
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, snapDir), retainSnap, cfg.Logger.Named("snapshots")); err != nil {
 		return nil, fmt.Errorf("hiqlite: open snapshot store: %w", err)
@@ -208,7 +211,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	rc.SnapshotInterval = 10 * time.Second
 	has, err := raft.HasExistingState(n.log, n.log, n.snaps)
 	if err != nil {
-		return nil, fmt.Errorf("hiqlite: read raft state: %w", err)
+		return nil, unreadableLog(cfg.Dir, err)
 	}
 	if !has && n.sm.AppliedIndex() > 0 {
 		if err = n.orphanedDatabase(); err != nil {
@@ -251,15 +254,12 @@ func (n *Node) startSingle(rc *raft.Config, has bool) (err error) {
 	n.addr = string(addr)
 	if !has {
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}}
-		if err = raft.BootstrapCluster(rc, n.logStore(), n.log, n.snaps, trans, boot); err != nil {
+		if err = guard(func() error { return raft.BootstrapCluster(rc, n.logStore(), n.log, n.snaps, trans, boot) }); err != nil {
 			return fmt.Errorf("hiqlite: bootstrap: %w", err)
 		}
 	}
 	n.inCluster.Store(true)
-	if n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.log, n.snaps, trans); err != nil {
-		return fmt.Errorf("hiqlite: start raft: %w", err)
-	}
-	return nil
+	return n.newRaft(rc, trans)
 }
 
 // startCluster starts the network: the muxed listener carrying Raft and
@@ -289,8 +289,8 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		Timeout: 30 * time.Second,
 		Logger:  cfg.Logger.Named("transport"),
 	})
-	if n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.log, n.snaps, n.trans); err != nil {
-		return fmt.Errorf("hiqlite: start raft: %w", err)
+	if err = n.newRaft(rc, n.trans); err != nil {
+		return err
 	}
 	n.rpc = newRPCServer(n)
 	n.client = &rpcClient{n: n}
@@ -326,6 +326,20 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		return err
 	}
 	n.goFunc(n.runMembership)
+	return nil
+}
+
+// newRaft starts the main group's Raft over trans. NewRaft reads the whole
+// log after the last snapshot, and panics on an entry it cannot read;
+// either failure is an ErrUnreadableLog.
+func (n *Node) newRaft(rc *raft.Config, trans raft.Transport) error {
+	err := guard(func() (err error) {
+		n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.log, n.snaps, trans)
+		return err
+	})
+	if err != nil {
+		return unreadableLog(n.cfg.Dir, err)
+	}
 	return nil
 }
 
