@@ -80,6 +80,9 @@ func (n *Node) leaderReady(ctx context.Context) error {
 	if n.closed.Load() {
 		return ErrClosed
 	}
+	if err := n.sm.Fault(); err != nil {
+		return err // a stopped node takes no writes (persist.go)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
