@@ -30,6 +30,12 @@ func TestRemovedDataDir(t *testing.T) {
 	victim := (leader + 1) % 3
 	other := (leader + 2) % 3
 	v := c.Members[victim]
+	// A connection opened before: a new one needs the removed directory.
+	vc, err := v.DB.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
 	if err := os.RemoveAll(v.Dir); err != nil {
 		t.Fatal(err)
 	}
@@ -51,10 +57,19 @@ func TestRemovedDataDir(t *testing.T) {
 	if !errors.Is(fault, hiqlite.ErrStopped) {
 		t.Errorf("fault %v, want ErrStopped", fault)
 	}
-	if _, err := v.DB.Exec(`INSERT INTO t(b) VALUES (x'00')`); !errors.Is(err, hiqlite.ErrStopped) {
+	if _, err := vc.ExecContext(context.Background(), `INSERT INTO t(b) VALUES (x'00')`); !errors.Is(err, hiqlite.ErrStopped) {
 		t.Errorf("a write through %s: %v, want its fault", v.ID, err)
 	}
+	tx, err := vc.BeginTx(context.Background(), nil)
+	if err == nil {
+		_, err = tx.Exec(`INSERT INTO t(b) VALUES (x'00')`)
+		tx.Rollback()
+	}
+	if !errors.Is(err, hiqlite.ErrStopped) {
+		t.Errorf("a transaction's write through %s: %v, want its fault", v.ID, err)
+	}
 	// The other two go on; closing the stopped node returns.
+	vc.Close()
 	c.Kill(victim)
 	if _, err := db.Exec(`INSERT INTO t(b) VALUES (x'01')`); err != nil {
 		t.Fatal(err)
