@@ -306,7 +306,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		// No gossip: a one-voter cluster reachable over the network.
 		if !has {
 			boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: raft.ServerAddress(n.addr)}}}
-			if err := n.raft.BootstrapCluster(boot).Error(); err != nil {
+			if err := n.bootstrapLive(boot); err != nil {
 				return fmt.Errorf("hiqlite: bootstrap: %w", err)
 			}
 		}

@@ -226,6 +226,25 @@ func (n *Node) stopOnFault() {
 	}
 }
 
+// bootstrapLive bootstraps the running main group with conf. raft answers
+// on its run goroutine, and never does if a store ended that goroutine
+// (a bootstrap saves the term and the first entry), so the wait also ends
+// at the node's fault or Close. Only then is the goroutine that waits for
+// raft's answer left behind, once, on a node that already stopped.
+func (n *Node) bootstrapLive(conf raft.Configuration) error {
+	f := n.raft.BootstrapCluster(conf)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.faulted:
+		return n.Fault()
+	case <-n.stopCh:
+		return ErrClosed
+	}
+}
+
 // startError is the error of a start of raft that failed with err: the
 // node's fault when a store ended it (errRaftExited).
 func (n *Node) startError(err error) error {
