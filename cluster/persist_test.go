@@ -226,7 +226,8 @@ func TestStableSaveFailureStopsRaft(t *testing.T) {
 	t.Logf("victim %d: %v", victim, err)
 
 	// The other two go on: a leader among them commits.
-	waitfor.Cond(t, "a leader among the other two", 10*time.Second, func() bool { leader = leaderOf(leader, other); return leader >= 0 })
+	old := leader
+	waitfor.Cond(t, "a leader among the other two", 10*time.Second, func() bool { leader = leaderOf(old, other); return leader >= 0 })
 	if err := rafts[leader].Apply([]byte("after"), 5*time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +265,12 @@ func TestRemovedDataDirStopsSingleNode(t *testing.T) {
 	dir := t.TempDir()
 	nd := openSingle(t, Config{Dir: dir, SegmentSize: 64 << 10})
 	mustNodeExec(t, nd, replication.Origin{}, `CREATE TABLE t(b BLOB)`)
+	// Once the cache group leads, its term stays: the first save to fail
+	// is the log's.
+	waitfor.Cond(t, "the cache group to lead", 10*time.Second, func() bool {
+		r := nd.cache.raft.Load()
+		return r != nil && r.State() == raft.Leader
+	})
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
