@@ -84,9 +84,9 @@ const (
 //
 // Besides raft's own, for two Raft groups (the main one and the cache
 // group of cache.go), a node runs watchLeadership, stopOnFault and the
-// cache group's run, propose and settle; in cluster mode also runMembership and the RPC
-// server (its accept loop and one goroutine per connection), plus the
-// goroutines of Mux and Discovery, which own them. All are started in Open
+// cache group's run, propose and settle; in cluster mode also
+// runMembership and the RPC server (its accept loop and one goroutine per
+// connection), plus the goroutines of Mux and Discovery, which own them. All are started in Open
 // (or by the accept loop, or by the cache group's start) and joined in
 // Close.
 type Node struct {
