@@ -44,6 +44,11 @@ var (
 	// its reply was lost or its leader failed, and never will be; it is
 	// safe to run it again.
 	ErrNotApplied = replication.ErrNotApplied
+	// ErrUnreadableLog: the node's Raft log (DATA_DIR/raft) cannot be read,
+	// so the node cannot start; the error names the directory. Moving it
+	// aside makes a cluster member be rebuilt by the leader and a single
+	// node continue from its database (ARCHITECTURE.md, crash story).
+	ErrUnreadableLog = cluster.ErrUnreadableLog
 	// ErrOutcomeUnknown: the node could not learn whether a write was
 	// applied before its deadline (for example no leader was elected in
 	// time). Check with a read before running it again.

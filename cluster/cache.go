@@ -165,7 +165,15 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 	}
 	var r *raft.Raft
 	if err == nil {
-		r, err = raft.NewRaft(rc, g.m, raft.NewInmemStore(), g.stable, snaps, trans)
+		// The term and vote on disk; a failed save stops the node
+		// (faultStable), and guard turns a failure inside NewRaft into
+		// an error.
+		stable := &faultStable{StableStore: g.stable, where: g.stable.path, fail: n.persistFailed}
+		err = guard(func() (err error) {
+			r, err = raft.NewRaft(rc, g.m, raft.NewInmemStore(), stable, snaps, trans)
+			return err
+		})
+		err = n.startError(err)
 	}
 	if err != nil {
 		closeTransport(trans)

@@ -351,6 +351,11 @@ func (n *Node) forward(ctx context.Context, req wire.Message, idempotent bool) (
 
 // forwardVia is forward through cl, to the leader cl follows.
 func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, idempotent bool) (wire.Message, error) {
+	if err := n.sm.Fault(); err != nil {
+		// A stopped node sends nothing: it could not apply the answer
+		// (persist.go).
+		return nil, err
+	}
 	backoff := 10 * time.Millisecond
 	var maybe bool // an earlier attempt may have been applied
 	for {

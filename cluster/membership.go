@@ -93,7 +93,7 @@ func (n *Node) maybeBootstrap() {
 		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
 	}
 	n.cfg.Logger.Info("bootstrapping the cluster", "voters", len(conf.Servers))
-	if err := n.raft.BootstrapCluster(conf).Error(); err != nil && err != raft.ErrCantBootstrap {
+	if err := n.bootstrapLive(conf); err != nil && err != raft.ErrCantBootstrap {
 		n.cfg.Logger.Error("bootstrap failed", "error", err)
 		return
 	}

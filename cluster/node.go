@@ -85,10 +85,10 @@ const (
 // # Goroutines
 //
 // Besides raft's own, for two Raft groups (the main one and the cache
-// group of cache.go), a node runs watchLeadership and the cache group's
-// run, propose and settle; in cluster mode also runMembership and the RPC
-// server (its accept loop and one goroutine per connection), plus the
-// goroutines of Mux and Discovery, which own them. All are started in Open
+// group of cache.go), a node runs watchLeadership, stopOnFault and the
+// cache group's run, propose and settle; in cluster mode also
+// runMembership and the RPC server (its accept loop and one goroutine per
+// connection), plus the goroutines of Mux and Discovery, which own them. All are started in Open
 // (or by the accept loop, or by the cache group's start) and joined in
 // Close.
 type Node struct {
@@ -98,6 +98,8 @@ type Node struct {
 	sm       *replication.StateMachine
 	log      *wal.WAL
 	logCache *raft.LogCache // n.log behind a cache of the newest entries; see logStore
+	logFault *faultLog      // logCache as raft gets it; see persist.go
+	stable   *faultStable   // n.log's stable store as raft gets it; see persist.go
 	meta     *metadb.BoltMetaDB
 	snaps    raft.SnapshotStore
 	trans    raft.Transport
@@ -125,6 +127,10 @@ type Node struct {
 	readyMu sync.Mutex
 	ready   chan struct{} // closed while this node is a leader ready for writes
 	closed  atomic.Bool
+
+	faulted    chan struct{} // closed by persistFailed: Raft state could not be persisted
+	faultOnce  sync.Once
+	persistErr atomic.Pointer[error] // the first error given to persistFailed
 }
 
 // Open starts the node in cfg.Dir: it takes the directory's lock, opens the
@@ -140,7 +146,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if err := MakePrivateDir(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, gate: newGate(), hub: extensions.NewHub(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{})}
+	n := &Node{cfg: cfg, gate: newGate(), hub: extensions.NewHub(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{}), faulted: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // tears down whatever started, in order
@@ -169,8 +175,11 @@ func Open(cfg Config) (_ *Node, err error) {
 	}
 	logDir := filepath.Join(cfg.Dir, raftDir)
 	files := segment.NewFiler(logDir, privateSegments{walfs.New()})
-	if n.log, err = wal.Open(logDir, wal.WithMetaStore(n.meta), wal.WithSegmentFiler(files), wal.WithSegmentSize(segmentSize)); err != nil {
-		return nil, fmt.Errorf("hiqlite: open raft log: %w", err)
+	if err = guard(func() (err error) {
+		n.log, err = wal.Open(logDir, wal.WithMetaStore(n.meta), wal.WithSegmentFiler(files), wal.WithSegmentSize(segmentSize))
+		return err
+	}); err != nil {
+		return nil, unreadableLog(cfg.Dir, err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, snapDir), retainSnap, cfg.Logger.Named("snapshots"))
 	if err != nil {
@@ -221,7 +230,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	rc.SnapshotInterval = 10 * time.Second
 	has, err := raft.HasExistingState(n.log, n.log, n.snaps)
 	if err != nil {
-		return nil, fmt.Errorf("hiqlite: read raft state: %w", err)
+		return nil, unreadableLog(cfg.Dir, err)
 	}
 	if !has && n.sm.AppliedIndex() > 0 {
 		if err = n.orphanedDatabase(); err != nil {
@@ -245,6 +254,7 @@ func Open(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.goFunc(n.watchLeadership)
+	n.goFunc(n.stopOnFault)
 	n.goFunc(n.cache.run)
 	if logFull != nil {
 		n.goFunc(func() { n.snapshotOnLogSize(logFull) })
@@ -264,15 +274,12 @@ func (n *Node) startSingle(rc *raft.Config, has bool) (err error) {
 	n.addr = string(addr)
 	if !has {
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}}
-		if err = raft.BootstrapCluster(rc, n.logStore(), n.log, n.snaps, trans, boot); err != nil {
-			return fmt.Errorf("hiqlite: bootstrap: %w", err)
+		if err = guard(func() error { return raft.BootstrapCluster(rc, n.logStore(), n.stableStore(), n.snaps, trans, boot) }); err != nil {
+			return fmt.Errorf("hiqlite: bootstrap: %w", n.startError(err))
 		}
 	}
 	n.inCluster.Store(true)
-	if n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.log, n.snaps, trans); err != nil {
-		return fmt.Errorf("hiqlite: start raft: %w", err)
-	}
-	return nil
+	return n.newRaft(rc, trans)
 }
 
 // startCluster starts the network: the muxed listener carrying Raft and
@@ -299,8 +306,8 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		Timeout: 30 * time.Second,
 		Logger:  cfg.Logger.Named("transport"),
 	})
-	if n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.log, n.snaps, n.trans); err != nil {
-		return fmt.Errorf("hiqlite: start raft: %w", err)
+	if err = n.newRaft(rc, n.trans); err != nil {
+		return err
 	}
 	n.rpc = newRPCServer(n)
 	n.client = &rpcClient{n: n}
@@ -309,7 +316,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		// No gossip: a one-voter cluster reachable over the network.
 		if !has {
 			boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: raft.ServerAddress(n.addr)}}}
-			if err := n.raft.BootstrapCluster(boot).Error(); err != nil {
+			if err := n.bootstrapLive(boot); err != nil {
 				return fmt.Errorf("hiqlite: bootstrap: %w", err)
 			}
 		}
@@ -336,6 +343,23 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		return err
 	}
 	n.goFunc(n.runMembership)
+	return nil
+}
+
+// newRaft starts the main group's Raft over trans. NewRaft reads the whole
+// log after the last snapshot, and panics on an entry it cannot read;
+// either failure is an ErrUnreadableLog.
+func (n *Node) newRaft(rc *raft.Config, trans raft.Transport) error {
+	err := guard(func() (err error) {
+		n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.stableStore(), n.snaps, trans)
+		return err
+	})
+	if errors.Is(err, errRaftExited) {
+		return n.startError(err)
+	}
+	if err != nil {
+		return unreadableLog(n.cfg.Dir, err)
+	}
 	return nil
 }
 
@@ -394,12 +418,23 @@ func removeCrashLeftovers(dir string, logger hclog.Logger) error {
 
 // logStore is raft-wal behind a cache of the newest entries: replication to
 // followers and the state machine read back what was just appended, and
-// raft-wal serves each read with a pread of its own.
+// raft-wal serves each read with a pread of its own. A failure stops the
+// node (faultLog).
 func (n *Node) logStore() raft.LogStore {
 	if n.logCache == nil {
 		n.logCache, _ = raft.NewLogCache(1024, n.log) // fails only for a size <= 0
+		n.logFault = &faultLog{LogStore: n.logCache, dir: filepath.Join(n.cfg.Dir, raftDir), fail: n.persistFailed}
 	}
-	return n.logCache
+	return n.logFault
+}
+
+// stableStore is raft-wal's meta database, where raft keeps its term and
+// vote; a failed save stops the node (faultStable).
+func (n *Node) stableStore() raft.StableStore {
+	if n.stable == nil {
+		n.stable = &faultStable{StableStore: n.log, where: filepath.Join(n.cfg.Dir, raftDir, "wal-meta.db"), fail: n.persistFailed}
+	}
+	return n.stable
 }
 
 // openStateMachine opens the state database, recording results for retried

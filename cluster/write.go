@@ -80,6 +80,9 @@ func (n *Node) leaderReady(ctx context.Context) error {
 	if n.closed.Load() {
 		return ErrClosed
 	}
+	if err := n.sm.Fault(); err != nil {
+		return err // a stopped node takes no writes (persist.go)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -241,6 +244,9 @@ type SnapshotCheck struct {
 // SQLITE_BUSY_SNAPSHOT when a write committed after the caller's read
 // snapshot.
 func (n *Node) BeginTx(ctx context.Context, busy, idle time.Duration, origin replication.Origin, flags replication.Flags, snap SnapshotCheck) (Tx, error) {
+	if err := n.sm.Fault(); err != nil {
+		return nil, err // a stopped node takes no writes (persist.go)
+	}
 	if n.mux == nil || n.IsLeader() {
 		tx, err := n.beginLocal(ctx, busy, idle, origin, flags, snap)
 		if !errors.Is(err, ErrNotLeader) || n.mux == nil {

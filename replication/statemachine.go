@@ -257,6 +257,12 @@ func (sm *StateMachine) broadcast() {
 	sm.waitMu.Unlock()
 }
 
+// Stop stops the state machine for a fault of its node outside it, such as
+// Raft failing to persist its state: it applies nothing more, WaitApplied
+// returns, and Fault reports cause wrapped in ErrStopped, as after a fault
+// of its own. The first fault stays.
+func (sm *StateMachine) Stop(cause error) error { return sm.stop(cause) }
+
 func (sm *StateMachine) stop(err error) error {
 	if IsCorrupt(err) {
 		err = sm.corruptFault(err)
