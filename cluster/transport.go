@@ -30,8 +30,15 @@ const (
 	// for the overall bound, of the source with the most), which is closed
 	// at once: strangers that hold their places cannot lock out a member's
 	// dial, whose handshake ends within a round trip of its arrival.
-	defaultMaxHandshakes = 64
-	defaultMaxPerSource  = 16
+	// Members dial in bursts from one address too (the forwarding pool
+	// opens up to 128 sessions, raft and the cache group their own), and a
+	// handshake on a loaded machine takes milliseconds, not microseconds:
+	// with 16 per source, garbage sent from a member's own address while it
+	// dialled displaced its handshakes (TestClusterRejectsGarbage under
+	// -race). 64 per source and 256 in all keep a member's burst whole and
+	// still bound a stranger to a few hundred idle goroutines.
+	defaultMaxHandshakes = 256
+	defaultMaxPerSource  = 64
 	// dropLogEvery is the least time between two log lines about the
 	// unauthenticated connections the mux closed.
 	dropLogEvery = 10 * time.Second
