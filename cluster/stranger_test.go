@@ -183,17 +183,18 @@ func TestClusterFailoverUnderStrangerFlood(t *testing.T) {
 			var floods []*strangerFlood
 			if tc.flood {
 				for _, nd := range nodes {
-					// 220 strangers per node, each back about two
+					// 340 strangers per node (more than the 256 places of
+					// a mux, 70 from most sources against 64 each), each back about two
 					// election timeouts after the node drops it: a flood
 					// that keeps every place of the node taken, without
 					// eating the CPU the members need.
 					f := startStrangerFlood(t, nd.mux.Addr().String(), 2*election,
 						// Half-open, from many sources and from the
 						// members' own.
-						strangerSpec{strangerHalfOpen, 40, "127.0.0.2"},
-						strangerSpec{strangerHalfOpen, 40, "127.0.0.3"},
-						strangerSpec{strangerHalfOpen, 40, "127.0.0.4"},
-						strangerSpec{strangerHalfOpen, 40, "127.0.0.5"},
+						strangerSpec{strangerHalfOpen, 70, "127.0.0.2"},
+						strangerSpec{strangerHalfOpen, 70, "127.0.0.3"},
+						strangerSpec{strangerHalfOpen, 70, "127.0.0.4"},
+						strangerSpec{strangerHalfOpen, 70, "127.0.0.5"},
 						strangerSpec{strangerHalfOpen, 10, "127.0.0.1"},
 						strangerSpec{strangerSilent, 10, "127.0.0.1"},
 						strangerSpec{strangerSilent, 20, "127.0.0.6"},
@@ -202,7 +203,7 @@ func TestClusterFailoverUnderStrangerFlood(t *testing.T) {
 					floods = append(floods, f)
 				}
 				for _, f := range floods {
-					waitfor.Cond(t, "the strangers to connect", 30*time.Second, func() bool { return f.dials.Load() >= 220 })
+					waitfor.Cond(t, "the strangers to connect", 30*time.Second, func() bool { return f.dials.Load() >= 340 })
 				}
 			}
 
