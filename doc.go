@@ -27,12 +27,8 @@
 //	if err != nil { ... }
 //	defer db.Close()
 //
-//	// The node elects itself within moments of opening; a write that
-//	// comes before that fails with ErrNotLeader, so wait for it once.
-//	node, err := hiqlite.NodeOf(ctx, db)
-//	if err != nil { ... }
-//	if err := node.WaitReady(ctx); err != nil { ... }
-//
+//	// No WaitReady needed: the node elects itself within moments of
+//	// opening, and a write waits for that (up to ctx's deadline or _timeout).
 //	_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS users(
 //		id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)`)
 //	var id int64
@@ -73,7 +69,7 @@
 //	_consistency   default read consistency: local or linearizable      local
 //	_voter         false makes a non-voting read replica                true
 //	_foreign_keys  true: every connection starts with foreign keys on   false
-//	_timeout       write / forward timeout                              10s
+//	_timeout       write / forward timeout, with the wait for a leader  10s
 //	_txidle        idle timeout of an open write transaction            5s
 //	_busy          how long a writer waits for the write slot           5s
 //	_reap          how long a dead node stays a member (at least 1s)    5m
@@ -277,9 +273,13 @@
 // errors.Is(err, sqlite3.BUSY) work (github.com/ncruces/go-sqlite3). The
 // driver's own errors are matched with errors.Is:
 //
-//   - [ErrNotLeader]: a write reached a node that is not the leader (on a
-//     single node: before it has elected itself; see [Node.WaitReady]).
-//   - [ErrNoLeader]: the cluster has no leader right now; retry later.
+//   - [ErrNotLeader]: a request reached a node that is not the leader.
+//   - [ErrNoLeader]: the cluster had no leader. A write, a transaction's
+//     first write or a linearizable read that finds none waits for one up
+//     to its context's deadline or _timeout, whichever comes first, and
+//     then fails with an error matching both ErrNoLeader and
+//     context.DeadlineExceeded (or the context's own error). So sql.Open
+//     then Exec works on a fresh node; [Node.WaitReady] is optional.
 //   - [ErrClosed]: the node was closed.
 //   - [ErrLocked]: another process holds the data directory.
 //   - [ErrRefused]: the statement cannot be replicated (see above); the
