@@ -42,7 +42,10 @@
 // (elsewhere LOCK is not enforced, so take care not to open it twice). Within one process
 // the same directory opened twice shares one node, which stops when the
 // last *sql.DB using it is closed. Nodes with different directories can run
-// side by side in one process.
+// side by side in one process. Stopping a node takes moments even with a
+// long write or a snapshot in progress: they are interrupted, and the
+// interrupted write is applied again when the node next starts (the other
+// nodes complete it).
 //
 // The command hiqlite (cmd/hiqlite) walks through all of this: go run
 // ./cmd/hiqlite demo.

@@ -648,6 +648,11 @@ func (n *Node) Close() error {
 		return nil
 	}
 	var errs []error
+	if n.sm != nil {
+		// raft's Shutdown waits for the entry being applied: cut a long
+		// write short (it is applied again at the next start).
+		n.sm.Interrupt()
+	}
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}

@@ -152,6 +152,11 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 	if !ok {
 		return nil, fmt.Errorf("hiqlite: unexpected state machine response %T", f.Response())
 	}
+	if errors.Is(resp.Err, replication.ErrInterrupted) {
+		// Close cut the apply short here; the entry is committed and the
+		// other nodes apply it.
+		return nil, fmt.Errorf("%w: %w", ErrLeadershipLost, ErrClosed)
+	}
 	if resp.Err != nil {
 		return nil, resp.Err
 	}

@@ -20,6 +20,11 @@ var (
 	// ErrStopped: the state machine stopped applying after a fault that
 	// could make this node diverge; see StateMachine.Fault.
 	ErrStopped = errors.New("hiqlite: state machine stopped")
+	// ErrInterrupted: Interrupt cut short the entry being applied (the
+	// node is closing). The entry is not recorded as applied, here or as
+	// the command's own error: the next start applies it again, as every
+	// other node applies it.
+	ErrInterrupted = errors.New("hiqlite: apply interrupted by Close; the entry is applied again at the next start")
 )
 
 // metaSchema is the state machine's own bookkeeping, updated in the same
@@ -72,6 +77,11 @@ type StateMachine struct {
 	// (parsing them per command cost a tenth of the apply CPU).
 	ctl map[string]*sqlite3.Stmt
 
+	// stopping ends with Interrupt; it is the writer's interrupt context
+	// whenever no transaction statement sets its own.
+	stopping  context.Context
+	interrupt context.CancelFunc
+
 	applied atomic.Uint64 // index of the last command in the database
 	seen    atomic.Uint64 // index of the last entry applied, command or not
 	// logBytes counts the bytes of the entries applied since the last
@@ -103,6 +113,8 @@ func Open(path string) (*StateMachine, error) {
 		return nil, fmt.Errorf("hiqlite: open state database %s: %w", path, err)
 	}
 	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{})}
+	sm.stopping, sm.interrupt = context.WithCancel(context.Background())
+	w.SetInterrupt(sm.stopping)
 	if err := sm.init(); err != nil {
 		sm.closeConns()
 		return nil, err
@@ -194,6 +206,19 @@ func (sm *StateMachine) ResetIndex() error {
 	sm.applied.Store(0)
 	sm.seen.Store(0)
 	return nil
+}
+
+// Interrupt stops the statement the writer runs now, and every later one,
+// so that a closing node need not wait for a long write: call it before
+// raft's Shutdown, which waits for the entry being applied. The entry is
+// left unapplied (the state machine stops with ErrInterrupted) and is
+// applied again at the next start. It may be called from any goroutine;
+// only Close should call it.
+func (sm *StateMachine) Interrupt() { sm.interrupt() }
+
+// interrupted: err is the writer's interruption by Interrupt.
+func (sm *StateMachine) interrupted(err error) bool {
+	return sm.stopping.Err() != nil && errors.Is(err, sqlite3.INTERRUPT)
 }
 
 // Path is the database file.
@@ -476,17 +501,26 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	var res Result
 	var err error
 	if ctx.Done() != nil {
-		old := sm.w.SetInterrupt(ctx)
+		// Interrupted by ctx, or by Interrupt.
+		ictx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(sm.stopping, cancel)
+		old := sm.w.SetInterrupt(ictx)
 		res, err = sm.execText(st)
 		sm.w.SetInterrupt(old)
+		stop()
+		cancel()
 	} else {
 		res, err = sm.execText(st)
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && (ctx.Err() != nil || sm.interrupted(err)) {
 		// Interrupted: not a fault of this node, but the transaction's
 		// state is no longer what its statements say.
 		sm.abortPending()
-		return res, fmt.Errorf("%w: the statement was interrupted: %w", ErrTxAborted, ctx.Err())
+		why := ctx.Err()
+		if why == nil {
+			why = ErrInterrupted
+		}
+		return res, fmt.Errorf("%w: the statement was interrupted: %w", ErrTxAborted, why)
 	}
 	if readOnly && sm.w.TotalChanges() != before {
 		// The caller's classification was wrong: what changed rows must

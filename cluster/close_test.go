@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hiqlite/hiqlite/internal/waitfor"
+	"github.com/hiqlite/hiqlite/replication"
+)
+
+// longWrite keeps every node's state machine busy for a few seconds of CPU and
+// inserts one row whose value every node computes alike.
+const longWrite = `INSERT INTO long SELECT count(*) FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 8000000) SELECT i FROM c)`
+
+// Closing a follower while its state machine applies a long write returns
+// without waiting for the write: the apply is interrupted and not recorded
+// (neither applied nor the command's error), and the node applies it again
+// when it restarts, ending with the same data as the others.
+func TestCloseInterruptsLongApply(t *testing.T) {
+	t.Parallel()
+	nodes := startTestCluster(t, 3)
+	var leader, f *Node
+	for _, nd := range nodes {
+		if nd.IsLeader() {
+			leader = nd
+		} else if f == nil {
+			f = nd
+		}
+	}
+	before := mustNodeExec(t, leader, replication.Origin{}, `CREATE TABLE long(n)`).Index
+	waitfor.Cond(t, "the follower to apply CREATE TABLE", 30*time.Second, func() bool { return f.AppliedIndex() >= before })
+	done := make(chan error, 1)
+	go func() {
+		_, err := leader.Exec(context.Background(), time.Second, replication.Origin{Node: "t", Session: 1, Seq: 1}, 0, stmt(longWrite))
+		done <- err
+	}()
+	waitfor.Cond(t, "the follower to apply the long write", 30*time.Second, func() bool {
+		return f.raft.CommitIndex() > before && f.AppliedIndex() == before
+	})
+	start := time.Now()
+	if err := f.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	took := time.Since(start)
+	t.Logf("closed in %v with the long write in flight", took)
+	if took > 15*time.Second {
+		t.Errorf("close took %v with a long write in flight", took)
+	}
+	if got := f.AppliedIndex(); got != before {
+		t.Fatalf("close waited for the long write (applied index %d, was %d): not interrupted", got, before)
+	}
+	if err := f.Fault(); !errors.Is(err, replication.ErrInterrupted) {
+		t.Errorf("fault after close = %v, want ErrInterrupted", err)
+	}
+	err := <-done
+	t.Logf("long write returned after %v on the leader", time.Since(start))
+	if err != nil {
+		t.Fatalf("long write on the leader: %v", err)
+	}
+	want := leader.AppliedIndex()
+
+	re, err := Open(f.cfg)
+	t.Logf("reopened")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { re.Close() })
+	waitfor.Cond(t, "the restarted follower to apply the long write again", 60*time.Second, func() bool {
+		return re.AppliedIndex() >= want
+	})
+	var ref int64
+	for i, nd := range []*Node{leader, re} {
+		resp := mustNodeExec(t, nd, replication.Origin{}, `SELECT count(*), sum(n) FROM long`)
+		row := resp.Results[0].Rows[0]
+		if row[0].(int64) != 1 {
+			t.Fatalf("%s holds %v rows of the long write, want 1", nd.ID(), row[0])
+		}
+		if i == 0 {
+			ref = row[1].(int64)
+		} else if row[1].(int64) != ref {
+			t.Fatalf("%s computed %v, the leader %d", nd.ID(), row[1], ref)
+		}
+	}
+}
