@@ -264,6 +264,11 @@
 //   - random() and randomblob() in a write are deterministic across nodes:
 //     a PRNG keyed by the command's seed, not the operating system's
 //     randomness.
+//   - One write is at most [MaxCommandBytes] (63 MiB): an autocommit write,
+//     or all the writes of a transaction together, is one Raft log entry.
+//     A bigger one is refused where it is issued, before anything is sent,
+//     with an error matching [ErrTooLarge] that names the limit; in a
+//     transaction only that statement fails. SQLite allows 1e9 bytes.
 //   - Reads inside a write transaction (after its first write) run on the
 //     leader's writer and their rows are buffered in memory before the
 //     first one is returned.
@@ -298,6 +303,8 @@
 //     as not applied, for good; running it again is safe.
 //   - [ErrOutcomeUnknown]: no leader could say in time whether a write was
 //     applied; check with a read before running it again.
+//   - [ErrTooLarge]: a write (or a transaction's writes together) exceeds
+//     [MaxCommandBytes]; it was refused before it was sent, nothing applied.
 //   - [ErrLockLost]: a lease ended before Renew or Unlock; [ErrLockHeld]:
 //     TryLock found the lock held; [ErrListenerClosed]: the listener was
 //     closed (by Close, its context, or the node closing).

@@ -27,6 +27,10 @@ var ErrTxIdle = wire.ErrTxIdle
 // waits for one, up to ctx's deadline or the node's timeout, whichever
 // comes first.
 func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.Origin, flags replication.Flags, stmts []replication.Statement) (*replication.Response, error) {
+	// Refused here, before anything goes on the wire or into the log.
+	if err := replication.CheckSize(0, stmts); err != nil {
+		return nil, err
+	}
 	ctx, cancel := n.forwardContext(ctx)
 	defer cancel()
 	// A write with an origin is deduplicated by the state machine, so it
@@ -144,6 +148,10 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(data) > replication.MaxCommandBytes {
+		// The last line of defence: raft-wal would refuse the entry.
+		return nil, &replication.TooLargeError{Size: len(data)}
+	}
 	f := n.raft.Apply(data, n.cfg.Timeout)
 	if err := f.Error(); err != nil {
 		return nil, raftError(err)
@@ -250,7 +258,7 @@ func (n *Node) settleCommit(ctx context.Context, origin replication.Origin, cerr
 // commitSettled: err from a COMMIT proves the transaction did not commit.
 func commitSettled(err error) bool {
 	return errors.Is(err, replication.ErrTxAborted) || errors.Is(err, ErrTxIdle) || errors.Is(err, errTxDone) ||
-		errors.Is(err, replication.ErrNotApplied) || errors.Is(err, replication.ErrStopped)
+		errors.Is(err, replication.ErrNotApplied) || errors.Is(err, replication.ErrStopped) || errors.Is(err, replication.ErrTooLarge)
 }
 
 // Tx is an interactive write transaction, run on the leader's writer: a
@@ -489,6 +497,9 @@ func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, e
 func (t *remoteTx) Exec(ctx context.Context, st replication.Statement, readOnly bool) (replication.Result, error) {
 	if t.rc == nil {
 		return replication.Result{}, t.done()
+	}
+	if err := replication.CheckSize(0, []replication.Statement{st}); err != nil {
+		return replication.Result{}, err // not sent; the transaction goes on
 	}
 	m, err := t.rc.call(ctx, &wire.TxExecRequest{Stmt: st, ReadOnly: readOnly})
 	if err != nil {

@@ -104,6 +104,7 @@ type pendingTx struct {
 	seed   uint64
 	flags  Flags
 	stmts  []Statement
+	size   int // StatementsSize(stmts)
 }
 
 // Open opens (creating if needed) the database at path as a state machine.
@@ -493,6 +494,10 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	if p == nil || p.origin != origin {
 		return Result{}, ErrTxAborted
 	}
+	if err := CheckSize(p.size, []Statement{st}); err != nil {
+		// Not run and not recorded: the transaction goes on without it.
+		return Result{}, err
+	}
 	if readOnly {
 		sm.env.SetLive(true)
 		defer sm.env.SetLive(false)
@@ -534,6 +539,7 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	if !readOnly {
 		st.Failed = err != nil
 		p.stmts = append(p.stmts, st)
+		p.size += StatementsSize([]Statement{st})
 	}
 	if sm.w.GetAutocommit() {
 		// SQLite ended the transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)).
