@@ -11,7 +11,9 @@ import (
 var (
 	// ErrNotLeader: a write reached a node that is not the leader.
 	ErrNotLeader = cluster.ErrNotLeader
-	// ErrNoLeader: the cluster has no leader right now; retry later.
+	// ErrNoLeader: no leader was elected before the request's deadline (its
+	// context's or _timeout, whichever came first); the error also matches
+	// the context's error.
 	ErrNoLeader = cluster.ErrNoLeader
 	// ErrClosed: the node was closed.
 	ErrClosed = cluster.ErrClosed
