@@ -153,8 +153,8 @@ func TestNoQuorumWaitsUntilDeadline(t *testing.T) {
 		if ctx.Err() == nil {
 			t.Fatalf("failed before its deadline: %v", err)
 		}
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, hiqlite.ErrNoLeader) {
-			t.Errorf("error %q matches neither context.DeadlineExceeded nor ErrNoLeader", err)
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, hiqlite.ErrNoLeader) {
+			t.Errorf("error %q does not match both context.DeadlineExceeded and ErrNoLeader", err)
 		}
 		if read && (errors.Is(err, hiqlite.ErrOutcomeUnknown) || strings.Contains(err.Error(), "write")) {
 			t.Errorf("a failed read speaks of a write: %v", err)

@@ -402,7 +402,7 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 		case <-time.After(backoff):
 		}
 		if stop != nil {
-			err = fmt.Errorf("hiqlite: forward to leader: %w (last error: %w)", stop, err)
+			err = fmt.Errorf("hiqlite: forward to leader: %w (last error: %w)", stop, noLeader(err))
 			if maybe {
 				err = unsettled(err)
 			}
@@ -410,6 +410,15 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// noLeader marks err, the last failure of a request that found no leader
+// to take it before its deadline, with ErrNoLeader.
+func noLeader(err error) error {
+	if !retryable(err) || errors.Is(err, ErrNoLeader) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrNoLeader, err)
 }
 
 // unsettled marks err, the last failure of a request an earlier copy of

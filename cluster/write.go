@@ -487,7 +487,7 @@ func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, e
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("hiqlite: begin on leader: %w (last error: %v)", ctx.Err(), err)
+			return nil, fmt.Errorf("hiqlite: begin on leader: %w (last error: %w)", ctx.Err(), noLeader(err))
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
