@@ -20,7 +20,7 @@
 //	import (
 //		"database/sql"
 //
-//		"github.com/hiqlite/hiqlite"
+//		_ "github.com/hiqlite/hiqlite" // registers the "hiqlite" driver
 //	)
 //
 //	db, err := sql.Open("hiqlite", "/var/lib/myapp")
