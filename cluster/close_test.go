@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,9 +13,16 @@ import (
 	"github.com/hiqlite/hiqlite/replication"
 )
 
-// longWrite keeps every node's state machine busy for a few seconds of CPU and
-// inserts one row whose value every node computes alike.
-const longWrite = `INSERT INTO long SELECT count(*) FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 8000000) SELECT i FROM c)`
+// longWrite keeps every node's state machine busy for a few seconds of CPU
+// (about 3 s for 8 million rows alone on this machine) and inserts one row
+// whose value every node computes alike.
+func longWrite() string {
+	rows := 8_000_000
+	if raceDetector {
+		rows /= 40
+	}
+	return fmt.Sprintf(`INSERT INTO long SELECT count(*) FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < %d) SELECT i FROM c)`, rows)
+}
 
 // Closing a follower while its state machine applies a long write returns
 // without waiting for the write: the apply is interrupted and not recorded
@@ -35,7 +43,7 @@ func TestCloseInterruptsLongApply(t *testing.T) {
 	waitfor.Cond(t, "the follower to apply CREATE TABLE", 30*time.Second, func() bool { return f.AppliedIndex() >= before })
 	done := make(chan error, 1)
 	go func() {
-		_, err := leader.Exec(context.Background(), time.Second, replication.Origin{Node: "t", Session: 1, Seq: 1}, 0, stmt(longWrite))
+		_, err := leader.Exec(context.Background(), time.Second, replication.Origin{Node: "t", Session: 1, Seq: 1}, 0, stmt(longWrite()))
 		done <- err
 	}()
 	waitfor.Cond(t, "the follower to apply the long write", 30*time.Second, func() bool {
@@ -68,7 +76,7 @@ func TestCloseInterruptsLongApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { re.Close() })
-	waitfor.Cond(t, "the restarted follower to apply the long write again", 60*time.Second, func() bool {
+	waitfor.Cond(t, "the restarted follower to apply the long write again", 3*time.Minute, func() bool {
 		return re.AppliedIndex() >= want
 	})
 	others := []*Node{leader, re}
@@ -80,7 +88,7 @@ func TestCloseInterruptsLongApply(t *testing.T) {
 	var ref int64
 	for i, nd := range others {
 		if nd != leader {
-			waitfor.Cond(t, nd.ID()+" to apply the long write", 60*time.Second, func() bool { return nd.AppliedIndex() >= want })
+			waitfor.Cond(t, nd.ID()+" to apply the long write", 3*time.Minute, func() bool { return nd.AppliedIndex() >= want })
 		}
 		rows, sum := localCountSum(t, nd)
 		if rows != 1 {
