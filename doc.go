@@ -20,19 +20,15 @@
 //	import (
 //		"database/sql"
 //
-//		"github.com/hiqlite/hiqlite"
+//		_ "github.com/hiqlite/hiqlite" // registers the "hiqlite" driver
 //	)
 //
 //	db, err := sql.Open("hiqlite", "/var/lib/myapp")
 //	if err != nil { ... }
 //	defer db.Close()
 //
-//	// The node elects itself within moments of opening; a write that
-//	// comes before that fails with ErrNotLeader, so wait for it once.
-//	node, err := hiqlite.NodeOf(ctx, db)
-//	if err != nil { ... }
-//	if err := node.WaitReady(ctx); err != nil { ... }
-//
+//	// No WaitReady needed: the node elects itself within moments of
+//	// opening, and a write waits for that (up to ctx's deadline or _timeout).
 //	_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS users(
 //		id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)`)
 //	var id int64
@@ -46,7 +42,10 @@
 // (elsewhere LOCK is not enforced, so take care not to open it twice). Within one process
 // the same directory opened twice shares one node, which stops when the
 // last *sql.DB using it is closed. Nodes with different directories can run
-// side by side in one process.
+// side by side in one process. Stopping a node takes moments even with a
+// long write or a snapshot in progress: they are interrupted, and the
+// interrupted write is applied again when the node next starts (the other
+// nodes complete it).
 //
 // The command hiqlite (cmd/hiqlite) walks through all of this: go run
 // ./cmd/hiqlite demo.
@@ -75,7 +74,7 @@
 //	_consistency   default read consistency: local or linearizable      local
 //	_voter         false makes a non-voting read replica                true
 //	_foreign_keys  true: every connection starts with foreign keys on   false
-//	_timeout       write / forward timeout                              10s
+//	_timeout       write / forward timeout, with the wait for a leader  10s
 //	_txidle        idle timeout of an open write transaction            5s
 //	_busy          how long a writer waits for the write slot           5s
 //	_reap          how long a dead node stays a member (at least 1s)    5m
@@ -276,6 +275,11 @@
 //   - random() and randomblob() in a write are deterministic across nodes:
 //     a PRNG keyed by the command's seed, not the operating system's
 //     randomness.
+//   - One write is at most [MaxCommandBytes] (63 MiB): an autocommit write,
+//     or all the writes of a transaction together, is one Raft log entry.
+//     A bigger one is refused where it is issued, before anything is sent,
+//     with an error matching [ErrTooLarge] that names the limit; in a
+//     transaction only that statement fails. SQLite allows 1e9 bytes.
 //   - Reads inside a write transaction (after its first write) run on the
 //     leader's writer and their rows are buffered in memory before the
 //     first one is returned.
@@ -288,9 +292,13 @@
 // errors.Is(err, sqlite3.BUSY) work (github.com/ncruces/go-sqlite3). The
 // driver's own errors are matched with errors.Is:
 //
-//   - [ErrNotLeader]: a write reached a node that is not the leader (on a
-//     single node: before it has elected itself; see [Node.WaitReady]).
-//   - [ErrNoLeader]: the cluster has no leader right now; retry later.
+//   - [ErrNotLeader]: a request reached a node that is not the leader.
+//   - [ErrNoLeader]: the cluster had no leader. A write, a transaction's
+//     first write or a linearizable read that finds none waits for one up
+//     to its context's deadline or _timeout, whichever comes first, and
+//     then fails with an error matching both ErrNoLeader and
+//     context.DeadlineExceeded (or the context's own error). So sql.Open
+//     then Exec works on a fresh node; [Node.WaitReady] is optional.
 //   - [ErrNotInCluster]: a node with _join is not part of a cluster yet;
 //     the error says why (no seed answered, a wrong secret?, too few
 //     voters for _expect) and is also [ErrNoLeader].
@@ -318,6 +326,8 @@
 //     as not applied, for good; running it again is safe.
 //   - [ErrOutcomeUnknown]: no leader could say in time whether a write was
 //     applied; check with a read before running it again.
+//   - [ErrTooLarge]: a write (or a transaction's writes together) exceeds
+//     [MaxCommandBytes]; it was refused before it was sent, nothing applied.
 //   - [ErrLockLost]: a lease ended before Renew or Unlock; [ErrLockHeld]:
 //     TryLock found the lock held; [ErrListenerClosed]: the listener was
 //     closed (by Close, its context, or the node closing).

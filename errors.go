@@ -11,7 +11,9 @@ import (
 var (
 	// ErrNotLeader: a write reached a node that is not the leader.
 	ErrNotLeader = cluster.ErrNotLeader
-	// ErrNoLeader: the cluster has no leader right now; retry later.
+	// ErrNoLeader: no leader was elected before the request's deadline (its
+	// context's or _timeout, whichever came first); the error also matches
+	// the context's error.
 	ErrNoLeader = cluster.ErrNoLeader
 	// ErrNotInCluster: the node (with _join) is not part of a cluster yet;
 	// the error that wraps it says why (no seed answered, a wrong secret,
@@ -53,4 +55,15 @@ var (
 	// applied before its deadline (for example no leader was elected in
 	// time). Check with a read before running it again.
 	ErrOutcomeUnknown = cluster.ErrOutcomeUnknown
+	// ErrTooLarge: a write, or a transaction's writes together, would make
+	// one Raft command larger than MaxCommandBytes (63 MiB). It is refused
+	// on the node where it was issued, before anything is sent or logged;
+	// nothing was applied. Store larger values in several rows, or outside
+	// the database.
+	ErrTooLarge = replication.ErrTooLarge
 )
+
+// MaxCommandBytes is the largest write one command can carry: an
+// autocommit write's statements and arguments, or all the writes of a
+// transaction together (see ErrTooLarge).
+const MaxCommandBytes = replication.MaxCommandBytes

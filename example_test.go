@@ -28,15 +28,9 @@ func Example() {
 	}
 	defer db.Close()
 
-	// The node elects itself; wait for that before the first write.
+	// The node elects itself within moments; the first write waits for
+	// that (up to its context's deadline or _timeout), so no WaitReady.
 	ctx := context.Background()
-	node, err := hiqlite.NodeOf(ctx, db)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := node.WaitReady(ctx); err != nil {
-		log.Fatal(err)
-	}
 
 	_, err = db.ExecContext(ctx, `CREATE TABLE users(
 		id   INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,13 +90,6 @@ func Example_transaction() {
 	}
 	defer db.Close()
 	ctx := context.Background()
-	node, err := hiqlite.NodeOf(ctx, db)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := node.WaitReady(ctx); err != nil {
-		log.Fatal(err)
-	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE accounts(name TEXT PRIMARY KEY, balance INTEGER NOT NULL)`); err != nil {
 		log.Fatal(err)
 	}
@@ -240,13 +227,6 @@ func ExampleWithConsistency() {
 	}
 	defer db.Close()
 	ctx := context.Background()
-	node, err := hiqlite.NodeOf(ctx, db)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := node.WaitReady(ctx); err != nil {
-		log.Fatal(err)
-	}
 
 	if _, err := db.ExecContext(ctx, `CREATE TABLE events(id INTEGER PRIMARY KEY, what TEXT)`); err != nil {
 		log.Fatal(err)

@@ -56,7 +56,9 @@ func (n *Node) Leader() (id, addr string) { return n.c.Leader() }
 func (n *Node) AppliedIndex() uint64 { return n.c.AppliedIndex() }
 
 // WaitReady blocks until the cluster has a leader and this node has applied
-// everything committed before, or ctx ends.
+// everything committed before, or ctx ends. It is optional: writes,
+// transactions and linearizable reads wait for a leader themselves (up to
+// their context's deadline or _timeout).
 func (n *Node) WaitReady(ctx context.Context) error { return n.c.WaitReady(ctx) }
 
 // Members lists the servers of the cluster.

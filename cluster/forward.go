@@ -256,6 +256,10 @@ func (rc *rpcConn) call(ctx context.Context, req wire.Message) (wire.Message, er
 	}
 	resp, err := wire.ReadMessage(rc.r)
 	if err != nil {
+		if isRead(req) {
+			// Nothing to apply: a read's lost reply says nothing of writes.
+			return nil, fmt.Errorf("%w: %w", errReplyLost, ctxErr(err))
+		}
 		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctxErr(err))
 	}
 	if e, ok := resp.(*wire.ErrorResponse); ok {
@@ -267,6 +271,16 @@ func (rc *rpcConn) call(ctx context.Context, req wire.Message) (wire.Message, er
 // ErrOutcomeUnknown: the leader may or may not have applied a forwarded
 // write whose reply was lost. Check with a read before retrying.
 var ErrOutcomeUnknown = errors.New("hiqlite: the write may or may not have been applied (its reply was lost and its outcome could not be learned)")
+
+// errReplyLost: the reply to a read was lost; the read may be sent again.
+var errReplyLost = errors.New("hiqlite: the connection to the leader was lost before its reply")
+
+// isRead: req changes nothing on the leader, so it has no outcome to
+// settle and may be sent any number of times.
+func isRead(req wire.Message) bool {
+	_, ok := req.(*wire.ReadIndexRequest)
+	return ok
+}
 
 // notSentError: the request never left this node, so retrying is safe.
 type notSentError struct{ err error }
@@ -370,7 +384,11 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 			}
 		}
 		again := retryable(err)
-		if maybeApplied(err) {
+		switch {
+		case isRead(req):
+			// A read has nothing that may have been applied.
+			again = again || errors.Is(err, errReplyLost) || errors.Is(err, ErrLeadershipLost)
+		case maybeApplied(err):
 			maybe = true
 			again = idempotent
 		}
@@ -389,7 +407,7 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 		case <-time.After(backoff):
 		}
 		if stop != nil {
-			err = fmt.Errorf("hiqlite: forward to leader: %w (last error: %w)", stop, err)
+			err = fmt.Errorf("hiqlite: forward to leader: %w (last error: %w)", stop, noLeader(err))
 			if maybe {
 				err = unsettled(err)
 			}
@@ -397,6 +415,15 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// noLeader marks err, the last failure of a request that found no leader
+// to take it before its deadline, with ErrNoLeader.
+func noLeader(err error) error {
+	if !retryable(err) || errors.Is(err, ErrNoLeader) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrNoLeader, err)
 }
 
 // unsettled marks err, the last failure of a request an earlier copy of
@@ -418,7 +445,7 @@ func maybeApplied(err error) bool {
 // isTransportError: the session is unusable after err.
 func isTransportError(err error) bool {
 	var ns *notSentError
-	return errors.As(err, &ns) || errors.Is(err, ErrOutcomeUnknown)
+	return errors.As(err, &ns) || errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, errReplyLost)
 }
 
 // retryable: err proves the request was not applied by any leader (unless

@@ -638,15 +638,32 @@ func (n *Node) WaitReady(ctx context.Context) error {
 }
 
 // waitLeaderReady waits until this node, the leader, has applied its
-// election no-op.
+// election no-op. It fails with ErrNotLeader as soon as the node no longer
+// leads: that election's no-op will never make it ready.
 func (n *Node) waitLeaderReady(ctx context.Context) error {
-	select {
-	case <-n.readyCh():
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("hiqlite: node %s not ready: %w", n.id, ctx.Err())
-	case <-n.stopCh:
-		return ErrClosed
+	var tick *time.Ticker
+	for {
+		select {
+		case <-n.readyCh():
+			return nil
+		default:
+		}
+		if !n.IsLeader() {
+			return ErrNotLeader
+		}
+		if tick == nil {
+			tick = time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+		}
+		select {
+		case <-n.readyCh():
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("hiqlite: node %s not ready: %w", n.id, ctx.Err())
+		case <-n.stopCh:
+			return ErrClosed
+		case <-tick.C:
+		}
 	}
 }
 
@@ -682,6 +699,11 @@ func (n *Node) Close() error {
 		return nil
 	}
 	var errs []error
+	if n.sm != nil {
+		// raft's Shutdown waits for the entry being applied: cut a long
+		// write short (it is applied again at the next start).
+		n.sm.Interrupt()
+	}
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}
@@ -815,34 +837,56 @@ func (n *Node) State() string { return strings.ToLower(n.raft.State().String()) 
 // committed before the call (read index): the leader confirms it still
 // leads (its election barrier made its commit index current) and returns
 // its commit index; this node's state machine then catches up to it.
-// Followers ask the leader.
+// Followers ask the leader. While no leader is known it waits for one, up
+// to ctx's deadline or the node's timeout. Its errors are a read's: nothing
+// was written, whatever happened to the request.
 func (n *Node) LinearizableRead(ctx context.Context) error {
-	var idx uint64
-	var err error
-	if n.mux == nil || n.IsLeader() {
-		idx, err = n.readIndexLocal(ctx)
-	}
-	if n.mux != nil && (!n.IsLeader() || errors.Is(err, ErrNotLeader)) {
-		fctx, cancel := n.forwardContext(ctx)
-		defer cancel()
-		var m wire.Message
-		if m, err = n.forward(fctx, &wire.ReadIndexRequest{}, true); err == nil {
-			idx = m.(*wire.ReadIndexResponse).Index
+	ctx, cancel := n.forwardContext(ctx)
+	defer cancel()
+	var w leaderWait
+	for {
+		var idx uint64
+		var err error
+		if n.mux == nil || n.IsLeader() {
+			idx, err = n.readIndexLocal(ctx)
 		}
+		if n.mux != nil && (!n.IsLeader() || errors.Is(err, ErrNotLeader)) {
+			var m wire.Message
+			if m, err = n.forward(ctx, &wire.ReadIndexRequest{}, true); err == nil {
+				idx = m.(*wire.ReadIndexResponse).Index
+			}
+		}
+		if errors.Is(err, ErrNotLeader) && n.mux == nil {
+			// A single node that has not elected itself yet.
+			err = w.wait(ctx, n, err)
+			if err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("hiqlite: linearizable read: %w", err)
+		}
+		if err := n.sm.WaitApplied(idx, ctx.Done()); err != nil {
+			return fmt.Errorf("hiqlite: linearizable read: wait to apply index %d: %w", idx, err)
+		}
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	return n.sm.WaitApplied(idx, ctx.Done())
 }
 
-// readIndexLocal confirms leadership and returns the commit index.
+// readIndexLocal confirms leadership and returns the commit index. A
+// leader that cannot confirm it leads is not the leader to this read.
 func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	if err := n.leaderReady(ctx); err != nil {
 		return 0, err
 	}
 	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return 0, raftError(err)
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+			return 0, ErrNotLeader
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return 0, ErrClosed
+		}
+		return 0, fmt.Errorf("hiqlite: confirm leadership: %w", err)
 	}
 	return n.raft.CommitIndex(), nil
 }

@@ -22,27 +22,56 @@ var ErrTxIdle = wire.ErrTxIdle
 // response once the write is applied on this node (read your writes). On
 // the leader it waits up to busy for the write slot (shared with other
 // autocommit writes) and stamps the command with its clock and a fresh
-// seed; a follower forwards the write to the leader.
+// seed; a follower forwards the write to the leader. While no leader is
+// known (an election, a node that has not elected itself yet) the write
+// waits for one, up to ctx's deadline or the node's timeout, whichever
+// comes first.
 func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.Origin, flags replication.Flags, stmts []replication.Statement) (*replication.Response, error) {
+	// Refused here, before anything goes on the wire or into the log.
+	if err := replication.CheckSize(0, stmts); err != nil {
+		return nil, err
+	}
+	ctx, cancel := n.forwardContext(ctx)
+	defer cancel()
 	// A write with an origin is deduplicated by the state machine, so it
 	// may be sent again after an unknown outcome: the retry gets the
 	// recorded result, or applies it if the first copy never was.
 	dedup := origin.Session != 0
-	var maybe bool // the local attempt may have been applied
-	if n.mux == nil || n.IsLeader() {
-		resp, err := n.execLocal(ctx, busy, origin, flags, stmts)
-		maybe = errors.Is(err, ErrLeadershipLost)
-		again := errors.Is(err, ErrNotLeader) || (dedup && maybe)
-		if !again || n.mux == nil {
-			if maybe {
-				return nil, unsettled(err)
+	var maybe bool // a local attempt may have been applied
+	var w leaderWait
+	for {
+		var err error
+		if n.mux == nil || n.IsLeader() {
+			var resp *replication.Response
+			resp, err = n.execLocal(ctx, busy, origin, flags, stmts)
+			if errors.Is(err, ErrLeadershipLost) {
+				maybe = true
 			}
-			return resp, err
+			if again := errors.Is(err, ErrNotLeader) || (dedup && maybe && n.mux != nil); !again {
+				if maybe && err != nil {
+					return nil, unsettled(err)
+				}
+				return resp, err
+			}
+		}
+		if n.mux != nil && !n.IsLeader() {
+			return n.execRemote(ctx, &wire.ExecRequest{Origin: origin, Flags: flags, Busy: busy, Stmts: stmts}, dedup, maybe)
+		}
+		// This node may still become the leader (a single node electing
+		// itself, a candidate): wait for that, or for another leader.
+		if err = w.wait(ctx, n, err); err != nil {
+			if maybe {
+				err = unsettled(err)
+			}
+			return nil, err
 		}
 	}
-	ctx, cancel := n.forwardContext(ctx)
-	defer cancel()
-	m, err := n.forward(ctx, &wire.ExecRequest{Origin: origin, Flags: flags, Busy: busy, Stmts: stmts}, dedup)
+}
+
+// execRemote forwards an autocommit write to the leader and waits until it
+// is applied here. maybe: an earlier local attempt may have been applied.
+func (n *Node) execRemote(ctx context.Context, req *wire.ExecRequest, dedup, maybe bool) (*replication.Response, error) {
+	m, err := n.forward(ctx, req, dedup)
 	if err != nil {
 		if maybe {
 			err = unsettled(err)
@@ -56,7 +85,31 @@ func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.
 	return &replication.Response{Index: out.Index, Results: out.Results}, nil
 }
 
-// forwardContext bounds a forwarded request by _timeout.
+// leaderWait paces the retries of a request that found no leader it could
+// use; the zero value is ready to use.
+type leaderWait struct{ backoff time.Duration }
+
+// wait pauses before the next try, and returns why not to try again: ctx
+// ended (wrapping ErrNoLeader and last, the error of the last try) or the
+// node closed.
+func (w *leaderWait) wait(ctx context.Context, n *Node, last error) error {
+	if errors.Is(last, ErrNotLeader) {
+		last = ErrNoLeader // no leader could take it: this node is none, and knows no other
+	}
+	w.backoff = min(max(2*w.backoff, 5*time.Millisecond), 100*time.Millisecond)
+	t := time.NewTimer(w.backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("hiqlite: waiting for a leader: %w (last error: %w)", ctx.Err(), last)
+	case <-n.stopCh:
+		return ErrClosed
+	case <-t.C:
+		return nil
+	}
+}
+
+// forwardContext bounds a request by _timeout.
 func (n *Node) forwardContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, n.cfg.Timeout)
 }
@@ -98,6 +151,10 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(data) > replication.MaxCommandBytes {
+		// The last line of defence: raft-wal would refuse the entry.
+		return nil, &replication.TooLargeError{Size: len(data)}
+	}
 	f := n.raft.Apply(data, n.cfg.Timeout)
 	if err := f.Error(); err != nil {
 		return nil, raftError(err)
@@ -105,6 +162,11 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 	resp, ok := f.Response().(*replication.Response)
 	if !ok {
 		return nil, fmt.Errorf("hiqlite: unexpected state machine response %T", f.Response())
+	}
+	if errors.Is(resp.Err, replication.ErrInterrupted) {
+		// Close cut the apply short here; the entry is committed and the
+		// other nodes apply it.
+		return nil, fmt.Errorf("%w: %w", ErrLeadershipLost, ErrClosed)
 	}
 	if resp.Err != nil {
 		return nil, resp.Err
@@ -199,7 +261,7 @@ func (n *Node) settleCommit(ctx context.Context, origin replication.Origin, cerr
 // commitSettled: err from a COMMIT proves the transaction did not commit.
 func commitSettled(err error) bool {
 	return errors.Is(err, replication.ErrTxAborted) || errors.Is(err, ErrTxIdle) || errors.Is(err, errTxDone) ||
-		errors.Is(err, replication.ErrNotApplied) || errors.Is(err, replication.ErrStopped)
+		errors.Is(err, replication.ErrNotApplied) || errors.Is(err, replication.ErrStopped) || errors.Is(err, replication.ErrTooLarge)
 }
 
 // Tx is an interactive write transaction, run on the leader's writer: a
@@ -242,21 +304,37 @@ type SnapshotCheck struct {
 // forwarding it when this node is a follower. The leader waits up to busy
 // for the exclusive write slot. With snap.Valid, it fails with
 // SQLITE_BUSY_SNAPSHOT when a write committed after the caller's read
-// snapshot.
+// snapshot. While no leader is known it waits for one, up to ctx's deadline
+// or the node's timeout.
 func (n *Node) BeginTx(ctx context.Context, busy, idle time.Duration, origin replication.Origin, flags replication.Flags, snap SnapshotCheck) (Tx, error) {
 	if err := n.sm.Fault(); err != nil {
 		return nil, err // a stopped node takes no writes (persist.go)
 	}
-	if n.mux == nil || n.IsLeader() {
-		tx, err := n.beginLocal(ctx, busy, idle, origin, flags, snap)
-		if !errors.Is(err, ErrNotLeader) || n.mux == nil {
-			if err != nil {
-				return nil, err
+	var w leaderWait
+	var wctx context.Context // bounds the wait for a leader
+	for {
+		if n.mux == nil || n.IsLeader() {
+			tx, err := n.beginLocal(ctx, busy, idle, origin, flags, snap)
+			if !errors.Is(err, ErrNotLeader) {
+				if err != nil {
+					return nil, err
+				}
+				return tx, nil
 			}
-			return tx, nil
+			if n.mux == nil || n.IsLeader() {
+				if wctx == nil {
+					var cancel context.CancelFunc
+					wctx, cancel = n.forwardContext(ctx)
+					defer cancel()
+				}
+				if err := w.wait(wctx, n, err); err != nil {
+					return nil, err
+				}
+				continue
+			}
 		}
+		return n.beginRemote(ctx, &wire.TxBeginRequest{Origin: origin, Flags: flags, Busy: busy, Idle: idle, SnapIndex: snap.Index, SnapValid: snap.Valid})
 	}
-	return n.beginRemote(ctx, &wire.TxBeginRequest{Origin: origin, Flags: flags, Busy: busy, Idle: idle, SnapIndex: snap.Index, SnapValid: snap.Valid})
 }
 
 // beginLocal opens a write transaction on this node, which must lead.
@@ -415,7 +493,7 @@ func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, e
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("hiqlite: begin on leader: %w (last error: %v)", ctx.Err(), err)
+			return nil, fmt.Errorf("hiqlite: begin on leader: %w (last error: %w)", ctx.Err(), noLeader(err))
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
@@ -425,6 +503,9 @@ func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, e
 func (t *remoteTx) Exec(ctx context.Context, st replication.Statement, readOnly bool) (replication.Result, error) {
 	if t.rc == nil {
 		return replication.Result{}, t.done()
+	}
+	if err := replication.CheckSize(0, []replication.Statement{st}); err != nil {
+		return replication.Result{}, err // not sent; the transaction goes on
 	}
 	m, err := t.rc.call(ctx, &wire.TxExecRequest{Stmt: st, ReadOnly: readOnly})
 	if err != nil {

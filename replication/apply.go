@@ -143,6 +143,11 @@ func (sm *StateMachine) applyLog(l *raft.Log, pos int) *Response {
 		resp, err = sm.applyBatched(l.Index, l.Term, cmd)
 	}
 	if err != nil {
+		if sm.interrupted(err) {
+			// Not this command's error, nor a fault of the node: the batch
+			// rolls back and the entry is applied again at the next start.
+			err = fmt.Errorf("%w: %w", ErrInterrupted, err)
+		}
 		return &Response{Index: l.Index, Err: sm.failBatch(fmt.Errorf("entry %d: %w", l.Index, err))}
 	}
 	if sm.batch.open && sm.batch.index == l.Index {

@@ -20,6 +20,11 @@ var (
 	// ErrStopped: the state machine stopped applying after a fault that
 	// could make this node diverge; see StateMachine.Fault.
 	ErrStopped = errors.New("hiqlite: state machine stopped")
+	// ErrInterrupted: Interrupt cut short the entry being applied (the
+	// node is closing). The entry is not recorded as applied, here or as
+	// the command's own error: the next start applies it again, as every
+	// other node applies it.
+	ErrInterrupted = errors.New("hiqlite: apply interrupted by Close; the entry is applied again at the next start")
 )
 
 // metaSchema is the state machine's own bookkeeping, updated in the same
@@ -75,6 +80,11 @@ type StateMachine struct {
 	// (parsing them per command cost a tenth of the apply CPU).
 	ctl map[string]*sqlite3.Stmt
 
+	// stopping ends with Interrupt; it is the writer's interrupt context
+	// whenever no transaction statement sets its own.
+	stopping  context.Context
+	interrupt context.CancelFunc
+
 	applied atomic.Uint64 // index of the last command in the database
 	seen    atomic.Uint64 // index of the last entry applied, command or not
 	// logBytes counts the bytes of the entries applied since the last
@@ -97,6 +107,7 @@ type pendingTx struct {
 	seed   uint64
 	flags  Flags
 	stmts  []Statement
+	size   int // StatementsSize(stmts)
 }
 
 // Open opens (creating if needed) the database at path as a state machine.
@@ -112,6 +123,8 @@ func Open(path string) (*StateMachine, error) {
 	// for client SQL. MigrationsTable is Migrate's, not the state machine's:
 	// the database/sql face keeps it for Migrate (see MigrationsTable).
 	sm.guard = Guard{suspended: true, Migrations: true}
+	sm.stopping, sm.interrupt = context.WithCancel(context.Background())
+	w.SetInterrupt(sm.stopping)
 	if err := sm.init(); err != nil {
 		sm.closeConns()
 		return nil, err
@@ -208,6 +221,19 @@ func (sm *StateMachine) ResetIndex() error {
 	sm.applied.Store(0)
 	sm.seen.Store(0)
 	return nil
+}
+
+// Interrupt stops the statement the writer runs now, and every later one,
+// so that a closing node need not wait for a long write: call it before
+// raft's Shutdown, which waits for the entry being applied. The entry is
+// left unapplied (the state machine stops with ErrInterrupted) and is
+// applied again at the next start. It may be called from any goroutine;
+// only Close should call it.
+func (sm *StateMachine) Interrupt() { sm.interrupt() }
+
+// interrupted: err is the writer's interruption by Interrupt.
+func (sm *StateMachine) interrupted(err error) bool {
+	return sm.stopping.Err() != nil && errors.Is(err, sqlite3.INTERRUPT)
 }
 
 // Path is the database file.
@@ -501,6 +527,10 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	if p == nil || p.origin != origin {
 		return Result{}, ErrTxAborted
 	}
+	if err := CheckSize(p.size, []Statement{st}); err != nil {
+		// Not run and not recorded: the transaction goes on without it.
+		return Result{}, err
+	}
 	if readOnly {
 		sm.env.SetLive(true)
 		defer sm.env.SetLive(false)
@@ -509,17 +539,26 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	var res Result
 	var err error
 	if ctx.Done() != nil {
-		old := sm.w.SetInterrupt(ctx)
+		// Interrupted by ctx, or by Interrupt.
+		ictx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(sm.stopping, cancel)
+		old := sm.w.SetInterrupt(ictx)
 		res, err = sm.execText(st)
 		sm.w.SetInterrupt(old)
+		stop()
+		cancel()
 	} else {
 		res, err = sm.execText(st)
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && (ctx.Err() != nil || sm.interrupted(err)) {
 		// Interrupted: not a fault of this node, but the transaction's
 		// state is no longer what its statements say.
 		sm.abortPending()
-		return res, fmt.Errorf("%w: the statement was interrupted: %w", ErrTxAborted, ctx.Err())
+		why := ctx.Err()
+		if why == nil {
+			why = ErrInterrupted
+		}
+		return res, fmt.Errorf("%w: the statement was interrupted: %w", ErrTxAborted, why)
 	}
 	if readOnly && sm.w.TotalChanges() != before {
 		// The caller's classification was wrong: what changed rows must
@@ -533,6 +572,7 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	if !readOnly {
 		st.Failed = err != nil
 		p.stmts = append(p.stmts, st)
+		p.size += StatementsSize([]Statement{st})
 	}
 	if sm.w.GetAutocommit() {
 		// SQLite ended the transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)).

@@ -81,6 +81,7 @@ const (
 	kindCorruptCommand = 25
 	kindLeadershipLost = 26
 	kindNotApplied     = 27
+	kindTooLarge       = 28
 )
 
 // sentinels maps the sentinel kinds to their values.
@@ -100,6 +101,7 @@ var sentinels = [...]struct {
 	{kindCorruptCommand, replication.ErrCorruptCommand},
 	{kindLeadershipLost, ErrLeadershipLost},
 	{kindNotApplied, replication.ErrNotApplied},
+	{kindTooLarge, replication.ErrTooLarge},
 }
 
 const (
