@@ -343,7 +343,7 @@ func TestRemovedDataDirStopsClusterMember(t *testing.T) {
 	if _, err := victim.Exec(context.Background(), time.Second, replication.Origin{}, 0, stmt(`INSERT INTO t(v) VALUES ('victim')`)); !errors.Is(err, replication.ErrStopped) {
 		t.Errorf("a write through the victim: %v, want its fault", err)
 	}
-	waitfor.Cond(t, "the victim's raft to shut down", 10*time.Second, func() bool { return victim.State() == "shutdown" })
+	waitfor.Cond(t, "the victim's raft to shut down", 30*time.Second, func() bool { return victim.State() == "shutdown" })
 	// The other two keep working, through either of them.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
