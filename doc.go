@@ -324,6 +324,9 @@
 //     every node.
 //   - [ErrNotApplied]: a write or COMMIT whose leader failed was settled
 //     as not applied, for good; running it again is safe.
+//   - [ErrNotVisible]: a write or COMMIT was committed, but this node had
+//     not applied it yet when its wait ended; it happened, so do not run it
+//     again (read your writes on this node is what it could not promise).
 //   - [ErrOutcomeUnknown]: no leader could say in time whether a write was
 //     applied; check with a read before running it again.
 //   - [ErrTooLarge]: a write (or a transaction's writes together) exceeds

@@ -55,6 +55,12 @@ var (
 	// applied before its deadline (for example no leader was elected in
 	// time). Check with a read before running it again.
 	ErrOutcomeUnknown = cluster.ErrOutcomeUnknown
+	// ErrNotVisible: a write or COMMIT was committed by the leader, but the
+	// node it was issued on had not applied it yet when the wait for it
+	// ended (the context's deadline, or _timeout after the leader's
+	// answer). The write happened and must not be run again; a read on
+	// that node may not see it yet.
+	ErrNotVisible = cluster.ErrNotVisible
 	// ErrTooLarge: a write, or a transaction's writes together, would make
 	// one Raft command larger than MaxCommandBytes (63 MiB). It is refused
 	// on the node where it was issued, before anything is sent or logged;

@@ -31,6 +31,7 @@ func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.
 	if err := replication.CheckSize(0, stmts); err != nil {
 		return nil, err
 	}
+	caller := ctx
 	ctx, cancel := n.forwardContext(ctx)
 	defer cancel()
 	// A write with an origin is deduplicated by the state machine, so it
@@ -55,7 +56,7 @@ func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.
 			}
 		}
 		if n.mux != nil && !n.IsLeader() {
-			return n.execRemote(ctx, &wire.ExecRequest{Origin: origin, Flags: flags, Busy: busy, Stmts: stmts}, dedup, maybe)
+			return n.execRemote(ctx, caller, &wire.ExecRequest{Origin: origin, Flags: flags, Busy: busy, Stmts: stmts}, dedup, maybe)
 		}
 		// This node may still become the leader (a single node electing
 		// itself, a candidate): wait for that, or for another leader.
@@ -69,8 +70,9 @@ func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.
 }
 
 // execRemote forwards an autocommit write to the leader and waits until it
-// is applied here. maybe: an earlier local attempt may have been applied.
-func (n *Node) execRemote(ctx context.Context, req *wire.ExecRequest, dedup, maybe bool) (*replication.Response, error) {
+// is applied here (see waitVisible; caller is the caller's own context).
+// maybe: an earlier local attempt may have been applied.
+func (n *Node) execRemote(ctx, caller context.Context, req *wire.ExecRequest, dedup, maybe bool) (*replication.Response, error) {
 	m, err := n.forward(ctx, req, dedup)
 	if err != nil {
 		if maybe {
@@ -79,10 +81,37 @@ func (n *Node) execRemote(ctx context.Context, req *wire.ExecRequest, dedup, may
 		return nil, err
 	}
 	out := m.(*wire.ExecResponse)
-	if err := n.sm.WaitApplied(out.Index, ctx.Done()); err != nil {
+	if err := n.waitVisible(caller, out.Index); err != nil {
 		return nil, err
 	}
 	return &replication.Response{Index: out.Index, Results: out.Results}, nil
+}
+
+// ErrNotVisible: a write (or COMMIT) was committed by the leader, but this
+// node had not applied it when the wait for it ended, so a read here might
+// not see it yet. The write happened: do not run it again.
+var ErrNotVisible = errors.New("hiqlite: the write was committed, but this node has not applied it yet")
+
+// waitVisible waits until this node has applied index, which the leader
+// committed for this node's write: read your writes. The wait is bounded by
+// the caller's context and a fresh _timeout, not by what the round trip
+// left of the forward timeout: on a loaded follower the apply can trail the
+// leader's answer by seconds, and a write that was committed must not come
+// back looking like one that failed. When the wait still ends first, the
+// error is ErrNotVisible, which says the write was committed.
+func (n *Node) waitVisible(caller context.Context, index uint64) error {
+	if n.sm.SeenIndex() >= index {
+		return nil
+	}
+	ctx, cancel := n.forwardContext(caller)
+	defer cancel()
+	if err := n.sm.WaitApplied(index, ctx.Done()); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return fmt.Errorf("%w (index %d): %w", ErrNotVisible, index, err)
+	}
+	return nil
 }
 
 // leaderWait paces the retries of a request that found no leader it could
@@ -219,10 +248,15 @@ func (n *Node) Resolve(ctx context.Context, origin replication.Origin) (applied 
 	if err != nil {
 		return false, 0, err
 	}
-	if err := n.sm.WaitApplied(o.index, ctx.Done()); err != nil {
-		return false, 0, err
+	if !o.applied {
+		// Settled for good by the fence; the caller will not read
+		// anything of it.
+		return false, o.index, nil
 	}
-	return o.applied, o.index, nil
+	if err := n.waitVisible(ctx, o.index); err != nil {
+		return true, o.index, err
+	}
+	return true, o.index, nil
 }
 
 // fenceLocal puts a KindFence for origin in the log of this node, which must
@@ -250,6 +284,8 @@ func (n *Node) settleCommit(ctx context.Context, origin replication.Origin, cerr
 	defer cancel()
 	applied, _, err := n.Resolve(ctx, origin)
 	switch {
+	case applied && errors.Is(err, ErrNotVisible):
+		return err // committed: saying "unknown" would invite a retry
 	case err != nil:
 		return fmt.Errorf("%w: could not learn whether the transaction committed (%v): %w", ErrOutcomeUnknown, cerr, err)
 	case applied:
@@ -536,6 +572,7 @@ func (t *remoteTx) Commit(ctx context.Context) error {
 	if t.rc == nil {
 		return t.done()
 	}
+	caller := ctx
 	ctx, cancel := t.n.forwardContext(ctx)
 	defer cancel()
 	m, err := t.rc.call(ctx, &wire.TxCommitRequest{})
@@ -553,7 +590,7 @@ func (t *remoteTx) Commit(ctx context.Context) error {
 	}
 	t.n.client.put(t.rc)
 	t.rc = nil
-	return t.n.sm.WaitApplied(m.(*wire.CommitResponse).Index, ctx.Done())
+	return t.n.waitVisible(caller, m.(*wire.CommitResponse).Index)
 }
 
 func (t *remoteTx) Rollback() error {
