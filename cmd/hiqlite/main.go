@@ -1,10 +1,12 @@
 // Command hiqlite is the command line of hiqlite: a guided demo, a node
-// run as a process, an SQL shell and a status report.
+// run as a process, an SQL shell, a status report and development
+// certificates.
 //
 //	hiqlite demo [--dir DIR]                 a 3-node cluster on loopback, step by step
 //	hiqlite serve --dsn DSN [--http ADDR]    run a node, with health and status over HTTP
 //	hiqlite shell --dsn DSN                  an SQL shell on a node
 //	hiqlite status --dsn DSN | --http ADDR   print a node's id, leader, applied index, members
+//	hiqlite cert --dir DIR [--nodes N,...]   make a development CA and node certificates for TLS
 //	hiqlite bench [--json FILE] [--quick]    measure a 3-node loopback cluster beside plain SQLite and bare Raft
 //
 // serve runs until SIGINT or SIGTERM, then stops its node cleanly. With
@@ -70,6 +72,7 @@ var commands = []command{
 	{"serve", "--dsn DSN [--http ADDR]", "run the node of DSN until interrupted, with /healthz, /readyz, /status and /snapshot on HTTP(S)", cmdServe},
 	{"shell", "--dsn DSN", "an SQL shell: statements end with ';', .help lists the dot commands", cmdShell},
 	{"status", "--dsn DSN | --http ADDR", "print a node's id, leader, applied index and members: open it here, or ask a running serve", cmdStatus},
+	{"cert", "--dir DIR [--nodes N,...]", "make a development CA and node certificates for mutual TLS (_tls_*) and HTTPS", cmdCert},
 	{"bench", "[--json FILE] [--quick]", "measure a 3-node cluster on 127.0.0.1 beside plain SQLite and bare Raft (SPEC §12)", cmdBench},
 	{"help", "", "print this help", nil},
 }
