@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -333,5 +334,38 @@ func TestCertReloaderKeepsOld(t *testing.T) {
 	}
 	if got := serial(); got.Cmp(renewed) != 0 {
 		t.Errorf("serial %v once the key followed, want %v", got, renewed)
+	}
+}
+
+// TestExposureWarnings: serve warns when its HTTP listener is off loopback
+// without a token or without TLS, and not on loopback. (Tests bind only
+// loopback, so the bound address is made up.)
+func TestExposureWarnings(t *testing.T) {
+	t.Parallel()
+	wide := &net.TCPAddr{IP: net.IPv4zero, Port: 8080}
+	lo := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	both := httpOptions{addr: ":8080", token: []byte(testToken), tlsCert: "c", tlsKey: "k"}
+	for _, tt := range []struct {
+		name  string
+		bound net.Addr
+		o     httpOptions
+		want  []string
+	}{
+		{"loopback, nothing", lo, httpOptions{addr: "127.0.0.1:8080"}, nil},
+		{"wide, nothing", wide, httpOptions{addr: ":8080"}, []string{"has no --http-token-file", "has no --http-tls-cert"}},
+		{"wide, token only", wide, httpOptions{addr: ":8080", token: []byte(testToken)}, []string{"has no --http-tls-cert"}},
+		{"wide, TLS only", wide, httpOptions{addr: ":8080", tlsCert: "c", tlsKey: "k"}, []string{"has no --http-token-file"}},
+		{"wide, both", wide, both, nil},
+	} {
+		got := exposureWarnings(tt.bound, tt.o)
+		if len(got) != len(tt.want) {
+			t.Errorf("%s: %q, want %d warnings", tt.name, got, len(tt.want))
+			continue
+		}
+		for i, w := range tt.want {
+			if !strings.Contains(got[i], w) || !strings.Contains(got[i], "--http :8080") {
+				t.Errorf("%s: warning %q lacks %q and the address", tt.name, got[i], w)
+			}
+		}
 	}
 }

@@ -125,13 +125,8 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 			return fmt.Errorf("http: %w", err) // the error names the address
 		}
 		defer ln.Close() // in case the node does not open; Serve owns it after
-		if !isLoopback(ln.Addr()) {
-			if o.token == nil {
-				fmt.Fprintf(errOut, "hiqlite serve: warning: --http %s is not a loopback address and has no --http-token-file: anyone who reaches it can read /status (POST /snapshot is refused)\n", o.addr)
-			}
-			if certs == nil {
-				fmt.Fprintf(errOut, "hiqlite serve: warning: --http %s is not a loopback address and has no --http-tls-cert: requests, tokens and answers cross the network in clear\n", o.addr)
-			}
+		for _, w := range exposureWarnings(ln.Addr(), o) {
+			fmt.Fprintf(errOut, "hiqlite serve: warning: %s\n", w)
 		}
 	}
 	conn, err := hiqlite.NewConnector(cfg)
@@ -199,6 +194,22 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 	}
 	wg.Wait()
 	return err // the deferred db.Close stops the node
+}
+
+// exposureWarnings says what is open on bound, the address of the HTTP
+// listener of o, when it is not on loopback: no token, no TLS.
+func exposureWarnings(bound net.Addr, o httpOptions) []string {
+	if isLoopback(bound) {
+		return nil
+	}
+	var ws []string
+	if o.token == nil {
+		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-token-file: anyone who reaches it can read /status (POST /snapshot is refused)", o.addr))
+	}
+	if o.tlsCert == "" {
+		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-tls-cert: requests, tokens and answers cross the network in clear", o.addr))
+	}
+	return ws
 }
 
 // reportLeader prints "ready: ..." once node is ready, then every change of
