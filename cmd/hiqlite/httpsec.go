@@ -99,10 +99,10 @@ func (a httpAccess) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		case bearerWrong:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hiqlite", error="invalid_token"`)
-			http.Error(w, "unauthorized: the bearer token is not the one of serve's --http-token-file", http.StatusUnauthorized)
+			http.Error(w, "the bearer token is not the one of serve's --http-token-file", http.StatusUnauthorized)
 		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hiqlite"`)
-			http.Error(w, "unauthorized: send Authorization: Bearer TOKEN, the token of serve's --http-token-file", http.StatusUnauthorized)
+			http.Error(w, "this endpoint needs Authorization: Bearer TOKEN, the token of serve's --http-token-file", http.StatusUnauthorized)
 		}
 	})
 }

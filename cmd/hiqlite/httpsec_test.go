@@ -153,7 +153,7 @@ func TestSnapshotNeedsToken(t *testing.T) {
 		{"no token, not loopback", newHTTPAccess(nil, false), "", http.StatusForbidden, "start serve with --http-token-file"},
 		{"no token, loopback", newHTTPAccess(nil, true), "", http.StatusOK, "snapshot taken"},
 		{"token, not loopback", newHTTPAccess([]byte(testToken), false), testToken, http.StatusOK, "snapshot taken"},
-		{"token, loopback, none sent", newHTTPAccess([]byte(testToken), true), "", http.StatusUnauthorized, "unauthorized"},
+		{"token, loopback, none sent", newHTTPAccess([]byte(testToken), true), "", http.StatusUnauthorized, "needs Authorization: Bearer TOKEN"},
 	} {
 		srv := httptest.NewServer(newStatusHandler(node, tt.acc))
 		code, _, body := do(t, c, "POST", srv.URL+"/snapshot", tt.tok)
