@@ -38,7 +38,7 @@ func TestHealthzCorruptRead(t *testing.T) {
 		INSERT INTO t(v) SELECT hex(randomblob(512)) FROM c`); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newStatusHandler(node))
+	srv := httptest.NewServer(newStatusHandler(node, httpAccess{}))
 	defer srv.Close()
 	if code, _, body := httpGet(t, srv.URL+"/healthz"); code != http.StatusOK {
 		t.Fatalf("GET /healthz before the damage: %d %q", code, body)

@@ -1,19 +1,25 @@
 // Command hiqlite is the command line of hiqlite: a guided demo, a node
-// run as a process, an SQL shell and a status report.
+// run as a process, an SQL shell, a status report and development
+// certificates.
 //
 //	hiqlite demo [--dir DIR]                 a 3-node cluster on loopback, step by step
 //	hiqlite serve --dsn DSN [--http ADDR]    run a node, with health and status over HTTP
 //	hiqlite shell --dsn DSN                  an SQL shell on a node
 //	hiqlite status --dsn DSN | --http ADDR   print a node's id, leader, applied index, members
+//	hiqlite cert --dir DIR [--nodes N,...]   make a development CA and node certificates for TLS
 //	hiqlite bench [--json FILE] [--quick]    measure a 3-node loopback cluster beside plain SQLite and bare Raft
 //
 // serve runs until SIGINT or SIGTERM, then stops its node cleanly. With
 // --http (default 127.0.0.1:8080; empty turns it off) it answers
 // GET /healthz (200 while the node has no fault), GET /readyz (200 once the
 // node is ready: leader known, caught up; ?timeout=DURATION, default 1s),
-// GET /status (JSON) and POST /snapshot (take a snapshot now). status --dsn
+// GET /status (JSON) and POST /snapshot (take a snapshot now). With
+// --http-token-file every endpoint but /healthz and /readyz requires that
+// bearer token; without one, /status hides the data directory and
+// POST /snapshot is allowed only on a loopback --http. --http-tls-cert and
+// --http-tls-key serve HTTPS, re-reading renewed files. status --dsn
 // opens the node in its own process, which fails while another process runs
-// it; status --http asks a running serve.
+// it; status --http asks a running serve (--http-token-file, --http-ca).
 //
 // Run "hiqlite help" for the details. The exit status is 0 on success, 1
 // when a command fails and 2 for a usage error.
@@ -63,9 +69,10 @@ type command struct {
 // commands lists the subcommands in the order usage shows them.
 var commands = []command{
 	{"demo", "[--dir DIR]", "walk through a 3-node cluster on 127.0.0.1: writes, reads, failover (a temporary directory unless --dir)", cmdDemo},
-	{"serve", "--dsn DSN [--http ADDR]", "run the node of DSN until interrupted, with /healthz, /readyz and /status on HTTP", cmdServe},
+	{"serve", "--dsn DSN [--http ADDR]", "run the node of DSN until interrupted, with /healthz, /readyz, /status and /snapshot on HTTP(S)", cmdServe},
 	{"shell", "--dsn DSN", "an SQL shell: statements end with ';', .help lists the dot commands", cmdShell},
 	{"status", "--dsn DSN | --http ADDR", "print a node's id, leader, applied index and members: open it here, or ask a running serve", cmdStatus},
+	{"cert", "--dir DIR [--nodes N,...]", "make a development CA and node certificates for mutual TLS (_tls_*) and HTTPS", cmdCert},
 	{"bench", "[--json FILE] [--quick]", "measure a 3-node cluster on 127.0.0.1 beside plain SQLite and bare Raft (SPEC §12)", cmdBench},
 	{"help", "", "print this help", nil},
 }

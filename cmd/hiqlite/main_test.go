@@ -275,6 +275,7 @@ func TestRun(t *testing.T) {
 		{args: nil, code: exitUsage, err: "Commands:"},
 		{args: []string{"help"}, code: exitOK, out: "demo [--dir DIR]"},
 		{args: []string{"--help"}, code: exitOK, out: "shell --dsn DSN"},
+		{args: []string{"help"}, code: exitOK, out: "cert --dir DIR [--nodes N,...]"},
 		{args: []string{"nope"}, code: exitUsage, err: `unknown command "nope"`},
 		{args: []string{"serve"}, code: exitUsage, err: "--dsn is required"},
 		{args: []string{"bench", "--only", "nothing"}, code: exitUsage, err: `--only "nothing" matches no scenario`},

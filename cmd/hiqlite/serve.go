@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +19,8 @@ import (
 )
 
 // defaultHTTP is where serve answers health and status checks unless told
-// otherwise: loopback only, since the endpoints are not authenticated.
+// otherwise: loopback only, since without --http-token-file the endpoints
+// are not authenticated.
 const defaultHTTP = "127.0.0.1:8080"
 
 // Bounds of /readyz?timeout=.
@@ -34,11 +37,20 @@ const shutdownTimeout = 5 * time.Second
 const leaderPoll = 500 * time.Millisecond
 
 func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "--dsn DSN [--http ADDR]", stderr)
+	fs := newFlagSet("serve", "--dsn DSN [--http ADDR] [--http-token-file FILE] [--http-tls-cert FILE --http-tls-key FILE]", stderr)
 	dsn := fs.String("dsn", "", "the node to run: DATA_DIR[?param=value&...] (required)")
-	httpAddr := fs.String("http", defaultHTTP,
-		"host:port where GET /healthz, /readyz and /status answer (port 0 picks a free port;\n"+
-			"empty: no HTTP). The endpoints are not authenticated: keep them on a trusted network")
+	var o httpOptions
+	fs.StringVar(&o.addr, "http", defaultHTTP,
+		"host:port where GET /healthz, /readyz, /status and POST /snapshot answer (port 0 picks a\n"+
+			"free port; empty: no HTTP). Off loopback, set --http-token-file and --http-tls-cert")
+	tokenFile := fs.String("http-token-file", "",
+		"a file holding a bearer token (at least 16 bytes, surrounding white space trimmed): every\n"+
+			"endpoint except /healthz and /readyz then requires Authorization: Bearer TOKEN. Without it,\n"+
+			"/status hides the data directory and POST /snapshot works only when --http is on loopback")
+	fs.StringVar(&o.tlsCert, "http-tls-cert", "",
+		"a PEM certificate (chain) file: serve HTTPS (TLS 1.2 or later) instead of HTTP; the file and\n"+
+			"its key are read again when they change, so a renewed certificate needs no restart")
+	fs.StringVar(&o.tlsKey, "http-tls-key", "", "the PEM private key file of --http-tls-cert")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,12 +62,30 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		// ParseDSN names the parameter and value at fault, never the secret.
 		return &usageError{fmt.Errorf("invalid --dsn: %w", err)}
 	}
-	if *httpAddr != "" {
-		if err := checkHostPort(*httpAddr); err != nil {
-			return &usageError{fmt.Errorf("invalid --http %q: %w", *httpAddr, err)}
+	if o.addr != "" {
+		if err := checkHostPort(o.addr); err != nil {
+			return &usageError{fmt.Errorf("invalid --http %q: %w", o.addr, err)}
 		}
 	}
-	return serve(ctx, cfg, *httpAddr, stdout)
+	switch {
+	case o.addr == "" && (*tokenFile != "" || o.tlsCert != "" || o.tlsKey != ""):
+		return &usageError{errors.New("--http-token-file, --http-tls-cert and --http-tls-key need --http")}
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		return &usageError{errors.New("give both --http-tls-cert and --http-tls-key, or neither")}
+	}
+	if *tokenFile != "" {
+		if o.token, err = readToken(*tokenFile); err != nil {
+			return &usageError{fmt.Errorf("invalid --http-token-file: %w", err)}
+		}
+	}
+	return serve(ctx, cfg, o, stdout, stderr)
+}
+
+// httpOptions are serve's HTTP settings.
+type httpOptions struct {
+	addr            string // host:port; empty: no HTTP
+	tlsCert, tlsKey string // PEM files; empty: plain HTTP
+	token           []byte // the bearer token; nil: none
 }
 
 // checkHostPort accepts host:port with a numeric port; the host may be
@@ -71,21 +101,33 @@ func checkHostPort(addr string) error {
 	return nil
 }
 
-// serve runs the node of cfg, and the HTTP endpoints on httpAddr unless it
+// serve runs the node of cfg, and the HTTP endpoints on o.addr unless it
 // is empty, until ctx ends; then it stops both and returns nil. Progress
 // goes to stdout: first a line naming the node and the addresses it
 // listens on (the bound HTTP address, so port 0 can be used), then "ready:"
-// once the node is ready, and every leader change after that.
-func serve(ctx context.Context, cfg *hiqlite.Config, httpAddr string, stdout io.Writer) (err error) {
+// once the node is ready, and every leader change after that. Warnings go
+// to stderr.
+func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stderr io.Writer) (err error) {
 	out := &lockedWriter{w: stdout}
-	// Listen before opening the node: a port in use fails fast, and the
-	// first line can tell the real port.
+	errOut := &lockedWriter{w: stderr}
+	// Read the certificate and listen before opening the node: a bad file
+	// or a port in use fails fast, and the first line can tell the real
+	// port.
+	var certs *certReloader
+	if o.tlsCert != "" {
+		if certs, err = newCertReloader(o.tlsCert, o.tlsKey, errOut); err != nil {
+			return fmt.Errorf("https: %w", err)
+		}
+	}
 	var ln net.Listener
-	if httpAddr != "" {
-		if ln, err = net.Listen("tcp", httpAddr); err != nil {
+	if o.addr != "" {
+		if ln, err = net.Listen("tcp", o.addr); err != nil {
 			return fmt.Errorf("http: %w", err) // the error names the address
 		}
 		defer ln.Close() // in case the node does not open; Serve owns it after
+		for _, w := range exposureWarnings(ln.Addr(), o) {
+			fmt.Fprintf(errOut, "hiqlite serve: warning: %s\n", w)
+		}
 	}
 	conn, err := hiqlite.NewConnector(cfg)
 	if err != nil {
@@ -112,13 +154,19 @@ func serve(ctx context.Context, cfg *hiqlite.Config, httpAddr string, stdout io.
 	where := "http off"
 	if ln != nil {
 		srv = &http.Server{
-			Handler:           newStatusHandler(node),
+			Handler:           newStatusHandler(node, newHTTPAccess(o.token, isLoopback(ln.Addr()))),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Requests in flight (a /readyz waiting) end with serve.
 			BaseContext: func(net.Listener) context.Context { return ctx },
 		}
 		where = "http on " + ln.Addr().String()
-		wg.Go(func() { serveErr <- srv.Serve(ln) })
+		if certs != nil {
+			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+			where = "https on " + ln.Addr().String()
+			wg.Go(func() { serveErr <- srv.ServeTLS(ln, "", "") })
+		} else {
+			wg.Go(func() { serveErr <- srv.Serve(ln) })
+		}
 	}
 	listen := "runs alone with no network"
 	if cfg.Listen != "" {
@@ -146,6 +194,22 @@ func serve(ctx context.Context, cfg *hiqlite.Config, httpAddr string, stdout io.
 	}
 	wg.Wait()
 	return err // the deferred db.Close stops the node
+}
+
+// exposureWarnings says what is open on bound, the address of the HTTP
+// listener of o, when it is not on loopback: no token, no TLS.
+func exposureWarnings(bound net.Addr, o httpOptions) []string {
+	if isLoopback(bound) {
+		return nil
+	}
+	var ws []string
+	if o.token == nil {
+		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-token-file: anyone who reaches it can read /status (POST /snapshot is refused)", o.addr))
+	}
+	if o.tlsCert == "" {
+		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-tls-cert: requests, tokens and answers cross the network in clear", o.addr))
+	}
+	return ws
 }
 
 // reportLeader prints "ready: ..." once node is ready, then every change of
@@ -209,11 +273,24 @@ func describeLeader(node *hiqlite.Node) string {
 //   - GET /status: the node's status as JSON (nodeStatus).
 //   - POST /snapshot: take a snapshot now and compact the log (keeping
 //     _snapshot_entries behind it); 200 when done.
-func newStatusHandler(node *hiqlite.Node) http.Handler {
+//
+// With a token in acc, every endpoint except /healthz and /readyz requires
+// it (401 otherwise). Only callers with the token see paths: the data
+// directory in /status, and in any error text it shows as DATA_DIR.
+// Without a token, POST /snapshot answers 403 unless acc.snapshotOpen.
+func newStatusHandler(node *hiqlite.Node, acc httpAccess) http.Handler {
+	// hide takes the data directory out of a text for a caller without the
+	// token; errors of the state machine may name its files.
+	hide := func(r *http.Request, s string) string {
+		if acc.check(r) == bearerOK || node.DataDir() == "" {
+			return s
+		}
+		return strings.ReplaceAll(s, node.DataDir(), "DATA_DIR")
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := node.Fault(); err != nil {
-			http.Error(w, "fault: "+err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, hide(r, "fault: "+err.Error()), http.StatusServiceUnavailable)
 			return
 		}
 		writeText(w, "ok")
@@ -231,20 +308,30 @@ func newStatusHandler(node *hiqlite.Node) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		if err := node.WaitReady(ctx); err != nil {
-			http.Error(w, fmt.Sprintf("not ready: %v (leader: %s)", err, describeLeader(node)), http.StatusServiceUnavailable)
+			http.Error(w, hide(r, fmt.Sprintf("not ready: %v (leader: %s)", err, describeLeader(node))), http.StatusServiceUnavailable)
 			return
 		}
 		writeText(w, "ready: leader is "+describeLeader(node))
 	})
 	mux.HandleFunc("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
+		if acc.tokenSum == nil && !acc.snapshotOpen {
+			http.Error(w, "POST /snapshot is refused: serve's --http is not on a loopback address and has no token; start serve with --http-token-file FILE", http.StatusForbidden)
+			return
+		}
 		if err := node.Snapshot(); err != nil {
-			http.Error(w, "snapshot: "+err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, hide(r, "snapshot: "+err.Error()), http.StatusServiceUnavailable)
 			return
 		}
 		writeText(w, fmt.Sprintf("snapshot taken; applied index now %d", node.AppliedIndex()))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		b, err := json.MarshalIndent(statusOf(node), "", "  ")
+		s := statusOf(node)
+		if acc.check(r) != bearerOK {
+			s.DataDir = ""
+			s.Fault = hide(r, s.Fault)
+			s.MembersError = hide(r, s.MembersError)
+		}
+		b, err := json.MarshalIndent(s, "", "  ")
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -252,7 +339,7 @@ func newStatusHandler(node *hiqlite.Node) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(append(b, '\n'))
 	})
-	return mux
+	return acc.guard(mux)
 }
 
 func writeText(w http.ResponseWriter, s string) {

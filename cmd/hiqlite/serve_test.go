@@ -50,7 +50,7 @@ func (b *syncBuffer) Len() int {
 
 // firstLine is serve's first line; its submatch is the bound HTTP address
 // ("" with http off).
-var firstLine = regexp.MustCompile(`(?m)^node .*, http (?:on (\S+)|off)$`)
+var firstLine = regexp.MustCompile(`(?m)^node .*, (?:https? on (\S+)|http off)$`)
 
 // waitMatch polls text until re matches it and returns the submatches.
 // It gives up when timeout passes or, if exited is not nil, when exited
@@ -190,9 +190,13 @@ func TestServeSingleNode(t *testing.T) {
 	if code, _, body := httpGet(t, base+"/readyz?timeout=soon"); code != http.StatusBadRequest || !strings.Contains(body, `invalid timeout "soon"`) {
 		t.Errorf("GET /readyz?timeout=soon: %d %q", code, body)
 	}
+	// Without a token, /status shows no path.
 	st := getStatus(t, base)
-	if st.ID != "n1" || st.LeaderID != "n1" || !st.IsLeader || st.AppliedIndex == 0 || st.DataDir != dir || st.Fault != "" {
+	if st.ID != "n1" || st.LeaderID != "n1" || !st.IsLeader || st.AppliedIndex == 0 || st.DataDir != "" || st.Fault != "" {
 		t.Errorf("GET /status: %+v", st)
+	}
+	if _, _, body := httpGet(t, base+"/status"); strings.Contains(body, dir) || strings.Contains(body, "data_dir") {
+		t.Errorf("GET /status without a token shows the data directory:\n%s", body)
 	}
 	if want := []memberStatus{{ID: "n1", Address: "n1", Voter: true, IsLeader: true}}; len(st.Members) != 1 || st.Members[0] != want[0] {
 		t.Errorf("GET /status members: %+v, want %+v", st.Members, want)
@@ -208,7 +212,8 @@ func TestServeSingleNode(t *testing.T) {
 	if code, _, _ := httpGet(t, base+"/nope"); code != http.StatusNotFound {
 		t.Errorf("GET /nope: %d", code)
 	}
-	// A snapshot on demand; GET is not allowed.
+	// A snapshot on demand, open without a token since --http is on
+	// loopback; GET is not allowed.
 	resp, err = testClient().Post(base+"/snapshot", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +237,7 @@ func TestServeSingleNode(t *testing.T) {
 			"node:          n1\n",
 			"leader:        n1 (this node)\n",
 			"applied index: ",
-			"data dir:      " + dir + "\n",
+			"data dir:      (shown only with serve's --http-token-file)\n",
 			"  n1  n1       true   true",
 		} {
 			if !strings.Contains(out.String(), want) {
@@ -349,6 +354,11 @@ func TestServeUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "never-opened")
+	files := t.TempDir()
+	short, missing := filepath.Join(files, "short"), filepath.Join(files, "missing")
+	if err := os.WriteFile(short, []byte(" hush \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Cleanups run after the parallel subtests.
 	t.Cleanup(func() {
 		busy.Close()
@@ -372,6 +382,16 @@ func TestServeUsage(t *testing.T) {
 		{"http bad port", []string{"serve", "--dsn", dir, "--http", "127.0.0.1:99999"}, exitUsage, `invalid --http "127.0.0.1:99999": port "99999"`},
 		{"http in use", []string{"serve", "--dsn", dir, "--http", busy.Addr().String()}, exitFail, busy.Addr().String()},
 		{"help", []string{"serve", "-h"}, exitOK, "Usage: hiqlite serve --dsn DSN [--http ADDR]"},
+		{"short token", []string{"serve", "--dsn", dir, "--http-token-file", short}, exitUsage, "invalid --http-token-file: the token in " + short + " is 4 bytes long, want at least 16"},
+		{"missing token", []string{"serve", "--dsn", dir, "--http-token-file", missing}, exitUsage, "invalid --http-token-file: open " + missing},
+		{"cert without key", []string{"serve", "--dsn", dir, "--http-tls-cert", short}, exitUsage, "give both --http-tls-cert and --http-tls-key"},
+		{"token without http", []string{"serve", "--dsn", dir, "--http", "", "--http-token-file", short}, exitUsage, "need --http"},
+		{"bad cert", []string{"serve", "--dsn", dir, "--http-tls-cert", missing, "--http-tls-key", short}, exitFail, "https: open " + missing},
+		{"status ca on http", []string{"status", "--http", "127.0.0.1:1", "--http-ca", short}, exitUsage, "--http-ca is for HTTPS: give --http as an https:// URL"},
+		{"status missing ca", []string{"status", "--http", "https://127.0.0.1:1", "--http-ca", missing}, exitUsage, "invalid --http-ca: open " + missing},
+		{"status not a ca", []string{"status", "--http", "https://127.0.0.1:1", "--http-ca", short}, exitUsage, "holds no PEM certificate"},
+		{"status short token", []string{"status", "--http", "127.0.0.1:1", "--http-token-file", short}, exitUsage, "is 4 bytes long"},
+		{"status token with dsn", []string{"status", "--dsn", dir, "--http-token-file", short}, exitUsage, "--http-token-file and --http-ca go with --http"},
 		{"status neither", []string{"status"}, exitUsage, "give exactly one of --dsn DSN"},
 		{"status both", []string{"status", "--dsn", dir, "--http", "127.0.0.1:1"}, exitUsage, "give exactly one of --dsn DSN"},
 		{"status bad dsn", []string{"status", "--dsn", dir + "?_bogus=1"}, exitUsage, `unknown DSN parameter "_bogus"`},

@@ -16,9 +16,10 @@ import (
 )
 
 func cmdStatus(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", "--dsn DSN | --http ADDR", stderr)
+	fs := newFlagSet("status", "--dsn DSN | --http ADDR [--http-token-file FILE] [--http-ca FILE]", stderr)
 	dsn := fs.String("dsn", "", "open the node of DSN in this process: DATA_DIR[?param=value&...]")
-	httpAddr := fs.String("http", "", "ask a running hiqlite serve instead: its --http host:port, or a URL such as http://host:port")
+	httpAddr := fs.String("http", "", "ask a running hiqlite serve instead: its --http host:port, or a URL such as\nhttp://host:port or https://host:port (a serve with --http-tls-cert)")
+	clientFlags := addHTTPClientFlags(fs)
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the node to be ready (--dsn) or to answer (--http)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -34,7 +35,14 @@ func cmdStatus(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if err != nil {
 			return &usageError{fmt.Errorf("invalid --http %q: %w", *httpAddr, err)}
 		}
-		return remoteStatus(ctx, u, *wait, stdout)
+		client, err := clientFlags.client(u)
+		if err != nil {
+			return err
+		}
+		return remoteStatus(ctx, client, u, *wait, stdout)
+	}
+	if *clientFlags.tokenFile != "" || *clientFlags.caFile != "" {
+		return &usageError{errors.New("--http-token-file and --http-ca go with --http")}
 	}
 	if _, err := hiqlite.ParseDSN(*dsn); err != nil {
 		return &usageError{fmt.Errorf("invalid --dsn: %w", err)}
@@ -50,8 +58,8 @@ type nodeStatus struct {
 	LeaderAddr   string `json:"leader_addr"` // the leader's Raft address
 	IsLeader     bool   `json:"is_leader"`
 	AppliedIndex uint64 `json:"applied_index"`
-	DataDir      string `json:"data_dir"`
-	Fault        string `json:"fault,omitempty"` // Node.Fault
+	DataDir      string `json:"data_dir,omitempty"` // only for callers with serve's token
+	Fault        string `json:"fault,omitempty"`    // Node.Fault
 	// Members is the Raft configuration; MembersError says why it could
 	// not be read.
 	Members      []memberStatus `json:"members"`
@@ -135,17 +143,14 @@ func statusURL(addr string) (string, error) {
 }
 
 // remoteStatus prints the status that GET statusURL returns.
-func remoteStatus(ctx context.Context, statusURL string, wait time.Duration, w io.Writer) error {
+func remoteStatus(ctx context.Context, client *httpClient, statusURL string, wait time.Duration, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, statusURL, nil)
 	if err != nil {
 		return err
 	}
-	// One request: no connection is kept for later.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DisableKeepAlives = true
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	resp, err := client.do(req)
 	if err != nil {
 		return err // names the method and the URL
 	}
@@ -153,6 +158,9 @@ func remoteStatus(ctx context.Context, statusURL string, wait time.Duration, w i
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", statusURL, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("GET %s: %s: %s\n(%s)", statusURL, resp.Status, strings.TrimSpace(string(body)), client.unauthorizedHint())
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s: %s", statusURL, resp.Status, strings.TrimSpace(string(body)))
@@ -183,7 +191,11 @@ func printStatus(w io.Writer, s nodeStatus) error {
 	fmt.Fprintf(w, "node:          %s\n", s.ID)
 	fmt.Fprintf(w, "leader:        %s\n", leaderText(s.ID, s.LeaderID, s.LeaderAddr))
 	fmt.Fprintf(w, "applied index: %d\n", s.AppliedIndex)
-	fmt.Fprintf(w, "data dir:      %s\n", s.DataDir)
+	if s.DataDir != "" {
+		fmt.Fprintf(w, "data dir:      %s\n", s.DataDir)
+	} else {
+		fmt.Fprintf(w, "data dir:      (shown only with serve's --http-token-file)\n")
+	}
 	if s.Fault != "" {
 		fmt.Fprintf(w, "fault:         %s\n", s.Fault)
 	}
