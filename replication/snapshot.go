@@ -148,7 +148,13 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	if _, err := w.Write([]byte{snapshotFormat}); err != nil {
 		return err
 	}
-	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	// One block at a time, on this goroutine: with more, the encoder
+	// writes each block to w from a goroutine of its own, and after a
+	// failed Copy (an interrupted snapshot) Close returns without waiting
+	// for it, so that write raced with the sink's Cancel (the race detector
+	// caught it in TestSnapshotProcesses). A snapshot is bound by the
+	// backup copy and the disk, not by compression at SpeedFastest.
+	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return err
 	}
