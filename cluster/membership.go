@@ -133,6 +133,9 @@ func (n *Node) reconcile() {
 			if member && string(s.Address) == p.RaftAddr && (s.Suffrage == raft.Voter) == wantVoter {
 				continue
 			}
+			if (!member || string(s.Address) != p.RaftAddr) && !n.canAdd(p.ID, p.RaftAddr) {
+				continue // not reachable over the port: never a member
+			}
 			var err error
 			if wantVoter {
 				err = n.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout).Error()
