@@ -334,7 +334,7 @@ func (m *Mux) serverHandshake(c net.Conn) (net.Conn, StreamType, error) {
 	if m.opts.tls != nil {
 		tc := tls.Server(c, m.opts.tls.server)
 		if err := tc.Handshake(); err != nil {
-			return nil, 0, fmt.Errorf("tls: %w", err)
+			return nil, 0, err
 		}
 		conn = tc
 	}
@@ -439,18 +439,16 @@ func (m *Mux) clientHandshakes(c net.Conn, addr string, st StreamType) (net.Conn
 		}
 		tc := tls.Client(c, cfg)
 		if err := tc.Handshake(); err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
+			return nil, err // crypto/tls's errors begin with "tls: "
 		}
 		conn = tc
 	}
+	// In TLS 1.3 the server checks the client's certificate after the
+	// client's handshake is over: a refusal arrives as an alert on the
+	// first read, here.
 	if err := clientHandshake(conn, m.key, st); err != nil {
-		if m.opts.tls != nil {
-			if _, ok := tlsRefusal(err); ok {
-				// In TLS 1.3 the server checks the client's certificate
-				// after the client's handshake is over: its refusal
-				// arrives as the first read.
-				return nil, fmt.Errorf("tls: %w", err)
-			}
+		if r, ok := tlsRefusal(err); ok && m.opts.tls != nil && r == dropTLSRefusedOurs {
+			return nil, fmt.Errorf("the peer refused this node's TLS certificate: %w", err)
 		}
 		return nil, err
 	}
