@@ -54,7 +54,7 @@ func newNodeTLS(base *tls.Config, certFile, keyFile, caFile string, logger hclog
 	case base != nil && (certFile != "" || keyFile != "" || caFile != ""):
 		return nil, errors.New("hiqlite: TLS: a tls.Config and certificate files are mutually exclusive")
 	case base != nil:
-		if err := checkTLSConfig(base); err != nil {
+		if err := CheckTLSConfig(base); err != nil {
 			return nil, err
 		}
 		t.base = base.Clone()
@@ -95,9 +95,10 @@ func newNodeTLS(base *tls.Config, certFile, keyFile, caFile string, logger hclog
 	return t, nil
 }
 
-// checkTLSConfig checks that a caller's tls.Config holds both sides of
-// mutual TLS.
-func checkTLSConfig(c *tls.Config) error {
+// CheckTLSConfig checks that a caller's tls.Config holds both sides of
+// mutual TLS: certificates for the server and the client side, RootCAs and
+// ClientCAs, and allows TLS 1.3.
+func CheckTLSConfig(c *tls.Config) error {
 	switch {
 	case len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil:
 		return errors.New("hiqlite: TLS config has no server certificate (set Certificates or GetCertificate)")
