@@ -432,3 +432,58 @@ func TestWarnClearText(t *testing.T) {
 		}
 	}
 }
+
+// TestMuxTLSConfig: TLS given as a tls.Config works as files do, and is
+// checked for both sides of mutual TLS.
+func TestMuxTLSConfig(t *testing.T) {
+	ca := tlsTestCA(t, "ca")
+	config := func() *tls.Config {
+		leaf, err := ca.Issue("node", []string{"127.0.0.1"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// MinVersion and ClientAuth left weak on purpose: the mux forces them.
+		return &tls.Config{Certificates: []tls.Certificate{leaf.TLSCertificate()}, RootCAs: ca.Pool(), ClientCAs: ca.Pool(), MinVersion: tls.VersionTLS12, ClientAuth: tls.NoClientCert}
+	}
+	var ts []*nodeTLS
+	for range 2 {
+		nt, err := newNodeTLS(config(), "", "", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, nt)
+	}
+	a, b := tlsTestListen(t, ts[0], nil), tlsTestListen(t, ts[1], nil)
+	muxEcho(t, b)
+	muxDialRoundTrip(t, a, b.Addr())
+
+	// A client without a certificate is refused although the caller's
+	// config said NoClientCert.
+	var log muxLog
+	c := tlsTestListen(t, ts[0], &log)
+	noCert, err := newNodeTLS(&tls.Config{Certificates: []tls.Certificate{{}}, RootCAs: ca.Pool(), ClientCAs: ca.Pool(),
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tls.Certificate{}, nil }}, "", "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlsTestListen(t, noCert, nil).DialRPC(context.Background(), c.Addr().String()); err == nil {
+		t.Fatal("a client without a certificate connected")
+	}
+	muxWaitFor(t, "the refusal in the log", 10*time.Second, func() bool { return strings.Contains(log.String(), "tls-no-certificate=1") })
+
+	for name, bad := range map[string]func(*tls.Config){
+		"no RootCAs":   func(c *tls.Config) { c.RootCAs = nil },
+		"no ClientCAs": func(c *tls.Config) { c.ClientCAs = nil },
+		"no cert":      func(c *tls.Config) { c.Certificates = nil },
+		"TLS 1.2":      func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 },
+	} {
+		c := config()
+		bad(c)
+		if _, err := newNodeTLS(c, "", "", "", nil); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if _, err := newNodeTLS(config(), "c", "k", "ca", nil); err == nil {
+		t.Error("a tls.Config and files: no error")
+	}
+}
