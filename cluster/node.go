@@ -58,18 +58,18 @@ type Config struct {
 
 	// Cluster mode, when Listen is set (SPEC §3, §8). Without Listen the
 	// node is a one-voter cluster with no network at all.
-	Listen    string   // host:port for Raft and RPC
-	Advertise string   // host:port peers dial; "" = the bound Listen address
-	Gossip    string   // memberlist bind host:port
-	Join      []string // gossip seeds
-	Expect    int      // voters to wait for before the first bootstrap
-	Voter     bool     // false: a non-voting read replica
-	Secret    []byte   // cluster secret; empty only on loopback
+	Listen      string        // host:port for Raft and RPC
+	Advertise   string        // host:port peers dial; "" = the bound Listen address
+	Gossip      string        // memberlist bind host:port
+	Join        []string      // gossip seeds
+	Expect      int           // voters to wait for before the first bootstrap
+	Voter       bool          // false: a non-voting read replica
+	Secret      []byte        // cluster secret; empty only on loopback
+	ReapTimeout time.Duration // how long a dead node stays a member; 0 = 5 minutes
 	// Mutual TLS on the port (tls.go): TLS, or the PEM files TLSCert,
 	// TLSKey and TLSCA (re-read when they change); neither = clear text.
 	TLS                    *tls.Config
 	TLSCert, TLSKey, TLSCA string
-	ReapTimeout            time.Duration // how long a dead node stays a member; 0 = 5 minutes
 	// FastGossip uses memberlist timings for one machine (tests, demo).
 	FastGossip bool
 }
