@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -486,4 +487,31 @@ func TestMuxTLSConfig(t *testing.T) {
 	if _, err := newNodeTLS(config(), "c", "k", "ca", nil); err == nil {
 		t.Error("a tls.Config and files: no error")
 	}
+}
+
+// TestMuxTLSStrangersBounded: strangers that stall inside the TLS
+// handshake hold bounded places like any stranger: a member's TLS dial
+// displaces them and gets through while they wait.
+func TestMuxTLSStrangersBounded(t *testing.T) {
+	ca := tlsTestCA(t, "ca")
+	opts := muxOptions{handshakeTimeout: 5 * time.Second, maxHandshakes: 4, tls: tlsTestNode(t, ca, time.Now().Add(time.Hour))}
+	var log muxLog
+	m := muxTestListen(t, muxTestSecret, opts, &log)
+	muxEcho(t, m)
+	// A TLS record header and part of a ClientHello, then nothing.
+	for range 8 {
+		muxStranger(t, m, "127.0.0.1", []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01})
+	}
+	if n := m.pendingHandshakes(); n > 4 {
+		t.Fatalf("%d handshakes in flight, want at most 4", n)
+	}
+	member := tlsTestListen(t, tlsTestNode(t, ca, time.Now().Add(time.Hour)), nil)
+	start := time.Now()
+	muxDialRoundTrip(t, member, m.Addr())
+	if d := time.Since(start); d > opts.handshakeTimeout {
+		t.Errorf("the member waited %v, as long as the strangers' deadline", d)
+	}
+	muxWaitFor(t, "the displaced strangers in the log", 10*time.Second, func() bool {
+		return regexp.MustCompile(`displaced-source-full=[1-9]`).MatchString(log.String())
+	})
 }
