@@ -115,6 +115,10 @@ func acquireNode(cfg *Config) (*Node, error) {
 		Voter:       cfg.Voter,
 		Secret:      secret,
 		ReapTimeout: cfg.Reap,
+		TLS:         cfg.TLS,
+		TLSCert:     cfg.TLSCert,
+		TLSKey:      cfg.TLSKey,
+		TLSCA:       cfg.TLSCA,
 
 		SnapshotThreshold: cfg.SnapshotEntries,
 		SnapshotBytes:     cfg.SnapshotBytes,

@@ -83,6 +83,17 @@
 //	_snapshot_bytes
 //	               bytes of log entries that trigger one (>= 1MiB)      256MiB
 //	_log_segment   size of a Raft log segment file (1MiB to 1GiB)       64MiB
+//	_tls_cert      PEM file: this node's certificate (mutual TLS)       unset: no TLS
+//	_tls_key       PEM file: its private key                            unset
+//	_tls_ca        PEM file: the CA of every node's certificate         unset
+//
+// _tls_cert, _tls_key and _tls_ca go together (or set [Config].TLS in Go):
+// every connection on the node port then runs mutual TLS 1.3, each side's
+// certificate verified against the CA and the dialed node's against the
+// address dialed, under the secret's handshake. The files are re-read when
+// they change, so certificates rotate without a restart. The leader adds a
+// node that gossip discovered only after it has passed the port's
+// handshakes, TLS included.
 //
 // Rules that tie the parameters together are checked at open (_gossip
 // requires _listen, a non-loopback address requires a secret, ...).

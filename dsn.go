@@ -2,6 +2,7 @@ package hiqlite
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hiqlite/hiqlite/cluster"
 )
 
 // Consistency is the read consistency level.
@@ -54,8 +57,9 @@ func ParseConsistency(s string) (Consistency, error) {
 // Config is a parsed DSN. Build one with NewConfig or ParseDSN; a Config
 // built by hand must pass Validate before use.
 //
-// For every valid Config c, ParseDSN(c.FormatDSN()) returns a Config equal
-// to c, so a Config and its canonical DSN are interchangeable.
+// For every valid Config c without TLS (which no DSN can carry),
+// ParseDSN(c.FormatDSN()) returns a Config equal to c, so a Config and its
+// canonical DSN are interchangeable.
 type Config struct {
 	DataDir     string        // the DSN's path part (a leading "file:" is stripped)
 	NodeID      string        // _node: unique in the cluster; "" = generated once and persisted by the node
@@ -86,6 +90,30 @@ type Config struct {
 	// segment more than the trailing entries; default 64MiB, from 1MiB to
 	// 1GiB.
 	LogSegment uint64
+
+	// TLSCert, TLSKey and TLSCA (_tls_cert, _tls_key, _tls_ca) are PEM
+	// files: this node's certificate, its key, and the CA that signs every
+	// node's certificate. Set all three or none. With them, every
+	// connection on the node port (Raft, forwarded writes, the cache
+	// group) runs mutual TLS 1.3 under the secret's handshake: each side's
+	// certificate is verified against the CA, and the dialed node's also
+	// against the address dialed (an IP or DNS SAN), so each certificate
+	// must name its node's _advertise (or _listen) host and allow both
+	// server and client authentication. The files are re-read when they
+	// change (looked at every second at most), so certificates rotate
+	// without a restart; a file that fails to load keeps the previous pair
+	// and logs a warning.
+	TLSCert, TLSKey, TLSCA string
+	// TLS is mutual TLS for the node port given in Go instead of files
+	// (exclusive with them; a DSN cannot carry it). It must hold both
+	// sides: a certificate for the server side (Certificates or
+	// GetCertificate) and for the client side (Certificates or
+	// GetClientCertificate), RootCAs to verify the nodes this one dials and
+	// ClientCAs to verify the nodes that dial it. hiqlite clones it and
+	// forces MinVersion TLS 1.3 and a client certificate required and
+	// verified (as ClientAuth RequireAndVerifyClientCert), sets ServerName
+	// to the host dialed, and turns off session resumption.
+	TLS *tls.Config
 }
 
 // Defaults of the parameters FormatDSN leaves out when unchanged.
@@ -197,6 +225,7 @@ var knownParams = map[string]bool{
 	"_consistency": true, "_voter": true, "_foreign_keys": true, "_timeout": true, "_txidle": true,
 	"_busy": true, "_reap": true, "_snapshot_entries": true,
 	"_snapshot_bytes": true, "_log_segment": true,
+	"_tls_cert": true, "_tls_key": true, "_tls_ca": true,
 }
 
 // quoteName quotes a parameter name for an error message. A name that
@@ -340,6 +369,12 @@ func (c *Config) setParam(name, value string) error {
 		c.SnapshotBytes, err = parseSize(value)
 	case "_log_segment":
 		c.LogSegment, err = parseSize(value)
+	case "_tls_cert":
+		c.TLSCert = value
+	case "_tls_key":
+		c.TLSKey = value
+	case "_tls_ca":
+		c.TLSCA = value
 	}
 	if err != nil {
 		return invalidValue(name, value, err)
@@ -417,6 +452,9 @@ func (c *Config) format(redact bool) string {
 	if c.LogSegment != defaultLogSegment {
 		add("_log_segment", formatSize(c.LogSegment))
 	}
+	addString("_tls_cert", c.TLSCert)
+	addString("_tls_key", c.TLSKey)
+	addString("_tls_ca", c.TLSCA)
 	slices.SortFunc(params, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 
 	var b strings.Builder
@@ -469,6 +507,9 @@ func (c *Config) Validate() error {
 		case c.Expect > 1:
 			return fmt.Errorf("hiqlite: _expect=%d requires _gossip", c.Expect)
 		}
+	}
+	if c.Listen == "" && (c.TLSCert != "" || c.TLS != nil) {
+		return errors.New("hiqlite: TLS (_tls_cert, _tls_key, _tls_ca or Config.TLS) requires _listen: it protects the node port")
 	}
 	if c.Listen != "" && c.Gossip != "" && sameListener(c.Listen, c.Gossip) {
 		return fmt.Errorf("hiqlite: _listen %s and _gossip %s use the same port", quoteValue(c.Listen), quoteValue(c.Gossip))
@@ -560,6 +601,35 @@ func (c *Config) validateFields() error {
 	}
 	if c.LogSegment < minLogSegment || c.LogSegment > maxLogSegment {
 		return fmt.Errorf("hiqlite: invalid _log_segment %s: must be from %s to %s", formatSize(c.LogSegment), formatSize(minLogSegment), formatSize(maxLogSegment))
+	}
+	return c.validateTLS()
+}
+
+// validateTLS checks that the TLS files come together, or that TLS holds
+// both sides of mutual TLS.
+func (c *Config) validateTLS() error {
+	files := [3]struct{ name, path string }{{"_tls_cert", c.TLSCert}, {"_tls_key", c.TLSKey}, {"_tls_ca", c.TLSCA}}
+	var set, missing []string
+	for _, f := range files {
+		if f.path == "" {
+			missing = append(missing, f.name)
+			continue
+		}
+		set = append(set, f.name)
+		if holdsSecretParam(f.path) {
+			return fmt.Errorf("hiqlite: %s %s holds a _secret parameter: parameters are separated by '&'", f.name, quotePath(f.path))
+		}
+	}
+	if len(set) > 0 && len(missing) > 0 {
+		return fmt.Errorf("hiqlite: _tls_cert, _tls_key and _tls_ca go together: %s set without %s", strings.Join(set, " and "), strings.Join(missing, " and "))
+	}
+	if c.TLS != nil {
+		if len(set) > 0 {
+			return errors.New("hiqlite: Config.TLS and _tls_cert, _tls_key, _tls_ca are mutually exclusive")
+		}
+		if err := cluster.CheckTLSConfig(c.TLS); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package hiqlite
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -238,6 +240,29 @@ var dsnTests = []struct {
 	{dsn: "data?_secret" + testSecret, err: `unknown DSN parameter "_secret" (rest withheld)`},
 	{dsn: "data?_secret:" + testSecret, err: `unknown DSN parameter "_secret" (rest withheld)`},
 	{dsn: "data?_secret_file=", err: `invalid _secret_file "": empty value`},
+
+	// TLS.
+	{dsn: "data?_listen=127.0.0.1:7000&_tls_key=/etc/hiqlite/node.key&_tls_cert=/etc/hiqlite/node.crt&_tls_ca=/etc/hiqlite/ca+1.crt",
+		want: conf("data", func(c *Config) {
+			c.Listen = "127.0.0.1:7000"
+			c.TLSCert, c.TLSKey, c.TLSCA = "/etc/hiqlite/node.crt", "/etc/hiqlite/node.key", "/etc/hiqlite/ca 1.crt"
+		}),
+		format: "data?_listen=127.0.0.1%3A7000&_tls_ca=%2Fetc%2Fhiqlite%2Fca+1.crt&_tls_cert=%2Fetc%2Fhiqlite%2Fnode.crt&_tls_key=%2Fetc%2Fhiqlite%2Fnode.key"},
+	{dsn: "data?_listen=10.0.0.1:7000&_secret=" + testSecret + "&_tls_cert=c.pem&_tls_key=k.pem&_tls_ca=ca.pem",
+		want: conf("data", func(c *Config) {
+			c.Listen = "10.0.0.1:7000"
+			c.Secret = testSecret
+			c.TLSCert, c.TLSKey, c.TLSCA = "c.pem", "k.pem", "ca.pem"
+		}),
+		format: "data?_listen=10.0.0.1%3A7000&_secret=" + testSecret + "&_tls_ca=ca.pem&_tls_cert=c.pem&_tls_key=k.pem"},
+	{dsn: "data?_listen=127.0.0.1:7000&_tls_cert=c.pem", err: "_tls_cert, _tls_key and _tls_ca go together: _tls_cert set without _tls_key and _tls_ca"},
+	{dsn: "data?_listen=127.0.0.1:7000&_tls_cert=c.pem&_tls_key=k.pem", err: "_tls_cert and _tls_key set without _tls_ca"},
+	{dsn: "data?_listen=127.0.0.1:7000&_tls_ca=ca.pem&_tls_key=k.pem", err: "_tls_key and _tls_ca set without _tls_cert"},
+	{dsn: "data?_tls_cert=c.pem&_tls_key=k.pem&_tls_ca=ca.pem", err: "requires _listen"},
+	{dsn: "data?_listen=10.0.0.1:7000&_tls_cert=c.pem&_tls_key=k.pem&_tls_ca=ca.pem", err: `_listen "10.0.0.1:7000" is not a loopback address: set _secret or _secret_file`},
+	{dsn: "data?_listen=127.0.0.1:7000&_tls_cert=", err: `invalid _tls_cert "": empty value`},
+	{dsn: "data?_listen=127.0.0.1:7000&_tls_ca=a&_tls_ca=b", err: "_tls_ca given twice"},
+	{dsn: "data?_listen=127.0.0.1:7000&_tls_cert=c.pem&_tls_key=k.pem&_tls_ca=ca.pem;_secret=" + testSecret, err: "_tls_ca"},
 }
 
 func TestParseDSN(t *testing.T) {
@@ -451,6 +476,16 @@ func TestConfigValidate(t *testing.T) {
 		{"negative expect", conf("d", func(c *Config) { c.Expect = -1 }), "invalid _expect -1"},
 		{"short secret", conf("d", func(c *Config) { c.Secret = shortSecret }), "_secret must be at least 16 bytes (got 5)"},
 		{"both secrets", conf("d", func(c *Config) { c.Secret = testSecret; c.SecretFile = "f" }), `_secret and _secret_file "f" are mutually exclusive`},
+		{"TLS and files", conf("d", func(c *Config) {
+			cluster(c)
+			c.TLS = testTLSConfig()
+			c.TLSCert, c.TLSKey, c.TLSCA = "c", "k", "ca"
+		}), "Config.TLS and _tls_cert, _tls_key, _tls_ca are mutually exclusive"},
+		{"TLS without listen", conf("d", func(c *Config) { c.TLS = testTLSConfig() }), "requires _listen"},
+		{"TLS without ClientCAs", conf("d", func(c *Config) { cluster(c); c.TLS = testTLSConfig(); c.TLS.ClientCAs = nil }), "no ClientCAs"},
+		{"TLS without RootCAs", conf("d", func(c *Config) { cluster(c); c.TLS = testTLSConfig(); c.TLS.RootCAs = nil }), "no RootCAs"},
+		{"TLS without certificates", conf("d", func(c *Config) { cluster(c); c.TLS = testTLSConfig(); c.TLS.Certificates = nil }), "no server certificate"},
+		{"TLS 1.2 only", conf("d", func(c *Config) { cluster(c); c.TLS = testTLSConfig(); c.TLS.MaxVersion = tls.VersionTLS12 }), "below TLS 1.3"},
 	}
 	for _, tc := range tests {
 		err := tc.cfg.Validate()
@@ -466,6 +501,26 @@ func TestConfigValidate(t *testing.T) {
 		case strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), shortSecret):
 			t.Errorf("%s: Validate() printed the secret: %q", tc.name, err)
 		}
+	}
+}
+
+// testTLSConfig is a tls.Config with both sides of mutual TLS, for
+// Validate; its certificate is never used.
+func testTLSConfig() *tls.Config {
+	pool := x509.NewCertPool()
+	return &tls.Config{Certificates: []tls.Certificate{{}}, RootCAs: pool, ClientCAs: pool}
+}
+
+// TestConfigTLSValid: a Config with TLS validates, and its DSN leaves TLS
+// out (no DSN can carry it).
+func TestConfigTLSValid(t *testing.T) {
+	t.Parallel()
+	c := conf("d", func(c *Config) { c.Listen = "127.0.0.1:7000"; c.TLS = testTLSConfig() })
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.FormatDSN(), "d?_listen=127.0.0.1%3A7000"; got != want {
+		t.Errorf("FormatDSN() = %q, want %q", got, want)
 	}
 }
 

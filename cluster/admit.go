@@ -111,6 +111,12 @@ const (
 	dropTimedOut                     // the handshake outlived handshakeTimeout
 	dropSourceFull                   // displaced by a newer one from its source
 	dropMuxFull                      // displaced by a newer one from a quieter source
+	// TLS refusals (tls.go): the peer's certificate was
+	dropTLSNoCert      // missing
+	dropTLSExpired     // expired
+	dropTLSUnknownCA   // signed by an authority this node does not trust
+	dropTLSBadCert     // invalid otherwise (wrong use, not valid yet, ...)
+	dropTLSRefusedOurs // fine, but the peer refused this node's certificate
 	numDropReasons
 )
 
@@ -124,6 +130,16 @@ func (r dropReason) String() string {
 		return "too many handshakes from its source"
 	case dropMuxFull:
 		return "too many handshakes in flight"
+	case dropTLSNoCert:
+		return "no TLS certificate"
+	case dropTLSExpired:
+		return "TLS certificate expired"
+	case dropTLSUnknownCA:
+		return "TLS certificate of an unknown authority"
+	case dropTLSBadCert:
+		return "TLS certificate invalid"
+	case dropTLSRefusedOurs:
+		return "the peer refused this node's TLS certificate"
 	}
 	return "unknown"
 }
@@ -145,7 +161,8 @@ type dropLog struct {
 	last   time.Time // of the last line
 	since  time.Time // of the first drop counted now
 	counts [numDropReasons]int
-	remote net.Addr // of the last drop
+	remote net.Addr   // of the last drop
+	why    dropReason // of the last drop
 }
 
 // add counts a dropped connection from remote.
@@ -157,7 +174,7 @@ func (d *dropLog) add(why dropReason, remote net.Addr) {
 		d.since = now
 	}
 	d.counts[why]++
-	d.remote = remote
+	d.remote, d.why = remote, why
 	if now.Sub(d.last) >= d.every {
 		d.logLocked(now)
 	}
@@ -174,10 +191,23 @@ func (d *dropLog) flush() {
 
 func (d *dropLog) logLocked(now time.Time) {
 	c := d.counts
-	d.logger.Warn("closed unauthenticated connections",
-		"failed", c[dropFailed], "timed-out", c[dropTimedOut],
-		"displaced-source-full", c[dropSourceFull], "displaced-mux-full", c[dropMuxFull],
-		"last-remote", d.remote, "over", now.Sub(d.since).Round(time.Millisecond))
+	args := []any{"failed", c[dropFailed], "timed-out", c[dropTimedOut],
+		"displaced-source-full", c[dropSourceFull], "displaced-mux-full", c[dropMuxFull]}
+	// TLS refusals only when there are some: most nodes never see one.
+	for _, r := range []struct {
+		why  dropReason
+		name string
+	}{
+		{dropTLSNoCert, "tls-no-certificate"}, {dropTLSExpired, "tls-expired"},
+		{dropTLSUnknownCA, "tls-unknown-authority"}, {dropTLSBadCert, "tls-invalid-certificate"},
+		{dropTLSRefusedOurs, "tls-peer-refused-ours"},
+	} {
+		if c[r.why] > 0 {
+			args = append(args, r.name, c[r.why])
+		}
+	}
+	args = append(args, "last-reason", d.why.String(), "last-remote", d.remote, "over", now.Sub(d.since).Round(time.Millisecond))
+	d.logger.Warn("closed unauthenticated connections", args...)
 	d.counts = [numDropReasons]int{}
 	d.last = now
 }

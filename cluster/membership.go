@@ -88,6 +88,11 @@ func (n *Node) maybeBootstrap() {
 	if voters[0].ID != n.id {
 		return // the lowest id bootstraps; the others are added by it
 	}
+	for _, p := range voters[1:] {
+		if !n.canAdd(p.ID, p.RaftAddr) {
+			return // a voter the port refuses would never vote: wait
+		}
+	}
 	var conf raft.Configuration
 	for _, p := range voters {
 		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
@@ -159,6 +164,9 @@ func (n *Node) reconcile() {
 			wantVoter := p.Voter
 			if member && string(s.Address) == p.RaftAddr && (s.Suffrage == raft.Voter) == wantVoter {
 				continue
+			}
+			if (!member || string(s.Address) != p.RaftAddr) && !n.canAdd(p.ID, p.RaftAddr) {
+				continue // not reachable over the port: never a member
 			}
 			var err error
 			if wantVoter {

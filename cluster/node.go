@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -65,6 +66,10 @@ type Config struct {
 	Voter       bool          // false: a non-voting read replica
 	Secret      []byte        // cluster secret; empty only on loopback
 	ReapTimeout time.Duration // how long a dead node stays a member; 0 = 5 minutes
+	// Mutual TLS on the port (tls.go): TLS, or the PEM files TLSCert,
+	// TLSKey and TLSCA (re-read when they change); neither = clear text.
+	TLS                    *tls.Config
+	TLSCert, TLSKey, TLSCA string
 	// FastGossip uses memberlist timings for one machine (tests, demo).
 	FastGossip bool
 }
@@ -114,6 +119,7 @@ type Node struct {
 	gossipCh  chan struct{} // a gossip change happened (capacity 1)
 	rpc       *rpcServer
 	client    *rpcClient
+	probes    probeLog // failed probes of discovered nodes (probe.go)
 
 	refused atomic.Pointer[error] // why gossip refused this node (identity.go); nil: not refused
 
@@ -293,7 +299,12 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	rc.HeartbeatTimeout = 500 * time.Millisecond
 	rc.ElectionTimeout = 500 * time.Millisecond
 	rc.LeaderLeaseTimeout = 500 * time.Millisecond // as long as allowed: a starved leader (2 cores, -race) steps down less
-	if n.mux, err = Listen(cfg.Listen, cfg.Advertise, cfg.Secret, cfg.Logger.Named("mux")); err != nil {
+	nt, err := newNodeTLS(cfg.TLS, cfg.TLSCert, cfg.TLSKey, cfg.TLSCA, cfg.Logger.Named("tls"))
+	if err != nil {
+		return err
+	}
+	warnClearText(cfg, nt != nil)
+	if n.mux, err = listenMux(cfg.Listen, cfg.Advertise, cfg.Secret, cfg.Logger.Named("mux"), defaultMuxOptions(nt)); err != nil {
 		return err
 	}
 	n.addr = n.mux.Addr().String()

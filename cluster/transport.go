@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -48,7 +49,8 @@ const (
 type muxOptions struct {
 	handshakeTimeout time.Duration
 	maxHandshakes    int
-	maxPerSource     int // 0: min(defaultMaxPerSource, maxHandshakes)
+	maxPerSource     int      // 0: min(defaultMaxPerSource, maxHandshakes)
+	tls              *nodeTLS // nil: clear text (tls.go)
 }
 
 // Mux owns a node's one TCP listener, which carries Raft and RPC (SPEC §8).
@@ -57,6 +59,11 @@ type muxOptions struct {
 // accept loop, then hands it to the Accept of the stream named by its first
 // byte. Its dial side runs the client handshake. Every connection it returns
 // is authenticated and without deadline.
+//
+// With TLS (tls.go), every connection, accepted or dialed, runs the TLS
+// 1.3 handshake first, certificates verified both ways; the stream byte
+// and the HMAC handshake then travel inside TLS. The TLS handshake counts
+// as part of the handshake: same deadline, same bounded place.
 //
 // # Strangers
 //
@@ -108,11 +115,16 @@ type Mux struct {
 // port 0), which must then not be a wildcard. secret is the cluster secret;
 // the caller allows an empty one only on loopback. A nil logger discards.
 func Listen(addr, advertise string, secret []byte, logger hclog.Logger) (*Mux, error) {
-	return listenMux(addr, advertise, secret, logger, muxOptions{
+	return listenMux(addr, advertise, secret, logger, defaultMuxOptions(nil))
+}
+
+func defaultMuxOptions(t *nodeTLS) muxOptions {
+	return muxOptions{
 		handshakeTimeout: defaultHandshakeTimeout,
 		maxHandshakes:    defaultMaxHandshakes,
 		maxPerSource:     defaultMaxPerSource,
-	})
+		tls:              t,
+	}
 }
 
 func listenMux(addr, advertise string, secret []byte, logger hclog.Logger, opts muxOptions) (*Mux, error) {
@@ -293,7 +305,7 @@ func (m *Mux) acceptLoop() {
 
 // serve authenticates an accepted connection and hands it to its stream.
 func (m *Mux) serve(c net.Conn) {
-	st, err := m.serverHandshake(c)
+	conn, st, err := m.serverHandshake(c)
 	m.mu.Lock()
 	mine := m.forgetLocked(c)
 	m.mu.Unlock()
@@ -307,24 +319,37 @@ func (m *Mux) serve(c net.Conn) {
 		m.logger.Debug("handshake failed; closing connection", "remote", c.RemoteAddr(), "error", err)
 		c.Close()
 		why := dropFailed
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if r, ok := tlsRefusal(err); ok {
+			why = r
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
 			why = dropTimedOut
 		}
 		m.drops.add(why, c.RemoteAddr())
 		return
 	}
-	m.streamOf(st).deliver(c)
+	m.streamOf(st).deliver(conn)
 }
 
-func (m *Mux) serverHandshake(c net.Conn) (StreamType, error) {
+// serverHandshake runs the TLS handshake, if any, then the HMAC one, all
+// under one deadline, and returns the connection to hand out: c, or the
+// TLS connection over it.
+func (m *Mux) serverHandshake(c net.Conn) (net.Conn, StreamType, error) {
 	if err := c.SetDeadline(time.Now().Add(m.opts.handshakeTimeout)); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	st, err := serverHandshake(c, m.key, func(st StreamType) bool { return !m.streamOf(st).isClosed() })
+	conn := c
+	if m.opts.tls != nil {
+		tc := tls.Server(c, m.opts.tls.server)
+		if err := tc.Handshake(); err != nil {
+			return nil, 0, err
+		}
+		conn = tc
+	}
+	st, err := serverHandshake(conn, m.key, func(st StreamType) bool { return !m.streamOf(st).isClosed() })
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	return st, c.SetDeadline(time.Time{})
+	return conn, st, c.SetDeadline(time.Time{})
 }
 
 func (m *Mux) streamOf(st StreamType) *muxStream {
@@ -349,8 +374,11 @@ func (m *Mux) dial(ctx context.Context, addr string, s *muxStream) (net.Conn, er
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err == nil {
-		if err = m.clientHandshake(ctx, c, s.st); err != nil {
+		var hc net.Conn
+		if hc, err = m.clientHandshake(ctx, c, addr, s.st); err != nil {
 			c.Close()
+		} else {
+			c = hc
 		}
 	}
 	if err != nil {
@@ -382,30 +410,56 @@ func dialCtxErr(ctx context.Context) error {
 	return nil
 }
 
-// clientHandshake runs the client handshake under a deadline: the
-// handshake timeout or ctx's deadline, whichever is sooner. Cancelling ctx
-// interrupts it.
-func (m *Mux) clientHandshake(ctx context.Context, c net.Conn, st StreamType) error {
+// clientHandshake runs the client handshakes, TLS (if any) to addr then
+// HMAC, under a deadline: the handshake timeout or ctx's deadline,
+// whichever is sooner. Cancelling ctx interrupts it. It returns the
+// connection to use: c, or the TLS connection over it.
+func (m *Mux) clientHandshake(ctx context.Context, c net.Conn, addr string, st StreamType) (net.Conn, error) {
 	deadline := time.Now().Add(m.opts.handshakeTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if err := c.SetDeadline(deadline); err != nil {
-		return err
+		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-	err := clientHandshake(c, m.key, st)
+	conn, err := m.clientHandshakes(c, addr, st)
 	if !stop() {
 		// ctx is done, and its func may yet expire the deadline.
 		if err == nil {
 			err = ctx.Err()
 		}
-		return err
+		return nil, err
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.SetDeadline(time.Time{})
+	return conn, c.SetDeadline(time.Time{})
+}
+
+func (m *Mux) clientHandshakes(c net.Conn, addr string, st StreamType) (net.Conn, error) {
+	conn := c
+	if m.opts.tls != nil {
+		cfg, err := m.opts.tls.client(addr)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		tc := tls.Client(c, cfg)
+		if err := tc.Handshake(); err != nil {
+			return nil, err // crypto/tls's errors begin with "tls: "
+		}
+		conn = tc
+	}
+	// In TLS 1.3 the server checks the client's certificate after the
+	// client's handshake is over: a refusal arrives as an alert on the
+	// first read, here.
+	if err := clientHandshake(conn, m.key, st); err != nil {
+		if r, ok := tlsRefusal(err); ok && m.opts.tls != nil && r == dropTLSRefusedOurs {
+			return nil, fmt.Errorf("the peer refused this node's TLS certificate: %w", err)
+		}
+		return nil, err
+	}
+	return conn, nil
 }
 
 // muxStream is one side of the mux: the authenticated connections of one

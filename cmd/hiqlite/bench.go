@@ -122,6 +122,7 @@ type scenario struct {
 	kind     scenarioKind
 	workers  int
 	follower bool // hiqlite's writes run on a follower (forwarded)
+	tls      bool // hiqlite runs with mutual TLS on its node ports (a second cluster)
 	per      int  // units per operation
 	target   *target
 }
@@ -165,6 +166,12 @@ func benchScenarios(txRows int) []*scenario {
 		return &scenario{id: id, title: fmt.Sprintf("%s insert, %d %s", on, workers, w), unit: "inserts/s",
 			kind: kindInsert, workers: workers, follower: follower, per: 1, target: t}
 	}
+	insTLS := func(id string, workers int) *scenario {
+		sc := ins(id, workers, false, nil)
+		sc.title += ", TLS"
+		sc.tls = true
+		return sc
+	}
 	read := func(id string, workers int) *scenario {
 		r := "readers"
 		if workers == 1 {
@@ -198,6 +205,7 @@ func benchScenarios(txRows int) []*scenario {
 		ins("leader-insert-64", 64, false, atLeast(30000, "≥ 30,000/s")),
 		ins("follower-insert-16", 16, true, fractionOf(0.7, "leader-insert-16", "≥ 70% of leader, 16")),
 		ins("follower-insert-64", 64, true, atLeast(21000, "≥ 21,000/s (70% of 30,000)")),
+		insTLS("leader-insert-64-tls", 64),
 		{id: "tx-insert", title: fmt.Sprintf("one transaction of %d inserts", txRows), unit: "rows/s",
 			kind: kindTx, workers: 1, per: txRows, target: atLeast(300000, "≥ 300,000/s")},
 		read("select-1", 1),
@@ -320,6 +328,14 @@ func (b *benchRun) run(ctx context.Context, todo []*scenario) (_ *benchReport, e
 	return r, nil
 }
 
+// hiqliteFor is the hiqlite cluster that measures sc.
+func (b *benchRun) hiqliteFor(sc *scenario) *hiqliteSystem {
+	if sc.tls {
+		return b.hiqlite.tls
+	}
+	return b.hiqlite
+}
+
 // startSystems starts hiqlite's cluster and the baselines, in b.dir; bare
 // Raft only when todo has inserts, the only scenarios it measures.
 func (b *benchRun) startSystems(ctx context.Context, todo []*scenario) error {
@@ -334,6 +350,15 @@ func (b *benchRun) startSystems(ctx context.Context, todo []*scenario) error {
 	b.hiqlite = h
 	b.systems[sysHiqlite] = h
 	b.say("ready after %s: %s leads", round(time.Since(began)), h.leader.name)
+	if slices.ContainsFunc(todo, func(sc *scenario) bool { return sc.tls }) {
+		began = time.Now()
+		fmt.Fprintf(b.progress, "starting a 3-node hiqlite cluster with TLS on 127.0.0.1 ... ")
+		if h.tls, err = startHiqliteTLS(ctx, filepath.Join(b.dir, "hiqlite-tls"), b.txRows); err != nil {
+			fmt.Fprintln(b.progress, "failed")
+			return err
+		}
+		b.say("ready after %s: %s leads", round(time.Since(began)), h.tls.leader.name)
+	}
 	for _, s := range []struct {
 		id, sync string
 	}{{sysSQLiteFull, "full"}, {sysSQLiteNormal, "normal"}} {
@@ -412,7 +437,7 @@ func (b *benchRun) measure(ctx context.Context, sc *scenario, systems []string) 
 			m.RoundRates = append(m.RoundRates, res.perSecond(sc.per))
 			lats[sys].merge(res.lat)
 			if sys == sysHiqlite {
-				moved, err := b.hiqlite.leaderMoved(ctx)
+				moved, err := b.hiqliteFor(sc).leaderMoved(ctx)
 				if err != nil {
 					return nil, err
 				}
@@ -440,8 +465,8 @@ func (b *benchRun) measure(ctx context.Context, sc *scenario, systems []string) 
 func (b *benchRun) load(ctx context.Context, sys string, sc *scenario, lim limits, f op) (loadResult, time.Duration, error) {
 	cpu := processCPU()
 	res, err := runLoad(ctx, sc.workers, lim, f)
-	if err == nil && sys == sysHiqlite {
-		err = b.hiqlite.c.waitApplied(ctx, b.hiqlite.leader.node.AppliedIndex())
+	if h := b.hiqliteFor(sc); err == nil && sys == sysHiqlite {
+		err = h.c.waitApplied(ctx, h.leader.node.AppliedIndex())
 	}
 	return res, processCPU() - cpu, err
 }

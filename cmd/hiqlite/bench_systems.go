@@ -27,6 +27,7 @@ import (
 	_ "github.com/ncruces/go-sqlite3/driver" // "sqlite3", the plain SQLite baseline
 
 	"github.com/hiqlite/hiqlite/cluster"
+	"github.com/hiqlite/hiqlite/internal/devcert"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -114,16 +115,35 @@ type hiqliteSystem struct {
 	cacheKeys atomic.Int64 // spreads the cache scenarios over their keys
 	fillOnce  sync.Once    // fills the keys the cache get scenario reads
 	fillErr   error
+
+	isTLS bool           // this cluster runs mutual TLS on its ports
+	tls   *hiqliteSystem // the cluster with TLS, for the scenarios with tls; nil if none asks
 }
 
 func startHiqlite(ctx context.Context, dir string, txRows int) (_ *hiqliteSystem, err error) {
-	s := &hiqliteSystem{c: &localCluster{dir: dir}, txRows: txRows}
+	return startHiqliteWith(ctx, dir, txRows, false)
+}
+
+// startHiqliteTLS starts the cluster with mutual TLS: a development CA
+// and one certificate for 127.0.0.1 that every node presents.
+func startHiqliteTLS(ctx context.Context, dir string, txRows int) (*hiqliteSystem, error) {
+	return startHiqliteWith(ctx, dir, txRows, true)
+}
+
+func startHiqliteWith(ctx context.Context, dir string, txRows int, withTLS bool) (_ *hiqliteSystem, err error) {
+	s := &hiqliteSystem{c: &localCluster{dir: dir}, txRows: txRows, isTLS: withTLS}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
-	if err := s.c.create(3); err != nil {
+	var params []string
+	if withTLS {
+		if params, err = benchTLSFiles(filepath.Join(dir, "tls")); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.c.create(3, params...); err != nil {
 		return nil, err
 	}
 	if err := s.c.openAll(ctx); err != nil {
@@ -167,7 +187,37 @@ func (s *hiqliteSystem) leaderMoved(ctx context.Context) (bool, error) {
 	return true, s.findLeader(ctx)
 }
 
+// benchTLSFiles writes a CA and a node certificate for 127.0.0.1 in dir
+// and returns the DSN parameters that use them.
+func benchTLSFiles(dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := devcert.NewCA("hiqlite bench CA", 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := ca.Issue("node", []string{"127.0.0.1"}, time.Now().Add(-time.Minute), time.Now().Add(24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	cert, key, caFile := filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key"), filepath.Join(dir, "ca.crt")
+	if err := leaf.Write(cert, key); err != nil {
+		return nil, err
+	}
+	if err := ca.WriteCA(caFile); err != nil {
+		return nil, err
+	}
+	return []string{"_tls_cert=" + dsnEscaper.Replace(cert), "_tls_key=" + dsnEscaper.Replace(key), "_tls_ca=" + dsnEscaper.Replace(caFile)}, nil
+}
+
 func (s *hiqliteSystem) ops(sc *scenario) op {
+	if sc.tls != s.isTLS {
+		if s.tls != nil {
+			return s.tls.ops(sc)
+		}
+		return nil
+	}
 	on := s.leader
 	if sc.follower {
 		on = s.follower
@@ -218,6 +268,9 @@ func (s *hiqliteSystem) fillCache(ctx context.Context) error {
 
 func (s *hiqliteSystem) close() error {
 	var errs []error
+	if s.tls != nil {
+		errs = append(errs, s.tls.close())
+	}
 	for _, n := range s.c.nodes {
 		if err := n.stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", n.name, err))

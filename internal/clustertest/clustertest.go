@@ -69,9 +69,21 @@ type Cluster struct {
 // every member, such as "_reap=1s".
 func New(t testing.TB, n int, params ...string) *Cluster {
 	t.Helper()
+	return NewWith(t, n, nil, params...)
+}
+
+// NewWith is New with prepare, if not nil, called on each member before
+// any starts: to give each its own DSN parameters (Member.Params), such as
+// its own TLS certificate files.
+func NewWith(t testing.TB, n int, prepare func(*Member), params ...string) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t, expect: n, params: params, used: map[string]bool{}}
 	for i := range n {
-		c.Members = append(c.Members, c.NewMember(fmt.Sprintf("node%d", i+1)))
+		m := c.NewMember(fmt.Sprintf("node%d", i+1))
+		if prepare != nil {
+			prepare(m)
+		}
+		c.Members = append(c.Members, m)
 	}
 	t.Cleanup(c.Close)
 	for i := range c.Members {
