@@ -86,6 +86,11 @@ func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
 	}
 	if sm.Fault() == nil {
 		if err := sm.commitBatch(); err != nil {
+			if sm.interrupted(err) {
+				// As in applyLog: the batch is applied again at the
+				// next start; its writes were not this node's to fail.
+				err = fmt.Errorf("%w: %w", ErrInterrupted, err)
+			}
 			sm.failBatch(err)
 		}
 	}
