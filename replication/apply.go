@@ -293,6 +293,7 @@ func (sm *StateMachine) run(index uint64, cmd *Command) (*Response, error) {
 	sm.nt.index = index
 	resp := &Response{Index: index}
 	applied, rolledBack := true, false
+	sm.guard.Migrations = cmd.Flags&FlagNotMigrate == 0
 	switch cmd.Kind {
 	case KindExec:
 		for _, st := range cmd.Stmts {

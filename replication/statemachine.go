@@ -121,7 +121,7 @@ func Open(path string) (*StateMachine, error) {
 	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{})}
 	// The state machine's own statements pass; execText enforces the guard
 	// for client SQL. MigrationsTable is Migrate's, not the state machine's:
-	// the database/sql face keeps it for Migrate (see MigrationsTable).
+	// each command says whether it may write it (FlagNotMigrate).
 	sm.guard = Guard{suspended: true, Migrations: true}
 	sm.stopping, sm.interrupt = context.WithCancel(context.Background())
 	w.SetInterrupt(sm.stopping)
@@ -538,6 +538,7 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	before := sm.w.TotalChanges()
 	var res Result
 	var err error
+	sm.guard.Migrations = p.flags&FlagNotMigrate == 0
 	if ctx.Done() != nil {
 		// Interrupted by ctx, or by Interrupt.
 		ictx, cancel := context.WithCancel(ctx)
