@@ -146,11 +146,19 @@ func (c *conn) origin() replication.Origin {
 	return replication.Origin{Node: c.node.c.ID(), Session: c.session, Seq: c.seq}
 }
 
-func (c *conn) flags() replication.Flags {
+// flags are the session settings of a write issued with ctx. Only
+// Migrate's writes may write _hiqlite_migrations on the writer too: the
+// read connection's guard cannot see every statement a write runs (a
+// cached text, a statement after one that does not prepare yet).
+func (c *conn) flags(ctx context.Context) replication.Flags {
+	var f replication.Flags
 	if c.fk {
-		return replication.FlagForeignKeys
+		f |= replication.FlagForeignKeys
 	}
-	return 0
+	if !forMigrate(ctx) {
+		f |= replication.FlagNotMigrate
+	}
+	return f
 }
 
 // prepared is a statement text prepared (and classified) on the read
@@ -537,7 +545,7 @@ func (c *conn) write(ctx context.Context, st replication.Statement) (replication
 	if c.tx != nil {
 		return c.tx.write(ctx, st)
 	}
-	resp, err := c.node.c.Exec(ctx, c.cfg.Busy, c.origin(), c.flags(), []replication.Statement{st})
+	resp, err := c.node.c.Exec(ctx, c.cfg.Busy, c.origin(), c.flags(ctx), []replication.Statement{st})
 	if err != nil {
 		return replication.Result{}, err
 	}

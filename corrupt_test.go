@@ -288,3 +288,38 @@ func TestCorruptOnlyCopyKept(t *testing.T) {
 		t.Fatalf("the only copy was moved: %v", err)
 	}
 }
+
+// TestCorruptRunningLeader: corruption found by a read on the leader
+// stops that node, and the cluster elects another leader and goes on
+// taking writes, from the followers too; a stopped leader that kept
+// leading would fail every write of the cluster until it restarted.
+func TestCorruptRunningLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster")
+	}
+	w := newCorruptWorkload(t)
+	l := w.c.Leader()
+	w.c.EnsureSame()
+	m := w.c.Members[l]
+	path := filepath.Join(m.Node.DataDir(), "hiqlite.db")
+	damage.Checkpoint(t, path)
+	damage.TableData(t, path, "t")
+	m.DB.SetMaxIdleConns(0) // a new read connection: its page cache never held the page
+	var n, sum int64
+	if err := m.DB.QueryRow(`SELECT count(*), sum(length(v)) FROM t`).Scan(&n, &sum); !errors.Is(err, sqlite3.CORRUPT) {
+		t.Fatalf("read of the damaged table: %v, want SQLITE_CORRUPT", err)
+	}
+	if err := m.Node.Fault(); !errors.Is(err, sqlite3.CORRUPT) {
+		t.Fatalf("Fault() = %v, want the corruption", err)
+	}
+	f := (l + 1) % len(w.c.Members)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := w.c.Members[f].DB.ExecContext(ctx, `INSERT INTO t(v) VALUES (hex(randomblob(512)))`); err != nil {
+		t.Fatalf("write through a follower after the leader stopped: %v", err)
+	}
+	w.c.WaitFor("another leader", 15*time.Second, func() bool {
+		id, _ := w.c.Members[f].Node.Leader()
+		return id != "" && id != m.ID
+	})
+}

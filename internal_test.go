@@ -209,3 +209,43 @@ func drainQuery(db *sql.DB, q string) error {
 	}
 	return err
 }
+
+// Only Migrate writes _hiqlite_migrations, also where the read
+// connection's guard cannot see the statement that would: after a
+// statement that does not prepare before the text's earlier ones ran, and
+// in a trigger that fires from a text the connection cached before the
+// trigger existed. The writer refuses both, as the write's error.
+func TestMigrationsTableOnlyForMigrate(t *testing.T) {
+	db, _ := open(t)
+	ctx := context.Background()
+	if err := hiqlite.Migrate(ctx, db, fstest.MapFS{"001_init.sql": {Data: []byte(`CREATE TABLE t(v);`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE x(a); INSERT INTO x VALUES (1); DELETE FROM _hiqlite_migrations`); !isInternalRefusal(err) {
+		t.Errorf("a text whose last statement empties _hiqlite_migrations: %v, want the refusal", err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	insert := `INSERT INTO t(v) VALUES (?)`
+	if _, err := conn.ExecContext(ctx, insert, 1); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, `CREATE TRIGGER w AFTER INSERT ON t BEGIN INSERT INTO _hiqlite_migrations VALUES (99, 'x', 'x', 'x'); END`)
+	if _, err := conn.ExecContext(ctx, insert, 2); !isInternalRefusal(err) {
+		t.Errorf("a cached text whose new trigger writes _hiqlite_migrations: %v, want the refusal", err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM _hiqlite_migrations`); n != 1 {
+		t.Errorf("%d migrations recorded, want 1", n)
+	}
+	// Migrate itself goes on recording.
+	mustExec(t, db, `DROP TRIGGER w`)
+	if err := hiqlite.Migrate(ctx, db, fstest.MapFS{"001_init.sql": {Data: []byte(`CREATE TABLE t(v);`)}, "002_more.sql": {Data: []byte(`CREATE TABLE more(x);`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM _hiqlite_migrations`); n != 2 {
+		t.Errorf("%d migrations recorded after Migrate, want 2", n)
+	}
+}

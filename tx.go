@@ -77,7 +77,7 @@ func (t *tx) promote(ctx context.Context) error {
 		return fmt.Errorf("hiqlite: write in a read-only transaction: %w", sqlite3.READONLY)
 	}
 	c := t.c
-	w, err := c.node.c.BeginTx(ctx, c.cfg.Busy, c.cfg.TxIdle, c.origin(), c.flags(), cluster.SnapshotCheck{Index: t.snap, Valid: t.reading})
+	w, err := c.node.c.BeginTx(ctx, c.cfg.Busy, c.cfg.TxIdle, c.origin(), c.flags(ctx), cluster.SnapshotCheck{Index: t.snap, Valid: t.reading})
 	if err != nil {
 		return err
 	}

@@ -159,12 +159,29 @@ func (s *rpcServer) handle(c net.Conn) {
 			if s.ctx.Err() != nil && errors.Is(err, s.ctx.Err()) {
 				err = ErrClosed // this node is closing, not the caller's context
 			}
+			if errors.Is(err, replication.ErrStopped) && startsWork(req) {
+				// This node stopped before taking the request (apply's
+				// faults come as ErrLeadershipLost): it leads no more
+				// than a dead one, and shuts raft down (stopOnFault).
+				// The caller tries the leader the others elect.
+				err = fmt.Errorf("%w: this node stopped: %v", ErrNotLeader, err)
+			}
 			resp = &wire.ErrorResponse{Err: s.n.notLeaderHint(err)}
 		}
 		if wire.WriteMessage(w, resp) != nil || w.Flush() != nil {
 			return
 		}
 	}
+}
+
+// startsWork: req asks the leader for something new (not a step of a
+// transaction it holds), which another leader can serve as well.
+func startsWork(req wire.Message) bool {
+	switch req.(type) {
+	case *wire.ExecRequest, *wire.TxBeginRequest, *wire.OutcomeRequest, *wire.ReadIndexRequest:
+		return true
+	}
+	return false
 }
 
 // watchSession returns a context that ends, besides with parent, when the

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -210,12 +211,36 @@ func (n *Node) persistFailed(err error) {
 
 // stopOnFault waits for a fault reported by persistFailed, then shuts both
 // Raft groups down: every later call of the node returns the fault, and the
-// process goes on. Close joins it.
+// process goes on. Any other fault that stops the state machine
+// (corruption found by a read or an apply, an I/O error in apply) does the
+// same once the node leads, at once for a leader: a stopped leader fails
+// every write of the cluster, and its heartbeats keep the others from
+// electing a leader that can apply them. Close joins it.
 func (n *Node) stopOnFault() {
 	select {
 	case <-n.stopCh:
 		return
 	case <-n.faulted:
+	case <-n.sm.Stopped():
+		switch {
+		case n.closed.Load():
+			return // Close's Interrupt; Close shuts raft down itself
+		case n.persistErr.Load() != nil:
+			// persistFailed stopped it and is about to close faulted:
+			// shut down from there, as for any persist fault.
+			select {
+			case <-n.stopCh:
+				return
+			case <-n.faulted:
+			}
+		default:
+			// A follower goes on storing and acknowledging entries,
+			// which the others' quorum may need; it stops once it leads.
+			if !n.waitLeading() {
+				return
+			}
+			n.cfg.Logger.Error("the state machine stopped; Raft shuts down on this node so that the others elect a leader that applies writes", "error", n.sm.Fault())
+		}
 	}
 	n.setReady(false)
 	if err := n.raft.Shutdown().Error(); err != nil {
@@ -224,6 +249,21 @@ func (n *Node) stopOnFault() {
 	if err := n.cache.close(); err != nil {
 		n.cfg.Logger.Warn("close the cache group after a fault", "error", err)
 	}
+}
+
+// waitLeading waits until this node leads and reports true, or false once
+// the node closes.
+func (n *Node) waitLeading() bool {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !n.IsLeader() {
+		select {
+		case <-n.stopCh:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // bootstrapLive bootstraps the running main group with conf. raft answers

@@ -197,6 +197,13 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 		// other nodes apply it.
 		return nil, fmt.Errorf("%w: %w", ErrLeadershipLost, ErrClosed)
 	}
+	if errors.Is(resp.Err, replication.ErrStopped) {
+		// This node stopped, but raft hands the state machine committed
+		// entries only: the other nodes apply this one. Its outcome is
+		// theirs to tell, so it must not read as settled (ErrStopped is,
+		// for commitSettled), nor as failed.
+		return nil, fmt.Errorf("%w: the entry is committed, but this node stopped before applying it: %v", ErrLeadershipLost, resp.Err)
+	}
 	if resp.Err != nil {
 		return nil, resp.Err
 	}

@@ -86,6 +86,11 @@ func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
 	}
 	if sm.Fault() == nil {
 		if err := sm.commitBatch(); err != nil {
+			if sm.interrupted(err) {
+				// As in applyLog: the batch is applied again at the
+				// next start; its writes were not this node's to fail.
+				err = fmt.Errorf("%w: %w", ErrInterrupted, err)
+			}
 			sm.failBatch(err)
 		}
 	}
@@ -288,6 +293,7 @@ func (sm *StateMachine) run(index uint64, cmd *Command) (*Response, error) {
 	sm.nt.index = index
 	resp := &Response{Index: index}
 	applied, rolledBack := true, false
+	sm.guard.Migrations = cmd.Flags&FlagNotMigrate == 0
 	switch cmd.Kind {
 	case KindExec:
 		for _, st := range cmd.Stmts {

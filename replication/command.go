@@ -54,6 +54,12 @@ type Flags uint32
 const (
 	// FlagForeignKeys runs the command with PRAGMA foreign_keys=ON.
 	FlagForeignKeys Flags = 1 << iota
+	// FlagNotMigrate: the command is not one of the root package's
+	// Migrate, so its statements may not write MigrationsTable either
+	// (internal.go). Commands of earlier versions lack it and keep the
+	// rule they were applied under (any command could write that table),
+	// so an old log replays alike.
+	FlagNotMigrate
 )
 
 // Origin names the session that sent a write: (Node, Session, Seq) is unique

@@ -1,6 +1,10 @@
 package replication
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/ncruces/go-sqlite3"
+)
 
 // CheckSessionMirror compares the state machine's mirror of
 // _hiqlite_sessions with the table (call it between ApplyBatch calls). A
@@ -40,4 +44,20 @@ func (sm *StateMachine) ExecUnguarded(sql string) error {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	return sm.w.Exec(sql)
+}
+
+// InterruptAtCommit makes the writer call Interrupt from inside the
+// UPDATE of _hiqlite_state that records a batch's indexes, the last
+// statement before the batch's COMMIT: Close arriving after a batch's
+// commands ran and before it committed.
+func (sm *StateMachine) InterruptAtCommit() error {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if err := sm.w.CreateFunction("test_interrupt", 0, sqlite3.INNOCUOUS, func(ctx sqlite3.Context, _ ...sqlite3.Value) {
+		sm.Interrupt()
+		ctx.ResultNull()
+	}); err != nil {
+		return err
+	}
+	return sm.w.Exec(`CREATE TRIGGER test_interrupt AFTER UPDATE ON _hiqlite_state BEGIN SELECT test_interrupt(); END`)
 }

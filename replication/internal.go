@@ -26,9 +26,10 @@ import (
 const InternalPrefix = "_hiqlite"
 
 // MigrationsTable is where the root package's Migrate records what it
-// applied. The state machine does not depend on it, so the writer lets any
-// command write it; the database/sql face refuses it to everything but
-// Migrate.
+// applied. The state machine does not depend on it: the writer refuses it
+// to commands with FlagNotMigrate (every write of the database/sql face
+// but Migrate's), and lets commands without the flag, Migrate's and those
+// of earlier versions, write it.
 const MigrationsTable = "_hiqlite_migrations"
 
 // InternalObjectError is a statement refused because it would change an

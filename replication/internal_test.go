@@ -193,3 +193,34 @@ func TestGuardLetsStateMachineStatementsThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// _hiqlite_migrations is Migrate's: a command with FlagNotMigrate (every
+// write of the driver but Migrate's) that would write it fails as its SQL
+// error and stops nothing; a command without the flag (Migrate's, or one
+// an older version logged) writes it, as it did when it was logged.
+func TestMigrationsTableByFlag(t *testing.T) {
+	a := newApplier(t)
+	exec := func(flags replication.Flags, sql string) *replication.Response {
+		return a.apply(&replication.Command{Kind: replication.KindExec, Time: 1e18, Flags: flags, Stmts: []replication.Statement{{SQL: sql}}})
+	}
+	a.must(exec(0, `CREATE TABLE _hiqlite_migrations(version INTEGER PRIMARY KEY, name TEXT)`))
+	a.must(exec(0, `INSERT INTO _hiqlite_migrations VALUES (1, 'old')`))
+	for _, q := range []string{
+		`INSERT INTO _hiqlite_migrations VALUES (2, 'client')`,
+		`DELETE FROM _hiqlite_migrations`,
+		`CREATE TABLE x(a); INSERT INTO x VALUES (1); UPDATE _hiqlite_migrations SET name = ''`,
+	} {
+		r := a.must(exec(replication.FlagNotMigrate, q))
+		var internal *replication.InternalObjectError
+		if err := r.Results[len(r.Results)-1].Err; !errors.As(err, &internal) {
+			t.Errorf("%q with FlagNotMigrate: %v, want the refusal", q, err)
+		}
+	}
+	if err := a.sm.Fault(); err != nil {
+		t.Fatalf("stopped: %v", err)
+	}
+	r := a.must(exec(0, `SELECT count(*), min(name) FROM _hiqlite_migrations`))
+	if row := r.Results[0].Rows[0]; row[0] != int64(1) || row[1] != "old" {
+		t.Fatalf("_hiqlite_migrations holds %v, want the one row written without the flag", row)
+	}
+}

@@ -93,3 +93,26 @@ func TestInterrupt(t *testing.T) {
 		t.Fatalf("%d rows after the entry was applied again, want 20001", n)
 	}
 }
+
+// An Interrupt that lands after a batch's commands ran, at its COMMIT, is
+// an interruption too, not a fault nor the command's error: the response
+// says ErrInterrupted (the cluster then reports the write as in flight at
+// Close, not as failed), the applied index stays, and the entry applies
+// again after reopening.
+func TestInterruptAtBatchCommit(t *testing.T) {
+	a := newApplier(t)
+	applied := a.sm.AppliedIndex()
+	if err := a.sm.InterruptAtCommit(); err != nil {
+		t.Fatal(err)
+	}
+	r := a.exec(replication.Origin{Node: "n1", Session: 3, Seq: 1}, `INSERT INTO t(v) VALUES ('x')`)
+	if !errors.Is(r.Err, replication.ErrInterrupted) {
+		t.Fatalf("apply interrupted at its commit: %v, want ErrInterrupted", r.Err)
+	}
+	if !errors.Is(a.sm.Fault(), replication.ErrInterrupted) {
+		t.Fatalf("fault %v, want ErrInterrupted", a.sm.Fault())
+	}
+	if got := a.sm.AppliedIndex(); got != applied {
+		t.Fatalf("applied index %d after an interrupted commit, want %d", got, applied)
+	}
+}

@@ -94,6 +94,8 @@ type StateMachine struct {
 	logLimit   uint64        // logBytes that make logFull fire; 0 = never
 	logFull    chan struct{} // buffered 1; see SetLogLimit
 	fault      atomic.Pointer[error]
+	stopped    chan struct{} // closed with the first fault; see Stopped
+	stopOnce   sync.Once
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced whenever seen moves
@@ -118,10 +120,10 @@ func Open(path string) (*StateMachine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: open state database %s: %w", path, err)
 	}
-	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{})}
+	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{}), stopped: make(chan struct{})}
 	// The state machine's own statements pass; execText enforces the guard
 	// for client SQL. MigrationsTable is Migrate's, not the state machine's:
-	// the database/sql face keeps it for Migrate (see MigrationsTable).
+	// each command says whether it may write it (FlagNotMigrate).
 	sm.guard = Guard{suspended: true, Migrations: true}
 	sm.stopping, sm.interrupt = context.WithCancel(context.Background())
 	w.SetInterrupt(sm.stopping)
@@ -295,9 +297,13 @@ func (sm *StateMachine) stop(err error) error {
 	}
 	err = fmt.Errorf("%w: %w", ErrStopped, err)
 	sm.fault.CompareAndSwap(nil, &err)
+	sm.stopOnce.Do(func() { close(sm.stopped) })
 	sm.broadcast()
 	return err
 }
+
+// Stopped is closed once the state machine stops (Fault is then set).
+func (sm *StateMachine) Stopped() <-chan struct{} { return sm.stopped }
 
 // Response is what Apply returns for a command: the result of each SQL
 // statement that ran, or Err when the command as a whole failed.
@@ -538,6 +544,7 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	before := sm.w.TotalChanges()
 	var res Result
 	var err error
+	sm.guard.Migrations = p.flags&FlagNotMigrate == 0
 	if ctx.Done() != nil {
 		// Interrupted by ctx, or by Interrupt.
 		ictx, cancel := context.WithCancel(ctx)
