@@ -37,8 +37,15 @@ func (e *CorruptError) Unwrap() error { return sqlite3.CORRUPT }
 // IsCorrupt reports whether err says a database file is damaged:
 // SQLITE_CORRUPT (any extended code), SQLITE_NOTADB (a damaged header), or
 // a failed quick_check.
+//
+// SQLITE_CORRUPT_VTAB is not: a virtual table (FTS5, R*Tree) reports it for
+// its own inconsistent content, which SQL can produce (alike on every
+// node), not for a damaged file, so it stays that statement's error.
 func IsCorrupt(err error) bool {
-	return err != nil && (errors.Is(err, sqlite3.CORRUPT) || errors.Is(err, sqlite3.NOTADB))
+	if err == nil || errors.Is(err, sqlite3.CORRUPT_VTAB) {
+		return false
+	}
+	return errors.Is(err, sqlite3.CORRUPT) || errors.Is(err, sqlite3.NOTADB)
 }
 
 // quickCheck runs PRAGMA quick_check on conn: every page of every b-tree

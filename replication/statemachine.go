@@ -141,6 +141,13 @@ func (sm *StateMachine) init() error {
 	if err := sm.w.Exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;`); err != nil {
 		return fmt.Errorf("hiqlite: configure state database: %w", err)
 	}
+	// Defensive mode: no statement may corrupt the database on purpose
+	// (writable_schema, writes to virtual tables' shadow tables such as
+	// FTS5's, sqlite_dbpage). Such a statement is that command's error on
+	// every node; corruption it could cause would stop every node.
+	if _, err := sm.w.Config(sqlite3.DBCONFIG_DEFENSIVE, true); err != nil {
+		return fmt.Errorf("hiqlite: configure state database: %w", err)
+	}
 	// A damaged database is found before anything is applied to it: the
 	// caller moves it aside and rebuilds it (see IsCorrupt).
 	if err := quickCheck(sm.w, sm.path); err != nil {
