@@ -156,10 +156,18 @@ func startProcCluster(t *testing.T, bin, extra string) *procCluster {
 			return code == http.StatusOK
 		})
 	}
-	db := openClient(t, filepath.Join(tmp, "client")+"?_node=client&_voter=false&"+params(freeAddr(t), freeAddr(t)))
-	pc.db = db
+	pc.db = openClient(t, filepath.Join(tmp, "client")+"?_node=client&_voter=false&"+params(freeAddr(t), freeAddr(t)))
+	pc.startWriters(4)
+	pc.logf(t, "cluster ready, writers running")
+	return pc
+}
+
+// startWriters starts n writers that insert rows into table acked through
+// pc.db until stopWriters, recording the acknowledged ones.
+func (pc *procCluster) startWriters(n int) {
+	db := pc.db
 	var nextID atomic.Int64
-	for w := range 4 {
+	for w := range n {
 		pc.wg.Go(func() {
 			for i := 0; i < 100_000; i++ {
 				select {
@@ -186,8 +194,6 @@ func startProcCluster(t *testing.T, bin, extra string) *procCluster {
 			}
 		})
 	}
-	pc.logf(t, "cluster ready, writers running")
-	return pc
 }
 
 // snapshot asks p for a snapshot over HTTP.

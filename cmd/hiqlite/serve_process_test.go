@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -281,9 +283,9 @@ func sameAppliedIndex(t *testing.T, procs []*serveProc) uint64 {
 	t.Helper()
 	var applied uint64
 	clustertest.WaitFor(t, "every node to report the same applied index", procWait, func() bool {
-		applied = getStatus(t, "http://"+procs[0].http).AppliedIndex
+		applied = procs[0].status(t).AppliedIndex
 		for _, p := range procs[1:] {
-			if getStatus(t, "http://"+p.http).AppliedIndex != applied {
+			if p.status(t).AppliedIndex != applied {
 				return false
 			}
 		}
@@ -365,7 +367,7 @@ func procLeader(t *testing.T, procs []*serveProc) int {
 			if !p.running() {
 				continue
 			}
-			st := getStatus(t, "http://"+p.http)
+			st := p.status(t)
 			if st.LeaderID == "" || id != "" && st.LeaderID != id {
 				return false
 			}
@@ -407,6 +409,11 @@ type serveProc struct {
 	// wrap, when set, runs the binary through it: wrap[0] is the command,
 	// then wrap[1:], the binary and args (as "sh -c SCRIPT" takes $0 $@).
 	wrap []string
+	// https, when set, is the client that reaches the HTTP API over
+	// HTTPS (serve's --http-tls-cert), sending token, when set, as the
+	// bearer token; else the API is plain HTTP without a token.
+	https *http.Client
+	token string
 
 	cmd  *exec.Cmd
 	out  *syncBuffer   // stdout and stderr of every run
@@ -476,3 +483,46 @@ func (p *serveProc) kill(t *testing.T) {
 }
 
 func (p *serveProc) output() string { return p.out.String() }
+
+// get returns the status code, content type and body of GET path on the
+// HTTP API of the current run.
+func (p *serveProc) get(t *testing.T, path string) (code int, ctype, body string) {
+	t.Helper()
+	if p.https == nil {
+		return httpGet(t, "http://"+p.http+path)
+	}
+	req, err := http.NewRequest(http.MethodGet, "https://"+p.http+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	resp, err := p.https.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+}
+
+// status decodes GET /status of the current run.
+func (p *serveProc) status(t *testing.T) nodeStatus {
+	t.Helper()
+	if p.https == nil {
+		return getStatus(t, "http://"+p.http)
+	}
+	code, ctype, body := p.get(t, "/status")
+	if code != http.StatusOK || ctype != "application/json" {
+		t.Fatalf("GET /status of %s: %d %q %s", p.name, code, ctype, body)
+	}
+	var s nodeStatus
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		t.Fatalf("GET /status of %s: %v in %s", p.name, err, body)
+	}
+	return s
+}

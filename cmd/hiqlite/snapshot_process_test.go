@@ -135,7 +135,7 @@ func (pc *procCluster) mustExec(t *testing.T, query string, args ...any) {
 func (pc *procCluster) waitReady(t *testing.T, p *serveProc) {
 	t.Helper()
 	clustertest.WaitFor(t, p.name+" to be ready", procWait, func() bool {
-		code, _, _ := httpGet(t, "http://"+p.http+"/readyz?timeout=1s")
+		code, _, _ := p.get(t, "/readyz?timeout=1s")
 		return code == http.StatusOK
 	})
 }
