@@ -467,3 +467,56 @@ func TestStatusURL(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusWaitsForListener: status --http started before serve listens
+// keeps trying a refused connection until the node answers, within
+// --wait; one that never answers fails once --wait is over, saying so.
+// Not parallel: it sets the statusRefused hook.
+func TestStatusWaitsForListener(t *testing.T) {
+	addr := testaddr.Loopback(t)
+	refused := make(chan struct{}, 1)
+	statusRefused = func() {
+		select {
+		case refused <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { statusRefused = nil })
+
+	done := make(chan int, 1)
+	var out, errOut bytes.Buffer
+	go func() {
+		done <- run(testContext(t), []string{"status", "--http", addr, "--wait", "30s"}, nil, &out, &errOut)
+	}()
+	select {
+	case <-refused: // the first try found no listener
+	case code := <-done:
+		t.Fatalf("status returned %d before any listener existed: %s", code, errOut.String())
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"id":"n1","leader_id":"n1","is_leader":true,"applied_index":7,"members":[{"id":"n1","address":"127.0.0.1:1","voter":true,"is_leader":true}]}`)
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	if code := <-done; code != exitOK {
+		t.Fatalf("status --http %s: exit %d: %s", addr, code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "applied index: 7") {
+		t.Errorf("status output lacks the node's status:\n%s", out.String())
+	}
+
+	never := testaddr.Loopback(t)
+	errOut.Reset()
+	if code := run(testContext(t), []string{"status", "--http", never, "--wait", "300ms"}, nil, &out, &errOut); code != exitFail {
+		t.Errorf("status --http %s (nothing listening): exit %d, want %d", never, code, exitFail)
+	}
+	if !strings.Contains(errOut.String(), "still refused after --wait 300ms") {
+		t.Errorf("stderr %q does not say the connection was still refused after --wait", errOut.String())
+	}
+}

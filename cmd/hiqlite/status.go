@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hiqlite/hiqlite"
@@ -142,17 +143,40 @@ func statusURL(addr string) (string, error) {
 	return u.String(), nil
 }
 
+// statusRefused, when set (by tests), is called each time remoteStatus
+// finds the connection refused, before it tries again.
+var statusRefused func()
+
 // remoteStatus prints the status that GET statusURL returns.
 func remoteStatus(ctx context.Context, client *httpClient, statusURL string, wait time.Duration, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, statusURL, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.do(req)
-	if err != nil {
-		return err // names the method and the URL
+	// A serve that was just started may not listen yet: a refused
+	// connection is tried again until the wait is over, so a script can
+	// start a node and ask for its status at once.
+	var resp *http.Response
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, statusURL, nil)
+		if err != nil {
+			return err
+		}
+		resp, err = client.do(req)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return err // names the method and the URL
+		}
+		if statusRefused != nil {
+			statusRefused()
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (still refused after --wait %v)", err, wait)
+		case <-t.C:
+		}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -30,7 +30,7 @@ import (
 // A non-voting client node in this process, with a certificate of the
 // same CA, writes rows (serve has no SQL endpoint: a node forwards writes
 // to the leader over the node port, so every write crosses mutual TLS).
-// Once /readyz answers 200, as the README waits, the test runs its
+// Once /readyz answers 200 (the readiness it checks), the test runs its
 // "hiqlite status --http https://..." and checks that it lists the three
 // members and a leader, and that status without --http-ca fails and says
 // to pass it. A plain TCP client that sends a stream byte to a node port
