@@ -73,14 +73,7 @@ type Config struct {
 	Consistency Consistency   // _consistency: local | linearizable
 	Voter       bool          // _voter: default true; false = non-voting read replica
 	ForeignKeys bool          // _foreign_keys: every connection starts with PRAGMA foreign_keys on; default false, as in SQLite
-	// TxLock (_txlock) is what a plain BEGIN and database/sql's BeginTx
-	// take, as in the ncruces and mattn drivers: "deferred" (the default)
-	// takes nothing until the first read or write; "immediate" and
-	// "exclusive" (the same here) take the leader's write slot at BEGIN,
-	// from any node, so the transaction's reads see the latest data and
-	// its writes never fail with SQLITE_BUSY_SNAPSHOT. A read-only
-	// transaction and an explicit BEGIN DEFERRED stay deferred.
-	TxLock string
+	TxLock      string        // _txlock: what a plain BEGIN and BeginTx take, "deferred" (default), "immediate" or "exclusive" (the write slot at BEGIN)
 	Timeout     time.Duration // _timeout write/forward timeout, default 10s
 	TxIdle      time.Duration // _txidle idle timeout of an open write transaction, default 5s
 	Busy        time.Duration // _busy how long a writer waits for the write slot, default 5s
