@@ -166,6 +166,13 @@
 // ([ErrTxIdle]). SAVEPOINT, RELEASE and ROLLBACK TO work inside a
 // transaction.
 //
+// [RetryTx] runs a function in a transaction and runs it again, after a
+// jittered backoff and until its context ends, when the attempt failed with
+// an error that proves nothing committed and that another attempt may
+// succeed: SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, leader loss before COMMIT,
+// or a COMMIT settled as [ErrNotApplied]. Any other error the function
+// returns, [ErrOutcomeUnknown] and [ErrNotVisible] are returned at once.
+//
 // sql.TxOptions map to this as follows. ReadOnly gives a deferred read
 // transaction on the local connection whatever _txlock says; it never takes
 // the write slot, and a write in it fails with SQLITE_READONLY. Isolation

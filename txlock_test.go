@@ -11,6 +11,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite"
 	"github.com/hiqlite/hiqlite/internal/clustertest"
 )
 
@@ -83,14 +84,20 @@ func TestTxLock(t *testing.T) {
 // workload fails with SQLITE_BUSY_SNAPSHOT: there every toggle waits after
 // its read until all have read, so all of them read the same value and at
 // most one can write (with immediate that wait could never end, since the
-// first toggle holds the write slot from BEGIN).
+// first toggle holds the write slot from BEGIN). With "retry", deferred
+// transactions run through RetryTx, which retries those failures until
+// every toggle has succeeded.
 func TestClusterTxLockToggles(t *testing.T) {
 	t.Parallel()
 	const toggles = 40
-	for _, mode := range []string{"immediate", "deferred"} {
+	for _, mode := range []string{"immediate", "deferred", "retry"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			c := clustertest.New(t, 3, "_txlock="+mode, "_busy=1m")
+			txlock := mode
+			if mode == "retry" {
+				txlock = "deferred"
+			}
+			c := clustertest.New(t, 3, "_txlock="+txlock, "_busy=1m")
 			mustExec(t, c.Members[c.Leader()].DB, `CREATE TABLE todo(id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO todo VALUES (1, 0)`)
 			c.EnsureSame()
 
@@ -106,6 +113,14 @@ func TestClusterTxLockToggles(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					db := c.Members[k%len(c.Members)].DB
+					if mode == "retry" {
+						ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+						defer cancel()
+						errs[k] = hiqlite.RetryTx(ctx, db, nil, func(tx *sql.Tx) error {
+							return toggleTx(tx, func() error { return nil })
+						})
+						return
+					}
 					errs[k] = toggle(db, func() error {
 						if mode != "deferred" {
 							return nil
@@ -133,14 +148,14 @@ func TestClusterTxLockToggles(t *testing.T) {
 					t.Errorf("toggle %d: %v", k, err)
 				}
 			}
-			t.Logf("_txlock=%s: %d toggles succeeded, %d failed with BUSY_SNAPSHOT", mode, ok, snapshots)
+			t.Logf("%s: %d toggles succeeded, %d failed with BUSY_SNAPSHOT", mode, ok, snapshots)
 			c.EnsureSame()
 			n := count(t, c.Members[c.Leader()].DB, `SELECT n FROM todo WHERE id = 1`)
 			if n != int64(ok) {
 				t.Errorf("counter = %d, but %d toggles succeeded", n, ok)
 			}
 			switch mode {
-			case "immediate":
+			case "immediate", "retry":
 				if ok != toggles {
 					t.Errorf("%d of %d immediate toggles succeeded", ok, toggles)
 				}
@@ -161,6 +176,14 @@ func toggle(db *sql.DB, afterRead func() error) error {
 		return err
 	}
 	defer tx.Rollback()
+	if err := toggleTx(tx, afterRead); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// toggleTx runs toggle's statements in tx.
+func toggleTx(tx *sql.Tx, afterRead func() error) error {
 	var n int64
 	if err := tx.QueryRow(`SELECT n FROM todo WHERE id = 1`).Scan(&n); err != nil {
 		return err
@@ -171,5 +194,5 @@ func toggle(db *sql.DB, afterRead func() error) error {
 	if _, err := tx.Exec(`UPDATE todo SET n = ? WHERE id = 1`, n+1); err != nil {
 		return fmt.Errorf("update: %w", err)
 	}
-	return tx.Commit()
+	return nil
 }
