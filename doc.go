@@ -197,8 +197,10 @@
 // so it is applied entirely or not at all. Every node may call Migrate at
 // start-up at the same time: under the write slot each migration's record
 // is read again, so none is applied twice. An applied file whose SHA-256
-// has changed since is refused ([ErrMigrationChanged]); a file name that is
-// not NNN_name.sql is refused too, naming the file. Only Migrate may write
+// has changed since is refused ([ErrMigrationChanged]); a .sql file name
+// that is not NNN_name.sql is refused too, naming the file, and so is a file
+// system with no migration file in its root (an embed.FS passed without
+// fs.Sub), naming the directories found there. Only Migrate may write
 // _hiqlite_migrations; any other statement that would is refused.
 //
 // # Determinism
