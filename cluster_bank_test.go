@@ -253,32 +253,38 @@ func transfer(db *sql.DB, op transferOp) (atCommit bool, err error) {
 		return false, err
 	}
 	defer tx.Rollback() // after Commit: sql.ErrTxDone, ignored
+	if err := transferTx(tx, op); err != nil {
+		return false, err
+	}
+	return true, tx.Commit()
+}
+
+// transferTx runs transfer's statements in tx.
+func transferTx(tx *sql.Tx, op transferOp) error {
 	bal := map[int64]int64{}
 	rows, err := tx.Query(`SELECT id, balance FROM accounts WHERE id IN (?, ?)`, op.src, op.dst)
 	if err != nil {
-		return false, err
+		return err
 	}
 	for rows.Next() {
 		var id, b int64
 		if err := rows.Scan(&id, &b); err != nil {
 			rows.Close()
-			return false, err
+			return err
 		}
 		bal[id] = b
 	}
 	if err := rows.Err(); err != nil {
-		return false, err
+		return err
 	}
 	if len(bal) != 2 {
-		return false, fmt.Errorf("read %d of accounts %d and %d", len(bal), op.src, op.dst)
+		return fmt.Errorf("read %d of accounts %d and %d", len(bal), op.src, op.dst)
 	}
 	for _, w := range []struct{ id, balance int64 }{{op.src, bal[op.src] - op.amt}, {op.dst, bal[op.dst] + op.amt}} {
 		if _, err := tx.Exec(`UPDATE accounts SET balance = ? WHERE id = ?`, w.balance, w.id); err != nil {
-			return false, err
+			return err
 		}
 	}
-	if _, err := tx.Exec(`INSERT INTO transfers VALUES (?, ?, ?, ?)`, op.id, op.src, op.dst, op.amt); err != nil {
-		return false, err
-	}
-	return true, tx.Commit()
+	_, err = tx.Exec(`INSERT INTO transfers VALUES (?, ?, ?, ?)`, op.id, op.src, op.dst, op.amt)
+	return err
 }

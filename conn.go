@@ -563,14 +563,11 @@ func (c *conn) control(ctx context.Context, cls replication.Class, query string)
 		if c.tx != nil {
 			return fmt.Errorf("hiqlite: cannot start a transaction within a transaction: %w", sqlite3.ERROR)
 		}
-		t := c.newTx(false)
-		if cls.BeginMode != "deferred" && cls.BeginMode != "" {
-			if err := t.promote(ctx); err != nil {
-				c.tx = nil
-				return err
-			}
+		mode := cls.BeginMode
+		if mode == "" { // a plain BEGIN takes what _txlock says
+			mode = c.cfg.TxLock
 		}
-		return nil
+		return c.begin(ctx, false, mode)
 	case replication.Commit, replication.Rollback:
 		if c.tx == nil {
 			return fmt.Errorf("hiqlite: cannot %s - no transaction is active: %w", cls.Kind, sqlite3.ERROR)
@@ -597,7 +594,26 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if c.tx != nil {
 		return nil, fmt.Errorf("hiqlite: cannot start a transaction within a transaction: %w", sqlite3.ERROR)
 	}
-	return c.newTx(opts.ReadOnly), nil
+	if err := c.begin(ctx, opts.ReadOnly, c.cfg.TxLock); err != nil {
+		return nil, err
+	}
+	return c.tx, nil
+}
+
+// begin opens the connection's transaction. A read-only one is always
+// deferred: it only ever reads locally. An immediate or exclusive one takes
+// the leader's write slot now, with no snapshot to check, so it cannot fail
+// with SQLITE_BUSY_SNAPSHOT later.
+func (c *conn) begin(ctx context.Context, readOnly bool, mode string) error {
+	t := c.newTx(readOnly)
+	if readOnly || mode == "deferred" {
+		return nil
+	}
+	if err := t.promote(ctx); err != nil {
+		c.tx = nil
+		return err
+	}
+	return nil
 }
 
 // result is a statement's driver.Result: a write's, or zero for anything

@@ -74,6 +74,8 @@
 //	_consistency   default read consistency: local or linearizable      local
 //	_voter         false makes a non-voting read replica                true
 //	_foreign_keys  true: every connection starts with foreign keys on   false
+//	_txlock        what BEGIN and BeginTx take: deferred, immediate,    deferred
+//	               or exclusive (immediate: the write slot at BEGIN)
 //	_timeout       write / forward timeout, with the wait for a leader  10s
 //	_txidle        idle timeout of an open write transaction            5s
 //	_busy          how long a writer waits for the write slot           5s
@@ -133,8 +135,9 @@
 // # Transactions
 //
 // BeginTx with ReadOnly gives a read transaction on the local connection. A
-// plain BeginTx (or the statement BEGIN on a *sql.Conn) is deferred, as in
-// SQLite:
+// plain BeginTx (or the statement BEGIN on a *sql.Conn) takes what _txlock
+// says, as in the ncruces and mattn drivers; by default it is deferred, as
+// in SQLite:
 //
 //   - its first read opens a read transaction on the local connection, which
 //     fixes its snapshot;
@@ -150,11 +153,33 @@
 //     command, which every node replays to the same result; Rollback leaves
 //     no trace anywhere.
 //
-// BEGIN IMMEDIATE and BEGIN EXCLUSIVE take the write slot at once. A writer
-// that waits longer than _busy for the slot gets SQLITE_BUSY; a write
-// transaction left idle longer than _txidle is rolled back ([ErrTxIdle]).
-// SAVEPOINT, RELEASE and ROLLBACK TO work inside a transaction. Only the
-// default isolation level and sql.LevelSerializable are accepted.
+// BEGIN IMMEDIATE and BEGIN EXCLUSIVE (the same here), and BEGIN or BeginTx
+// with _txlock=immediate or exclusive, take the leader's write slot at
+// once, from any node (a follower forwards the BEGIN): every statement of
+// the transaction, reads included, runs on the leader's writer, so its
+// reads see the latest committed data and it never fails with
+// SQLITE_BUSY_SNAPSHOT. Use it for read-then-write transactions under
+// contention; the price is that it holds the slot, which admits no other
+// write, from BEGIN. BEGIN DEFERRED stays deferred whatever _txlock says.
+// A writer that waits longer than _busy for the slot gets SQLITE_BUSY; a
+// write transaction left idle longer than _txidle is rolled back
+// ([ErrTxIdle]). SAVEPOINT, RELEASE and ROLLBACK TO work inside a
+// transaction.
+//
+// [RetryTx] runs a function in a transaction and runs it again, after a
+// jittered backoff and until its context ends, when the attempt failed with
+// an error that proves nothing committed and that another attempt may
+// succeed: SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, leader loss before COMMIT,
+// or a COMMIT settled as [ErrNotApplied]. Any other error the function
+// returns, [ErrOutcomeUnknown] and [ErrNotVisible] are returned at once.
+//
+// sql.TxOptions map to this as follows. ReadOnly gives a deferred read
+// transaction on the local connection whatever _txlock says; it never takes
+// the write slot, and a write in it fails with SQLITE_READONLY. Isolation
+// sql.LevelDefault and sql.LevelSerializable are accepted (SQLite
+// transactions are serializable); every other level (read uncommitted,
+// read committed, write committed, repeatable read, snapshot,
+// linearizable) makes BeginTx fail with an error naming the level.
 //
 // # Migrations
 //
@@ -172,8 +197,10 @@
 // so it is applied entirely or not at all. Every node may call Migrate at
 // start-up at the same time: under the write slot each migration's record
 // is read again, so none is applied twice. An applied file whose SHA-256
-// has changed since is refused ([ErrMigrationChanged]); a file name that is
-// not NNN_name.sql is refused too, naming the file. Only Migrate may write
+// has changed since is refused ([ErrMigrationChanged]); a .sql file name
+// that is not NNN_name.sql is refused too, naming the file, and so is a file
+// system with no migration file in its root (an embed.FS passed without
+// fs.Sub), naming the directories found there. Only Migrate may write
 // _hiqlite_migrations; any other statement that would is refused.
 //
 // # Determinism

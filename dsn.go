@@ -73,6 +73,7 @@ type Config struct {
 	Consistency Consistency   // _consistency: local | linearizable
 	Voter       bool          // _voter: default true; false = non-voting read replica
 	ForeignKeys bool          // _foreign_keys: every connection starts with PRAGMA foreign_keys on; default false, as in SQLite
+	TxLock      string        // _txlock: what a plain BEGIN and BeginTx take, "deferred" (default), "immediate" or "exclusive" (the write slot at BEGIN)
 	Timeout     time.Duration // _timeout write/forward timeout, default 10s
 	TxIdle      time.Duration // _txidle idle timeout of an open write transaction, default 5s
 	Busy        time.Duration // _busy how long a writer waits for the write slot, default 5s
@@ -122,6 +123,7 @@ const (
 	defaultTxIdle  = 5 * time.Second
 	defaultBusy    = 5 * time.Second
 	defaultReap    = 5 * time.Minute
+	defaultTxLock  = "deferred"
 	// defaultSnapshotEntries is raft's own default threshold.
 	defaultSnapshotEntries = 8192
 	// minSnapshotEntries keeps a snapshot from being taken every few writes.
@@ -156,6 +158,7 @@ func NewConfig() *Config {
 		TxIdle:      defaultTxIdle,
 		Busy:        defaultBusy,
 		Reap:        defaultReap,
+		TxLock:      defaultTxLock,
 
 		SnapshotEntries: defaultSnapshotEntries,
 		SnapshotBytes:   defaultSnapshotBytes,
@@ -226,6 +229,7 @@ var knownParams = map[string]bool{
 	"_busy": true, "_reap": true, "_snapshot_entries": true,
 	"_snapshot_bytes": true, "_log_segment": true,
 	"_tls_cert": true, "_tls_key": true, "_tls_ca": true,
+	"_txlock": true,
 }
 
 // quoteName quotes a parameter name for an error message. A name that
@@ -355,6 +359,8 @@ func (c *Config) setParam(name, value string) error {
 		c.Voter, err = strconv.ParseBool(value)
 	case "_foreign_keys":
 		c.ForeignKeys, err = strconv.ParseBool(value)
+	case "_txlock":
+		c.TxLock = strings.ToLower(value)
 	case "_timeout":
 		c.Timeout, err = time.ParseDuration(value)
 	case "_txidle":
@@ -443,6 +449,9 @@ func (c *Config) format(redact bool) string {
 	addDuration("_txidle", c.TxIdle, defaultTxIdle)
 	addDuration("_busy", c.Busy, defaultBusy)
 	addDuration("_reap", c.Reap, defaultReap)
+	if c.TxLock != defaultTxLock {
+		add("_txlock", c.TxLock)
+	}
 	if c.SnapshotEntries != defaultSnapshotEntries {
 		add("_snapshot_entries", strconv.FormatUint(c.SnapshotEntries, 10))
 	}
@@ -581,6 +590,11 @@ func (c *Config) validateFields() error {
 	}
 	if c.Consistency > Linearizable {
 		return fmt.Errorf("hiqlite: invalid _consistency %d: want local or linearizable", c.Consistency)
+	}
+	switch c.TxLock {
+	case "deferred", "immediate", "exclusive":
+	default:
+		return invalidValue("_txlock", c.TxLock, errors.New("want deferred, immediate or exclusive"))
 	}
 	for _, d := range []struct {
 		name  string

@@ -116,6 +116,13 @@ var dsnTests = []struct {
 	{dsn: "data?_foreign_keys=1", want: conf("data", func(c *Config) { c.ForeignKeys = true }), format: "data?_foreign_keys=true"},
 	{dsn: "data?_foreign_keys=false", want: conf("data", nil), format: "data"},
 	{dsn: "data?_foreign_keys=on", err: `invalid _foreign_keys "on"`},
+	// _txlock.
+	{dsn: "data?_txlock=immediate", want: conf("data", func(c *Config) { c.TxLock = "immediate" }), format: "data?_txlock=immediate"},
+	{dsn: "data?_txlock=EXCLUSIVE&_busy=2s", want: conf("data", func(c *Config) { c.TxLock = "exclusive"; c.Busy = 2 * time.Second }), format: "data?_busy=2s&_txlock=exclusive"},
+	{dsn: "data?_txlock=deferred", want: conf("data", nil), format: "data"},
+	{dsn: "data?_txlock=", err: `invalid _txlock "": empty value`},
+	{dsn: "data?_txlock=write", err: `invalid _txlock "write": want deferred, immediate or exclusive`},
+	{dsn: "data?_txlock=immediate&_txlock=deferred", err: "_txlock given twice"},
 	// _snapshot_bytes and _log_segment.
 	{dsn: "data?_snapshot_bytes=64MiB&_log_segment=1MiB",
 		want:   conf("data", func(c *Config) { c.SnapshotBytes = 64 << 20; c.LogSegment = 1 << 20 }),
@@ -467,6 +474,8 @@ func TestConfigValidate(t *testing.T) {
 		{"space in join", conf("d", func(c *Config) { cluster(c); c.Join = []string{" 127.0.0.1:7947"} }), `invalid _join entry " 127.0.0.1:7947"`},
 		{"empty join entry", conf("d", func(c *Config) { cluster(c); c.Join = []string{""} }), `invalid _join entry ""`},
 		{"consistency", conf("d", func(c *Config) { c.Consistency = 9 }), "invalid _consistency 9"},
+		{"empty txlock", conf("d", func(c *Config) { c.TxLock = "" }), `invalid _txlock "": want deferred, immediate or exclusive`},
+		{"upper-case txlock", conf("d", func(c *Config) { c.TxLock = "IMMEDIATE" }), `invalid _txlock "IMMEDIATE"`},
 		{"zero timeout", conf("d", func(c *Config) { c.Timeout = 0 }), `invalid _timeout "0s": must be positive`},
 		{"negative busy", conf("d", func(c *Config) { c.Busy = -1 }), `invalid _busy "-1ns": must be positive`},
 		{"zero reap", conf("d", func(c *Config) { c.Reap = 0 }), `invalid _reap "0s": must be positive`},
@@ -546,6 +555,7 @@ func TestNewConfigDefaults(t *testing.T) {
 		{"TxIdle", c.TxIdle, 5 * time.Second},
 		{"Busy", c.Busy, 5 * time.Second},
 		{"Reap", c.Reap, 5 * time.Minute},
+		{"TxLock", c.TxLock, "deferred"},
 	} {
 		if !reflect.DeepEqual(check.got, check.want) {
 			t.Errorf("NewConfig().%s = %#v, want %#v", check.field, check.got, check.want)

@@ -244,3 +244,50 @@ func ExampleWithConsistency() {
 	// Output:
 	// events: 1
 }
+
+// RetryTx runs a read-then-write transaction again when it fails with an
+// error that proves it did not commit, such as SQLITE_BUSY_SNAPSHOT when
+// another write committed between its read and its write (here on
+// purpose, in the first attempt).
+func ExampleRetryTx() {
+	dir, err := os.MkdirTemp("", "hiqlite-example-*")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sql.Open("hiqlite", dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE counter(n INTEGER NOT NULL); INSERT INTO counter VALUES (0)`); err != nil {
+		log.Fatal(err)
+	}
+
+	attempts := 0
+	err = hiqlite.RetryTx(ctx, db, nil, func(tx *sql.Tx) error {
+		attempts++
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT n FROM counter`).Scan(&n); err != nil {
+			return err
+		}
+		if attempts == 1 { // another writer gets in first
+			if _, err := db.ExecContext(ctx, `UPDATE counter SET n = 10`); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE counter SET n = ?`, n+1)
+		return err // SQLITE_BUSY_SNAPSHOT in the first attempt
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT n FROM counter`).Scan(&n); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("attempts:", attempts, "counter:", n)
+	// Output:
+	// attempts: 2 counter: 11
+}

@@ -57,7 +57,10 @@ type migration struct {
 // A migration is a file named NNN_name.sql: a positive decimal version,
 // an underscore and a name, such as 001_init.sql or 20240102_users.sql.
 // Files that do not end in .sql are ignored; a .sql file with another name,
-// or two files with the same version, is an error naming them. A file holds
+// or two files with the same version, is an error naming them. A root with
+// no .sql file at all is an error too, naming the directories it holds: an
+// embed.FS keeps the directory of its go:embed pattern, so pass
+// fs.Sub(migrations, "migrations") rather than the embed.FS itself. A file holds
 // any number of statements but no transaction control (BEGIN, COMMIT,
 // SAVEPOINT): each migration runs in a transaction of its own, together with
 // the insert that records it, so it is applied entirely or not at all.
@@ -104,6 +107,26 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 	return nil
 }
 
+// noMigrations is the error for a file system whose root holds no .sql
+// file: most often an embed.FS passed without fs.Sub, whose root holds the
+// directory named in the go:embed pattern.
+func noMigrations(dirs, others []string) error {
+	var saw string
+	switch {
+	case len(dirs) > 0:
+		q := make([]string, len(dirs))
+		for i, d := range dirs {
+			q[i] = strconv.Quote(d)
+		}
+		saw = fmt.Sprintf("; its root holds the directories %s: for files embedded from a directory, pass fs.Sub(fsys, %s)", strings.Join(q, ", "), q[0])
+	case len(others) > 0:
+		saw = fmt.Sprintf("; its root holds only other files (%s)", strings.Join(others, ", "))
+	default:
+		saw = "; its root is empty"
+	}
+	return fmt.Errorf("hiqlite: migrations: no migration file (NNN_name.sql) in the root of the file system%s", saw)
+}
+
 // readMigrations lists the migrations of fsys's root in version order.
 func readMigrations(fsys fs.FS) ([]migration, error) {
 	entries, err := fs.ReadDir(fsys, ".")
@@ -111,9 +134,15 @@ func readMigrations(fsys fs.FS) ([]migration, error) {
 		return nil, fmt.Errorf("hiqlite: migrations: %w", err)
 	}
 	var ms []migration
+	var dirs, others []string // what was there instead, for the error
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || path.Ext(name) != ".sql" {
+		if e.IsDir() {
+			dirs = append(dirs, name)
+			continue
+		}
+		if path.Ext(name) != ".sql" {
+			others = append(others, name)
 			continue
 		}
 		version, ok := migrationVersion(name)
@@ -126,6 +155,9 @@ func readMigrations(fsys fs.FS) ([]migration, error) {
 		}
 		sum := sha256.Sum256(b)
 		ms = append(ms, migration{version: version, file: name, sql: string(b), checksum: hex.EncodeToString(sum[:])})
+	}
+	if len(ms) == 0 {
+		return nil, noMigrations(dirs, others)
 	}
 	slices.SortFunc(ms, func(a, b migration) int {
 		if a.version != b.version {

@@ -3,7 +3,10 @@ package hiqlite_test
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
+	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,4 +218,52 @@ func TestMigrateCluster(t *testing.T) {
 	if err := hiqlite.Migrate(ctx, f.DB, fsys); !errors.Is(err, hiqlite.ErrMigrationChanged) || !strings.Contains(err.Error(), "002_seed.sql") {
 		t.Errorf("changed file on a follower: %v", err)
 	}
+}
+
+//go:embed testdata/migrations/*.sql
+var embeddedMigrations embed.FS
+
+// TestMigrateNoFiles: a file system with no migration file in its root is
+// an error that says what the root holds, the embed.FS passed without
+// fs.Sub above all; with fs.Sub the same files apply.
+func TestMigrateNoFiles(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		fsys fs.FS
+		want []string // in the error
+	}{
+		{"embed.FS without fs.Sub", embeddedMigrations, []string{"no migration file", `directories "testdata"`, `fs.Sub(fsys, "testdata")`}},
+		{"a directory deeper", fstest.MapFS{"migrations/001_init.sql": {}, "sql/x": {}}, []string{`directories "migrations", "sql"`}},
+		{"other files", migrationFS("README.md", "", "001_init.SQL", ""), []string{"only other files (001_init.SQL, README.md)"}},
+		{"empty", fstest.MapFS{}, []string{"root is empty"}},
+	} {
+		err := hiqlite.Migrate(ctx, db, tc.fsys)
+		if err == nil {
+			t.Errorf("%s: no error", tc.name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not say %q", tc.name, err, w)
+			}
+		}
+	}
+	if n := count(t, db, `SELECT count(*) FROM sqlite_schema WHERE name = '_hiqlite_migrations'`); n != 0 {
+		t.Errorf("a file system without migrations created the migrations table")
+	}
+
+	sub, err := fs.Sub(embeddedMigrations, "testdata/migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hiqlite.Migrate(ctx, db, sub); err != nil {
+		t.Fatal(err)
+	}
+	if got := appliedRows(t, db); !slices.Equal(got, []string{"001_init.sql", "002_done.sql"}) {
+		t.Errorf("applied %q", got)
+	}
+	mustExec(t, db, `INSERT INTO todo(title, done) VALUES ('x', 1)`)
 }

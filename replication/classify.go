@@ -62,8 +62,9 @@ func (k Kind) String() string {
 // Class is the classification of one statement.
 type Class struct {
 	Kind Kind
-	// BeginMode is set for Begin: "deferred" (also when no mode is written),
-	// "immediate" or "exclusive".
+	// BeginMode is set for Begin to the mode written: "deferred",
+	// "immediate" or "exclusive"; it is "" for a plain BEGIN, whose mode
+	// the connection chooses (the _txlock DSN parameter).
 	BeginMode string
 	// Pragma is the pragma's name in lower case, without its schema, for every PRAGMA
 	// statement whatever its Kind (so a Read of "foreign_keys" is the query form of a
@@ -217,7 +218,7 @@ func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 	}
 	switch upperASCII(t0.text) {
 	case "BEGIN":
-		c = Class{Kind: Begin, BeginMode: "deferred"}
+		c = Class{Kind: Begin}
 		if t := st.tok(1); t.is("DEFERRED") || t.is("IMMEDIATE") || t.is("EXCLUSIVE") {
 			c.BeginMode = lowerASCII(t.text)
 		}
