@@ -29,7 +29,8 @@ type transferOp struct {
 
 // TestClusterTxBank moves money between accounts in read-modify-write
 // transactions from goroutines on every node, leader and followers, which
-// retry on SQLITE_BUSY (and BUSY_SNAPSHOT) as an application would. While
+// retry on SQLITE_BUSY (and BUSY_SNAPSHOT), and on errors that prove a
+// transfer did not commit, as an application would. While
 // they run, a checker on every node reads locally: the total never
 // changes and every balance equals its opening balance plus the transfers
 // recorded so far. At the end every node holds the same balances, those of
@@ -115,7 +116,11 @@ func TestClusterTxBank(t *testing.T) {
 					op.amt = 1 + rnd.Int64N(50)
 					for {
 						op.atCommit, op.err = transfer(db, op)
-						if !errors.Is(op.err, sqlite3.BUSY) {
+						// Busy, and what proves the transfer did not
+						// commit (a leader lost before COMMIT, a COMMIT
+						// settled as not applied), are tried again, as
+						// an application (or RetryTx) would.
+						if !hiqlite.Retryable(op.err) {
 							break
 						}
 						op.retries++
@@ -132,7 +137,7 @@ func TestClusterTxBank(t *testing.T) {
 					mu.Lock()
 					ops = append(ops, op)
 					mu.Unlock()
-					if op.err != nil && !errors.Is(op.err, sqlite3.BUSY) {
+					if op.err != nil && !hiqlite.Retryable(op.err) && !errors.Is(op.err, hiqlite.ErrNotVisible) {
 						t.Errorf("transfer %s: %v", op.id, op.err)
 						return
 					}

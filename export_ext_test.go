@@ -32,3 +32,7 @@ const (
 	ReadCacheSize  = readCacheSize
 	WriteCacheSize = writeCacheSize
 )
+
+// Retryable reports whether RetryTx would run a transaction that failed
+// with err again: it proves the transaction did not commit.
+func Retryable(err error) bool { return retryable(err) }
