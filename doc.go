@@ -191,6 +191,22 @@
 // differs from row to row but is the same on every node. Reads are not
 // replicated: in a SELECT, random() and 'now' are SQLite's own.
 //
+// # Full-text search and R*Tree
+//
+// Every connection of every node, the writer included, has SQLite's FTS5
+// virtual table (with its auxiliary functions bm25, highlight and snippet),
+// R*Tree and geopoly: nothing to load or register. Writes to them go
+// through the log like any other, so every node holds the same index;
+// searches run on the local reader. The SQLite docs' external-content
+// pattern (a content table, and triggers that insert into the FTS5 table,
+// with the 'delete' command for old values) works from any node.
+//
+// An index put out of step with its external content (a 'delete' with
+// other values than those indexed) makes FTS5 fail with
+// SQLITE_CORRUPT_VTAB ("database disk image is malformed"): the
+// statement's error, alike on every node, not a damaged file; the node
+// keeps running. INSERT INTO t(t) VALUES ('rebuild') rebuilds the index.
+//
 // # Extensions
 //
 // A [Node] also offers what SQL does not: notifications, replicated caches
@@ -279,6 +295,13 @@
 //     hiqlite_is_leader(), hiqlite_applied_index() and the table
 //     hiqlite_nodes exist on the read connections only: a write that uses
 //     them fails with "no such function".
+//   - FTS5, R*Tree and geopoly are there on every connection (plain SQLite
+//     and the ncruces driver need them registered). Custom FTS5 tokenizers
+//     and auxiliary functions, the application's own functions and the
+//     other ncruces ext/ packages cannot be added yet.
+//   - SQLITE_CORRUPT_VTAB from FTS5 or R*Tree (an index out of step with
+//     its content) is the statement's error and never stops a node; any
+//     other SQLITE_CORRUPT is a damaged file.
 //   - 'localtime' (and 'utc') modifiers in a write use the time zone of each
 //     node that applies it: run all nodes in one time zone. In an index
 //     expression or a generated column, 'now' is evaluated where SQLite
