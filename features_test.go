@@ -3,10 +3,14 @@ package hiqlite_test
 import (
 	"bytes"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 
@@ -173,4 +177,126 @@ func TestClusterFTS5AndRTree(t *testing.T) {
 	mustExec(t, fol, `INSERT INTO doc(title, body) VALUES ('after', 'the cluster still writes')`)
 	c.EnsureSame()
 	sameEverywhere(t, c, `SELECT rowid FROM doc_fts WHERE doc_fts MATCH 'cluster'`)
+}
+
+// UUID defaults filled from every node, in autocommit and in transactions:
+// the same on every node, well formed, version 7 stamped with the command
+// time.
+func TestClusterUUIDDefaults(t *testing.T) {
+	t.Parallel()
+	c := clustertest.New(t, 3)
+	fol := c.Members[c.Follower()].DB
+	mustExec(t, fol, `CREATE TABLE u(id TEXT PRIMARY KEY DEFAULT (uuid4()), t TEXT DEFAULT (uuid7()), n)`)
+
+	type span struct{ from, to int64 } // wall clock around a write, ms
+	spans := map[string]span{}         // n -> when its command ran
+	var order []string                 // n in the order written
+	write := func(n string, f func()) {
+		from := time.Now().UnixMilli()
+		f()
+		spans[n] = span{from, time.Now().UnixMilli()}
+		order = append(order, n)
+	}
+	for round := range 2 {
+		for i, m := range c.Members {
+			db := m.DB
+			n := fmt.Sprintf("%d-%s-", round, m.ID)
+			write(n+"auto", func() {
+				var id, u7 string
+				if err := db.QueryRow(`INSERT INTO u(n) VALUES (?) RETURNING id, t`, n+"auto").Scan(&id, &u7); err != nil {
+					t.Fatal(err)
+				}
+				c.EnsureSame()
+				for _, m := range c.Members {
+					var got string
+					if err := m.DB.QueryRow(`SELECT t FROM u WHERE id = ?`, id).Scan(&got); err != nil || got != u7 {
+						t.Errorf("%s holds %q for %s (%v), the writer returned %q", m.ID, got, id, err, u7)
+					}
+				}
+			})
+			write(n+"multi", func() {
+				mustExec(t, db, `INSERT INTO u(n) VALUES (?1), (?1), (?1)`, n+"multi")
+			})
+			write(n+"tx", func() {
+				tx, err := db.Begin()
+				if err != nil {
+					t.Fatal(err)
+				}
+				mustExec(t, tx, `INSERT INTO u(n) VALUES (?)`, n+"tx")
+				mustExec(t, tx, `INSERT INTO u(n) SELECT n FROM u WHERE n = ?`, n+"tx")
+				if i == 1 {
+					mustExec(t, tx, `INSERT INTO u(id, n) VALUES (gen_random_uuid(), ?)`, n+"tx")
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+	c.EnsureSame()
+	rows := sameEverywhere(t, c, `SELECT rowid, id, t, n FROM u ORDER BY rowid`)
+	if len(rows) != 2*(3*(1+3+2)+1) {
+		t.Errorf("%d rows, want %d", len(rows), 2*(3*(1+3+2)+1))
+	}
+
+	r, err := fol.Query(`SELECT id, t, n FROM u ORDER BY rowid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	last := map[string]string{} // n -> its last uuid7
+	ids := map[string]bool{}
+	for r.Next() {
+		var id, u7, n string
+		if err := r.Scan(&id, &u7, &n); err != nil {
+			t.Fatal(err)
+		}
+		checkUUID(t, id, 4)
+		ms := uuidMillis(checkUUID(t, u7, 7))
+		if s := spans[n]; ms < s.from || ms > s.to {
+			t.Errorf("%s: uuid7 %s stamped %d, outside its command's %d..%d", n, u7, ms, s.from, s.to)
+		}
+		if ids[id] {
+			t.Errorf("uuid4 %s twice", id)
+		}
+		ids[id] = true
+		// The rows of one command, in the order it made them.
+		if u7 <= last[n] {
+			t.Errorf("%s: uuid7 %s after %s", n, u7, last[n])
+		}
+		last[n] = u7
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Commands written one after another: their UUIDs sort likewise,
+	// except that two commands of one millisecond may come either way.
+	for i := 1; i < len(order); i++ {
+		prev, cur := order[i-1], order[i]
+		if spans[prev].to < spans[cur].from && last[prev] >= last[cur] {
+			t.Errorf("%s (uuid7 %s) sorts after the later %s (%s)", prev, last[prev], cur, last[cur])
+		}
+	}
+}
+
+var uuidForm = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// checkUUID fails unless s is a well-formed UUID of version ver with the
+// RFC 9562 variant, and returns its 16 bytes.
+func checkUUID(t *testing.T, s string, ver byte) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if !uuidForm.MatchString(s) || err != nil || b[6]>>4 != ver || b[8]>>6 != 2 {
+		t.Fatalf("%q is not a version %d UUID", s, ver)
+	}
+	return b
+}
+
+// uuidMillis is the timestamp of a version 7 UUID.
+func uuidMillis(b []byte) int64 {
+	var ms int64
+	for _, c := range b[:6] {
+		ms = ms<<8 | int64(c)
+	}
+	return ms
 }
