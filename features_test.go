@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -299,4 +300,50 @@ func uuidMillis(b []byte) int64 {
 		ms = ms<<8 | int64(c)
 	}
 	return ms
+}
+
+// A follower that catches up from the leader's snapshot (its database
+// wiped, the leader's log compacted past it) searches its restored copy
+// like the others, and keeps its index up to date afterwards.
+func TestClusterFTS5Snapshot(t *testing.T) {
+	t.Parallel()
+	// Small segments, so that compaction can drop the start of the log.
+	c := clustertest.New(t, 3, "_snapshot_entries=16", "_log_segment=1048576")
+	l := c.Leader()
+	lead := c.Members[l].DB
+	mustExec(t, lead, `CREATE TABLE doc(id INTEGER PRIMARY KEY, body TEXT)`)
+	mustExec(t, lead, `CREATE VIRTUAL TABLE doc_fts USING fts5(body, content='doc', content_rowid='id')`)
+	mustExec(t, lead, `CREATE TRIGGER doc_ai AFTER INSERT ON doc BEGIN
+		INSERT INTO doc_fts(rowid, body) VALUES (new.id, new.body);
+	END`)
+	mustExec(t, lead, `CREATE VIRTUAL TABLE box USING rtree(id, minX, maxX)`)
+	f := c.Follower()
+	c.Kill(f)
+	c.Wipe(f)
+	mustExec(t, lead, `CREATE TABLE filler(b)`)
+	for range 3 {
+		mustExec(t, lead, `INSERT INTO filler VALUES (?)`, make([]byte, 600<<10))
+	}
+	for i := range 40 {
+		mustExec(t, lead, `INSERT INTO doc(body) VALUES (?)`, fmt.Sprintf("entry %d of the log, word%d", i, i%7))
+		mustExec(t, lead, `INSERT INTO box VALUES (?, ?, ?)`, i, i, i+1)
+	}
+	if err := c.Members[l].Node.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	c.Start(f)
+	c.WaitReady(30 * time.Second)
+	// The follower stored the leader's snapshot it installed.
+	if got, _ := filepath.Glob(filepath.Join(c.Members[f].Dir, "snapshots", "snapshots", "*", "meta.json")); len(got) == 0 {
+		t.Fatal("the wiped follower caught up without a snapshot")
+	}
+	mustExec(t, c.Members[f].DB, `INSERT INTO doc(body) VALUES ('written after the restore, word3')`)
+	c.EnsureSame()
+	got := sameEverywhere(t, c, `SELECT rowid, highlight(doc_fts, 0, '[', ']') FROM doc_fts WHERE doc_fts MATCH 'word3' ORDER BY rank, rowid`)
+	if len(got) != 7 {
+		t.Errorf("word3 found in %d documents, want 7: %q", len(got), got)
+	}
+	if n := count(t, c.Members[f].DB, `SELECT count(*) FROM box WHERE minX >= 10 AND maxX <= 20`); n != 10 {
+		t.Errorf("R*Tree on the restored follower: %d boxes, want 10", n)
+	}
 }
