@@ -77,6 +77,11 @@ func newConn(ctx context.Context, c *Connector) (*conn, error) {
 		db.Close()
 		return nil, err
 	}
+	// FTS5, R*Tree and the UUID functions, as on the writer.
+	if err := replication.RegisterFeatures(db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	// A session starts with foreign keys as _foreign_keys says (off by
 	// default, as in SQLite), while ncruces builds SQLite with them on:
 	// make PRAGMA foreign_keys read what writes use.

@@ -212,11 +212,37 @@
 // timediff read 'now' (and their forms without arguments) as the leader's
 // clock when it created the command, to the millisecond; random and
 // randomblob draw from a PRNG (ChaCha8) keyed by a seed carried in the
-// command. This covers DEFAULT CURRENT_TIMESTAMP in table definitions too.
+// command, and so do the UUID functions (see below). This covers DEFAULT
+// CURRENT_TIMESTAMP and DEFAULT (uuid7()) in table definitions too.
 // So a write stores concrete values that are identical on every node:
 // 'now' is one instant for the whole command (or transaction), and random()
 // differs from row to row but is the same on every node. Reads are not
 // replicated: in a SELECT, random() and 'now' are SQLite's own.
+//
+// # Full-text search, R*Tree and UUIDs
+//
+// Every connection of every node, the writer included, has SQLite's FTS5
+// virtual table (with its auxiliary functions bm25, highlight and snippet),
+// R*Tree and geopoly: nothing to load or register. Writes to them go
+// through the log like any other, so every node holds the same index;
+// searches run on the local reader. The SQLite docs' external-content
+// pattern (a content table, and triggers that insert into the FTS5 table,
+// with the 'delete' command for old values) works from any node.
+//
+// An index put out of step with its external content (a 'delete' with
+// other values than those indexed) makes FTS5 fail with
+// SQLITE_CORRUPT_VTAB ("database disk image is malformed"): the
+// statement's error, alike on every node, not a damaged file; the node
+// keeps running. INSERT INTO t(t) VALUES ('rebuild') rebuilds the index.
+//
+// uuid4(), gen_random_uuid() and uuid() return a random (version 4) UUID as
+// text, uuid7() and uuid(7) a version 7 one, whose first 48 bits are Unix
+// milliseconds. In a write (DEFAULT clauses and triggers included) they
+// draw from the command's seed and time, so every node stores the same
+// UUID; the version 7 UUIDs of one command or transaction increase in the
+// order they are made. In a read they are plain random.
+//
+//	CREATE TABLE event(id TEXT PRIMARY KEY DEFAULT (uuid7()), body)
 //
 // # Extensions
 //
@@ -306,13 +332,21 @@
 //     hiqlite_is_leader(), hiqlite_applied_index() and the table
 //     hiqlite_nodes exist on the read connections only: a write that uses
 //     them fails with "no such function".
+//   - FTS5, R*Tree and geopoly are there on every connection (plain SQLite
+//     and the ncruces driver need them registered). Custom FTS5 tokenizers
+//     and auxiliary functions, the application's own functions and the
+//     other ncruces ext/ packages cannot be added yet.
+//   - SQLITE_CORRUPT_VTAB from FTS5 or R*Tree (an index out of step with
+//     its content) is the statement's error and never stops a node; any
+//     other SQLITE_CORRUPT is a damaged file.
 //   - 'localtime' (and 'utc') modifiers in a write use the time zone of each
 //     node that applies it: run all nodes in one time zone. In an index
 //     expression or a generated column, 'now' is evaluated where SQLite
 //     would report a non-deterministic use.
-//   - random() and randomblob() in a write are deterministic across nodes:
-//     a PRNG keyed by the command's seed, not the operating system's
-//     randomness.
+//   - random(), randomblob() and the UUID functions (uuid4(),
+//     gen_random_uuid(), uuid(), uuid7(), which SQLite lacks) in a write are
+//     deterministic across nodes: a PRNG keyed by the command's seed, not
+//     the operating system's randomness.
 //   - One write is at most [MaxCommandBytes] (63 MiB): an autocommit write,
 //     or all the writes of a transaction together, is one Raft log entry.
 //     A bigger one is refused where it is issued, before anything is sent,

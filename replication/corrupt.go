@@ -35,17 +35,22 @@ func (e *CorruptError) Error() string {
 func (e *CorruptError) Unwrap() error { return sqlite3.CORRUPT }
 
 // IsCorrupt reports whether err says a database file is damaged:
-// SQLITE_CORRUPT (any extended code), SQLITE_NOTADB (a damaged header), or
-// a failed quick_check.
-//
-// SQLITE_CORRUPT_VTAB is not: a virtual table (FTS5, R*Tree) reports it for
-// its own inconsistent content, which SQL can produce (alike on every
-// node), not for a damaged file, so it stays that statement's error.
+// SQLITE_CORRUPT (any extended code but SQLITE_CORRUPT_VTAB, see
+// IsVTabCorrupt), SQLITE_NOTADB (a damaged header), or a failed
+// quick_check.
 func IsCorrupt(err error) bool {
-	if err == nil || errors.Is(err, sqlite3.CORRUPT_VTAB) {
-		return false
-	}
-	return errors.Is(err, sqlite3.CORRUPT) || errors.Is(err, sqlite3.NOTADB)
+	return err != nil && (errors.Is(err, sqlite3.CORRUPT) || errors.Is(err, sqlite3.NOTADB)) && !IsVTabCorrupt(err)
+}
+
+// IsVTabCorrupt reports whether err is SQLITE_CORRUPT_VTAB: a virtual
+// table found its own content inconsistent, as FTS5 does for a 'delete'
+// whose values are not those indexed (external content out of step with
+// its index) and R*Tree for shadow tables written by hand. SQL put that
+// content there, through the log, so every node holds the same and fails
+// alike: it is the statement's error, never damage of this node's file
+// (the b-trees under those tables report plain SQLITE_CORRUPT).
+func IsVTabCorrupt(err error) bool {
+	return errors.Is(err, sqlite3.CORRUPT_VTAB)
 }
 
 // quickCheck runs PRAGMA quick_check on conn: every page of every b-tree

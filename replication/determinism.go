@@ -45,11 +45,19 @@ type Env struct {
 	nowText string        // now in detNowLayout
 	rng     *rand.ChaCha8 // keyed from the command's seed
 	live    bool
+	uuid7   uuid7State // the command's last uuid7; cleared by Reset
 
 	ref    *sqlite3.Conn
 	stmts  map[detKey]*sqlite3.Stmt
 	memo   map[string]string // current_* results for now; cleared by Reset
 	closed bool
+}
+
+// uuid7State is the random part of the last version 7 UUID of a command:
+// rand_a (12 bits) and rand_b (62 bits), read as one 74-bit counter.
+type uuid7State struct {
+	ok   bool
+	a, b uint64
 }
 
 // detKey names a cached statement on the reference connection: a built-in
@@ -83,6 +91,7 @@ func (e *Env) Reset(now time.Time, seed uint64) {
 	binary.LittleEndian.PutUint64(b[:], seed)
 	e.rng.Seed(sha256.Sum256(b[:]))
 	clear(e.memo)
+	e.uuid7 = uuid7State{}
 }
 
 // SetLive switches live mode. In live mode every replaced function behaves
@@ -110,11 +119,13 @@ func (e *Env) Close() error {
 // InstallDeterministic replaces SQLite's non-deterministic built-ins on
 // writer with functions that read env: current_timestamp, current_date,
 // current_time, date, time, datetime, julianday, unixepoch, strftime,
-// timediff, random and randomblob.
+// timediff, random and randomblob; and the UUID functions of
+// [RegisterFeatures] (uuid4, gen_random_uuid, uuid7, uuid).
 //
 // In command mode (the default) 'now', wherever SQLite reads a time value
 // (and the no-argument forms), is the command time of the last [Env.Reset],
-// and random/randomblob draw from the command's PRNG. Date and time functions
+// and random/randomblob draw from the command's PRNG, as do the UUID
+// functions, whose version 7 takes the command time for its timestamp. Date and time functions
 // are evaluated by the real built-in on ref, with only 'now' swapped for the
 // command time, so every modifier keeps SQLite's exact semantics and result
 // type, and ref's errors become the function's error. In live mode
@@ -128,8 +139,8 @@ func (e *Env) Close() error {
 //
 // Flags mirror the built-ins. date, time, datetime, julianday, unixepoch,
 // strftime and timediff are INNOCUOUS|DETERMINISTIC, so they keep working in
-// schemas (expression indexes, generated columns, CHECK). current_* and
-// random/randomblob are INNOCUOUS only: like the built-ins they may appear in
+// schemas (expression indexes, generated columns, CHECK). current_*,
+// random/randomblob and the UUID functions are INNOCUOUS only: like the built-ins they may appear in
 // DEFAULT clauses but not in indexes or generated columns. (Marking
 // current_* DETERMINISTIC would let the writer accept a generated column
 // that every other connection then rejects as a malformed schema.)
@@ -189,7 +200,36 @@ func InstallDeterministic(writer, ref *sqlite3.Conn, env *Env) error {
 			return fmt.Errorf("hiqlite: replace %s(): %w", f.name, err)
 		}
 	}
-	return nil
+	return registerUUID(writer, env.uuid)
+}
+
+// uuid returns a UUID of version ver (4 or 7) for the command: its random
+// bits from the command's PRNG and, for version 7, the command time in
+// milliseconds as its timestamp. The version 7 UUIDs of one command
+// increase in the order they are made (RFC 9562 §6.2, method 2): the first
+// draws its 74 random bits with the top one clear, each next one adds a
+// random 32-bit step plus one, so a command never runs out. Commands with
+// the same millisecond order their UUIDs at random, as two writers would.
+// In live mode it is a UUID of the node's clock and randomness.
+func (e *Env) uuid(ver int) string {
+	if e.live {
+		return localUUID(ver)
+	}
+	if ver == 4 {
+		return formatUUID(4, 0, e.rng.Uint64(), e.rng.Uint64())
+	}
+	const bBits = 62
+	u := &e.uuid7
+	if !u.ok {
+		*u = uuid7State{ok: true, a: e.rng.Uint64() & 0x7ff, b: e.rng.Uint64() & (1<<bBits - 1)}
+	} else {
+		u.b += e.rng.Uint64()>>32 + 1
+		if u.b >= 1<<bBits {
+			u.b -= 1 << bBits
+			u.a++
+		}
+	}
+	return formatUUID(7, e.now.UnixMilli(), u.a, u.b)
 }
 
 // current returns current_timestamp, current_date or current_time: in

@@ -156,6 +156,10 @@ func (sm *StateMachine) init() error {
 	if err := sm.w.Exec(metaSchema); err != nil {
 		return fmt.Errorf("hiqlite: create state table: %w", err)
 	}
+	// After quick_check, which needs no module (see RegisterFeatures).
+	if err := RegisterFeatures(sm.w); err != nil {
+		return err
+	}
 	ref, err := sqlite3.Open(":memory:")
 	if err != nil {
 		return err
