@@ -11,7 +11,7 @@ import (
 	"github.com/hiqlite/hiqlite/replication"
 )
 
-// The extensions of SPEC §9, reachable from a Node and, through
+// The extensions (notifications, caches, locks), reachable from a Node and, through
 // (*sql.Conn).Raw, from a driver connection (see NodeConn).
 
 // NodeConn is implemented by the driver connections of hiqlite; it reaches
