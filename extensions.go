@@ -11,7 +11,7 @@ import (
 	"github.com/hiqlite/hiqlite/replication"
 )
 
-// The extensions of SPEC §9, reachable from a Node and, through
+// The extensions (notifications, caches, locks), reachable from a Node and, through
 // (*sql.Conn).Raw, from a driver connection (see NodeConn).
 
 // NodeConn is implemented by the driver connections of hiqlite; it reaches
@@ -27,18 +27,126 @@ type NodeConn interface {
 
 var _ NodeConn = (*conn)(nil)
 
-type (
-	// Cache is a named cache of byte values, replicated to every node;
-	// see Node.Cache.
-	Cache = extensions.Cache
-	// Lease is a held distributed lock; see Node.Lock.
-	Lease = extensions.Lease
-	// Notification is one message on a channel; see Node.Listen.
-	Notification = extensions.Notification
-	// Listener receives the notifications of one channel on one node;
-	// see Node.Listen.
-	Listener = extensions.Listener
-)
+// Cache is a named cache of byte values, replicated to every node; get one
+// with Node.Cache. Get and Len are local and never touch the network;
+// writes go through the cache group's leader and return once applied on
+// this node (read your writes).
+//
+// Expiry is decided by the cache group leader's clock and replicated: an
+// entry with a TTL disappears from every node at the same point of the
+// group's log, once the leader's clock has passed its deadline. Until this
+// node has applied that point, its Get still returns the entry.
+//
+// Values are copied in and out: the caller owns the slices it passes and
+// gets. A write whose reply is lost is not retried (a Set sent twice could
+// overwrite a newer value): it fails with an error saying its outcome is
+// unknown. A Cache is safe for concurrent use.
+type Cache struct{ c *extensions.Cache }
+
+// Name is the cache's name.
+func (c *Cache) Name() string { return c.c.Name() }
+
+// Get returns the value of key in this node's replica, and whether there is
+// an entry.
+func (c *Cache) Get(key string) ([]byte, bool) { return c.c.Get(key) }
+
+// Len returns how many entries this node's replica holds.
+func (c *Cache) Len() int { return c.c.Len() }
+
+// Set stores value under key; with ttl > 0 the entry expires ttl after the
+// leader applied the Set, and with ttl 0 it does not expire. A negative ttl
+// is an error.
+func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return c.c.Set(ctx, key, value, ttl)
+}
+
+// Delete removes key and reports whether it existed.
+func (c *Cache) Delete(ctx context.Context, key string) (bool, error) {
+	return c.c.Delete(ctx, key)
+}
+
+// CompareAndSet stores value under key (with ttl, as Set) only if the
+// entry holds old, or, when old is nil, only if there is no entry (an
+// empty non-nil old matches an empty value). It reports whether it stored.
+func (c *Cache) CompareAndSet(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
+	return c.c.CompareAndSet(ctx, key, old, value, ttl)
+}
+
+// GetAndDelete removes key and returns the value it had, and whether there
+// was an entry.
+func (c *Cache) GetAndDelete(ctx context.Context, key string) ([]byte, bool, error) {
+	return c.c.GetAndDelete(ctx, key)
+}
+
+// Clear removes every entry of the cache.
+func (c *Cache) Clear(ctx context.Context) error { return c.c.Clear(ctx) }
+
+// Lease is a held distributed lock; get one with Node.Lock or Node.TryLock.
+// Its Token is a fencing token: it strictly grows with each grant of the
+// lock (and across all locks), so a store that remembers the largest token
+// it saw can refuse a late holder.
+//
+// The lease ends when it is released, or when its ttl passes without a
+// renewal, by the cache group leader's clock. Lost is closed when this node
+// sees it end, or, sooner, when ttl has passed on this node's clock since
+// the request that granted or last renewed the lease was sent: the leader
+// cannot have ended the lease earlier, provided the clocks of the nodes run
+// at the same rate and agree to well within ttl. A Lease is safe for
+// concurrent use.
+type Lease struct{ l *extensions.Lease }
+
+// Name is the lock's name.
+func (l *Lease) Name() string { return l.l.Name() }
+
+// Token is the lease's fencing token.
+func (l *Lease) Token() uint64 { return l.l.Token() }
+
+// Lost is closed when the lease ends: lost, expired, or released by Unlock.
+func (l *Lease) Lost() <-chan struct{} { return l.l.Lost() }
+
+// Renew extends the lease to its ttl from now. It fails with ErrLockLost
+// when the lease already ended; other errors leave it running to its
+// deadline.
+func (l *Lease) Renew(ctx context.Context) error { return l.l.Renew(ctx) }
+
+// Unlock releases the lock (to its first waiter) and closes Lost. It
+// reports ErrLockLost when the lease had ended before; call it even then,
+// as a lease that only this node's clock ended still holds the lock until
+// the leader's clock ends it.
+func (l *Lease) Unlock(ctx context.Context) error { return l.l.Unlock(ctx) }
+
+// Notification is one message on a channel, sent with Node.Notify or raised
+// by hiqlite_notify in a write that committed; a Listener returns them.
+type Notification struct {
+	Channel string
+	Payload string
+	// Index is the Raft index of the write that raised it: once a read on
+	// the node sees that index, it sees the write.
+	Index uint64
+	// Missed counts the notifications of the listener's channel that were
+	// dropped just before this one because the listener's buffer was full.
+	Missed uint64
+}
+
+// Listener receives the notifications of one channel on one node; get one
+// with Node.Listen. Read them with Next from one goroutine at a time; Close
+// may be called from any.
+type Listener struct{ l *extensions.Listener }
+
+// Channel is the channel the listener receives.
+func (l *Listener) Channel() string { return l.l.Channel() }
+
+// Next returns the next notification, waiting for one until ctx ends. Once
+// the listener is closed (by Close, by the end of the context given to
+// Node.Listen, or by the node closing), Next returns what it still holds,
+// then an error matching ErrListenerClosed.
+func (l *Listener) Next(ctx context.Context) (Notification, error) {
+	n, err := l.l.Next(ctx)
+	return Notification(n), err
+}
+
+// Close stops the listener. It is idempotent.
+func (l *Listener) Close() error { return l.l.Close() }
 
 // Errors of the extensions.
 var (
@@ -58,7 +166,9 @@ var (
 // an entry for as long as it has not applied the leader's expiry of it
 // (usually milliseconds). The caches survive the restart of any minority
 // of the nodes, but not of the whole cluster: they are caches.
-func (n *Node) Cache(name string) *Cache { return extensions.NewCache(n.c.Cache(), name) }
+func (n *Node) Cache(name string) *Cache {
+	return &Cache{extensions.NewCache(n.c.Cache(), name)}
+}
 
 // Lock waits until this node holds the distributed lock name, and returns
 // the lease. Waiters from all nodes are served first in, first out; when
@@ -67,13 +177,20 @@ func (n *Node) Cache(name string) *Cache { return extensions.NewCache(n.c.Cache(
 // ttl after it was granted or last renewed (by the leader's clock), so the
 // lock of a crashed holder frees itself; Lost is closed when the lease ends.
 func (n *Node) Lock(ctx context.Context, name string, ttl time.Duration) (*Lease, error) {
-	return extensions.Lock(ctx, n.c.Cache(), name, ttl)
+	return lease(extensions.Lock(ctx, n.c.Cache(), name, ttl))
 }
 
 // TryLock is Lock without waiting: it fails with ErrLockHeld when the lock is
 // held or waited for.
 func (n *Node) TryLock(ctx context.Context, name string, ttl time.Duration) (*Lease, error) {
-	return extensions.TryLock(ctx, n.c.Cache(), name, ttl)
+	return lease(extensions.TryLock(ctx, n.c.Cache(), name, ttl))
+}
+
+func lease(l *extensions.Lease, err error) (*Lease, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &Lease{l}, nil
 }
 
 // ListenOption configures Node.Listen.
@@ -114,7 +231,11 @@ func (n *Node) Listen(ctx context.Context, channel string, opts ...ListenOption)
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return n.c.Notifications().Listen(ctx, channel, o.buffer)
+	l, err := n.c.Notifications().Listen(ctx, channel, o.buffer)
+	if err != nil {
+		return nil, err
+	}
+	return &Listener{l}, nil
 }
 
 // registerNotify installs hiqlite_notify on a read connection, where it

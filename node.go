@@ -18,8 +18,18 @@ type Node struct {
 	refs int
 }
 
-// Member is one server of the cluster's Raft configuration.
-type Member = cluster.Member
+// Member is one server of the cluster's Raft configuration, as
+// Node.Members lists them.
+type Member struct {
+	// ID is the node's id (its Config.NodeID).
+	ID string
+	// Address is the node's Raft address, host:port.
+	Address string
+	// Voter is false for a non-voting read replica (_voter=false).
+	Voter bool
+	// IsLeader is true for the member this node knows as the leader.
+	IsLeader bool
+}
 
 // NodeOf returns the node behind db, which must have been opened with the
 // hiqlite driver.
@@ -62,7 +72,17 @@ func (n *Node) AppliedIndex() uint64 { return n.c.AppliedIndex() }
 func (n *Node) WaitReady(ctx context.Context) error { return n.c.WaitReady(ctx) }
 
 // Members lists the servers of the cluster.
-func (n *Node) Members() ([]Member, error) { return n.c.Members() }
+func (n *Node) Members() ([]Member, error) {
+	cms, err := n.c.Members()
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]Member, len(cms))
+	for i, m := range cms {
+		ms[i] = Member(m)
+	}
+	return ms, nil
+}
 
 // Fault returns the error that stopped this node's state machine, or nil.
 // A stopped node serves reads of the state it reached but applies nothing

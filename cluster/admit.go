@@ -11,7 +11,7 @@ import (
 )
 
 // This file holds what a Mux lets an unauthenticated connection hold
-// (SPEC §8, "unauthenticated connections cannot starve members"): a place
+// (unauthenticated connections must not starve the members): a place
 // among the handshakes in flight, bounded per source and overall, and the
 // log of the strangers it dropped.
 

@@ -43,7 +43,7 @@ import (
 // The handshake authenticates the endpoints when the connection opens; it
 // neither encrypts nor integrity-protects what follows, so an on-path
 // attacker could read or hijack an established stream. Networks that are not
-// trusted need TLS underneath (SPEC §8).
+// trusted need TLS underneath (tls.go).
 
 // ErrAuth reports a peer that failed the handshake: it does not know the
 // cluster secret (or this node does not).

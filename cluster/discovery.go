@@ -543,7 +543,7 @@ func (d *Discovery) IDTaken() error {
 // and drops other's announcement, and logs the conflict itself. When the
 // name is this node's and this node does not announce itself in a cluster,
 // it may be the newcomer whose id a member already has: IDTaken records it
-// (SPEC §8 "Identity"). A node in a cluster keeps its id; the newcomer,
+// (identity.go). A node in a cluster keeps its id; the newcomer,
 // which sees the same conflict from its side, is the one refused.
 func (d *Discovery) conflict(existing, other *memberlist.Node) {
 	if existing.Name != d.id {

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Identity (SPEC §8): a node told to join never forms a cluster of its own
+// Identity: a node told to join never forms a cluster of its own
 // (see bootstrapExpect), and a node that is not part of a cluster says why,
 // in the errors of its writes and in its log, instead of a bare "no leader".
 

@@ -13,7 +13,7 @@ const membershipInterval = time.Second
 
 // runMembership is the node's membership goroutine (cluster mode only). It
 // wakes on gossip changes and on a timer. Before the node belongs to a
-// cluster it decides whether to bootstrap one (SPEC §8); afterwards, while
+// cluster it decides whether to bootstrap one; afterwards, while
 // the node leads, it makes the Raft configuration follow gossip: it adds
 // discovered nodes, removes nodes that left gracefully and reaps nodes dead
 // for longer than ReapTimeout. Leadership changes hand the duty over by
@@ -109,7 +109,7 @@ func (n *Node) maybeBootstrap() {
 // it bootstraps, 0 when it never does. A node told to join (seeds, no
 // Expect) only joins, as Consul's servers without -bootstrap-expect: seeds
 // that do not answer, or refuse it, must not leave it leading a cluster of
-// its own that takes writes nobody else sees (SPEC §8 "Identity").
+// its own that takes writes nobody else sees (identity.go).
 func (n *Node) bootstrapExpect() int {
 	switch {
 	case n.cfg.Expect > 0:

@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// This file holds mutual TLS on the node port (SPEC §8): the TLS settings
+// This file holds mutual TLS on the node port: the TLS settings
 // a Mux wraps every connection in, the certificate files re-read when they
 // change, and how a refused handshake is told apart (expired, unknown
 // authority, no certificate) for the log.

@@ -53,7 +53,7 @@ type muxOptions struct {
 	tls              *nodeTLS // nil: clear text (tls.go)
 }
 
-// Mux owns a node's one TCP listener, which carries Raft and RPC (SPEC §8).
+// Mux owns a node's one TCP listener, which carries Raft and RPC.
 // It authenticates each accepted connection (auth.go) on a goroutine of its
 // own, under a deadline, so a slow or hostile client never blocks the
 // accept loop, then hands it to the Accept of the stream named by its first

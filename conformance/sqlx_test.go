@@ -28,18 +28,35 @@ func TestSqlx(t *testing.T) {
 	} {
 		e := open(t)
 		t.Run(e.name, func(t *testing.T) {
-			sqlxScenario(t, e)
+			// The one-line change: wrap the hiqlite *sql.DB ("sqlite3"
+			// tells sqlx which bind variables to use: ?).
+			sqlxScenario(t, sqlx.NewDb(e.db, "sqlite3"))
 			e.sameTables(t)
 		})
 	}
 }
 
-func sqlxScenario(t *testing.T, e *env) {
+// TestSqlxOpen opens a single node with sqlx.Open, as an application that
+// uses sqlx throughout does, after telling sqlx that the driver "hiqlite"
+// takes ? bind variables: README's snippet. (Without BindDriver, sqlx
+// v1.4.0 still binds ?, its default for a driver it does not know, but
+// BindType reports UNKNOWN.)
+func TestSqlxOpen(t *testing.T) {
+	sqlx.BindDriver("hiqlite", sqlx.QUESTION)
+	db, err := sqlx.Open("hiqlite", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if got := sqlx.BindType(db.DriverName()); got != sqlx.QUESTION {
+		t.Errorf("sqlx.BindType(%q) = %d, want QUESTION (%d)", db.DriverName(), got, sqlx.QUESTION)
+	}
+	sqlxScenario(t, db)
+}
+
+func sqlxScenario(t *testing.T, db *sqlx.DB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	// The one-line change: wrap the hiqlite *sql.DB ("sqlite3" tells sqlx
-	// which bind variables to use: ?).
-	db := sqlx.NewDb(e.db, "sqlite3")
 
 	db.MustExecContext(ctx, `CREATE TABLE place(id INTEGER PRIMARY KEY, country TEXT NOT NULL, city TEXT, telcode INTEGER UNIQUE, founded DATETIME)`)
 	rome := time.Date(753, 4, 21, 0, 0, 0, 0, time.UTC)

@@ -1,5 +1,5 @@
-// Package extensions holds hiqlite's extensions of SPEC §9 that are not
-// SQL: notifications ([Hub], [Listener]), replicated caches ([Cache]) and
+// Package extensions holds hiqlite's extensions that are not SQL:
+// notifications ([Hub], [Listener]), replicated caches ([Cache]) and
 // distributed locks ([Lease]). The root package hiqlite exposes them on its
 // Node; package cluster plugs them into Raft and the SQL state machine.
 // Nothing here imports either.

@@ -1,6 +1,6 @@
 package main
 
-// hiqlite bench: the figures of SPEC §12 beside their baselines, measured
+// hiqlite bench: hiqlite's performance targets beside their baselines, measured
 // in the same run on the same machine.
 
 import (
@@ -131,7 +131,7 @@ type scenario struct {
 // in hiqlite (leader or follower) share a baseline.
 func (sc *scenario) baselineKey() string { return fmt.Sprintf("%d/%d", sc.kind, sc.workers) }
 
-// target is a goal of SPEC §12. min returns the rate that meets it, from
+// target is one of hiqlite's performance targets. min returns the rate that meets it, from
 // the rows measured so far; false when what it depends on was not measured.
 type target struct {
 	text string

@@ -111,7 +111,7 @@ func (r *benchReport) print(w io.Writer) {
 	for _, sys := range systemIDs[1:] {
 		header = append(header, systemTitles[sys], "ratio")
 	}
-	header = append(header, "SPEC §12 target", "met")
+	header = append(header, "target", "met")
 	var cells [][]string
 	for _, row := range r.Rows {
 		line := []string{row.Title, row.Unit, rateCell(row.Results[sysHiqlite])}

@@ -43,7 +43,7 @@ func TestBench(t *testing.T) {
 			t.Errorf("the table has no row %q; stdout:\n%s", sc.title, out.String())
 		}
 	}
-	for _, want := range []string{"SPEC §12 target", "SQLite FULL", "SQLite NORMAL", "bare Raft", "p50 / p99", "Wrote " + jsonFile} {
+	for _, want := range []string{"target", "SQLite FULL", "SQLite NORMAL", "bare Raft", "p50 / p99", "Wrote " + jsonFile} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out.String())
 		}

@@ -8,6 +8,7 @@
 //	hiqlite status --dsn DSN | --http ADDR   print a node's id, leader, applied index, members
 //	hiqlite cert --dir DIR [--nodes N,...]   make a development CA and node certificates for TLS
 //	hiqlite bench [--json FILE] [--quick]    measure a 3-node loopback cluster beside plain SQLite and bare Raft
+//	hiqlite version                          print the module version and VCS revision (also --version)
 //
 // serve runs until SIGINT or SIGTERM, then stops its node cleanly. With
 // --http (default 127.0.0.1:8080; empty turns it off) it answers
@@ -73,7 +74,8 @@ var commands = []command{
 	{"shell", "--dsn DSN", "an SQL shell: statements end with ';', .help lists the dot commands", cmdShell},
 	{"status", "--dsn DSN | --http ADDR", "print a node's id, leader, applied index and members: open it here, or ask a running serve", cmdStatus},
 	{"cert", "--dir DIR [--nodes N,...]", "make a development CA and node certificates for mutual TLS (_tls_*) and HTTPS", cmdCert},
-	{"bench", "[--json FILE] [--quick]", "measure a 3-node cluster on 127.0.0.1 beside plain SQLite and bare Raft (SPEC §12)", cmdBench},
+	{"bench", "[--json FILE] [--quick]", "measure a 3-node cluster on 127.0.0.1 beside plain SQLite and bare Raft, against hiqlite's performance targets", cmdBench},
+	{"version", "", "print hiqlite's module version, the VCS revision it was built from, and the Go, SQLite and Raft versions (also --version)", cmdVersion},
 	{"help", "", "print this help", nil},
 }
 
@@ -96,6 +98,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return exitOK
+	case "-version", "--version":
+		name = "version"
 	}
 	for _, c := range commands {
 		if c.name != name || c.run == nil {

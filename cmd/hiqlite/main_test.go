@@ -284,6 +284,8 @@ func TestRun(t *testing.T) {
 		{args: []string{"status", "--bogus"}, code: exitUsage, err: "flag provided but not defined: -bogus"},
 		{args: []string{"status", "-h"}, code: exitOK, err: "Usage: hiqlite status --dsn DSN | --http ADDR"},
 		{args: []string{"demo", "extra"}, code: exitUsage, err: `unexpected argument "extra"`},
+		{args: []string{"help"}, code: exitOK, out: "version"},
+		{args: []string{"version", "extra"}, code: exitUsage, err: `unexpected argument "extra"`},
 		{args: []string{"status", "--dsn", "?_bogus=1"}, code: exitUsage, err: "empty data directory"},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,5 @@
 // Package wire is the message codec of the RPC over which followers forward
-// writes, write transactions, read-index and outcome requests to the leader
-// (SPEC §5, §7, §8).
+// writes, write transactions, read-index and outcome requests to the leader.
 //
 // # Frames
 //

@@ -310,7 +310,7 @@ func (*TxRollbackRequest) Type() Type                          { return TypeTxRo
 func (*TxRollbackRequest) appendBody(b []byte) ([]byte, error) { return b, nil }
 func (*TxRollbackRequest) decodeBody(*decoder)                 {}
 
-// ReadIndexRequest asks the leader for a read index (SPEC §6). Answered by
+// ReadIndexRequest asks the leader for a read index. Answered by
 // ReadIndexResponse.
 type ReadIndexRequest struct{}
 
@@ -333,7 +333,7 @@ func (m *ReadIndexResponse) appendBody(b []byte) ([]byte, error) {
 func (m *ReadIndexResponse) decodeBody(d *decoder) { m.Index = d.uvarint() }
 
 // OutcomeRequest asks whether the command sent with Origin was applied (an
-// interrupted write or COMMIT, SPEC §7). Answered by OutcomeResponse.
+// interrupted write or COMMIT). Answered by OutcomeResponse.
 type OutcomeRequest struct {
 	Origin replication.Origin
 }
