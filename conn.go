@@ -536,7 +536,7 @@ func (c *conn) execLocal(ctx context.Context, p *prepared, args []replication.Ar
 
 // local passes on the error of a statement on the local read connection,
 // first reporting it to the node: one that says the database file is
-// damaged is a fault of this node (SPEC §8), not of the statement.
+// damaged is a fault of this node, not of the statement.
 func (c *conn) local(err error) error {
 	if err == nil {
 		return nil

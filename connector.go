@@ -73,7 +73,7 @@ func (c *Connector) Close() error {
 	return c.node.release()
 }
 
-// registry: the nodes this process runs, by absolute DATA_DIR. SPEC §3: the
+// registry: the nodes this process runs, by absolute DATA_DIR: the
 // same DATA_DIR opened twice in one process shares one node.
 var registry = struct {
 	mu    sync.Mutex

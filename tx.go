@@ -11,7 +11,7 @@ import (
 	"github.com/hiqlite/hiqlite/replication"
 )
 
-// tx is a transaction with SQLite's deferred semantics (SPEC §7). It starts
+// tx is a transaction with SQLite's deferred semantics. It starts
 // with nothing. Its first read opens a read transaction on the connection's
 // local read connection, which fixes its snapshot; its first write takes the
 // leader's exclusive write slot and continues on the writer (promote), which

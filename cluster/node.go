@@ -56,7 +56,7 @@ type Config struct {
 	// default (64 MiB). Compaction deletes whole segments only.
 	SegmentSize int
 
-	// Cluster mode, when Listen is set (SPEC §3, §8). Without Listen the
+	// Cluster mode, when Listen is set. Without Listen the
 	// node is a one-voter cluster with no network at all.
 	Listen      string        // host:port for Raft and RPC
 	Advertise   string        // host:port peers dial; "" = the bound Listen address
@@ -290,7 +290,7 @@ func (n *Node) startSingle(rc *raft.Config, has bool) (err error) {
 
 // startCluster starts the network: the muxed listener carrying Raft and
 // RPC, raft over it, the RPC server, gossip, and the membership goroutine,
-// which bootstraps or waits to be added (SPEC §8).
+// which bootstraps or waits to be added.
 func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	cfg := n.cfg
 	if cfg.ReapTimeout <= 0 {
