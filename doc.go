@@ -82,7 +82,8 @@
 //	               log entries that trigger a snapshot (at least 16)    8192
 //	_snapshot_bytes
 //	               bytes of log entries that trigger one (>= 1MiB)      256MiB
-//	_log_segment   size of a Raft log segment file (1MiB to 1GiB)       64MiB
+//	_log_segment   size of a Raft log segment file (1MiB to 1GiB);      4MiB
+//	               preallocated, so about what an empty node takes
 //	_tls_cert      PEM file: this node's certificate (mutual TLS)       unset: no TLS
 //	_tls_key       PEM file: its private key                            unset
 //	_tls_ca        PEM file: the CA of every node's certificate         unset

@@ -123,7 +123,7 @@ var dsnTests = []struct {
 	{dsn: "data?_snapshot_bytes=1048577", want: conf("data", func(c *Config) { c.SnapshotBytes = 1<<20 + 1 }), format: "data?_snapshot_bytes=1048577"},
 	{dsn: "data?_snapshot_bytes=3072KiB", want: conf("data", func(c *Config) { c.SnapshotBytes = 3 << 20 }), format: "data?_snapshot_bytes=3MiB"},
 	{dsn: "data?_snapshot_bytes=2GiB", want: conf("data", func(c *Config) { c.SnapshotBytes = 2 << 30 }), format: "data?_snapshot_bytes=2GiB"},
-	{dsn: "data?_snapshot_bytes=268435456B&_log_segment=64MiB", want: conf("data", nil), format: "data"},
+	{dsn: "data?_snapshot_bytes=268435456B&_log_segment=4MiB", want: conf("data", nil), format: "data"},
 	{dsn: "data?_snapshot_bytes=1023KiB", err: "invalid _snapshot_bytes 1023KiB: must be at least 1MiB"},
 	{dsn: "data?_snapshot_bytes=1MB", err: `invalid _snapshot_bytes "1MB": want a byte count`},
 	{dsn: "data?_snapshot_bytes=-1MiB", err: `invalid _snapshot_bytes "-1MiB": want a byte count`},

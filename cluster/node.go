@@ -53,7 +53,8 @@ type Config struct {
 	// snapshot trigger one; 0 = by entry count only.
 	SnapshotBytes uint64
 	// SegmentSize is the size of raft-wal's segment files; 0 = raft-wal's
-	// default (64 MiB). Compaction deletes whole segments only.
+	// default (64 MiB; the root package's default is 4 MiB). Compaction
+	// deletes whole segments only.
 	SegmentSize int
 
 	// Cluster mode, when Listen is set (SPEC §3, §8). Without Listen the
