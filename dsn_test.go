@@ -133,6 +133,18 @@ var dsnTests = []struct {
 	{dsn: "data?_log_segment=2GiB", err: "invalid _log_segment 2GiB: must be from 1MiB to 1GiB"},
 	{dsn: "data?_log_segment=big", err: `invalid _log_segment "big": want a byte count`},
 
+	// In-memory nodes: the forms other SQLite drivers take.
+	{dsn: ":memory:", want: conf(MemoryDir, nil), format: ":memory:"},
+	{dsn: "file::memory:", want: conf(MemoryDir, nil), format: ":memory:"},
+	{dsn: "file::memory:?cache=shared&_busy=1s", want: conf(MemoryDir, func(c *Config) { c.Busy = time.Second }), format: ":memory:?_busy=1s"},
+	{dsn: "file:app?mode=memory&cache=shared", want: conf(MemoryDir, nil), format: ":memory:"},
+	{dsn: ":memory:?cache=private", want: conf(MemoryDir, nil), format: ":memory:"},
+	{dsn: ":memory:?_listen=127.0.0.1:7001", err: "_listen \"127.0.0.1:7001\": an in-memory node (:memory:) is a single node"},
+	{dsn: "file:app?mode=ro", err: `invalid mode "ro": only mode=memory`},
+	{dsn: ":memory:?cache=none", err: `invalid cache "none": want shared or private`},
+	{dsn: "data?cache=shared", err: `cache applies to an in-memory database`},
+	{dsn: ":memory:?mode=memory&mode=memory", err: "mode given twice"},
+
 	// _consistency and _voter.
 	{dsn: "data?_consistency=LINEARIZABLE",
 		want:   conf("data", func(c *Config) { c.Consistency = Linearizable }),
