@@ -81,8 +81,12 @@ var registry = struct {
 }{nodes: map[string]*Node{}}
 
 // acquireNode returns the running node of cfg.DataDir with one more
-// reference, or starts it.
+// reference, or starts it. An in-memory node is never shared: it is not in
+// the registry.
 func acquireNode(cfg *Config) (*Node, error) {
+	if cfg.inMemory() {
+		return startNode(cfg, MemoryDir, nil)
+	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: data dir %q: %w", cfg.DataDir, err)
@@ -103,6 +107,16 @@ func acquireNode(cfg *Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n, err := startNode(cfg, dir, secret)
+	if err != nil {
+		return nil, err
+	}
+	registry.nodes[dir] = n
+	return n, nil
+}
+
+// startNode starts the node of cfg in dir, with one reference.
+func startNode(cfg *Config, dir string, secret []byte) (*Node, error) {
 	cn, err := cluster.Open(cluster.Config{
 		Dir:         dir,
 		ID:          cfg.NodeID,
@@ -123,13 +137,12 @@ func acquireNode(cfg *Config) (*Node, error) {
 		SnapshotThreshold: cfg.SnapshotEntries,
 		SnapshotBytes:     cfg.SnapshotBytes,
 		SegmentSize:       int(cfg.LogSegment),
+		InMemory:          cfg.inMemory(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{c: cn, dir: dir, refs: 1}
-	registry.nodes[dir] = n
-	return n, nil
+	return &Node{c: cn, dir: dir, refs: 1}, nil
 }
 
 // release drops one reference; the last one stops the node.
@@ -140,6 +153,8 @@ func (n *Node) release() error {
 	if n.refs > 0 {
 		return nil
 	}
-	delete(registry.nodes, n.dir)
+	if registry.nodes[n.dir] == n {
+		delete(registry.nodes, n.dir)
+	}
 	return n.c.Close()
 }

@@ -53,6 +53,12 @@
 // # DSN
 //
 // A DSN is DATA_DIR[?param=value&...]; a leading "file:" is stripped.
+// ":memory:" ([MemoryDir]; also "file::memory:" and
+// "file:NAME?mode=memory", with SQLite's cache=shared or cache=private,
+// which change nothing) opens an in-memory node, for tests: a single node
+// (no _listen) that creates no file, whose database, Raft log and
+// snapshots are in memory and freed on Close. Each opening is a database
+// of its own; the connections of one *sql.DB share it.
 // Values are %-escaped as in a URL query. Unknown or repeated parameters
 // are errors, and every error names the parameter (never the secret: a value that
 // contains the word "secret", as one from a DSN with a mistyped separator does,
@@ -84,7 +90,8 @@
 //	               log entries that trigger a snapshot (at least 16)    8192
 //	_snapshot_bytes
 //	               bytes of log entries that trigger one (>= 1MiB)      256MiB
-//	_log_segment   size of a Raft log segment file (1MiB to 1GiB)       64MiB
+//	_log_segment   size of a Raft log segment file (1MiB to 1GiB);      4MiB
+//	               preallocated, so about what an empty node takes
 //	_tls_cert      PEM file: this node's certificate (mutual TLS)       unset: no TLS
 //	_tls_key       PEM file: its private key                            unset
 //	_tls_ca        PEM file: the CA of every node's certificate         unset

@@ -61,7 +61,7 @@ func ParseConsistency(s string) (Consistency, error) {
 // ParseDSN(c.FormatDSN()) returns a Config equal to c, so a Config and its
 // canonical DSN are interchangeable.
 type Config struct {
-	DataDir     string        // the DSN's path part (a leading "file:" is stripped)
+	DataDir     string        // the DSN's path part (a leading "file:" is stripped); ":memory:" (MemoryDir) = an in-memory node
 	NodeID      string        // _node: unique in the cluster; "" = generated once and persisted by the node
 	Listen      string        // _listen host:port for Raft+RPC; "" = single node, no network
 	Advertise   string        // _advertise host:port peers dial; "" = Listen
@@ -88,8 +88,9 @@ type Config struct {
 	SnapshotBytes uint64
 	// LogSegment (_log_segment) is the size of the Raft log's segment
 	// files. Compaction deletes whole segments, so the log keeps up to one
-	// segment more than the trailing entries; default 64MiB, from 1MiB to
-	// 1GiB.
+	// segment more than the trailing entries. raft-wal preallocates each
+	// segment, so an empty node takes about one segment of disk; default
+	// 4MiB, from 1MiB to 1GiB.
 	LogSegment uint64
 
 	// TLSCert, TLSKey and TLSCA (_tls_cert, _tls_key, _tls_ca) are PEM
@@ -131,9 +132,14 @@ const (
 	// defaultSnapshotBytes bounds the log of a node that writes large rows.
 	defaultSnapshotBytes = 256 << 20
 	minSnapshotBytes     = 1 << 20
-	// defaultLogSegment is raft-wal's own segment size; its segment sizes
-	// are 32-bit, so 1GiB leaves room for an entry above the limit.
-	defaultLogSegment = 64 << 20
+	// defaultLogSegment is 4MiB, not raft-wal's 64MiB: the first segment
+	// is preallocated, and at 64MiB an empty node took 65 MB of disk (a
+	// test suite opening hundreds of stores filled a disk); at 4MiB it
+	// takes 4.2 MB. A segment holds thousands of entries, so rotating one
+	// more often cost nothing measurable (BENCHMARKS.md). raft-wal's
+	// segment sizes are 32-bit, so 1GiB leaves room for an entry above
+	// the limit.
+	defaultLogSegment = 4 << 20
 	minLogSegment     = 1 << 20
 	maxLogSegment     = 1 << 30
 
@@ -147,6 +153,17 @@ const (
 	redacted     = "REDACTED"
 	filePrefix   = "file:"
 )
+
+// MemoryDir is the DataDir of an in-memory node: a single node (no
+// _listen) that creates no file at all, whose database, Raft log and
+// snapshots live in memory and are gone when it closes. Every opening is a
+// node of its own: two sql.Open calls give two independent databases, as
+// with SQLite's ":memory:", while the connections of one *sql.DB share
+// theirs. For tests.
+const MemoryDir = ":memory:"
+
+// inMemory reports whether c is an in-memory node.
+func (c *Config) inMemory() bool { return c.DataDir == MemoryDir }
 
 // NewConfig returns a Config holding the defaults of every parameter. Its
 // DataDir is empty, so it is not valid until DataDir is set.
@@ -171,6 +188,14 @@ func NewConfig() *Config {
 // and values are %-unescaped as in a URL query; unknown and repeated
 // parameters are errors.
 //
+// The forms other SQLite drivers use for an in-memory database open an
+// in-memory node (DataDir MemoryDir): ":memory:", "file::memory:", and
+// "file:NAME?mode=memory"; SQLite's URI parameters mode=memory and
+// cache=shared or cache=private are accepted there and change nothing
+// (the NAME is dropped: every opening is a database of its own, and the
+// connections of one *sql.DB always share it). Any other mode, and cache
+// on a DATA_DIR, is an error.
+//
 // Errors name the parameter and the offending value, except the value of
 // _secret, which never appears in an error.
 func ParseDSN(dsn string) (*Config, error) {
@@ -182,6 +207,7 @@ func ParseDSN(dsn string) (*Config, error) {
 	c.DataDir = dir
 
 	seen := make(map[string]bool)
+	var mode string
 	for query != "" {
 		var param string
 		param, query, _ = strings.Cut(query, "&")
@@ -193,7 +219,7 @@ func ParseDSN(dsn string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("hiqlite: invalid DSN parameter name %s: %w", quoteName(rawName), err)
 		}
-		if !knownParams[name] {
+		if !knownParams[name] && !sqliteParams[name] {
 			return nil, fmt.Errorf("hiqlite: unknown DSN parameter %s", quoteName(name))
 		}
 		if seen[name] {
@@ -211,9 +237,23 @@ func ParseDSN(dsn string) (*Config, error) {
 		if value == "" {
 			return nil, fmt.Errorf("hiqlite: invalid %s \"\": empty value", name)
 		}
+		if sqliteParams[name] {
+			if err := checkSQLiteParam(name, value); err != nil {
+				return nil, err
+			}
+			if name == "mode" {
+				mode = value
+			}
+			continue
+		}
 		if err := c.setParam(name, value); err != nil {
 			return nil, err
 		}
+	}
+	if mode == "memory" {
+		c.DataDir = MemoryDir
+	} else if seen["cache"] && !c.inMemory() {
+		return nil, fmt.Errorf("hiqlite: DSN parameter cache applies to an in-memory database (%s or mode=memory), not to data directory %s", MemoryDir, quotePath(c.DataDir))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -230,6 +270,21 @@ var knownParams = map[string]bool{
 	"_snapshot_bytes": true, "_log_segment": true,
 	"_tls_cert": true, "_tls_key": true, "_tls_ca": true,
 	"_txlock": true,
+}
+
+// sqliteParams are the SQLite URI parameters ParseDSN accepts, for the
+// in-memory forms other drivers take (see ParseDSN).
+var sqliteParams = map[string]bool{"mode": true, "cache": true}
+
+// checkSQLiteParam checks the value of one of sqliteParams.
+func checkSQLiteParam(name, value string) error {
+	switch {
+	case name == "mode" && value != "memory":
+		return fmt.Errorf("hiqlite: invalid mode %s: only mode=memory (an in-memory node) is accepted; a data directory is always read-write and created if needed", quoteValue(value))
+	case name == "cache" && value != "shared" && value != "private":
+		return fmt.Errorf("hiqlite: invalid cache %s: want shared or private", quoteValue(value))
+	}
+	return nil
 }
 
 // quoteName quotes a parameter name for an error message. A name that
@@ -493,6 +548,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 
+	if c.inMemory() && c.Listen != "" {
+		return fmt.Errorf("hiqlite: _listen %s: an in-memory node (%s) is a single node with no network; give a data directory to run a cluster node", quoteValue(c.Listen), MemoryDir)
+	}
 	// A node without _listen is a one-voter cluster with no network.
 	if c.Listen == "" {
 		switch {

@@ -130,7 +130,7 @@ var dsnTests = []struct {
 	{dsn: "data?_snapshot_bytes=1048577", want: conf("data", func(c *Config) { c.SnapshotBytes = 1<<20 + 1 }), format: "data?_snapshot_bytes=1048577"},
 	{dsn: "data?_snapshot_bytes=3072KiB", want: conf("data", func(c *Config) { c.SnapshotBytes = 3 << 20 }), format: "data?_snapshot_bytes=3MiB"},
 	{dsn: "data?_snapshot_bytes=2GiB", want: conf("data", func(c *Config) { c.SnapshotBytes = 2 << 30 }), format: "data?_snapshot_bytes=2GiB"},
-	{dsn: "data?_snapshot_bytes=268435456B&_log_segment=64MiB", want: conf("data", nil), format: "data"},
+	{dsn: "data?_snapshot_bytes=268435456B&_log_segment=4MiB", want: conf("data", nil), format: "data"},
 	{dsn: "data?_snapshot_bytes=1023KiB", err: "invalid _snapshot_bytes 1023KiB: must be at least 1MiB"},
 	{dsn: "data?_snapshot_bytes=1MB", err: `invalid _snapshot_bytes "1MB": want a byte count`},
 	{dsn: "data?_snapshot_bytes=-1MiB", err: `invalid _snapshot_bytes "-1MiB": want a byte count`},
@@ -139,6 +139,18 @@ var dsnTests = []struct {
 	{dsn: "data?_log_segment=512KiB", err: "invalid _log_segment 512KiB: must be from 1MiB to 1GiB"},
 	{dsn: "data?_log_segment=2GiB", err: "invalid _log_segment 2GiB: must be from 1MiB to 1GiB"},
 	{dsn: "data?_log_segment=big", err: `invalid _log_segment "big": want a byte count`},
+
+	// In-memory nodes: the forms other SQLite drivers take.
+	{dsn: ":memory:", want: conf(MemoryDir, nil), format: ":memory:"},
+	{dsn: "file::memory:", want: conf(MemoryDir, nil), format: ":memory:"},
+	{dsn: "file::memory:?cache=shared&_busy=1s", want: conf(MemoryDir, func(c *Config) { c.Busy = time.Second }), format: ":memory:?_busy=1s"},
+	{dsn: "file:app?mode=memory&cache=shared", want: conf(MemoryDir, nil), format: ":memory:"},
+	{dsn: ":memory:?cache=private", want: conf(MemoryDir, nil), format: ":memory:"},
+	{dsn: ":memory:?_listen=127.0.0.1:7001", err: "_listen \"127.0.0.1:7001\": an in-memory node (:memory:) is a single node"},
+	{dsn: "file:app?mode=ro", err: `invalid mode "ro": only mode=memory`},
+	{dsn: ":memory:?cache=none", err: `invalid cache "none": want shared or private`},
+	{dsn: "data?cache=shared", err: `cache applies to an in-memory database`},
+	{dsn: ":memory:?mode=memory&mode=memory", err: "mode given twice"},
 
 	// _consistency and _voter.
 	{dsn: "data?_consistency=LINEARIZABLE",

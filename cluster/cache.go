@@ -74,8 +74,9 @@ const (
 // an atomic pointer so that the hot paths read it without mu.
 type cacheGroup struct {
 	n      *Node
+	stable raft.StableStore // a fileStable, or memory for an InMemory node
+	where  string           // where stable keeps its data, for errors
 	m      *extensions.Machine
-	stable *fileStable
 	client *rpcClient // to the group's leader
 	notify chan bool  // the group's leadership changes
 	raft   atomic.Pointer[raft.Raft]
@@ -92,15 +93,20 @@ type cacheGroup struct {
 var _ extensions.Replicator = (*cacheGroup)(nil)
 
 func newCacheGroup(n *Node) (*cacheGroup, error) {
-	dir := filepath.Join(n.cfg.Dir, cacheDir)
-	if err := os.MkdirAll(dir, privateDir); err != nil {
-		return nil, fmt.Errorf("hiqlite: create cache dir: %w", err)
+	var stable raft.StableStore = raft.NewInmemStore()
+	where := "memory"
+	if !n.cfg.InMemory {
+		dir := filepath.Join(n.cfg.Dir, cacheDir)
+		if err := os.MkdirAll(dir, privateDir); err != nil {
+			return nil, fmt.Errorf("hiqlite: create cache dir: %w", err)
+		}
+		fs, err := openFileStable(filepath.Join(dir, cacheStableFile))
+		if err != nil {
+			return nil, err
+		}
+		stable, where = fs, fs.path
 	}
-	stable, err := openFileStable(filepath.Join(dir, cacheStableFile))
-	if err != nil {
-		return nil, err
-	}
-	g := &cacheGroup{n: n, m: extensions.NewMachine(), stable: stable, notify: make(chan bool, 16), done: make(chan struct{}),
+	g := &cacheGroup{n: n, m: extensions.NewMachine(), stable: stable, where: where, notify: make(chan bool, 16), done: make(chan struct{}),
 		proposals: make(chan *proposal, 4*cacheMaxBatch), flights: make(chan flight, cacheMaxFlights)}
 	g.client = &rpcClient{n: n, leader: g.leaderAddr}
 	return g, nil
@@ -168,7 +174,7 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 		// The term and vote on disk; a failed save stops the node
 		// (faultStable), and guard turns a failure inside NewRaft into
 		// an error.
-		stable := &faultStable{StableStore: g.stable, where: g.stable.path, fail: n.persistFailed}
+		stable := &faultStable{StableStore: g.stable, where: g.where, fail: n.persistFailed}
 		err = guard(func() (err error) {
 			r, err = raft.NewRaft(rc, g.m, raft.NewInmemStore(), stable, snaps, trans)
 			return err

@@ -53,7 +53,8 @@ type Config struct {
 	// snapshot trigger one; 0 = by entry count only.
 	SnapshotBytes uint64
 	// SegmentSize is the size of raft-wal's segment files; 0 = raft-wal's
-	// default (64 MiB). Compaction deletes whole segments only.
+	// default (64 MiB; the root package's default is 4 MiB). Compaction
+	// deletes whole segments only.
 	SegmentSize int
 
 	// Cluster mode, when Listen is set. Without Listen the
@@ -72,6 +73,11 @@ type Config struct {
 	TLSCert, TLSKey, TLSCA string
 	// FastGossip uses memberlist timings for one machine (tests, demo).
 	FastGossip bool
+	// InMemory keeps everything in memory and creates no file: the
+	// database (replication.OpenMemory), the Raft log, its stable store
+	// and the snapshots. Dir is then only a name for messages; Listen must
+	// be empty.
+	InMemory bool
 }
 
 // Files and directories inside DATA_DIR.
@@ -106,6 +112,7 @@ type Node struct {
 	logFault *faultLog      // logCache as raft gets it; see persist.go
 	stable   *faultStable   // n.log's stable store as raft gets it; see persist.go
 	meta     *metadb.BoltMetaDB
+	mem      *raft.InmemStore // log and stable store of an InMemory node, instead of log
 	snaps    raft.SnapshotStore
 	trans    raft.Transport
 	raft     *raft.Raft
@@ -149,8 +156,8 @@ func Open(cfg Config) (_ *Node, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = defaultLogger()
 	}
-	if err := MakePrivateDir(cfg.Dir); err != nil {
-		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
+	if cfg.InMemory && cfg.Listen != "" {
+		return nil, errors.New("hiqlite: an in-memory node has no network: it takes no Listen address")
 	}
 	n := &Node{cfg: cfg, gate: newGate(), hub: extensions.NewHub(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{}), faulted: make(chan struct{})}
 	defer func() {
@@ -158,46 +165,12 @@ func Open(cfg Config) (_ *Node, err error) {
 			n.Close() // tears down whatever started, in order
 		}
 	}()
-	if n.lock, err = lockDir(cfg.Dir); err != nil {
-		return nil, err
+	if cfg.InMemory {
+		err = n.openMemory()
+	} else {
+		err = n.openFiles()
 	}
-	if n.id, err = loadID(cfg.Dir, cfg.ID); err != nil {
-		return nil, err
-	}
-	if err = removeCrashLeftovers(cfg.Dir, cfg.Logger); err != nil {
-		return nil, err
-	}
-	if n.sm, err = openDatabase(filepath.Join(cfg.Dir, dbFile), cfg.Listen != "", cfg.Logger); err != nil {
-		return nil, err
-	}
-	if err = os.MkdirAll(filepath.Join(cfg.Dir, raftDir), privateDir); err != nil {
-		return nil, err
-	}
-	// raft-wal's Close leaves its meta database open, so the node owns it.
-	n.meta = &metadb.BoltMetaDB{}
-	segmentSize := wal.DefaultSegmentSize
-	if cfg.SegmentSize > 0 {
-		segmentSize = cfg.SegmentSize
-	}
-	logDir := filepath.Join(cfg.Dir, raftDir)
-	files := segment.NewFiler(logDir, privateSegments{walfs.New()})
-	if err = guard(func() (err error) {
-		n.log, err = wal.Open(logDir, wal.WithMetaStore(n.meta), wal.WithSegmentFiler(files), wal.WithSegmentSize(segmentSize))
-		return err
-	}); err != nil {
-		return nil, unreadableLog(cfg.Dir, err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, snapDir), retainSnap, cfg.Logger.Named("snapshots"))
 	if err != nil {
-		return nil, fmt.Errorf("hiqlite: open snapshot store: %w", err)
-	}
-	n.snaps = privateSnapshots{snaps, filepath.Join(cfg.Dir, snapDir)}
-	// What the libraries created above, and what an older version left,
-	// becomes private (files created later are narrowed as they appear).
-	if err = narrowTree(cfg.Dir); err != nil {
-		return nil, fmt.Errorf("hiqlite: make %s private: %w", cfg.Dir, err)
-	}
-	if err = n.restoreIfBehind(); err != nil {
 		return nil, err
 	}
 
@@ -234,7 +207,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	// changes, then replays them to the state machine, which skips those
 	// the database holds), about 15 µs each.
 	rc.SnapshotInterval = 10 * time.Second
-	has, err := raft.HasExistingState(n.log, n.log, n.snaps)
+	has, err := raft.HasExistingState(n.rawLog(), n.rawStable(), n.snaps)
 	if err != nil {
 		return nil, unreadableLog(cfg.Dir, err)
 	}
@@ -266,6 +239,73 @@ func Open(cfg Config) (_ *Node, err error) {
 		n.goFunc(func() { n.snapshotOnLogSize(logFull) })
 	}
 	return n, nil
+}
+
+// openFiles opens what a node keeps in cfg.Dir: it takes the directory's
+// lock, reads or creates the node id, and opens the state database, the
+// Raft log and the snapshots.
+func (n *Node) openFiles() (err error) {
+	if err := MakePrivateDir(n.cfg.Dir); err != nil {
+		return fmt.Errorf("hiqlite: create data dir: %w", err)
+	}
+	if n.lock, err = lockDir(n.cfg.Dir); err != nil {
+		return err
+	}
+	if n.id, err = loadID(n.cfg.Dir, n.cfg.ID); err != nil {
+		return err
+	}
+	if err = removeCrashLeftovers(n.cfg.Dir, n.cfg.Logger); err != nil {
+		return err
+	}
+	if n.sm, err = openDatabase(filepath.Join(n.cfg.Dir, dbFile), n.cfg.Listen != "", n.cfg.Logger); err != nil {
+		return err
+	}
+	if err = os.MkdirAll(filepath.Join(n.cfg.Dir, raftDir), privateDir); err != nil {
+		return err
+	}
+	// raft-wal's Close leaves its meta database open, so the node owns it.
+	n.meta = &metadb.BoltMetaDB{}
+	segmentSize := wal.DefaultSegmentSize
+	if n.cfg.SegmentSize > 0 {
+		segmentSize = n.cfg.SegmentSize
+	}
+	logDir := filepath.Join(n.cfg.Dir, raftDir)
+	files := segment.NewFiler(logDir, privateSegments{walfs.New()})
+	if err = guard(func() (err error) {
+		n.log, err = wal.Open(logDir, wal.WithMetaStore(n.meta), wal.WithSegmentFiler(files), wal.WithSegmentSize(segmentSize))
+		return err
+	}); err != nil {
+		return unreadableLog(n.cfg.Dir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(n.cfg.Dir, snapDir), retainSnap, n.cfg.Logger.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("hiqlite: open snapshot store: %w", err)
+	}
+	n.snaps = privateSnapshots{snaps, filepath.Join(n.cfg.Dir, snapDir)}
+	// What the libraries created above, and what an older version left,
+	// becomes private (files created later are narrowed as they appear).
+	if err = narrowTree(n.cfg.Dir); err != nil {
+		return fmt.Errorf("hiqlite: make %s private: %w", n.cfg.Dir, err)
+	}
+	if err = n.restoreIfBehind(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// openMemory opens an InMemory node's state: a new database in memory, and
+// raft's in-memory log, stable and snapshot stores. Nothing outlives Close.
+func (n *Node) openMemory() (err error) {
+	if n.id = n.cfg.ID; n.id == "" {
+		n.id = newID()
+	}
+	if n.sm, err = replication.OpenMemory(); err != nil {
+		return err
+	}
+	n.sm.SetResultCodec(wire.ResultCodec)
+	n.mem = raft.NewInmemStore()
+	n.snaps = raft.NewInmemSnapshotStore()
+	return nil
 }
 
 // startSingle starts a one-voter cluster with no network: an in-memory
@@ -433,17 +473,34 @@ func removeCrashLeftovers(dir string, logger hclog.Logger) error {
 // node (faultLog).
 func (n *Node) logStore() raft.LogStore {
 	if n.logCache == nil {
-		n.logCache, _ = raft.NewLogCache(1024, n.log) // fails only for a size <= 0
+		n.logCache, _ = raft.NewLogCache(1024, n.rawLog()) // fails only for a size <= 0
 		n.logFault = &faultLog{LogStore: n.logCache, dir: filepath.Join(n.cfg.Dir, raftDir), fail: n.persistFailed}
 	}
 	return n.logFault
+}
+
+// rawLog is the Raft log under the cache: raft-wal, or memory.
+func (n *Node) rawLog() raft.LogStore {
+	if n.mem != nil {
+		return n.mem
+	}
+	return n.log
+}
+
+// rawStable is where raft keeps its term and vote: raft-wal's meta
+// database, or memory.
+func (n *Node) rawStable() raft.StableStore {
+	if n.mem != nil {
+		return n.mem
+	}
+	return n.log
 }
 
 // stableStore is raft-wal's meta database, where raft keeps its term and
 // vote; a failed save stops the node (faultStable).
 func (n *Node) stableStore() raft.StableStore {
 	if n.stable == nil {
-		n.stable = &faultStable{StableStore: n.log, where: filepath.Join(n.cfg.Dir, raftDir, "wal-meta.db"), fail: n.persistFailed}
+		n.stable = &faultStable{StableStore: n.rawStable(), where: filepath.Join(n.cfg.Dir, raftDir, "wal-meta.db"), fail: n.persistFailed}
 	}
 	return n.stable
 }
@@ -793,14 +850,19 @@ func loadID(dir, want string) (string, error) {
 	}
 	id := want
 	if id == "" {
-		var r [8]byte
-		_, _ = rand.Read(r[:])
-		id = "node-" + hex.EncodeToString(r[:])
+		id = newID()
 	}
 	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
 		return "", fmt.Errorf("hiqlite: persist node id: %w", err)
 	}
 	return id, nil
+}
+
+// newID is a new random node id.
+func newID() string {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	return "node-" + hex.EncodeToString(r[:])
 }
 
 // writeFileSync writes data to path atomically and durably.

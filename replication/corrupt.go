@@ -117,6 +117,10 @@ func (sm *StateMachine) Corrupt(err error) error {
 // damaged: it records the marker for the next open and says what heals it.
 func (sm *StateMachine) corruptFault(err error) error {
 	note := fmt.Sprintf("%s: %v\n", time.Now().UTC().Format(time.RFC3339), err)
+	if sm.memory {
+		// No next open: the database goes with the node.
+		return fmt.Errorf("database corrupt: %w", err)
+	}
 	if werr := writeSync(sm.path+CorruptMarker, []byte(note)); werr != nil {
 		err = fmt.Errorf("%w (and the marker for the next open failed: %v)", err, werr)
 	}

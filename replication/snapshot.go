@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/vfs/mvcc"
 )
 
 // Temporary copies of the database made while a snapshot is persisted or
@@ -116,13 +118,20 @@ func subtract(a *atomic.Uint64, n uint64) {
 }
 
 func (s *fsmSnapshot) persist(w io.Writer) error {
-	tmp, err := os.CreateTemp(s.dir, persistTemp)
-	if err != nil {
-		return err
+	var tmp tempDB
+	if s.sm.memory {
+		tmp = memoryTemp("")
+		defer mvcc.Delete(tmp.mem)
+	} else {
+		f, err := os.CreateTemp(s.dir, persistTemp)
+		if err != nil {
+			return err
+		}
+		tmp.uri = f.Name()
+		f.Close()
+		defer os.Remove(tmp.uri)
 	}
-	name := tmp.Name()
-	tmp.Close()
-	defer os.Remove(name)
+	name := tmp.uri
 	if err := s.copyTo(name); err != nil {
 		if IsCorrupt(err) {
 			s.sm.stop(err)
@@ -137,11 +146,6 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 		s.sm.stop(err)
 		return fmt.Errorf("hiqlite: snapshot copy: %w", err)
 	}
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	if _, err := io.WriteString(w, snapshotMagic); err != nil {
 		return err
 	}
@@ -158,11 +162,25 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(enc, stoppable{f, s.sm.stopping}); err != nil {
+	if err := copyOut(enc, tmp, s.sm.stopping); err != nil {
 		enc.Close()
 		return err
 	}
 	return enc.Close()
+}
+
+// copyOut writes the bytes of the database tmp to w until ctx ends.
+func copyOut(w io.Writer, tmp tempDB, ctx context.Context) error {
+	if tmp.mem != "" {
+		return tmp.writeMemory(ctx, w)
+	}
+	f, err := os.Open(tmp.uri)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, stoppable{f, ctx})
+	return err
 }
 
 // copyTo copies the pinned database into the file name with SQLite's
@@ -216,18 +234,29 @@ func (sm *StateMachine) Restore(r io.ReadCloser) error {
 		return err
 	}
 	sm.abortPending()
-	tmp, err := os.CreateTemp(filepath.Dir(sm.path), restoreTemp)
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	err = decodeSnapshot(r, tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
+	var name string
+	if sm.memory {
+		var buf strings.Builder
+		if err := decodeSnapshot(r, &buf); err != nil {
+			return err
+		}
+		tmp := memoryTemp(buf.String())
+		defer mvcc.Delete(tmp.mem)
+		name = tmp.uri
+	} else {
+		tmp, err := os.CreateTemp(filepath.Dir(sm.path), restoreTemp)
+		if err != nil {
+			return err
+		}
+		name = tmp.Name()
+		defer os.Remove(name)
+		err = decodeSnapshot(r, tmp)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
 	}
 	// A damaged snapshot (written by a node that did not check its copy)
 	// is refused, not installed: this database is left as it was.

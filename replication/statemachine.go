@@ -53,7 +53,8 @@ INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0, 0);`
 // ExecTx and RollbackTx. No method holds mu while waiting for anything other
 // than SQLite. applied and fault are atomics, readable without mu.
 type StateMachine struct {
-	path string
+	path   string
+	memory bool // the database is in memory (OpenMemory); path is its URI
 
 	mu      sync.Mutex
 	w       *sqlite3.Conn // the writer
