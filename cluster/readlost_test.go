@@ -47,7 +47,9 @@ func TestLostReplyOfReadIsNoWrite(t *testing.T) {
 	if err == nil || ctx.Err() == nil {
 		t.Fatalf("read index from a leader that never answers: %v before the deadline", err)
 	}
-	if errors.Is(err, ErrOutcomeUnknown) || strings.Contains(err.Error(), "write") {
+	// Not "write": on a loaded machine the dial itself can time out, and
+	// the network error then reads "write tcp ...: i/o timeout".
+	if errors.Is(err, ErrOutcomeUnknown) || strings.Contains(err.Error(), "may or may not") || strings.Contains(err.Error(), "applied") {
 		t.Errorf("a read's lost reply speaks of a write: %v", err)
 	}
 
