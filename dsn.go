@@ -588,7 +588,7 @@ func (c *Config) Validate() error {
 			addrs = append(addrs, [2]string{"_join", seed})
 		}
 		for _, a := range addrs {
-			if a[1] != "" && !isLoopback(a[1]) {
+			if a[1] != "" && !cluster.IsLoopback(a[1]) {
 				return fmt.Errorf("hiqlite: %s %s is not a loopback address: set _secret or _secret_file", a[0], quoteValue(a[1]))
 			}
 		}
@@ -782,20 +782,6 @@ func validHostname(host string) bool {
 		}
 	}
 	return true
-}
-
-// isLoopback reports whether the host of a valid address is "localhost" or a
-// loopback IP literal. An empty host binds all interfaces: not loopback.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // sameListener reports whether two valid bind addresses would claim the same

@@ -318,7 +318,7 @@ func warnClearText(cfg Config, hasTLS bool) {
 		return
 	}
 	for _, a := range []struct{ name, addr string }{{"listen", cfg.Listen}, {"advertise", cfg.Advertise}, {"gossip", cfg.Gossip}} {
-		if a.addr != "" && !loopbackAddr(a.addr) {
+		if a.addr != "" && !IsLoopback(a.addr) {
 			cfg.Logger.Warn("the node port runs without TLS on an address that is not loopback: anyone on the path can read rows and inject Raft traffic into established connections; set _tls_cert, _tls_key and _tls_ca",
 				a.name, a.addr)
 			return
@@ -326,8 +326,9 @@ func warnClearText(cfg Config, hasTLS bool) {
 	}
 }
 
-// loopbackAddr reports whether host:port names localhost or a loopback IP.
-func loopbackAddr(addr string) bool {
+// IsLoopback reports whether the host of host:port is "localhost" or a
+// loopback IP literal. An empty host binds all interfaces: not loopback.
+func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
