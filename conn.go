@@ -238,11 +238,15 @@ func (c *conn) prepare(query string) (*prepared, error) {
 		p.numInput = numInput(s)
 	} else {
 		p.multi = true
-		if p.cls.Kind != replication.Read && p.cls.Kind != replication.Write {
+		if p.cls.Kind != replication.Read && p.cls.Kind != replication.Write && p.cls.Kind != replication.Local {
 			s.Close()
 			return nil, &replication.RefusedError{SQL: query, Reason: fmt.Sprintf("%v inside a text of several statements; run it as a statement of its own", p.cls.Kind)}
 		}
 		p.reads, err = c.allReads(p.cls, tail)
+		if err == nil && !p.reads && p.cls.Kind == replication.Local {
+			// A setting of the reader would reach the writer with the write.
+			err = &replication.RefusedError{SQL: query, Reason: "a PRAGMA setting of the local reader followed by a write; run the pragmas as a text of their own"}
+		}
 		if err == nil && !p.reads {
 			err = c.checkTail(tail)
 		}
@@ -310,11 +314,12 @@ func numInput(s *sqlite3.Stmt) int {
 	return n
 }
 
-// allReads reports whether first and every statement of tail are reads. A
+// allReads reports whether first and every statement of tail are reads or
+// settings of the local reader (a startup text of pragmas). A
 // statement that does not prepare here (it may depend on an earlier one, as
 // INSERT after CREATE TABLE) is left to the writer, which reports its error.
 func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
-	if first.Kind != replication.Read {
+	if first.Kind != replication.Read && first.Kind != replication.Local {
 		return false, nil
 	}
 	for !replication.IsBlank(tail) {
@@ -333,7 +338,7 @@ func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if cls.Kind != replication.Read {
+		if cls.Kind != replication.Read && cls.Kind != replication.Local {
 			return false, nil
 		}
 		tail = rest

@@ -386,7 +386,9 @@ func TestRefused(t *testing.T) {
 	for _, q := range []string{
 		`ATTACH DATABASE 'x.db' AS x`,
 		`PRAGMA journal_mode=DELETE`,
-		`PRAGMA synchronous=OFF`,
+		`PRAGMA locking_mode=EXCLUSIVE`,
+		`PRAGMA writable_schema=ON`,
+		`PRAGMA query_only=ON`,
 		`VACUUM INTO '/tmp/x.db'`,
 		`CREATE TEMP TABLE tt(x)`,
 		`SAVEPOINT a`,

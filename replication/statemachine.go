@@ -693,6 +693,12 @@ func checkReplicable(sql string) error {
 	switch cls.Kind {
 	case Begin, Commit, Rollback:
 		return &RefusedError{SQL: sql, Reason: "transaction control inside a replicated write; use BEGIN/COMMIT as statements of their own, or db.BeginTx"}
+	case Local:
+		switch cls.Pragma {
+		case "journal_mode", "synchronous", "temp_store", "mmap_size":
+			// Settings of the local reader: on the writer they would outlast the write.
+			return &RefusedError{SQL: sql, Reason: "PRAGMA " + cls.Pragma + " applies to the local reader; run it in a text without writes"}
+		}
 	}
 	return nil
 }
