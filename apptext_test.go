@@ -17,6 +17,7 @@ func TestAppTexts(t *testing.T) {
 		t.Parallel()
 		db, _ := open(t)
 		checkPragmaTexts(t, db, "wal")
+		checkTxTexts(t, db)
 	})
 	t.Run("memory", func(t *testing.T) {
 		t.Parallel()
@@ -26,12 +27,15 @@ func TestAppTexts(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkPragmaTexts(t, db, mode)
+		checkTxTexts(t, db)
 	})
 	t.Run("follower", func(t *testing.T) {
 		t.Parallel()
 		c := clustertest.New(t, 3)
 		fol := c.Members[c.Follower()].DB
 		checkPragmaTexts(t, fol, "wal")
+		checkTxTexts(t, fol)
+		countEverywhere(t, c, 1, `SELECT count(*) FROM t`)
 		c.EnsureSame()
 	})
 }
@@ -60,5 +64,29 @@ func checkPragmaTexts(t *testing.T, db *sql.DB, wantMode string) {
 		if _, err := db.Exec(q); !errors.Is(err, hiqlite.ErrRefused) {
 			t.Errorf("%s: err = %v, want ErrRefused", q, err)
 		}
+	}
+}
+
+func checkTxTexts(t *testing.T, db *sql.DB) {
+	t.Helper()
+	mustExec(t, db, `BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES(1); COMMIT;`)
+	mustExec(t, db, `BEGIN IMMEDIATE; CREATE TABLE u(x); COMMIT`)
+	mustExec(t, db, `BEGIN TRANSACTION; CREATE TABLE v(x, y TEXT DEFAULT 'a;b'); -- COMMIT;
+		CREATE TRIGGER vt AFTER INSERT ON v BEGIN UPDATE v SET y = 'c;d'; END; END TRANSACTION;`)
+	mustExec(t, db, `BEGIN; COMMIT;`)
+	if _, err := db.Exec(`BEGIN; INSERT INTO t VALUES(2); INSERT INTO missing VALUES(1); COMMIT;`); err == nil {
+		t.Error("a transaction text whose last statement fails succeeded")
+	}
+	for _, q := range []string{
+		`BEGIN; INSERT INTO t VALUES(3);`,
+		`BEGIN; INSERT INTO t VALUES(3); ROLLBACK;`,
+		`BEGIN; INSERT INTO t VALUES(3); COMMIT; BEGIN; INSERT INTO t VALUES(4); COMMIT;`,
+	} {
+		if _, err := db.Exec(q); !errors.Is(err, hiqlite.ErrRefused) {
+			t.Errorf("%s: err = %v, want ErrRefused", q, err)
+		}
+	}
+	if n := count(t, db, `SELECT count(*) FROM t`); n != 1 {
+		t.Errorf("t holds %d rows, want 1", n)
 	}
 }

@@ -201,6 +201,18 @@ func (c *conn) prepare(query string) (*prepared, error) {
 	if w, ok := c.writes.get(query); ok {
 		return &prepared{query: query, cls: w.cls, multi: w.multi, numInput: w.numInput}, nil
 	}
+	// A text that is one whole transaction (BEGIN; ...; COMMIT;) is
+	// prepared here as the statements between; the writer runs the whole
+	// text, atomically.
+	text := query
+	if body, ok, err := replication.TransactionBody(query); err != nil {
+		return nil, err
+	} else if ok {
+		if c.tx != nil {
+			return nil, fmt.Errorf("hiqlite: cannot start a transaction within a transaction: %w", sqlite3.ERROR)
+		}
+		query = body
+	}
 	// Refuse before preparing: preparing a PRAGMA already applies it.
 	textCls, err := replication.ClassifySQL(query)
 	if err != nil {
@@ -220,7 +232,7 @@ func (c *conn) prepare(query string) (*prepared, error) {
 			// transaction created (CREATE TABLE, then INSERT into it),
 			// nor, on a follower, what the leader committed a moment ago:
 			// the writer prepares it, and reports any real error.
-			return &prepared{query: query, cls: textCls, numInput: -1}, nil
+			return &prepared{query: text, cls: textCls, numInput: -1}, nil
 		}
 		return nil, c.local(err)
 	}
@@ -260,12 +272,13 @@ func (c *conn) prepare(query string) (*prepared, error) {
 		// The writer runs the text and prepares it there.
 		s.Close()
 		p.s = nil
-		if c.writes.has(query) || c.guard.Migrations {
+		p.query = text
+		if c.writes.has(text) || c.guard.Migrations {
 			// Migrate's texts pass the guard; the cache must not let
 			// them pass for anyone else.
 			break
 		}
-		c.writes.add(query, cachedWrite{cls: p.cls, multi: p.multi, numInput: p.numInput})
+		c.writes.add(text, cachedWrite{cls: p.cls, multi: p.multi, numInput: p.numInput})
 	case p.cls.Kind == replication.Read && textCls.Kind == replication.Write && !p.multi:
 		// Only sqlite3_stmt_readonly told it from a write: a SELECT,
 		// VALUES or WITH ... SELECT.

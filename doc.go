@@ -308,8 +308,16 @@
 //
 //   - SAVEPOINT (and RELEASE, ROLLBACK TO) outside a transaction is refused:
 //     use BEGIN or BeginTx.
-//   - Transaction control (BEGIN, COMMIT, ROLLBACK) inside a text of several
-//     statements is refused: run it as a statement of its own.
+//   - A text that is one whole transaction, "BEGIN; CREATE TABLE ...; INSERT
+//     ...; COMMIT;" (also BEGIN IMMEDIATE or EXCLUSIVE, BEGIN TRANSACTION,
+//     and END for COMMIT), runs in one Exec as one atomic write, as on
+//     SQLite: if a statement fails, nothing of the text is left, on any
+//     node. Other transaction control inside a text of several statements is
+//     refused: a text that begins a transaction and does not end with COMMIT
+//     (SQLite would leave the transaction open), one with ROLLBACK, and one
+//     with several transactions; run those statements on their own, or use
+//     BeginTx. Nodes of earlier versions refuse a transaction text, so
+//     upgrade every node before an app sends one.
 //   - Refused, because they would break replication or reach state that is
 //     not this session's ([ErrRefused]): CREATE TEMP objects, ATTACH and
 //     DETACH, VACUUM INTO, load_extension(), pragmas that would change the
