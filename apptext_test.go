@@ -86,6 +86,19 @@ func checkTxTexts(t *testing.T, db *sql.DB) {
 			t.Errorf("%s: err = %v, want ErrRefused", q, err)
 		}
 	}
+	// Inside a transaction it fails as a nested BEGIN does, cached or not.
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := tx.Exec(`BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES(1); COMMIT;`); err == nil {
+			t.Error("a transaction text inside a transaction succeeded")
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Error(err)
+	}
 	if n := count(t, db, `SELECT count(*) FROM t`); n != 1 {
 		t.Errorf("t holds %d rows, want 1", n)
 	}

@@ -195,6 +195,13 @@ type prepared struct {
 // prepare prepares and classifies query's first statement, or finds what
 // an earlier prepare of the same text taught (stmtcache.go).
 func (c *conn) prepare(query string) (*prepared, error) {
+	if c.tx != nil {
+		// Checked before the caches, which may hold the text from
+		// outside a transaction.
+		if _, ok, _ := replication.TransactionBody(query); ok {
+			return nil, fmt.Errorf("hiqlite: cannot start a transaction within a transaction: %w", sqlite3.ERROR)
+		}
+	}
 	if r, ok := c.reads.take(query); ok {
 		return &prepared{query: query, s: r.s, cls: replication.Class{Kind: replication.Read}, numInput: r.numInput, plainRead: true}, nil
 	}
@@ -208,9 +215,6 @@ func (c *conn) prepare(query string) (*prepared, error) {
 	if body, ok, err := replication.TransactionBody(query); err != nil {
 		return nil, err
 	} else if ok {
-		if c.tx != nil {
-			return nil, fmt.Errorf("hiqlite: cannot start a transaction within a transaction: %w", sqlite3.ERROR)
-		}
 		query = body
 	}
 	// Refuse before preparing: preparing a PRAGMA already applies it.
