@@ -195,11 +195,27 @@ type prepared struct {
 // prepare prepares and classifies query's first statement, or finds what
 // an earlier prepare of the same text taught (stmtcache.go).
 func (c *conn) prepare(query string) (*prepared, error) {
+	if c.tx != nil {
+		// Checked before the caches, which may hold the text from
+		// outside a transaction.
+		if _, ok, _ := replication.TransactionBody(query); ok {
+			return nil, fmt.Errorf("hiqlite: cannot start a transaction within a transaction: %w", sqlite3.ERROR)
+		}
+	}
 	if r, ok := c.reads.take(query); ok {
 		return &prepared{query: query, s: r.s, cls: replication.Class{Kind: replication.Read}, numInput: r.numInput, plainRead: true}, nil
 	}
 	if w, ok := c.writes.get(query); ok {
 		return &prepared{query: query, cls: w.cls, multi: w.multi, numInput: w.numInput}, nil
+	}
+	// A text that is one whole transaction (BEGIN; ...; COMMIT;) is
+	// prepared here as the statements between; the writer runs the whole
+	// text, atomically.
+	text := query
+	if body, ok, err := replication.TransactionBody(query); err != nil {
+		return nil, err
+	} else if ok {
+		query = body
 	}
 	// Refuse before preparing: preparing a PRAGMA already applies it.
 	textCls, err := replication.ClassifySQL(query)
@@ -220,7 +236,7 @@ func (c *conn) prepare(query string) (*prepared, error) {
 			// transaction created (CREATE TABLE, then INSERT into it),
 			// nor, on a follower, what the leader committed a moment ago:
 			// the writer prepares it, and reports any real error.
-			return &prepared{query: query, cls: textCls, numInput: -1}, nil
+			return &prepared{query: text, cls: textCls, numInput: -1}, nil
 		}
 		return nil, c.local(err)
 	}
@@ -238,11 +254,15 @@ func (c *conn) prepare(query string) (*prepared, error) {
 		p.numInput = numInput(s)
 	} else {
 		p.multi = true
-		if p.cls.Kind != replication.Read && p.cls.Kind != replication.Write {
+		if p.cls.Kind != replication.Read && p.cls.Kind != replication.Write && p.cls.Kind != replication.Local {
 			s.Close()
 			return nil, &replication.RefusedError{SQL: query, Reason: fmt.Sprintf("%v inside a text of several statements; run it as a statement of its own", p.cls.Kind)}
 		}
 		p.reads, err = c.allReads(p.cls, tail)
+		if err == nil && !p.reads && p.cls.Kind == replication.Local {
+			// A setting of the reader would reach the writer with the write.
+			err = &replication.RefusedError{SQL: query, Reason: "a PRAGMA setting of the local reader followed by a write; run the pragmas as a text of their own"}
+		}
 		if err == nil && !p.reads {
 			err = c.checkTail(tail)
 		}
@@ -256,12 +276,13 @@ func (c *conn) prepare(query string) (*prepared, error) {
 		// The writer runs the text and prepares it there.
 		s.Close()
 		p.s = nil
-		if c.writes.has(query) || c.guard.Migrations {
+		p.query = text
+		if c.writes.has(text) || c.guard.Migrations {
 			// Migrate's texts pass the guard; the cache must not let
 			// them pass for anyone else.
 			break
 		}
-		c.writes.add(query, cachedWrite{cls: p.cls, multi: p.multi, numInput: p.numInput})
+		c.writes.add(text, cachedWrite{cls: p.cls, multi: p.multi, numInput: p.numInput})
 	case p.cls.Kind == replication.Read && textCls.Kind == replication.Write && !p.multi:
 		// Only sqlite3_stmt_readonly told it from a write: a SELECT,
 		// VALUES or WITH ... SELECT.
@@ -310,11 +331,12 @@ func numInput(s *sqlite3.Stmt) int {
 	return n
 }
 
-// allReads reports whether first and every statement of tail are reads. A
+// allReads reports whether first and every statement of tail are reads or
+// settings of the local reader (a startup text of pragmas). A
 // statement that does not prepare here (it may depend on an earlier one, as
 // INSERT after CREATE TABLE) is left to the writer, which reports its error.
 func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
-	if first.Kind != replication.Read {
+	if first.Kind != replication.Read && first.Kind != replication.Local {
 		return false, nil
 	}
 	for !replication.IsBlank(tail) {
@@ -333,7 +355,7 @@ func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if cls.Kind != replication.Read {
+		if cls.Kind != replication.Read && cls.Kind != replication.Local {
 			return false, nil
 		}
 		tail = rest

@@ -308,16 +308,33 @@
 //
 //   - SAVEPOINT (and RELEASE, ROLLBACK TO) outside a transaction is refused:
 //     use BEGIN or BeginTx.
-//   - Transaction control (BEGIN, COMMIT, ROLLBACK) inside a text of several
-//     statements is refused: run it as a statement of its own.
+//   - A text that is one whole transaction, "BEGIN; CREATE TABLE ...; INSERT
+//     ...; COMMIT;" (also BEGIN IMMEDIATE or EXCLUSIVE, BEGIN TRANSACTION,
+//     and END for COMMIT), runs in one Exec as one atomic write, as on
+//     SQLite: if a statement fails, nothing of the text is left, on any
+//     node. Other transaction control inside a text of several statements is
+//     refused: a text that begins a transaction and does not end with COMMIT
+//     (SQLite would leave the transaction open), one with ROLLBACK, and one
+//     with several transactions; run those statements on their own, or use
+//     BeginTx. Nodes of earlier versions refuse a transaction text, so
+//     upgrade every node before an app sends one.
 //   - Refused, because they would break replication or reach state that is
 //     not this session's ([ErrRefused]): CREATE TEMP objects, ATTACH and
-//     DETACH, VACUUM INTO, load_extension(), pragmas that change the journal,
-//     durability or the shared writer (journal_mode, synchronous,
-//     locking_mode, wal_checkpoint, query_only, writable_schema, ...), and
-//     pragmas hiqlite does not know (SQLite would ignore them silently).
-//     Pragmas that only tune reading (busy_timeout, cache_size, ...) apply to
-//     the connection's local reader only.
+//     DETACH, VACUUM INTO, load_extension(), pragmas that would change the
+//     journal or the shared writer (journal_mode other than WAL,
+//     locking_mode, wal_checkpoint, fullfsync, query_only, writable_schema,
+//     ...), and pragmas hiqlite does not know (SQLite would ignore them
+//     silently).
+//   - Pragmas that ask for what hiqlite already guarantees are accepted, so
+//     the usual startup text "PRAGMA journal_mode=WAL; PRAGMA
+//     synchronous=normal; PRAGMA temp_store=memory;" works in one Exec:
+//     journal_mode=WAL answers what the database is (wal; an in-memory
+//     node's database answers its own mode), and synchronous only sets the
+//     local reader's value: durability comes from Raft, which has each
+//     write fsynced to the log of a majority of the nodes before it is
+//     answered. Pragmas that only tune reading (busy_timeout, cache_size,
+//     mmap_size, temp_store, ...) apply to the connection's local reader
+//     and are not replicated.
 //   - Objects whose name starts with _hiqlite (_hiqlite_state,
 //     _hiqlite_sessions, _hiqlite_migrations, ...) belong to hiqlite: they
 //     may be read, but a statement that would create, alter, drop, write,

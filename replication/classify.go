@@ -336,6 +336,9 @@ func (st *parsedStmt) pragma(i int) (Class, error) {
 	kind := rule.get
 	if set {
 		kind = rule.set
+		if only, ok := pragmaOnly[name]; ok && !equalFold(value, only) {
+			return Class{}, st.refuse("PRAGMA " + name + " cannot be changed: " + rule.why + " (asking for " + only + ", which it is, is accepted)")
+		}
 	}
 	switch {
 	case kind == kindRefused && rule.get == kindRefused:
@@ -432,6 +435,10 @@ const (
 	whyOutdated = "it is deprecated and not supported by hiqlite"
 )
 
+// pragmaOnly holds the one value the set form of a pragma accepts, where asking for it
+// asks for what hiqlite already guarantees; any other value is refused.
+var pragmaOnly = map[string]string{"journal_mode": "wal"}
+
 // pragmas is the table of every PRAGMA hiqlite runs (all of SQLite 3.54's pragma_list,
 // and the pragmas of ncruces VFSes). A pragma missing from it is refused in every form,
 // rather than silently applied to one connection: an unknown pragma is a no-op in SQLite,
@@ -469,6 +476,8 @@ var pragmas = map[string]pragmaRule{
 	"automatic_index":  {Read, Local, ""},
 	"busy_timeout":     {Read, Local, ""},
 	"cache_size":       {Read, Local, ""},
+	"mmap_size":        {Read, Local, ""},
+	"temp_store":       {Read, Local, ""},
 	"read_uncommitted": {Read, Local, ""},  // no effect without shared cache
 	"shrink_memory":    {Local, Local, ""}, // an action on this connection
 
@@ -490,19 +499,22 @@ var pragmas = map[string]pragmaRule{
 	"textkey":        {kindRefused, kindRefused, whyKey},
 	"textrekey":      {kindRefused, kindRefused, whyKey},
 
+	// What hiqlite already guarantees: asking for it runs on the reader, which answers what
+	// is true of the database (wal, or what an in-memory node's database reports).
+	// synchronous only changes the reader's setting: durability comes from Raft, which
+	// fsyncs each entry on a majority of the nodes before the write is answered.
+	"journal_mode": {Read, Local, whyJournal}, // only = WAL: see pragmaOnly
+	"synchronous":  {Read, Local, ""},
+
 	// Queries that may be read, settings that are refused.
-	"journal_mode":       {Read, kindRefused, whyJournal},
 	"journal_size_limit": {Read, kindRefused, whyJournal},
 	"wal_autocheckpoint": {Read, kindRefused, whyJournal},
 
-	"synchronous":          {Read, kindRefused, whyDurable},
 	"fullfsync":            {Read, kindRefused, whyDurable},
 	"checkpoint_fullfsync": {Read, kindRefused, whyDurable},
 
 	"locking_mode":              {Read, kindRefused, whyWriter},
-	"mmap_size":                 {Read, kindRefused, whyWriter},
 	"cache_spill":               {Read, kindRefused, whyWriter},
-	"temp_store":                {Read, kindRefused, whyWriter},
 	"secure_delete":             {Read, kindRefused, whyWriter},
 	"max_page_count":            {Read, kindRefused, whyWriter},
 	"query_only":                {Read, kindRefused, whyWriter},

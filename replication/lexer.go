@@ -9,6 +9,7 @@ const headLen = 16
 // parsedStmt is the first statement of a text, as far as classification reads it.
 type parsedStmt struct {
 	sql           string            // the statement as written, from its first token to its last
+	start, end    int               // where sql starts and ends in the text read
 	head          [headLen]sqlToken // its first tokens
 	n             int               // how many of head are set
 	loadExtension bool              // it calls load_extension(...)
@@ -124,6 +125,7 @@ func parseStatement(sql string) parsedStmt {
 		prev2, prev1 = prev1, t
 	}
 	st.sql = lx.sql[start:end]
+	st.start, st.end = start, end
 	return st
 }
 

@@ -418,11 +418,35 @@ func (sm *StateMachine) ensureTx() error {
 //
 // The statements are client SQL: the guard refuses, as their error, those
 // that would change an internal object (internal.go).
+//
+// A text that is one whole transaction (BEGIN; ...; COMMIT;, see
+// TransactionBody) runs its statements in a savepoint of their own, rolled
+// back when one fails: the text applies whole or not at all, as on SQLite.
 func (sm *StateMachine) execText(st Statement) (Result, error) {
+	body, atomic, err := TransactionBody(st.SQL)
+	if err != nil {
+		return Result{}, err
+	}
+	if atomic {
+		if err := sm.execCtl(`SAVEPOINT ` + textSavepoint); err != nil {
+			return Result{}, err
+		}
+		st.SQL = body
+	}
 	sm.sess.touched = false
 	sm.guard.denied, sm.guard.suspended = "", false
 	res, err := sm.execTextCached(st)
 	sm.guard.suspended = true
+	if atomic && !sm.w.GetAutocommit() && !isNodeFault(err) {
+		if err != nil {
+			if cerr := sm.execCtl(`ROLLBACK TO ` + textSavepoint); cerr != nil {
+				return res, cerr
+			}
+		}
+		if cerr := sm.execCtl(`RELEASE ` + textSavepoint); cerr != nil {
+			return res, cerr
+		}
+	}
 	err = sm.guard.Check(err)
 	if sm.sess.touched {
 		sm.sess.touched = false
@@ -682,6 +706,10 @@ func (sm *StateMachine) closeConns() error {
 
 var _ raft.BatchingFSM = (*StateMachine)(nil)
 
+// textSavepoint is the savepoint around the statements of a text that is
+// one whole transaction.
+const textSavepoint = `_hiqlite_text`
+
 // checkReplicable refuses, as a second line of defence behind the driver's
 // classification, statements that must never run on the writer: refused
 // ones, and transaction control, which the state machine owns.
@@ -693,6 +721,12 @@ func checkReplicable(sql string) error {
 	switch cls.Kind {
 	case Begin, Commit, Rollback:
 		return &RefusedError{SQL: sql, Reason: "transaction control inside a replicated write; use BEGIN/COMMIT as statements of their own, or db.BeginTx"}
+	case Local:
+		switch cls.Pragma {
+		case "journal_mode", "synchronous", "temp_store", "mmap_size":
+			// Settings of the local reader: on the writer they would outlast the write.
+			return &RefusedError{SQL: sql, Reason: "PRAGMA " + cls.Pragma + " applies to the local reader; run it in a text without writes"}
+		}
 	}
 	return nil
 }
