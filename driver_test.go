@@ -33,6 +33,14 @@ func openDir(t testing.TB, dir string, params ...string) *sql.DB {
 	if len(params) > 0 {
 		dsn += "?" + strings.Join(params, "&")
 	}
+	db, _ := openDSN(t, dsn)
+	return db
+}
+
+// openDSN opens dsn, closes it when the test ends, and waits until its
+// node is ready.
+func openDSN(t testing.TB, dsn string) (*sql.DB, *hiqlite.Node) {
+	t.Helper()
 	db, err := sql.Open("hiqlite", dsn)
 	if err != nil {
 		t.Fatalf("open %s: %v", dsn, err)
@@ -47,7 +55,7 @@ func openDir(t testing.TB, dir string, params ...string) *sql.DB {
 	if err := n.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return db
+	return db, n
 }
 
 func mustExec(t testing.TB, db interface {

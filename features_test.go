@@ -3,19 +3,17 @@ package hiqlite_test
 import (
 	"bytes"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/hiqlite/hiqlite/internal/clustertest"
+	"github.com/hiqlite/hiqlite/internal/uuidtest"
 )
 
 // allRows runs q on db and renders every row, values with their Go types.
@@ -252,8 +250,8 @@ func TestClusterUUIDDefaults(t *testing.T) {
 		if err := r.Scan(&id, &u7, &n); err != nil {
 			t.Fatal(err)
 		}
-		checkUUID(t, id, 4)
-		ms := uuidMillis(checkUUID(t, u7, 7))
+		uuidtest.Check(t, id, 4)
+		ms := uuidtest.Millis(uuidtest.Check(t, u7, 7))
 		if s := spans[n]; ms < s.from || ms > s.to {
 			t.Errorf("%s: uuid7 %s stamped %d, outside its command's %d..%d", n, u7, ms, s.from, s.to)
 		}
@@ -278,28 +276,6 @@ func TestClusterUUIDDefaults(t *testing.T) {
 			t.Errorf("%s (uuid7 %s) sorts after the later %s (%s)", prev, last[prev], cur, last[cur])
 		}
 	}
-}
-
-var uuidForm = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-
-// checkUUID fails unless s is a well-formed UUID of version ver with the
-// RFC 9562 variant, and returns its 16 bytes.
-func checkUUID(t *testing.T, s string, ver byte) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
-	if !uuidForm.MatchString(s) || err != nil || b[6]>>4 != ver || b[8]>>6 != 2 {
-		t.Fatalf("%q is not a version %d UUID", s, ver)
-	}
-	return b
-}
-
-// uuidMillis is the timestamp of a version 7 UUID.
-func uuidMillis(b []byte) int64 {
-	var ms int64
-	for _, c := range b[:6] {
-		ms = ms<<8 | int64(c)
-	}
-	return ms
 }
 
 // A follower that catches up from the leader's snapshot (its database

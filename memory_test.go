@@ -14,26 +14,6 @@ import (
 	"github.com/hiqlite/hiqlite/internal/waitfor"
 )
 
-// openMemory opens dsn, an in-memory DSN, and waits until its node leads.
-func openMemory(t *testing.T, dsn string) (*sql.DB, *hiqlite.Node) {
-	t.Helper()
-	db, err := sql.Open("hiqlite", dsn)
-	if err != nil {
-		t.Fatalf("open %s: %v", dsn, err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := hiqlite.NodeOf(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return db, n
-}
-
 // entries lists the names in dir, to tell that nothing was created there.
 func entries(t *testing.T, dir string) []string {
 	t.Helper()
@@ -70,7 +50,7 @@ func TestMemory(t *testing.T) {
 	t.Run("forms", func(t *testing.T) {
 		for _, dsn := range []string{":memory:", "file::memory:", "file::memory:?cache=shared",
 			"file:app?mode=memory&cache=shared", ":memory:?_foreign_keys=true&_busy=1s"} {
-			db, n := openMemory(t, dsn)
+			db, n := openDSN(t, dsn)
 			if n.DataDir() != hiqlite.MemoryDir {
 				t.Errorf("%s: DataDir %q, want %q", dsn, n.DataDir(), hiqlite.MemoryDir)
 			}
@@ -87,8 +67,8 @@ func TestMemory(t *testing.T) {
 	})
 
 	t.Run("independent", func(t *testing.T) {
-		a, na := openMemory(t, ":memory:")
-		b, nb := openMemory(t, ":memory:")
+		a, na := openDSN(t, ":memory:")
+		b, nb := openDSN(t, ":memory:")
 		if na == nb {
 			t.Fatal("two opens of :memory: share a node")
 		}
@@ -109,7 +89,7 @@ func TestMemory(t *testing.T) {
 	})
 
 	t.Run("shared by connections", func(t *testing.T) {
-		db, _ := openMemory(t, ":memory:")
+		db, _ := openDSN(t, ":memory:")
 		ctx := context.Background()
 		c1, err := db.Conn(ctx)
 		if err != nil {
@@ -131,7 +111,7 @@ func TestMemory(t *testing.T) {
 	})
 
 	t.Run("transactions and extensions", func(t *testing.T) {
-		db, n := openMemory(t, ":memory:")
+		db, n := openDSN(t, ":memory:")
 		ctx := context.Background()
 		mustExec(t, db, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)`)
 		tx, err := db.BeginTx(ctx, nil)

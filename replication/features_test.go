@@ -1,35 +1,12 @@
 package replication
 
 import (
-	"encoding/hex"
 	"reflect"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/hiqlite/hiqlite/internal/uuidtest"
 )
-
-var uuidForm = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-
-// checkUUID fails unless s is a well-formed UUID of version ver with the
-// RFC 9562 variant, and returns its 16 bytes.
-func checkUUID(t *testing.T, s string, ver byte) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
-	if !uuidForm.MatchString(s) || err != nil || b[6]>>4 != ver || b[8]>>6 != 2 {
-		t.Fatalf("%q is not a version %d UUID", s, ver)
-	}
-	return b
-}
-
-// uuidMillis is the timestamp of a version 7 UUID.
-func uuidMillis(b []byte) int64 {
-	var ms int64
-	for _, c := range b[:6] {
-		ms = ms<<8 | int64(c)
-	}
-	return ms
-}
 
 // The writer's UUIDs: the same for the same command on every writer,
 // different for another seed; version 7 carries the command time and
@@ -55,11 +32,11 @@ func TestDeterministicUUID(t *testing.T) {
 		}
 		seen[v] = true
 		if i < 4 {
-			checkUUID(t, v.(string), 4)
+			uuidtest.Check(t, v.(string), 4)
 			continue
 		}
-		u := checkUUID(t, v.(string), 7)
-		if ms := uuidMillis(u); ms != detTime.UnixMilli() {
+		u := uuidtest.Check(t, v.(string), 7)
+		if ms := uuidtest.Millis(u); ms != detTime.UnixMilli() {
 			t.Errorf("uuid7 %v has time %d, want the command's %d", v, ms, detTime.UnixMilli())
 		}
 		if v.(string) <= last {
@@ -75,7 +52,7 @@ func TestDeterministicUUID(t *testing.T) {
 	if again[0] != ra[0] {
 		t.Errorf("uuid4 after Reset to the same seed: %v, want %v", again[0], ra[0])
 	}
-	if ms := uuidMillis(checkUUID(t, again[4].(string), 7)); ms != later.UnixMilli() {
+	if ms := uuidtest.Millis(uuidtest.Check(t, again[4].(string), 7)); ms != later.UnixMilli() {
 		t.Errorf("uuid7 after Reset: time %d, want %d", ms, later.UnixMilli())
 	}
 
@@ -85,7 +62,7 @@ func TestDeterministicUUID(t *testing.T) {
 		if rows[i][0].(string) <= rows[i-1][0].(string) {
 			t.Fatalf("uuid7 #%d %v after %v", i, rows[i][0], rows[i-1][0])
 		}
-		checkUUID(t, rows[i][0].(string), 7)
+		uuidtest.Check(t, rows[i][0].(string), 7)
 	}
 
 	// Usable in DEFAULT clauses, refused where a deterministic function is
@@ -140,9 +117,9 @@ func TestRegisterFeatures(t *testing.T) {
 	if row[0] == row[1] {
 		t.Errorf("two uuid4() alike: %v", row[0])
 	}
-	checkUUID(t, row[0].(string), 4)
-	u := checkUUID(t, row[2].(string), 7)
-	if d := time.Since(time.UnixMilli(uuidMillis(u))); d < 0 || d > time.Minute {
+	uuidtest.Check(t, row[0].(string), 4)
+	u := uuidtest.Check(t, row[2].(string), 7)
+	if d := time.Since(time.UnixMilli(uuidtest.Millis(u))); d < 0 || d > time.Minute {
 		t.Errorf("local uuid7 %v is %v off the clock", row[2], d)
 	}
 	if err := c.Exec(`SELECT uuid7()`); err != nil {
