@@ -15,7 +15,7 @@ import (
 	"github.com/hiqlite/hiqlite/internal/clustertest"
 )
 
-// Write transactions on a three-node cluster (SPEC §7, issue 4):
+// Write transactions on a three-node cluster:
 // TestClusterTx runs the same cases begun on a follower (forwarded over one
 // RPC session) and on the leader itself. The bank workload on every node is
 // in cluster_bank_test.go, the kills of the leader and of a follower around
@@ -25,7 +25,7 @@ import (
 
 // share opens another *sql.DB on member i's running node, with extra DSN
 // parameters: _busy and _txidle belong to the connector, the node is
-// shared (SPEC §3). The handle keeps the node running, so a member that a
+// shared by every connector of a DSN. The handle keeps the node running, so a member that a
 // test kills must have none.
 func share(t *testing.T, c *clustertest.Cluster, i int, params ...string) *sql.DB {
 	t.Helper()
@@ -381,7 +381,7 @@ func TestClusterTxRollbackThenDDL(t *testing.T) {
 // TestClusterTxStatementDeadline: a statement of a write transaction
 // whose context ends while it runs on the leader's writer is interrupted
 // there and fails with the context's error; nothing of the transaction
-// remains (SPEC §7: deadlines are honoured everywhere).
+// remains: deadlines are honoured everywhere.
 //
 // From a follower the client's deadline closes its session, and the
 // leader interrupts the statement when it sees the session go; either way

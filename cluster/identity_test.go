@@ -16,7 +16,7 @@ import (
 	"github.com/hiqlite/hiqlite/replication"
 )
 
-// Identity tests (SPEC §8 "Identity"): a node told to join never forms a
+// Identity tests: a node told to join never forms a
 // cluster of its own, and a node refused by the cluster (another secret, a
 // live member's id) says why, from its writes and in its log, without
 // disturbing the cluster.

@@ -18,7 +18,7 @@ import (
 )
 
 // The helpers of this file are prefixed stranger: clients that connect to
-// a node's port and never finish the handshake (SPEC §8, "Unauthenticated
+// a node's port and never finish the handshake ("Unauthenticated
 // connections cannot starve members").
 
 // strangerKind is what a stranger sends once connected.
@@ -176,7 +176,7 @@ func TestClusterFailoverUnderStrangerFlood(t *testing.T) {
 				t.Fatal("no leader")
 			}
 			election := leader.raft.ReloadableConfig().ElectionTimeout
-			// SPEC §8 asks for about two election timeouts; the slack is for
+			// Fail-over should take about two election timeouts; the slack is for
 			// a loaded machine under -race, the same with or without strangers.
 			bound := 10 * election
 

@@ -16,9 +16,9 @@ import (
 )
 
 // The sqllogictest corpus (select1-5 and evidence/ of SQLite's
-// sqllogictest) lives outside the repository, in shared/ beside it. Set
-// HIQLITE_SQLLOGICTEST to use another copy.
-const defaultSLTDir = "../../shared/sqllogictest"
+// sqllogictest) is in the repository's testdata/sqllogictest. Set
+// HIQLITE_SQLLOGICTEST to run another copy.
+const defaultSLTDir = "../testdata/sqllogictest"
 
 // sltEngineName is the engine that skipif/onlyif lines name for us: both
 // sides are SQLite.
@@ -42,7 +42,7 @@ func sltDir(t *testing.T) string {
 		dir = defaultSLTDir
 	}
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("no sqllogictest corpus at %s (set HIQLITE_SQLLOGICTEST): %v", dir, err)
+		t.Fatalf("no sqllogictest corpus at %s (HIQLITE_SQLLOGICTEST names another copy): %v", dir, err)
 	}
 	return dir
 }
