@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hiqlite/hiqlite/cluster"
+	"github.com/hiqlite/hiqlite/internal/nodeport"
 )
 
 // Validate checks every field and the rules that tie fields together. Its
@@ -61,7 +61,7 @@ func (c *Config) Validate() error {
 			addrs = append(addrs, [2]string{"_join", seed})
 		}
 		for _, a := range addrs {
-			if a[1] != "" && !cluster.IsLoopback(a[1]) {
+			if a[1] != "" && !nodeport.IsLoopback(a[1]) {
 				return fmt.Errorf("hiqlite: %s %s is not a loopback address: set _secret or _secret_file", a[0], quoteValue(a[1]))
 			}
 		}
@@ -172,7 +172,7 @@ func (c *Config) validateTLS() error {
 		if len(set) > 0 {
 			return errors.New("hiqlite: Config.TLS and _tls_cert, _tls_key, _tls_ca are mutually exclusive")
 		}
-		if err := cluster.CheckTLSConfig(c.TLS); err != nil {
+		if err := nodeport.CheckTLSConfig(c.TLS); err != nil {
 			return err
 		}
 	}

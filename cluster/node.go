@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/hiqlite/hiqlite/extensions"
+	"github.com/hiqlite/hiqlite/internal/nodeport"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -114,7 +115,7 @@ type Node struct {
 	gate     *gate
 
 	// cluster mode
-	mux       *Mux
+	mux       *nodeport.Mux
 	disc      *Discovery
 	addr      string        // the Raft/RPC address peers dial
 	inCluster atomic.Bool   // raft has (or was given) a configuration
@@ -267,12 +268,12 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	rc.HeartbeatTimeout = 500 * time.Millisecond
 	rc.ElectionTimeout = 500 * time.Millisecond
 	rc.LeaderLeaseTimeout = 500 * time.Millisecond // as long as allowed: a starved leader (2 cores, -race) steps down less
-	nt, err := newNodeTLS(cfg.TLS, cfg.TLSCert, cfg.TLSKey, cfg.TLSCA, cfg.Logger.Named("tls"))
+	nt, err := nodeport.NewTLS(cfg.TLS, cfg.TLSCert, cfg.TLSKey, cfg.TLSCA, cfg.Logger.Named("tls"))
 	if err != nil {
 		return err
 	}
 	warnClearText(cfg, nt != nil)
-	if n.mux, err = listenMux(cfg.Listen, cfg.Advertise, cfg.Secret, cfg.Logger.Named("mux"), defaultMuxOptions(nt)); err != nil {
+	if n.mux, err = nodeport.ListenTLS(cfg.Listen, cfg.Advertise, cfg.Secret, cfg.Logger.Named("mux"), nt); err != nil {
 		return err
 	}
 	n.addr = n.mux.Addr().String()
@@ -704,4 +705,19 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("hiqlite: confirm leadership: %w", err)
 	}
 	return n.raft.CommitIndex(), nil
+}
+
+// warnClearText logs, at start, a node that speaks clear text on an
+// address that is not loopback: a choice the operator should make knowingly.
+func warnClearText(cfg Config, hasTLS bool) {
+	if hasTLS {
+		return
+	}
+	for _, a := range []struct{ name, addr string }{{"listen", cfg.Listen}, {"advertise", cfg.Advertise}, {"gossip", cfg.Gossip}} {
+		if a.addr != "" && !nodeport.IsLoopback(a.addr) {
+			cfg.Logger.Warn("the node port runs without TLS on an address that is not loopback: anyone on the path can read rows and inject Raft traffic into established connections; set _tls_cert, _tls_key and _tls_ca",
+				a.name, a.addr)
+			return
+		}
+	}
 }

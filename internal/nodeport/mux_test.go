@@ -1,4 +1,4 @@
-package cluster
+package nodeport
 
 import (
 	"bytes"
@@ -100,12 +100,6 @@ func muxNoLeak(t *testing.T, before int) {
 		}
 		<-tick.C
 	}
-}
-
-func (m *Mux) pendingHandshakes() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.pending)
 }
 
 // muxEcho serves m's RPC side: every accepted connection echoes what it
@@ -301,7 +295,7 @@ func TestMuxWrongSecret(t *testing.T) {
 	if got := accepted.Load(); got != 3 {
 		t.Errorf("accepted %d connections, want 3", got)
 	}
-	muxWaitFor(t, "handshakes to end", 10*time.Second, func() bool { return good.pendingHandshakes() == 0 })
+	muxWaitFor(t, "handshakes to end", 10*time.Second, func() bool { return good.PendingHandshakes() == 0 })
 	if !strings.Contains(log.String(), "handshake failed") {
 		t.Errorf("no debug line for the failed handshakes:\n%s", log.String())
 	}
@@ -353,44 +347,44 @@ func TestMuxGarbage(t *testing.T) {
 			b[0] = 0xfe // never a stream byte; the others are random
 			c.Write(b)
 		}},
-		{name: "unknown stream byte", run: write(muxHello('X', protoVersion, muxNonce()))},
-		{name: "zero stream byte", run: write(muxHello(0, protoVersion, muxNonce()))},
-		{name: "wrong version", run: write(muxHello(StreamRPC, protoVersion+1, muxNonce()))},
+		{name: "unknown stream byte", run: write(muxHello('X', ProtoVersion, muxNonce()))},
+		{name: "zero stream byte", run: write(muxHello(0, ProtoVersion, muxNonce()))},
+		{name: "wrong version", run: write(muxHello(StreamRPC, ProtoVersion+1, muxNonce()))},
 		{name: "http", run: write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))},
 		{name: "1 byte then stall", run: write([]byte{byte(StreamRaft)}), stall: true},
-		{name: "10 bytes then stall", run: write(muxHello(StreamRPC, protoVersion, muxNonce())[:10]), stall: true},
+		{name: "10 bytes then stall", run: write(muxHello(StreamRPC, ProtoVersion, muxNonce())[:10]), stall: true},
 		{name: "hello then stall", stall: true, run: func(t *testing.T, c net.Conn) {
-			c.Write(muxHello(StreamRPC, protoVersion, muxNonce()))
+			c.Write(muxHello(StreamRPC, ProtoVersion, muxNonce()))
 			muxReadProof(t, c)
 		}},
 		{name: "close mid-hello", hangUp: true, run: func(t *testing.T, c net.Conn) {
-			c.Write(muxHello(StreamRPC, protoVersion, muxNonce())[:5])
+			c.Write(muxHello(StreamRPC, ProtoVersion, muxNonce())[:5])
 			c.Close()
 		}},
 		{name: "close after server proof", hangUp: true, run: func(t *testing.T, c net.Conn) {
-			c.Write(muxHello(StreamRaft, protoVersion, muxNonce()))
+			c.Write(muxHello(StreamRaft, ProtoVersion, muxNonce()))
 			muxReadProof(t, c)
 			c.Close()
 		}},
 		{name: "zero proof", run: func(t *testing.T, c net.Conn) {
-			c.Write(muxHello(StreamRPC, protoVersion, muxNonce()))
+			c.Write(muxHello(StreamRPC, ProtoVersion, muxNonce()))
 			muxReadProof(t, c)
 			c.Write(make([]byte, macSize))
 		}},
 		{name: "reflected server proof", run: func(t *testing.T, c net.Conn) {
-			c.Write(muxHello(StreamRPC, protoVersion, muxNonce()))
+			c.Write(muxHello(StreamRPC, ProtoVersion, muxNonce()))
 			_, proof := muxReadProof(t, c)
 			c.Write(proof)
 		}},
 		{name: "proof for the other stream", run: func(t *testing.T, c net.Conn) {
 			nc := muxNonce()
-			c.Write(muxHello(StreamRPC, protoVersion, nc))
+			c.Write(muxHello(StreamRPC, ProtoVersion, nc))
 			ns, _ := muxReadProof(t, c)
 			c.Write(handshakeMAC(key, labelClient, StreamRaft, nc, ns))
 		}},
 		{name: "proof with the server label", run: func(t *testing.T, c net.Conn) {
 			nc := muxNonce()
-			c.Write(muxHello(StreamRPC, protoVersion, nc))
+			c.Write(muxHello(StreamRPC, ProtoVersion, nc))
 			ns, _ := muxReadProof(t, c)
 			c.Write(handshakeMAC(key, labelServer, StreamRPC, nc, ns))
 		}},
@@ -427,7 +421,7 @@ func TestMuxGarbage(t *testing.T) {
 
 			if tt.hangUp {
 				muxWaitFor(t, "the server to drop the connection", 10*time.Second,
-					func() bool { return srv.pendingHandshakes() == 0 })
+					func() bool { return srv.PendingHandshakes() == 0 })
 			} else {
 				// The server closes the connection: EOF or reset, not
 				// our read deadline.
@@ -467,7 +461,7 @@ func TestMuxReplay(t *testing.T) {
 	}
 	defer c1.Close()
 	nc := muxNonce()
-	hello := muxHello(StreamRPC, protoVersion, nc)
+	hello := muxHello(StreamRPC, ProtoVersion, nc)
 	c1.Write(hello)
 	ns, _ := muxReadProof(t, c1)
 	proof := handshakeMAC(key, labelClient, StreamRPC, nc, ns)
@@ -550,7 +544,7 @@ func TestMuxHandshakeLimit(t *testing.T) {
 		srv := muxTestListen(t, muxTestSecret, muxOptions{handshakeTimeout: time.Minute, maxHandshakes: overall, maxPerSource: perSource}, &log)
 		muxEcho(t, srv)
 		client := muxTestListen(t, muxTestSecret, muxFastOpts, nil)
-		halfOpen := []byte{byte(StreamRaft), protoVersion}
+		halfOpen := []byte{byte(StreamRaft), ProtoVersion}
 
 		// One source: the fourth displaces the first.
 		var a []net.Conn
@@ -565,7 +559,7 @@ func TestMuxHandshakeLimit(t *testing.T) {
 				t.Errorf("stranger %s was dropped, want only the oldest", c.LocalAddr())
 			}
 		}
-		if got := srv.pendingHandshakes(); got != perSource {
+		if got := srv.PendingHandshakes(); got != perSource {
 			t.Errorf("%d handshakes in flight, want %d", got, perSource)
 		}
 
@@ -579,7 +573,7 @@ func TestMuxHandshakeLimit(t *testing.T) {
 			b = append(b, muxStranger(t, srv, "127.0.0.3", nil))
 		}
 		c := muxStranger(t, srv, "127.0.0.4", []byte{byte(StreamRPC)})
-		if got := srv.pendingHandshakes(); got != overall {
+		if got := srv.PendingHandshakes(); got != overall {
 			t.Fatalf("%d handshakes in flight, want %d", got, overall)
 		}
 		d := muxStranger(t, srv, "127.0.0.5", halfOpen)
@@ -591,7 +585,7 @@ func TestMuxHandshakeLimit(t *testing.T) {
 				t.Errorf("stranger %s was dropped, want only the oldest of the busiest source", x.LocalAddr())
 			}
 		}
-		if got := srv.pendingHandshakes(); got != overall {
+		if got := srv.PendingHandshakes(); got != overall {
 			t.Errorf("%d handshakes in flight, want %d", got, overall)
 		}
 
@@ -607,7 +601,7 @@ func TestMuxHandshakeLimit(t *testing.T) {
 		for _, x := range append(append(a, b...), c, d) {
 			x.Close()
 		}
-		muxWaitFor(t, "the strangers' places to free", 10*time.Second, func() bool { return srv.pendingHandshakes() <= perSource })
+		muxWaitFor(t, "the strangers' places to free", 10*time.Second, func() bool { return srv.PendingHandshakes() <= perSource })
 		srv.Close()
 		if got := log.String(); !strings.Contains(got, "[WARN]") || !strings.Contains(got, "closed unauthenticated connections") ||
 			!strings.Contains(got, "displaced-source-full") {
@@ -622,8 +616,8 @@ func TestMuxHandshakeLimit(t *testing.T) {
 // stops mid-handshake (at any step) is closed by the handshake deadline,
 // which is short: members finish in a round trip.
 func TestMuxStrangerDeadline(t *testing.T) {
-	if defaultHandshakeTimeout > 2*time.Second {
-		t.Fatalf("handshake timeout %v: a stranger may hold a place that long", defaultHandshakeTimeout)
+	if HandshakeTimeout > 2*time.Second {
+		t.Fatalf("handshake timeout %v: a stranger may hold a place that long", HandshakeTimeout)
 	}
 	var log muxLog
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &log})
@@ -638,21 +632,21 @@ func TestMuxStrangerDeadline(t *testing.T) {
 	hellos := map[string][]byte{
 		"silent":      nil,
 		"stream byte": {byte(StreamRPC)},
-		"half-open":   {byte(StreamRaft), protoVersion},
-		"full hello":  muxHello(StreamCache, protoVersion, muxNonce()),
+		"half-open":   {byte(StreamRaft), ProtoVersion},
+		"full hello":  muxHello(StreamCache, ProtoVersion, muxNonce()),
 	}
 	var wg sync.WaitGroup
 	for name, hello := range hellos {
 		c := muxStranger(t, m, "127.0.0.1", hello)
 		start := time.Now()
 		wg.Go(func() {
-			c.SetReadDeadline(time.Now().Add(defaultHandshakeTimeout + 10*time.Second))
+			c.SetReadDeadline(time.Now().Add(HandshakeTimeout + 10*time.Second))
 			_, err := io.Copy(io.Discard, c)
 			switch elapsed := time.Since(start); {
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				t.Errorf("%s: the stranger was not closed", name)
-			case elapsed < defaultHandshakeTimeout/2:
-				t.Errorf("%s: closed after %v, before the handshake deadline (%v)", name, elapsed, defaultHandshakeTimeout)
+			case elapsed < HandshakeTimeout/2:
+				t.Errorf("%s: closed after %v, before the handshake deadline (%v)", name, elapsed, HandshakeTimeout)
 			default:
 				t.Logf("%s: closed after %v", name, elapsed.Round(time.Millisecond))
 			}
@@ -661,7 +655,7 @@ func TestMuxStrangerDeadline(t *testing.T) {
 	// Members are not kept waiting meanwhile.
 	muxDialRoundTrip(t, client, m.Addr())
 	wg.Wait()
-	muxWaitFor(t, "no handshake in flight", 10*time.Second, func() bool { return m.pendingHandshakes() == 0 })
+	muxWaitFor(t, "no handshake in flight", 10*time.Second, func() bool { return m.PendingHandshakes() == 0 })
 	if got := log.String(); !strings.Contains(got, "timed-out") {
 		t.Errorf("no warning about the strangers:\n%s", got)
 	}
@@ -693,12 +687,12 @@ func TestMuxCloseMidHandshake(t *testing.T) {
 		switch i % 3 {
 		case 0: // nothing
 		case 1:
-			c.Write([]byte{byte(StreamRaft), protoVersion})
+			c.Write([]byte{byte(StreamRaft), ProtoVersion})
 		case 2:
-			c.Write(muxHello(StreamRPC, protoVersion, muxNonce()))
+			c.Write(muxHello(StreamRPC, ProtoVersion, muxNonce()))
 		}
 	}
-	muxWaitFor(t, "the handshakes to start", 10*time.Second, func() bool { return m.pendingHandshakes() == 8 })
+	muxWaitFor(t, "the handshakes to start", 10*time.Second, func() bool { return m.PendingHandshakes() == 8 })
 
 	errs := make(chan error, 4)
 	var wg sync.WaitGroup

@@ -1,4 +1,4 @@
-package cluster
+package nodeport
 
 import (
 	"context"
@@ -14,16 +14,18 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/hiqlite/hiqlite/internal/wire"
 )
 
 // Defaults of a Mux.
 const (
-	// defaultHandshakeTimeout bounds a whole handshake, from accept to the
+	// HandshakeTimeout bounds a whole handshake, from accept to the
 	// verdict, and how long an authenticated connection waits for its
 	// stream's Accept. A member completes the handshake in one round trip
 	// (well under a millisecond on a LAN); a stranger holds its place for
 	// this long at most.
-	defaultHandshakeTimeout = 2 * time.Second
+	HandshakeTimeout = 2 * time.Second
 	// defaultMaxHandshakes bounds the handshakes in flight, and
 	// defaultMaxPerSource those from one source (an IPv4 address or an
 	// IPv6 /64). Authenticated connections are never counted. A connection
@@ -49,8 +51,8 @@ const (
 type muxOptions struct {
 	handshakeTimeout time.Duration
 	maxHandshakes    int
-	maxPerSource     int      // 0: min(defaultMaxPerSource, maxHandshakes)
-	tls              *nodeTLS // nil: clear text (tls.go)
+	maxPerSource     int  // 0: min(defaultMaxPerSource, maxHandshakes)
+	tls              *TLS // nil: clear text (tls.go)
 }
 
 // Mux owns a node's one TCP listener, which carries Raft and RPC.
@@ -118,9 +120,18 @@ func Listen(addr, advertise string, secret []byte, logger hclog.Logger) (*Mux, e
 	return listenMux(addr, advertise, secret, logger, defaultMuxOptions(nil))
 }
 
-func defaultMuxOptions(t *nodeTLS) muxOptions {
+// ListenTLS is Listen with every connection wrapped in mutual TLS, t from
+// NewTLS; a nil t is clear text, as Listen.
+func ListenTLS(addr, advertise string, secret []byte, logger hclog.Logger, t *TLS) (*Mux, error) {
+	return listenMux(addr, advertise, secret, logger, defaultMuxOptions(t))
+}
+
+// ErrClosed is what a closed Mux returns, the node's own ErrClosed.
+var ErrClosed = wire.ErrClosed
+
+func defaultMuxOptions(t *TLS) muxOptions {
 	return muxOptions{
-		handshakeTimeout: defaultHandshakeTimeout,
+		handshakeTimeout: HandshakeTimeout,
 		maxHandshakes:    defaultMaxHandshakes,
 		maxPerSource:     defaultMaxPerSource,
 		tls:              t,
@@ -212,6 +223,14 @@ func (m *Mux) RaftLayer() raft.StreamLayer { return raftLayer{m.raft} }
 // (package extensions), for raft.NewNetworkTransportWithConfig. Its Close
 // closes only that side.
 func (m *Mux) CacheLayer() raft.StreamLayer { return raftLayer{m.cache} }
+
+// PendingHandshakes is the number of accepted connections whose handshake
+// is in flight: strangers, and members not yet through.
+func (m *Mux) PendingHandshakes() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pending)
+}
 
 // AcceptRPC blocks until the next authenticated RPC connection; after Close
 // it returns ErrClosed. The caller owns the connection.
