@@ -63,7 +63,7 @@ type Config struct {
 	Voter       bool          // false: a non-voting read replica
 	Secret      []byte        // cluster secret; empty only on loopback
 	ReapTimeout time.Duration // how long a dead node stays a member; 0 = 5 minutes
-	// Mutual TLS on the port (tls.go): TLS, or the PEM files TLSCert,
+	// Mutual TLS on the port (internal/nodeport/tls.go): TLS, or the PEM files TLSCert,
 	// TLSKey and TLSCA (re-read when they change); neither = clear text.
 	TLS                    *tls.Config
 	TLSCert, TLSKey, TLSCA string
@@ -122,7 +122,7 @@ type Node struct {
 	gossipCh  chan struct{} // a gossip change happened (capacity 1)
 	rpc       *rpcServer
 	client    *rpcClient
-	probes    probeLog // failed probes of discovered nodes (probe.go)
+	probes    probeLog // failed probes of discovered nodes (membership.go)
 
 	refused atomic.Pointer[error] // why gossip refused this node (identity.go); nil: not refused
 
