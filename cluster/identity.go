@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hiqlite/hiqlite/internal/discovery"
 )
 
 // Identity: a node told to join never forms a cluster of its own
@@ -19,7 +21,7 @@ var (
 	// ErrNodeIDInUse: the node's _node is the id of a live member of the
 	// cluster it tried to join. The node gave up joining; the cluster was
 	// not touched. It lasts until the node restarts with another _node.
-	ErrNodeIDInUse = errors.New("hiqlite: node id in use by a live member")
+	ErrNodeIDInUse = discovery.ErrNodeIDInUse
 )
 
 // notInClusterError is ErrNoLeader with the reason this node has no
@@ -61,7 +63,7 @@ func (n *Node) clusterErr() error {
 	}
 	var others, voters int
 	for _, p := range n.disc.Peers() {
-		if p.Status != StatusAlive {
+		if p.Status != discovery.StatusAlive {
 			continue
 		}
 		if p.InCluster {
@@ -119,7 +121,7 @@ func (n *Node) refuse() bool {
 // cluster, once it has been out of one for that long. last is when it last
 // warned, or when it started.
 func (n *Node) warnStray(last *time.Time) {
-	if time.Since(*last) < n.disc.timing.strayWarn {
+	if time.Since(*last) < n.disc.StrayWarnEvery() {
 		return
 	}
 	if err := n.clusterErr(); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hiqlite/hiqlite/internal/discovery"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
 )
 
@@ -63,7 +64,7 @@ func (n *Node) maybeBootstrap() {
 		return
 	}
 	peers := n.disc.Peers()
-	var voters []PeerState
+	var voters []discovery.PeerState
 	for _, p := range peers {
 		if p.Status != "alive" {
 			continue
@@ -79,7 +80,7 @@ func (n *Node) maybeBootstrap() {
 	if expect == 0 || len(voters) < expect || !n.cfg.Voter {
 		return
 	}
-	slices.SortFunc(voters, func(a, b PeerState) int {
+	slices.SortFunc(voters, func(a, b discovery.PeerState) int {
 		switch {
 		case a.ID < b.ID:
 			return -1
@@ -141,8 +142,8 @@ func (n *Node) setInCluster() {
 	}
 }
 
-func (n *Node) selfPeer() Peer {
-	return Peer{ID: n.id, RaftAddr: n.addr, Voter: n.cfg.Voter, InCluster: n.inCluster.Load()}
+func (n *Node) selfPeer() discovery.Peer {
+	return discovery.Peer{ID: n.id, RaftAddr: n.addr, Voter: n.cfg.Voter, InCluster: n.inCluster.Load()}
 }
 
 // reconcile makes the Raft configuration follow gossip; leader only.

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/hiqlite/hiqlite/extensions"
+	"github.com/hiqlite/hiqlite/internal/discovery"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
@@ -116,7 +117,7 @@ type Node struct {
 
 	// cluster mode
 	mux       *nodeport.Mux
-	disc      *Discovery
+	disc      *discovery.Discovery
 	addr      string        // the Raft/RPC address peers dial
 	inCluster atomic.Bool   // raft has (or was given) a configuration
 	gossipCh  chan struct{} // a gossip change happened (capacity 1)
@@ -305,7 +306,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	}
 	n.inCluster.Store(has)
 	n.gossipCh = make(chan struct{}, 1)
-	n.disc, err = StartDiscovery(DiscoveryConfig{
+	n.disc, err = discovery.Start(discovery.Config{
 		Bind:   cfg.Gossip,
 		Join:   cfg.Join,
 		Secret: cfg.Secret,
@@ -317,7 +318,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 			default:
 			}
 		},
-		fast: cfg.FastGossip,
+		Fast: cfg.FastGossip,
 	})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package cluster
+package discovery
 
 import (
 	"crypto/hkdf"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/hiqlite/hiqlite/internal/wire"
 )
 
 // Statuses of a peer in gossip (PeerState.Status).
@@ -32,6 +34,10 @@ const (
 	StatusDead    = "dead"
 	StatusLeft    = "left"
 )
+
+// ErrNodeIDInUse: this node's id is the id of a live member of the
+// cluster it tried to join (see Discovery.IDTaken).
+var ErrNodeIDInUse = errors.New("hiqlite: node id in use by a live member")
 
 // Peer is what a node announces about itself in gossip, as memberlist node
 // metadata (see encodePeerMeta).
@@ -52,8 +58,8 @@ type PeerState struct {
 	Since      time.Time // when Status last changed (local clock)
 }
 
-// DiscoveryConfig configures StartDiscovery.
-type DiscoveryConfig struct {
+// Config configures Start.
+type Config struct {
 	// Bind is the host:port memberlist listens on (UDP and TCP). Port 0 picks
 	// a free port (tests); Addr reports the real one. A host name is resolved
 	// once, to its first address.
@@ -72,7 +78,9 @@ type DiscoveryConfig struct {
 	// coalescing bursts. It must not block long nor call Close.
 	OnChange func()
 
-	fast bool // timings for one machine (tests, demo); see discoverySettings
+	// Fast uses timings for one machine (tests, demo); see
+	// discoverySettings.
+	Fast bool
 }
 
 // discoveryTiming holds Discovery's own timings; memberlist's are in its
@@ -82,7 +90,7 @@ type discoveryTiming struct {
 	aloneCheck       time.Duration // how often the join loop counts members
 	aloneAfter       time.Duration // how long alone before the seeds are retried
 	update           time.Duration // how long Update waits for its broadcast; Leave's default timeout
-	strayWarn        time.Duration // how often a node out of any cluster warns why (identity.go)
+	strayWarn        time.Duration // how often a node out of any cluster warns why (cluster/identity.go)
 }
 
 // discoverySettings returns the memberlist configuration and Discovery's
@@ -134,7 +142,7 @@ func discoverySettings(fast bool) (*memberlist.Config, discoveryTiming) {
 //
 // # Goroutines
 //
-// StartDiscovery starts joinLoop (when there are seeds) and notifyLoop (when
+// Start starts joinLoop (when there are seeds) and notifyLoop (when
 // OnChange is set) through goFunc; Close joins them. memberlist's own
 // goroutines stop at its Shutdown, which Close calls; a few of them notice
 // within a probe interval after Close returns.
@@ -191,9 +199,9 @@ func gossipKey(secret []byte) ([]byte, error) {
 	return hkdf.Key(sha256.New, secret, nil, gossipKeyInfo, 32)
 }
 
-// StartDiscovery starts memberlist on cfg.Bind, announcing cfg.Self, and
+// Start starts memberlist on cfg.Bind, announcing cfg.Self, and
 // joins cfg.Join in the background (retrying until a seed answers).
-func StartDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
+func Start(cfg Config) (*Discovery, error) {
 	meta, err := encodePeerMeta(cfg.Self, false)
 	if err != nil {
 		return nil, err
@@ -206,7 +214,7 @@ func StartDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	mc, timing := discoverySettings(cfg.fast)
+	mc, timing := discoverySettings(cfg.Fast)
 	d := &Discovery{
 		log:     logger,
 		timing:  timing,
@@ -305,7 +313,7 @@ func (d *Discovery) Update(self Peer) error {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	if d.closed {
-		return ErrClosed
+		return wire.ErrClosed
 	}
 	if d.left {
 		return errors.New("hiqlite: gossip update: the node has left the cluster")
@@ -347,7 +355,7 @@ func (d *Discovery) Leave(timeout time.Duration) error {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	if d.closed {
-		return ErrClosed
+		return wire.ErrClosed
 	}
 	if d.left {
 		return nil
@@ -514,6 +522,13 @@ func (d *Discovery) setJoined(joined bool, err error) {
 	d.mu.Unlock()
 }
 
+// StrayWarnEvery is the least time between two warnings of a node out of
+// any cluster about why it is.
+func (d *Discovery) StrayWarnEvery() time.Duration { return d.timing.strayWarn }
+
+// JoinAttempts is the number of times the join loop tried the seeds.
+func (d *Discovery) JoinAttempts() int64 { return d.joinAttempts.Load() }
+
 // JoinError says why the seeds are not joined: why the last attempt
 // failed, or that none answered yet before the first attempt ends. It is
 // nil when there are no seeds, once a join succeeded, and after a later
@@ -530,7 +545,7 @@ func (d *Discovery) JoinError() error {
 // IDTaken returns, wrapping ErrNodeIDInUse, what gossip showed when
 // another live node had this node's id while this node did not announce
 // itself in a cluster; nil if that never happened. The node decides
-// whether it is the newcomer (see Node.refuse).
+// whether it is the newcomer (see cluster.Node.refuse).
 func (d *Discovery) IDTaken() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -542,7 +557,7 @@ func (d *Discovery) IDTaken() error {
 // and drops other's announcement, and logs the conflict itself. When the
 // name is this node's and this node does not announce itself in a cluster,
 // it may be the newcomer whose id a member already has: IDTaken records it
-// (identity.go). A node in a cluster keeps its id; the newcomer,
+// (cluster/identity.go). A node in a cluster keeps its id; the newcomer,
 // which sees the same conflict from its side, is the one refused.
 func (d *Discovery) conflict(existing, other *memberlist.Node) {
 	if existing.Name != d.id {

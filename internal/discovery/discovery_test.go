@@ -1,4 +1,4 @@
-package cluster
+package discovery
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/hiqlite/hiqlite/internal/wire"
 )
 
 // Gossip tests run real memberlist nodes on 127.0.0.1 with the fast timings.
@@ -58,14 +60,14 @@ func startDiscoveryNode(t *testing.T, id string, o discoveryOpts) *discoveryNode
 		o.logger = discoveryTestLogger()
 	}
 	n := &discoveryNode{}
-	d, err := StartDiscovery(DiscoveryConfig{
+	d, err := Start(Config{
 		Bind:     o.bind,
 		Join:     o.join,
 		Secret:   o.secret,
 		Self:     Peer{ID: id, RaftAddr: "127.0.0.1:" + id[len(id)-1:] + "000", Voter: true},
 		Logger:   o.logger.Named(id),
 		OnChange: func() { n.changes.Add(1) },
-		fast:     true,
+		Fast:     true,
 	})
 	if err != nil {
 		t.Fatalf("start %s: %v", id, err)
@@ -216,11 +218,11 @@ func TestDiscoveryCluster(t *testing.T) {
 	if got := discoveryIDs(n1.Peers()); strings.Join(got, " ") != "node-1=alive" {
 		t.Errorf("after Forget: Peers = %v, want only node-1", got)
 	}
-	if err := n2.Update(p2); !errors.Is(err, ErrClosed) {
-		t.Errorf("Update after Close = %v, want ErrClosed", err)
+	if err := n2.Update(p2); !errors.Is(err, wire.ErrClosed) {
+		t.Errorf("Update after Close = %v, want wire.ErrClosed", err)
 	}
-	if err := n2.Leave(time.Second); !errors.Is(err, ErrClosed) {
-		t.Errorf("Leave after Close = %v, want ErrClosed", err)
+	if err := n2.Leave(time.Second); !errors.Is(err, wire.ErrClosed) {
+		t.Errorf("Leave after Close = %v, want wire.ErrClosed", err)
 	}
 }
 
@@ -367,7 +369,7 @@ func TestDiscoveryOnChange(t *testing.T) {
 	t.Parallel()
 	var calls, inFlight atomic.Int64
 	var overlapped atomic.Bool
-	d, err := StartDiscovery(DiscoveryConfig{
+	d, err := Start(Config{
 		Bind:   "127.0.0.1:0",
 		Self:   Peer{ID: "watcher", RaftAddr: "127.0.0.1:1000"},
 		Logger: discoveryTestLogger(),
@@ -378,7 +380,7 @@ func TestDiscoveryOnChange(t *testing.T) {
 			calls.Add(1)
 			inFlight.Add(-1)
 		},
-		fast: true,
+		Fast: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -473,14 +475,14 @@ func mustPeerMeta(t testing.TB, p Peer) []byte {
 func TestDiscoveryNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
-		n1, err := StartDiscovery(DiscoveryConfig{Bind: "127.0.0.1:0", Secret: discoverySecret, Self: Peer{ID: "node-1", RaftAddr: "127.0.0.1:1000"}, OnChange: func() {}, fast: true})
+		n1, err := Start(Config{Bind: "127.0.0.1:0", Secret: discoverySecret, Self: Peer{ID: "node-1", RaftAddr: "127.0.0.1:1000"}, OnChange: func() {}, Fast: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer n1.Close()
 		var rest []*Discovery
 		for _, id := range []string{"node-2", "node-3"} {
-			d, err := StartDiscovery(DiscoveryConfig{Bind: "127.0.0.1:0", Join: []string{n1.Addr(), "127.0.0.1:1"}, Secret: discoverySecret, Self: Peer{ID: id, RaftAddr: "127.0.0.1:1000"}, OnChange: func() {}, fast: true})
+			d, err := Start(Config{Bind: "127.0.0.1:0", Join: []string{n1.Addr(), "127.0.0.1:1"}, Secret: discoverySecret, Self: Peer{ID: id, RaftAddr: "127.0.0.1:1000"}, OnChange: func() {}, Fast: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -524,16 +526,16 @@ func TestDiscoveryStartErrors(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		cfg  DiscoveryConfig
+		cfg  Config
 	}{
-		{"no id", DiscoveryConfig{Bind: "127.0.0.1:0", Self: Peer{RaftAddr: "127.0.0.1:1"}}},
-		{"id with a space", DiscoveryConfig{Bind: "127.0.0.1:0", Self: Peer{ID: "a b", RaftAddr: "127.0.0.1:1"}}},
-		{"no raft address", DiscoveryConfig{Bind: "127.0.0.1:0", Self: Peer{ID: "a"}}},
-		{"raft port 0", DiscoveryConfig{Bind: "127.0.0.1:0", Self: Peer{ID: "a", RaftAddr: "127.0.0.1:0"}}},
-		{"bind without port", DiscoveryConfig{Bind: "127.0.0.1", Self: Peer{ID: "a", RaftAddr: "127.0.0.1:1"}}},
-		{"bind port too big", DiscoveryConfig{Bind: "127.0.0.1:70000", Self: Peer{ID: "a", RaftAddr: "127.0.0.1:1"}}},
+		{"no id", Config{Bind: "127.0.0.1:0", Self: Peer{RaftAddr: "127.0.0.1:1"}}},
+		{"id with a space", Config{Bind: "127.0.0.1:0", Self: Peer{ID: "a b", RaftAddr: "127.0.0.1:1"}}},
+		{"no raft address", Config{Bind: "127.0.0.1:0", Self: Peer{ID: "a"}}},
+		{"raft port 0", Config{Bind: "127.0.0.1:0", Self: Peer{ID: "a", RaftAddr: "127.0.0.1:0"}}},
+		{"bind without port", Config{Bind: "127.0.0.1", Self: Peer{ID: "a", RaftAddr: "127.0.0.1:1"}}},
+		{"bind port too big", Config{Bind: "127.0.0.1:70000", Self: Peer{ID: "a", RaftAddr: "127.0.0.1:1"}}},
 	} {
-		if d, err := StartDiscovery(tc.cfg); err == nil {
+		if d, err := Start(tc.cfg); err == nil {
 			d.Close()
 			t.Errorf("%s: started", tc.name)
 		}
