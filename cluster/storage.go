@@ -24,6 +24,16 @@ import (
 // The node's storage: opening the files of DATA_DIR (or memory), the stores
 // raft is given, crash leftovers, the node id, and durable small writes.
 
+// Files and directories inside DATA_DIR.
+const (
+	dbFile     = "hiqlite.db"
+	raftDir    = "raft"
+	snapDir    = "snapshots"
+	idFile     = "node-id"
+	lockFile   = "LOCK"
+	retainSnap = 2
+)
+
 // openFiles opens what a node keeps in cfg.Dir: it takes the directory's
 // lock, reads or creates the node id, and opens the state database, the
 // Raft log and the snapshots.

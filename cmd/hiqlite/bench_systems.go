@@ -357,7 +357,7 @@ type bareRaft struct {
 	raft  *raft.Raft
 }
 
-// bareRaftConfig is raft.Config as cluster/node.go sets it for a cluster
+// bareRaftConfig is raft.Config as cluster/lifecycle.go sets it for a cluster
 // node; keep the two in step.
 func bareRaftConfig(id string, logger hclog.Logger) *raft.Config {
 	rc := raft.DefaultConfig()
