@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/nodeid"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
 )
 
@@ -83,8 +84,10 @@ func (c *Config) validateFields() error {
 	if strings.Contains(c.DataDir, "?") {
 		return fmt.Errorf("hiqlite: data directory %s contains '?'", quotePath(c.DataDir))
 	}
-	if c.NodeID != "" && !validNodeID(c.NodeID) {
-		return invalidValue("_node", c.NodeID, fmt.Errorf("want 1 to %d characters of [A-Za-z0-9._-]", maxNodeIDLen))
+	if c.NodeID != "" {
+		if err := nodeid.Check(c.NodeID); err != nil {
+			return invalidValue("_node", c.NodeID, err)
+		}
 	}
 	if c.Listen != "" {
 		if err := checkAddr(c.Listen, true); err != nil {
@@ -179,18 +182,6 @@ func (c *Config) validateTLS() error {
 	return nil
 }
 
-func validNodeID(id string) bool {
-	if len(id) == 0 || len(id) > maxNodeIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if b := id[i]; !isAlnum(b) && b != '.' && b != '_' && b != '-' {
-			return false
-		}
-	}
-	return true
-}
-
 func isAlnum(b byte) bool {
 	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
 }
@@ -224,7 +215,9 @@ func checkAddr(addr string, bind bool) error {
 		return nil
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip.Zone() != "" && !validNodeID(ip.Zone()) {
+		// A zone takes the characters of a node id: none that _join
+		// could not carry.
+		if ip.Zone() != "" && !nodeid.Valid(ip.Zone()) {
 			return fmt.Errorf("invalid IPv6 zone %q", ip.Zone())
 		}
 		if ip.IsUnspecified() && !bind {
