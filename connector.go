@@ -117,32 +117,37 @@ func acquireNode(cfg *Config) (*Node, error) {
 
 // startNode starts the node of cfg in dir, with one reference.
 func startNode(cfg *Config, dir string, secret []byte) (*Node, error) {
-	cn, err := cluster.Open(cluster.Config{
-		Dir:         dir,
-		ID:          cfg.NodeID,
-		Timeout:     cfg.Timeout,
-		Listen:      cfg.Listen,
-		Advertise:   cfg.Advertise,
-		Gossip:      cfg.Gossip,
-		Join:        cfg.Join,
-		Expect:      cfg.Expect,
-		Voter:       cfg.Voter,
-		Secret:      secret,
-		ReapTimeout: cfg.Reap,
-		TLS:         cfg.TLS,
-		TLSCert:     cfg.TLSCert,
-		TLSKey:      cfg.TLSKey,
-		TLSCA:       cfg.TLSCA,
-
-		SnapshotThreshold: cfg.SnapshotEntries,
-		SnapshotBytes:     cfg.SnapshotBytes,
-		SegmentSize:       int(cfg.LogSegment),
-		InMemory:          cfg.inMemory(),
-	})
+	cn, err := cluster.Open(cfg.clusterConfig(dir, secret))
 	if err != nil {
 		return nil, err
 	}
 	return &Node{c: cn, dir: dir, refs: 1}, nil
+}
+
+// clusterConfig is the node's configuration for c, in dir, with the
+// cluster secret secret: the one place a Config becomes a cluster.Config.
+// Validate has checked c; cluster.Open checks the result again.
+func (c *Config) clusterConfig(dir string, secret []byte) cluster.Config {
+	cc := cluster.DefaultConfig()
+	cc.Dir = dir
+	cc.ID = c.NodeID
+	cc.Timeout = c.Timeout
+	cc.SnapshotThreshold = c.SnapshotEntries
+	cc.SnapshotBytes = c.SnapshotBytes
+	cc.SegmentSize = int(c.LogSegment)
+	cc.InMemory = c.inMemory()
+
+	cc.Listen = c.Listen
+	cc.Advertise = c.Advertise
+	cc.Gossip = c.Gossip
+	cc.Join = c.Join
+	cc.Expect = c.Expect
+	cc.Voter = c.Voter
+	cc.Secret = secret
+	cc.ReapTimeout = c.Reap
+	cc.TLS = c.TLS
+	cc.TLSCert, cc.TLSKey, cc.TLSCA = c.TLSCert, c.TLSKey, c.TLSCA
+	return cc
 }
 
 // release drops one reference; the last one stops the node.

@@ -23,14 +23,9 @@ import (
 // state database, the Raft log and the snapshots, and starts Raft as a
 // single voter if the directory has no Raft state yet.
 func Open(cfg Config) (_ *Node, err error) {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = defaultLogger()
-	}
-	if cfg.InMemory && cfg.Listen != "" {
-		return nil, errors.New("hiqlite: an in-memory node has no network: it takes no Listen address")
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	n := &Node{cfg: cfg, gate: newGate(), hub: extensions.NewHub(), stopCh: make(chan struct{}), notifyCh: make(chan bool, 16), ready: make(chan struct{}), faulted: make(chan struct{})}
 	defer func() {
@@ -139,9 +134,6 @@ func (n *Node) startSingle(rc *raft.Config, has bool) (err error) {
 // which bootstraps or waits to be added.
 func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	cfg := n.cfg
-	if cfg.ReapTimeout <= 0 {
-		n.cfg.ReapTimeout = 5 * time.Minute
-	}
 	rc.HeartbeatTimeout = 500 * time.Millisecond
 	rc.ElectionTimeout = 500 * time.Millisecond
 	rc.LeaderLeaseTimeout = 500 * time.Millisecond // as long as allowed: a starved leader (2 cores, -race) steps down less

@@ -1,14 +1,11 @@
 package cluster
 
 import (
-	"crypto/tls"
 	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
@@ -31,47 +28,6 @@ var (
 	// before the caller sees an error.
 	ErrLeadershipLost = wire.ErrLeadershipLost
 )
-
-// Config is what a node needs to start. The root package builds it from the
-// DSN; every field is validated there.
-type Config struct {
-	Dir     string        // DATA_DIR
-	ID      string        // "" = the persisted id, or a new one
-	Timeout time.Duration // how long a write may wait to enter the Raft log
-	Logger  hclog.Logger  // nil: errors only, to stderr
-	// SnapshotThreshold is how many log entries trigger a snapshot; 0 picks
-	// the default.
-	SnapshotThreshold uint64
-	// SnapshotBytes is how many bytes of log entries applied since the last
-	// snapshot trigger one; 0 = by entry count only.
-	SnapshotBytes uint64
-	// SegmentSize is the size of raft-wal's segment files; 0 = raft-wal's
-	// default (64 MiB; the root package's default is 4 MiB). Compaction
-	// deletes whole segments only.
-	SegmentSize int
-
-	// Cluster mode, when Listen is set. Without Listen the
-	// node is a one-voter cluster with no network at all.
-	Listen      string        // host:port for Raft and RPC
-	Advertise   string        // host:port peers dial; "" = the bound Listen address
-	Gossip      string        // memberlist bind host:port
-	Join        []string      // gossip seeds
-	Expect      int           // voters to see in gossip before the first bootstrap; 0 = 1 without Join, never (join only) with Join
-	Voter       bool          // false: a non-voting read replica
-	Secret      []byte        // cluster secret; empty only on loopback
-	ReapTimeout time.Duration // how long a dead node stays a member; 0 = 5 minutes
-	// Mutual TLS on the port (internal/nodeport/tls.go): TLS, or the PEM files TLSCert,
-	// TLSKey and TLSCA (re-read when they change); neither = clear text.
-	TLS                    *tls.Config
-	TLSCert, TLSKey, TLSCA string
-	// FastGossip uses memberlist timings for one machine (tests, demo).
-	FastGossip bool
-	// InMemory keeps everything in memory and creates no file: the
-	// database (replication.OpenMemory), the Raft log, its stable store
-	// and the snapshots. Dir is then only a name for messages; Listen must
-	// be empty.
-	InMemory bool
-}
 
 // Node is one member of a hiqlite cluster: a Raft instance whose state
 // machine is the SQLite database in Dir.
