@@ -14,22 +14,22 @@ import (
 
 // Defaults of a Config.
 const (
-	// DefaultTimeout is how long a write may wait to enter the Raft log.
-	DefaultTimeout = 10 * time.Second
-	// DefaultReapTimeout is how long a dead node stays a member before the
+	// defaultTimeout is how long a write may wait to enter the Raft log.
+	defaultTimeout = 10 * time.Second
+	// defaultReapTimeout is how long a dead node stays a member before the
 	// leader removes it.
-	DefaultReapTimeout = 5 * time.Minute
+	defaultReapTimeout = 5 * time.Minute
 )
 
 // Config is what a node needs to start. The root package builds it from the
 // DSN, starting from DefaultConfig. Open fills a zero Timeout, ReapTimeout
-// and Logger with their defaults and refuses a Config that Validate
+// and logger with their defaults and refuses a Config that Validate
 // refuses.
 type Config struct {
 	Dir     string        // DATA_DIR
 	ID      string        // "" = the persisted id, or a new one; else a valid id (internal/nodeid)
-	Timeout time.Duration // how long a write may wait to enter the Raft log; 0 = DefaultTimeout
-	Logger  hclog.Logger  // nil: errors only, to stderr
+	Timeout time.Duration // how long a write may wait to enter the Raft log; 0 = 10 s
+	logger  hclog.Logger  // nil: errors only, to stderr (tests set it)
 	// SnapshotThreshold is how many log entries trigger a snapshot; 0 picks
 	// the default.
 	SnapshotThreshold uint64
@@ -50,13 +50,13 @@ type Config struct {
 	Expect      int           // voters to see in gossip before the first bootstrap; 0 = 1 without Join, never (join only) with Join
 	Voter       bool          // false: a non-voting read replica
 	Secret      []byte        // cluster secret; empty only on loopback
-	ReapTimeout time.Duration // how long a dead node stays a member; 0 = DefaultReapTimeout
+	ReapTimeout time.Duration // how long a dead node stays a member; 0 = 5 minutes
 	// Mutual TLS on the port (internal/nodeport/tls.go): TLS, or the PEM files TLSCert,
 	// TLSKey and TLSCA (re-read when they change); neither = clear text.
 	TLS                    *tls.Config
 	TLSCert, TLSKey, TLSCA string
-	// FastGossip uses memberlist timings for one machine (tests, demo).
-	FastGossip bool
+	// fastGossip uses memberlist timings for one machine (tests, demo).
+	fastGossip bool
 	// InMemory keeps everything in memory and creates no file: the
 	// database (replication.OpenMemory), the Raft log, its stable store
 	// and the snapshots. Dir is then only a name for messages; Listen must
@@ -69,23 +69,23 @@ type Config struct {
 // a cluster node.
 func DefaultConfig() Config {
 	return Config{
-		Timeout:     DefaultTimeout,
-		ReapTimeout: DefaultReapTimeout,
+		Timeout:     defaultTimeout,
+		ReapTimeout: defaultReapTimeout,
 		Voter:       true,
 	}
 }
 
-// withDefaults returns c with its zero Timeout, ReapTimeout and Logger
-// replaced by their defaults.
+// withDefaults returns c with its zero Timeout and ReapTimeout replaced by
+// their defaults, and a nil logger by defaultLogger.
 func (c Config) withDefaults() Config {
 	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
+		c.Timeout = defaultTimeout
 	}
 	if c.ReapTimeout == 0 {
-		c.ReapTimeout = DefaultReapTimeout
+		c.ReapTimeout = defaultReapTimeout
 	}
-	if c.Logger == nil {
-		c.Logger = defaultLogger()
+	if c.logger == nil {
+		c.logger = defaultLogger()
 	}
 	return c
 }

@@ -110,9 +110,9 @@ func (n *Node) refuse() bool {
 		return false // maybeBootstrap announces it
 	}
 	n.refused.Store(&err)
-	n.cfg.Logger.Error("refused by the cluster; gossip stopped, writes fail until the node restarts with another _node", "error", err)
+	n.cfg.logger.Error("refused by the cluster; gossip stopped, writes fail until the node restarts with another _node", "error", err)
 	if cerr := n.disc.Close(); cerr != nil {
-		n.cfg.Logger.Warn("stop gossip", "error", cerr)
+		n.cfg.logger.Warn("stop gossip", "error", cerr)
 	}
 	return true
 }
@@ -128,6 +128,6 @@ func (n *Node) warnStray(last *time.Time) {
 		*last = time.Now()
 		// ERROR, not WARN: the default logger shows only errors, and an
 		// application whose node cannot join must hear of it.
-		n.cfg.Logger.Error("writes fail until this node is part of a cluster", "error", err)
+		n.cfg.logger.Error("writes fail until this node is part of a cluster", "error", err)
 	}
 }

@@ -36,13 +36,13 @@ func openJoiner(t *testing.T, id string, seeds []string, secret []byte, logs *di
 		Dir:        filepath.Join(t.TempDir(), id),
 		ID:         id,
 		Timeout:    time.Second,
-		Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: logs}),
+		logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: logs}),
 		Listen:     freeLoopback(t),
 		Gossip:     freeLoopback(t),
 		Join:       seeds,
 		Voter:      true,
 		Secret:     secret,
-		FastGossip: true,
+		fastGossip: true,
 	})
 	if err != nil {
 		t.Fatal(err)

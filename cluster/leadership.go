@@ -34,7 +34,7 @@ func (n *Node) watchLeadership() {
 			// to the state machine, and read indexes must be reachable by
 			// its applied index.
 			if _, err := n.apply(&replication.Command{Kind: replication.KindNoop}); err != nil {
-				n.cfg.Logger.Warn("no-op after election failed", "error", err)
+				n.cfg.logger.Warn("no-op after election failed", "error", err)
 				continue
 			}
 			if n.raft.State() == raft.Leader {

@@ -44,7 +44,7 @@ func Open(cfg Config) (_ *Node, err error) {
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.id)
-	rc.Logger = cfg.Logger.Named("raft")
+	rc.Logger = cfg.logger.Named("raft")
 	rc.NotifyCh = n.notifyCh
 	// The database is persistent and records its applied index, so raft
 	// must not restore the last snapshot over it on start; entries it
@@ -137,12 +137,12 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	rc.HeartbeatTimeout = 500 * time.Millisecond
 	rc.ElectionTimeout = 500 * time.Millisecond
 	rc.LeaderLeaseTimeout = 500 * time.Millisecond // as long as allowed: a starved leader (2 cores, -race) steps down less
-	nt, err := nodeport.NewTLS(cfg.TLS, cfg.TLSCert, cfg.TLSKey, cfg.TLSCA, cfg.Logger.Named("tls"))
+	nt, err := nodeport.NewTLS(cfg.TLS, cfg.TLSCert, cfg.TLSKey, cfg.TLSCA, cfg.logger.Named("tls"))
 	if err != nil {
 		return err
 	}
 	warnClearText(cfg, nt != nil)
-	if n.mux, err = nodeport.ListenTLS(cfg.Listen, cfg.Advertise, cfg.Secret, cfg.Logger.Named("mux"), nt); err != nil {
+	if n.mux, err = nodeport.ListenTLS(cfg.Listen, cfg.Advertise, cfg.Secret, cfg.logger.Named("mux"), nt); err != nil {
 		return err
 	}
 	n.addr = n.mux.Addr().String()
@@ -153,7 +153,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		// MaxAppendEntries of them) can take seconds on a loaded machine;
 		// at 10s one was resent from the start again and again.
 		Timeout: 30 * time.Second,
-		Logger:  cfg.Logger.Named("transport"),
+		Logger:  cfg.logger.Named("transport"),
 	})
 	if err = n.newRaft(rc, n.trans); err != nil {
 		return err
@@ -179,14 +179,14 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		Join:   cfg.Join,
 		Secret: cfg.Secret,
 		Self:   n.selfPeer(),
-		Logger: cfg.Logger.Named("gossip"),
+		Logger: cfg.logger.Named("gossip"),
 		OnChange: func() {
 			select {
 			case n.gossipCh <- struct{}{}:
 			default:
 			}
 		},
-		Fast: cfg.FastGossip,
+		Fast: cfg.fastGossip,
 	})
 	if err != nil {
 		return err
@@ -235,7 +235,7 @@ func (n *Node) snapshotOnLogSize(full <-chan struct{}) {
 		if fit := n.cfg.SnapshotBytes / max(size/entries, 1); fit < keep {
 			rc.TrailingLogs = max(fit, 16)
 			if err := n.raft.ReloadConfig(rc); err != nil {
-				n.cfg.Logger.Warn("lower trailing logs for a snapshot", "error", err)
+				n.cfg.logger.Warn("lower trailing logs for a snapshot", "error", err)
 			}
 		}
 		trailing := rc.TrailingLogs
@@ -243,15 +243,15 @@ func (n *Node) snapshotOnLogSize(full <-chan struct{}) {
 		if rc.TrailingLogs != keep {
 			rc.TrailingLogs = keep
 			if rerr := n.raft.ReloadConfig(rc); rerr != nil {
-				n.cfg.Logger.Warn("restore trailing logs", "error", rerr)
+				n.cfg.logger.Warn("restore trailing logs", "error", rerr)
 			}
 		}
 		switch {
 		case err == nil:
-			n.cfg.Logger.Info("took a snapshot: the log reached its size threshold", "bytes", size, "entries", entries, "trailing", trailing)
+			n.cfg.logger.Info("took a snapshot: the log reached its size threshold", "bytes", size, "entries", entries, "trailing", trailing)
 		case errors.Is(err, raft.ErrNothingNewToSnapshot), errors.Is(err, raft.ErrRaftShutdown):
 		default:
-			n.cfg.Logger.Warn("snapshot on log size failed", "error", err)
+			n.cfg.logger.Warn("snapshot on log size failed", "error", err)
 		}
 	}
 }
@@ -291,16 +291,16 @@ func (n *Node) Close() error {
 	return errors.Join(errs...)
 }
 
-// Leave leaves the cluster gracefully: a leader first hands leadership to
+// leave leaves the cluster gracefully: a leader first hands leadership to
 // another voter, then the node announces its departure in gossip so the
 // leader removes it from the configuration. Close the node afterwards.
-func (n *Node) Leave(timeout time.Duration) error {
+func (n *Node) leave(timeout time.Duration) error {
 	if n.disc == nil || n.refusedErr() != nil {
 		return nil // no gossip, or stopped by refuse
 	}
 	if n.IsLeader() {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
-			n.cfg.Logger.Warn("leadership transfer before leave", "error", err)
+			n.cfg.logger.Warn("leadership transfer before leave", "error", err)
 		}
 	}
 	return n.disc.Leave(timeout)
@@ -344,7 +344,7 @@ func warnClearText(cfg Config, hasTLS bool) {
 	}
 	for _, a := range []struct{ name, addr string }{{"listen", cfg.Listen}, {"advertise", cfg.Advertise}, {"gossip", cfg.Gossip}} {
 		if a.addr != "" && !nodeport.IsLoopback(a.addr) {
-			cfg.Logger.Warn("the node port runs without TLS on an address that is not loopback: anyone on the path can read rows and inject Raft traffic into established connections; set _tls_cert, _tls_key and _tls_ca",
+			cfg.logger.Warn("the node port runs without TLS on an address that is not loopback: anyone on the path can read rows and inject Raft traffic into established connections; set _tls_cert, _tls_key and _tls_ca",
 				a.name, a.addr)
 			return
 		}

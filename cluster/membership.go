@@ -102,9 +102,9 @@ func (n *Node) maybeBootstrap() {
 	for _, p := range voters {
 		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
 	}
-	n.cfg.Logger.Info("bootstrapping the cluster", "voters", len(conf.Servers))
+	n.cfg.logger.Info("bootstrapping the cluster", "voters", len(conf.Servers))
 	if err := n.bootstrapLive(conf); err != nil && err != raft.ErrCantBootstrap {
-		n.cfg.Logger.Error("bootstrap failed", "error", err)
+		n.cfg.logger.Error("bootstrap failed", "error", err)
 		return
 	}
 	n.setInCluster()
@@ -138,7 +138,7 @@ func (n *Node) setInCluster() {
 		return
 	}
 	if err := n.disc.Update(n.selfPeer()); err != nil {
-		n.cfg.Logger.Warn("announce cluster membership", "error", err)
+		n.cfg.logger.Warn("announce cluster membership", "error", err)
 	}
 }
 
@@ -180,18 +180,18 @@ func (n *Node) reconcile() {
 				err = n.raft.AddNonvoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout).Error()
 			}
 			if err != nil {
-				n.cfg.Logger.Warn("add server", "id", p.ID, "error", err)
+				n.cfg.logger.Warn("add server", "id", p.ID, "error", err)
 				return // the configuration changed under us: retry on the next round
 			}
-			n.cfg.Logger.Info("added server", "id", p.ID, "voter", wantVoter)
+			n.cfg.logger.Info("added server", "id", p.ID, "voter", wantVoter)
 			return
 		case "left":
 			if member {
 				if err := n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout).Error(); err != nil {
-					n.cfg.Logger.Warn("remove server that left", "id", p.ID, "error", err)
+					n.cfg.logger.Warn("remove server that left", "id", p.ID, "error", err)
 					return
 				}
-				n.cfg.Logger.Info("removed server that left", "id", p.ID)
+				n.cfg.logger.Info("removed server that left", "id", p.ID)
 				return
 			}
 			n.disc.Forget(p.ID)
@@ -201,10 +201,10 @@ func (n *Node) reconcile() {
 			}
 			if member {
 				if err := n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout).Error(); err != nil {
-					n.cfg.Logger.Warn("reap dead server", "id", p.ID, "error", err)
+					n.cfg.logger.Warn("reap dead server", "id", p.ID, "error", err)
 					return
 				}
-				n.cfg.Logger.Info("reaped dead server", "id", p.ID, "dead_for", now.Sub(p.Since))
+				n.cfg.logger.Info("reaped dead server", "id", p.ID, "dead_for", now.Sub(p.Since))
 				return
 			}
 			n.disc.Forget(p.ID)
@@ -232,7 +232,7 @@ func (n *Node) canAdd(id, addr string) bool {
 		return true
 	}
 	if n.probes.due(id, time.Now()) {
-		n.cfg.Logger.Warn("not adding a discovered node: it failed the port's handshake", "id", id, "addr", addr, "error", err)
+		n.cfg.logger.Warn("not adding a discovered node: it failed the port's handshake", "id", id, "addr", addr, "error", err)
 	}
 	return false
 }

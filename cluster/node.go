@@ -23,10 +23,10 @@ var (
 	ErrClosed    = wire.ErrClosed
 	ErrNoLeader  = wire.ErrNoLeader
 	ErrLocked    = errors.New("hiqlite: data dir locked")
-	// ErrLeadershipLost: this node lost its leadership while a write was
+	// errLeadershipLost: this node lost its leadership while a write was
 	// in its log. Writes with an origin are resolved on the new leader
 	// before the caller sees an error.
-	ErrLeadershipLost = wire.ErrLeadershipLost
+	errLeadershipLost = wire.ErrLeadershipLost
 )
 
 // Node is one member of a hiqlite cluster: a Raft instance whose state
@@ -98,14 +98,11 @@ func (n *Node) goFunc(f func()) {
 // ID is the node's id.
 func (n *Node) ID() string { return n.id }
 
-// Dir is the node's data directory.
-func (n *Node) Dir() string { return n.cfg.Dir }
+// dataDir is the node's data directory.
+func (n *Node) dataDir() string { return n.cfg.Dir }
 
 // DBPath is the state database file; read connections open it read-only.
 func (n *Node) DBPath() string { return n.sm.Path() }
-
-// StateMachine is the node's state machine.
-func (n *Node) StateMachine() *replication.StateMachine { return n.sm }
 
 // AppliedIndex is the index of the last command in the local database.
 func (n *Node) AppliedIndex() uint64 { return n.sm.AppliedIndex() }

@@ -23,7 +23,7 @@ func TestWarnClearText(t *testing.T) {
 		{Config{Listen: "10.0.0.1:7000"}, true, false},
 	} {
 		var log strings.Builder
-		tc.cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &log})
+		tc.cfg.logger = hclog.New(&hclog.LoggerOptions{Output: &log})
 		warnClearText(tc.cfg, tc.tls)
 		if got := strings.Contains(log.String(), "without TLS"); got != tc.warn {
 			t.Errorf("%+v, TLS %v: warned %v, want %v:\n%s", tc.cfg, tc.tls, got, tc.warn, log.String())

@@ -45,7 +45,7 @@ func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.
 		if n.mux == nil || n.IsLeader() {
 			var resp *replication.Response
 			resp, err = n.execLocal(ctx, busy, origin, flags, stmts)
-			if errors.Is(err, ErrLeadershipLost) {
+			if errors.Is(err, errLeadershipLost) {
 				maybe = true
 			}
 			if again := errors.Is(err, ErrNotLeader) || (dedup && maybe && n.mux != nil); !again {
@@ -195,14 +195,14 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 	if errors.Is(resp.Err, replication.ErrInterrupted) {
 		// Close cut the apply short here; the entry is committed and the
 		// other nodes apply it.
-		return nil, fmt.Errorf("%w: %w", ErrLeadershipLost, ErrClosed)
+		return nil, fmt.Errorf("%w: %w", errLeadershipLost, ErrClosed)
 	}
 	if errors.Is(resp.Err, replication.ErrStopped) {
 		// This node stopped, but raft hands the state machine committed
 		// entries only: the other nodes apply this one. Its outcome is
 		// theirs to tell, so it must not read as settled (ErrStopped is,
 		// for commitSettled), nor as failed.
-		return nil, fmt.Errorf("%w: the entry is committed, but this node stopped before applying it: %v", ErrLeadershipLost, resp.Err)
+		return nil, fmt.Errorf("%w: the entry is committed, but this node stopped before applying it: %v", errLeadershipLost, resp.Err)
 	}
 	if resp.Err != nil {
 		return nil, resp.Err
@@ -217,9 +217,9 @@ func raftError(err error) error {
 		return ErrNotLeader
 	case errors.Is(err, raft.ErrRaftShutdown):
 		// The node closed with the write in flight: it may still commit.
-		return fmt.Errorf("%w: %w", ErrLeadershipLost, ErrClosed)
+		return fmt.Errorf("%w: %w", errLeadershipLost, ErrClosed)
 	case errors.Is(err, raft.ErrLeadershipLost):
-		return ErrLeadershipLost
+		return errLeadershipLost
 	}
 	return fmt.Errorf("hiqlite: replicate: %w", err)
 }
@@ -231,11 +231,11 @@ type outcome struct {
 	index   uint64
 }
 
-// Resolve settles whether origin's write was applied, on the leader,
+// resolve settles whether origin's write was applied, on the leader,
 // forwarding when this node follows: a KindFence in the log either finds the
 // write applied or makes sure it never will be. It returns once the answer
 // is applied here too. Used for a COMMIT whose reply was lost.
-func (n *Node) Resolve(ctx context.Context, origin replication.Origin) (applied bool, index uint64, err error) {
+func (n *Node) resolve(ctx context.Context, origin replication.Origin) (applied bool, index uint64, err error) {
 	if origin.Session == 0 {
 		return false, 0, errors.New("hiqlite: cannot resolve a write without a session")
 	}
@@ -243,7 +243,7 @@ func (n *Node) Resolve(ctx context.Context, origin replication.Origin) (applied 
 	if n.mux == nil || n.IsLeader() {
 		o, err = n.fenceLocal(ctx, origin)
 	}
-	if n.mux != nil && (!n.IsLeader() || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipLost)) {
+	if n.mux != nil && (!n.IsLeader() || errors.Is(err, ErrNotLeader) || errors.Is(err, errLeadershipLost)) {
 		fctx, cancel := n.forwardContext(ctx)
 		defer cancel()
 		var m wire.Message
@@ -289,7 +289,7 @@ func (n *Node) fenceLocal(ctx context.Context, origin replication.Origin) (outco
 func (n *Node) settleCommit(ctx context.Context, origin replication.Origin, cerr error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.Timeout)
 	defer cancel()
-	applied, _, err := n.Resolve(ctx, origin)
+	applied, _, err := n.resolve(ctx, origin)
 	switch {
 	case applied && errors.Is(err, ErrNotVisible):
 		return err // committed: saying "unknown" would invite a retry
@@ -308,7 +308,7 @@ func commitSettled(err error) bool {
 }
 
 // Tx is an interactive write transaction, run on the leader's writer: a
-// *WriteTx on the leader itself, or a session forwarded to it.
+// *writeTx on the leader itself, or a session forwarded to it.
 type Tx interface {
 	// Exec runs one statement at once. readOnly statements see the
 	// transaction's writes and are not replicated.
@@ -320,12 +320,12 @@ type Tx interface {
 	Rollback() error
 }
 
-// WriteTx is an interactive write transaction on the leader. It holds the
+// writeTx is an interactive write transaction on the leader. It holds the
 // exclusive write slot from BeginTx until Commit, Rollback or the idle
 // timeout, and runs each statement at once on the state machine's writer.
 //
 // mu serialises the owner's calls with the idle timer.
-type WriteTx struct {
+type writeTx struct {
 	n      *Node
 	origin replication.Origin
 	idle   time.Duration
@@ -381,7 +381,7 @@ func (n *Node) BeginTx(ctx context.Context, busy, idle time.Duration, origin rep
 }
 
 // beginLocal opens a write transaction on this node, which must lead.
-func (n *Node) beginLocal(ctx context.Context, busy, idle time.Duration, origin replication.Origin, flags replication.Flags, snap SnapshotCheck) (*WriteTx, error) {
+func (n *Node) beginLocal(ctx context.Context, busy, idle time.Duration, origin replication.Origin, flags replication.Flags, snap SnapshotCheck) (*writeTx, error) {
 	if err := n.leaderReady(ctx); err != nil {
 		return nil, err
 	}
@@ -397,14 +397,14 @@ func (n *Node) beginLocal(ctx context.Context, busy, idle time.Duration, origin 
 		n.gate.release(true)
 		return nil, err
 	}
-	tx := &WriteTx{n: n, origin: origin, idle: idle, last: time.Now()}
+	tx := &writeTx{n: n, origin: origin, idle: idle, last: time.Now()}
 	tx.timer = time.AfterFunc(idle, tx.expire)
 	return tx, nil
 }
 
 // Exec runs one statement of the transaction. readOnly statements see the
 // transaction's writes and are not replicated.
-func (tx *WriteTx) Exec(ctx context.Context, st replication.Statement, readOnly bool) (replication.Result, error) {
+func (tx *writeTx) Exec(ctx context.Context, st replication.Statement, readOnly bool) (replication.Result, error) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	if tx.err != nil {
@@ -426,11 +426,11 @@ func (tx *WriteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 
 // Commit replicates the transaction as one command and waits until it is
 // applied here.
-func (tx *WriteTx) Commit(ctx context.Context) error {
+func (tx *writeTx) Commit(ctx context.Context) error {
 	_, err := tx.commit()
 	switch {
 	case err == nil:
-	case tx.n.mux != nil && errors.Is(err, ErrLeadershipLost):
+	case tx.n.mux != nil && errors.Is(err, errLeadershipLost):
 		return tx.n.settleCommit(ctx, tx.origin, err)
 	case errors.Is(err, ErrNotLeader):
 		// raft refused the entry: it never entered the log.
@@ -441,7 +441,7 @@ func (tx *WriteTx) Commit(ctx context.Context) error {
 
 // commit returns the index of the committed command (0 when only reads
 // ran and there was nothing to replicate).
-func (tx *WriteTx) commit() (uint64, error) {
+func (tx *writeTx) commit() (uint64, error) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	if tx.err != nil {
@@ -467,7 +467,7 @@ func (tx *WriteTx) commit() (uint64, error) {
 }
 
 // Rollback ends the transaction without a trace. It is idempotent.
-func (tx *WriteTx) Rollback() error {
+func (tx *writeTx) Rollback() error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	if tx.err != nil {
@@ -477,7 +477,7 @@ func (tx *WriteTx) Rollback() error {
 	return nil
 }
 
-func (tx *WriteTx) expire() {
+func (tx *writeTx) expire() {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	if idle := time.Since(tx.last); tx.err == nil && idle < tx.idle {
@@ -493,7 +493,7 @@ func (tx *WriteTx) expire() {
 var errTxDone = errors.New("hiqlite: transaction has already been committed or rolled back")
 
 // finishLocked rolls back whatever is still open and frees the write slot.
-func (tx *WriteTx) finishLocked(why error) {
+func (tx *writeTx) finishLocked(why error) {
 	tx.timer.Stop()
 	tx.n.sm.RollbackTx(tx.origin)
 	tx.err = why
