@@ -14,8 +14,9 @@
 //     the data directory, the stores raft is given and what happens when
 //     they fail, owner-only files, the directory lock, damaged databases.
 //   - leadership.go: leader changes, readiness, the read index.
-//   - write.go, gate.go: writes and interactive write transactions on the
-//     leader, the writer slot they share.
+//   - write.go, writetx.go, gate.go: autocommit writes and their
+//     exactly-once resolution, interactive write transactions, and the
+//     writer slot they share.
 //   - forward.go: the RPC over which followers forward writes,
 //     transactions and read-index requests (codec in internal/wire).
 //   - membership.go, identity.go: making the Raft configuration follow
