@@ -2,8 +2,6 @@ package discovery
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -22,9 +20,6 @@ import (
 
 	"github.com/hiqlite/hiqlite/internal/wire"
 )
-
-// Gossip tests run real memberlist nodes on 127.0.0.1 with the fast timings.
-// Set HIQLITE_GOSSIP_LOG=1 to see their logs.
 
 const discoveryWait = 15 * time.Second
 
@@ -244,59 +239,6 @@ func (s *discoveryLogBuffer) String() string {
 	return s.b.String()
 }
 
-// TestDiscoveryWrongSecret: a node with another secret, or none, never gets
-// in, and the cluster does not notice it. Nothing logs the secret or key.
-func TestDiscoveryWrongSecret(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		secret []byte
-	}{
-		{"other secret", []byte("another-secret-for-the-outsider")},
-		{"no secret", nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			logs := &discoveryLogBuffer{}
-			logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logs})
-			n1 := startDiscoveryNode(t, "node-1", discoveryOpts{secret: discoverySecret, logger: logger})
-			n2 := startDiscoveryNode(t, "node-2", discoveryOpts{secret: discoverySecret, logger: logger, join: []string{n1.Addr()}})
-			waitDiscovery(t, "node-1 and node-2 to meet", discoveryWait, func() bool {
-				return discoverySees(n1.Discovery, StatusAlive, n1, n2) && discoverySees(n2.Discovery, StatusAlive, n1, n2)
-			})
-
-			out := startDiscoveryNode(t, "node-3", discoveryOpts{secret: tc.secret, logger: logger, join: []string{n1.Addr(), n2.Addr()}})
-			waitDiscovery(t, "node-3 to try joining five times", discoveryWait, func() bool { return out.joinAttempts.Load() >= 5 })
-			if got := discoveryIDs(out.Peers()); strings.Join(got, " ") != "node-3=alive" {
-				t.Errorf("outsider sees %v, want only itself", got)
-			}
-			for _, n := range []*discoveryNode{n1, n2} {
-				if got := discoveryIDs(n.Peers()); strings.Join(got, " ") != "node-1=alive node-2=alive" {
-					t.Errorf("%s sees %v, want node-1 and node-2 alive", n.id, got)
-				}
-			}
-			n1.Close()
-			n2.Close()
-			out.Close()
-
-			key, err := gossipKey(discoverySecret)
-			if err != nil {
-				t.Fatal(err)
-			}
-			text := logs.String()
-			for _, s := range [][]byte{discoverySecret, tc.secret, key} {
-				if len(s) == 0 {
-					continue
-				}
-				for _, form := range []string{string(s), hex.EncodeToString(s), base64.StdEncoding.EncodeToString(s)} {
-					if strings.Contains(text, form) {
-						t.Errorf("logs contain a secret or key: %q", form)
-					}
-				}
-			}
-		})
-	}
-}
-
 // freeDiscoveryAddr returns a loopback address whose TCP and UDP port were
 // free a moment ago.
 func freeDiscoveryAddr(t *testing.T) string {
@@ -316,51 +258,6 @@ func freeDiscoveryAddr(t *testing.T) string {
 	}
 	t.Fatal("no free port")
 	return ""
-}
-
-// TestDiscoveryLateSeed: the joiner starts first and keeps trying; the seed,
-// which lists itself, starts later.
-func TestDiscoveryLateSeed(t *testing.T) {
-	t.Parallel()
-	seedAddr := freeDiscoveryAddr(t)
-	joiner := startDiscoveryNode(t, "node-2", discoveryOpts{secret: discoverySecret, join: []string{seedAddr}})
-	waitDiscovery(t, "failed join attempts", discoveryWait, func() bool { return joiner.joinAttempts.Load() >= 3 })
-
-	seed := startDiscoveryNode(t, "node-1", discoveryOpts{secret: discoverySecret, join: []string{seedAddr}, bind: seedAddr})
-	if seed.Addr() != seedAddr {
-		t.Fatalf("seed address %s, want %s", seed.Addr(), seedAddr)
-	}
-	if len(seed.seeds) != 0 {
-		t.Errorf("the seed would join itself: seeds %v", seed.seeds)
-	}
-	for _, n := range []*discoveryNode{seed, joiner} {
-		waitDiscovery(t, n.id+" to see both", discoveryWait, func() bool { return discoverySees(n.Discovery, StatusAlive, seed, joiner) })
-	}
-}
-
-// TestDiscoveryRejoinWhenAlone: a node whose only peer crashed and came back
-// at its address finds it again through the seeds.
-func TestDiscoveryRejoinWhenAlone(t *testing.T) {
-	t.Parallel()
-	seedAddr := freeDiscoveryAddr(t)
-	seed := startDiscoveryNode(t, "node-1", discoveryOpts{secret: discoverySecret, bind: seedAddr})
-	n2 := startDiscoveryNode(t, "node-2", discoveryOpts{secret: discoverySecret, join: []string{seedAddr}})
-	waitDiscovery(t, "node-2 to see the seed", discoveryWait, func() bool { return discoverySees(n2.Discovery, StatusAlive, seed, n2) })
-	seed.Close()
-	waitDiscovery(t, "node-2 to see the seed dead", discoveryWait, func() bool {
-		p, _ := discoveryPeer(n2.Discovery, "node-1")
-		return p.Status == StatusDead
-	})
-	attempts := n2.joinAttempts.Load()
-	// The new seed process knows nothing of node-2: only node-2's retry can
-	// bring them together.
-	seed2 := startDiscoveryNode(t, "node-1", discoveryOpts{secret: discoverySecret, bind: seedAddr})
-	waitDiscovery(t, "node-2 and the restarted seed to meet", discoveryWait, func() bool {
-		return discoverySees(n2.Discovery, StatusAlive, seed2, n2) && discoverySees(seed2.Discovery, StatusAlive, seed2, n2)
-	})
-	if n2.joinAttempts.Load() == attempts {
-		t.Error("they met without a join attempt")
-	}
 }
 
 // TestDiscoveryOnChange: OnChange follows joins and updates and never runs
@@ -454,10 +351,14 @@ func TestDiscoveryMalformedPeer(t *testing.T) {
 
 type rawMetaDelegate []byte
 
-func (r rawMetaDelegate) NodeMeta(int) []byte             { return r }
-func (rawMetaDelegate) NotifyMsg([]byte)                  {}
-func (rawMetaDelegate) GetBroadcasts(_, _ int) [][]byte   { return nil }
-func (rawMetaDelegate) LocalState(bool) []byte            { return nil }
+func (r rawMetaDelegate) NodeMeta(int) []byte { return r }
+
+func (rawMetaDelegate) NotifyMsg([]byte) {}
+
+func (rawMetaDelegate) GetBroadcasts(_, _ int) [][]byte { return nil }
+
+func (rawMetaDelegate) LocalState(bool) []byte { return nil }
+
 func (rawMetaDelegate) MergeRemoteState(_ []byte, _ bool) {}
 
 func mustPeerMeta(t testing.TB, p Peer) []byte {
@@ -520,211 +421,4 @@ func TestDiscoveryNoGoroutineLeak(t *testing.T) {
 		pprof.Lookup("goroutine").WriteTo(&b, 1)
 		return !strings.Contains(b.String(), "hashicorp/memberlist") && !strings.Contains(b.String(), "cluster.(*Discovery)")
 	})
-}
-
-func TestDiscoveryStartErrors(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		cfg  Config
-	}{
-		{"no id", Config{Bind: "127.0.0.1:0", Self: Peer{RaftAddr: "127.0.0.1:1"}}},
-		{"id with a space", Config{Bind: "127.0.0.1:0", Self: Peer{ID: "a b", RaftAddr: "127.0.0.1:1"}}},
-		{"no raft address", Config{Bind: "127.0.0.1:0", Self: Peer{ID: "a"}}},
-		{"raft port 0", Config{Bind: "127.0.0.1:0", Self: Peer{ID: "a", RaftAddr: "127.0.0.1:0"}}},
-		{"bind without port", Config{Bind: "127.0.0.1", Self: Peer{ID: "a", RaftAddr: "127.0.0.1:1"}}},
-		{"bind port too big", Config{Bind: "127.0.0.1:70000", Self: Peer{ID: "a", RaftAddr: "127.0.0.1:1"}}},
-	} {
-		if d, err := Start(tc.cfg); err == nil {
-			d.Close()
-			t.Errorf("%s: started", tc.name)
-		}
-	}
-}
-
-func TestDiscoveryGossipKey(t *testing.T) {
-	t.Parallel()
-	k1, err := gossipKey([]byte("0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k1again, _ := gossipKey([]byte("0123456789abcdef"))
-	k2, _ := gossipKey([]byte("0123456789abcdeF"))
-	if len(k1) != 32 || memberlist.ValidateKey(k1) != nil {
-		t.Fatalf("key of %d bytes, want 32 (AES-256)", len(k1))
-	}
-	if !bytes.Equal(k1, k1again) || bytes.Equal(k1, k2) || bytes.Contains(k1, []byte("0123456789abcdef")) {
-		t.Error("the key is not a deterministic function of the secret alone")
-	}
-}
-
-func TestDiscoveryMemberlistLog(t *testing.T) {
-	t.Parallel()
-	var out bytes.Buffer
-	w := memberlistLog{hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &out, DisableTime: true})}
-	for _, line := range []string{
-		"[DEBUG] memberlist: Stream connection from=127.0.0.1:1\n",
-		"[INFO] memberlist: Marking x as failed\n",
-		"[WARN] memberlist: Refuting a suspect message\n",
-		"[ERR] memberlist: Push/Pull with x failed\n",
-		"no level\n",
-	} {
-		if _, err := w.Write([]byte(line)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := "[TRACE] Stream connection from=127.0.0.1:1\n" +
-		"[DEBUG] Marking x as failed\n" +
-		"[WARN]  Refuting a suspect message\n" +
-		"[WARN]  Push/Pull with x failed\n" +
-		"[DEBUG] no level\n"
-	if out.String() != want {
-		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
-	}
-}
-
-func TestDiscoveryOtherSeeds(t *testing.T) {
-	t.Parallel()
-	got := otherSeeds([]string{"127.0.0.1:7946", "10.0.0.2:7946", "[::1]:7946", "localhost:7946", "127.0.0.1:7947"}, "127.0.0.1:7946", "0:0:0:0:0:0:0:1:7946")
-	if strings.Join(got, " ") != "10.0.0.2:7946 [::1]:7946 localhost:7946 127.0.0.1:7947" {
-		t.Errorf("otherSeeds = %v", got)
-	}
-}
-
-// peerMetaCases feeds the round-trip test and the fuzz corpus.
-var peerMetaCases = []struct {
-	p       Peer
-	leaving bool
-}{
-	{Peer{ID: "node-1", RaftAddr: "127.0.0.1:7000", Voter: true}, false},
-	{Peer{ID: "n", RaftAddr: "[::1]:1", InCluster: true}, true},
-	{Peer{ID: "node-0123456789abcdef", RaftAddr: "db-1.example.internal:65535", Voter: true, InCluster: true}, false},
-	{Peer{ID: strings.Repeat("x", maxPeerIDLen), RaftAddr: strings.Repeat("h", maxRaftAddrLen-6) + ":65535", Voter: true, InCluster: true}, true},
-}
-
-func TestPeerMetaRoundTrip(t *testing.T) {
-	t.Parallel()
-	for _, tc := range peerMetaCases {
-		b, err := encodePeerMeta(tc.p, tc.leaving)
-		if err != nil {
-			t.Fatalf("encode %+v: %v", tc.p, err)
-		}
-		if len(b) >= memberlist.MetaMaxSize {
-			t.Errorf("%+v: %d bytes of metadata", tc.p, len(b))
-		}
-		p, leaving, err := decodePeerMeta(b)
-		if err != nil || p != tc.p || leaving != tc.leaving {
-			t.Errorf("decode(encode(%+v, %v)) = %+v, %v, %v", tc.p, tc.leaving, p, leaving, err)
-		}
-		// Version 1 grows by appending: old decoders ignore the rest.
-		b = append(b, 0xff, 0xfe)
-		b[1] |= 0x80
-		if p, leaving, err := decodePeerMeta(b); err != nil || p != tc.p || leaving != tc.leaving {
-			t.Errorf("with an extension: %+v, %v, %v", p, leaving, err)
-		}
-	}
-}
-
-func TestPeerMetaMalformed(t *testing.T) {
-	t.Parallel()
-	good := mustPeerMeta(t, Peer{ID: "node-1", RaftAddr: "127.0.0.1:7000"})
-	for _, b := range [][]byte{
-		nil,
-		{peerMetaV1},
-		{2, 0, 1, 'a', 3, 'a', ':', '1'}, // unknown version
-		{peerMetaV1, 0, 0, 10, '1', '2', '7', '.', '0'},      // empty id
-		{peerMetaV1, 0, 1, 'a', 2, ':', '1'},                 // no host
-		{peerMetaV1, 0, 1, 'a', 3, 'a', ':', 'x'},            // bad port
-		{peerMetaV1, 0, 1, 'a', 0},                           // no raft address
-		{peerMetaV1, 0, 1, 0x01, 3, 'a', ':', '1'},           // control character in id
-		{peerMetaV1, 0, 2, 0xc3, 0xa9, 3, 'a', ':', '1'},     // non-ASCII id
-		{peerMetaV1, 0, 1, 'a', 5, 'a', ':', '1', 0xff, ':'}, // not host:port
-		good[:len(good)-1],
-		good[:3],
-	} {
-		if p, _, err := decodePeerMeta(b); err == nil {
-			t.Errorf("decodePeerMeta(%q) = %+v, want an error", b, p)
-		}
-	}
-}
-
-// FuzzPeerMeta: the decoder never panics, and what it accepts re-encodes to
-// metadata that decodes to the same peer and fits memberlist.
-func FuzzPeerMeta(f *testing.F) {
-	for _, tc := range peerMetaCases {
-		b, err := encodePeerMeta(tc.p, tc.leaving)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	f.Add([]byte{})
-	f.Add([]byte{peerMetaV1, 0xff, 255})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, leaving, err := decodePeerMeta(b)
-		if err != nil {
-			return
-		}
-		again, err := encodePeerMeta(p, leaving)
-		if err != nil {
-			t.Fatalf("decoded %+v does not encode: %v", p, err)
-		}
-		if len(again) >= memberlist.MetaMaxSize {
-			t.Fatalf("%d bytes of metadata", len(again))
-		}
-		p2, leaving2, err := decodePeerMeta(again)
-		if err != nil || p2 != p || leaving2 != leaving {
-			t.Fatalf("round trip of %+v: %+v, %v, %v", p, p2, leaving2, err)
-		}
-	})
-}
-
-func TestDiscoveryResolveBind(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		bind string
-		host string
-		port int
-	}{
-		{"127.0.0.1:7946", "127.0.0.1", 7946},
-		{":0", "0.0.0.0", 0},
-		{"[::1]:1", "::1", 1},
-		{"localhost:2", "127.0.0.1", 2},
-	} {
-		host, port, err := resolveBind(tc.bind)
-		if err != nil || host != tc.host || port != tc.port {
-			t.Errorf("resolveBind(%q) = %q, %d, %v; want %q, %d", tc.bind, host, port, err, tc.host, tc.port)
-		}
-	}
-}
-
-// TestDiscoveryIDTaken: a node that joins under the id of a live node is
-// told so (IDTaken), while the live node, announced in a cluster, is not,
-// and the others keep seeing the live node at its own address.
-func TestDiscoveryIDTaken(t *testing.T) {
-	t.Parallel()
-	n1 := startDiscoveryNode(t, "n1", discoveryOpts{secret: discoverySecret})
-	n2 := startDiscoveryNode(t, "n2", discoveryOpts{secret: discoverySecret, join: []string{n1.Addr()}})
-	for _, n := range []*discoveryNode{n1, n2} {
-		n.mu.Lock()
-		p := n.self
-		n.mu.Unlock()
-		p.InCluster = true
-		if err := n.Update(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitDiscovery(t, "n1 to see n2 in a cluster", discoveryWait, func() bool { return discoverySees(n1.Discovery, StatusAlive, n2) })
-
-	imp := startDiscoveryNode(t, "n2", discoveryOpts{secret: discoverySecret, join: []string{n1.Addr()}})
-	waitDiscovery(t, "the impostor to learn its id is taken", discoveryWait, func() bool { return imp.IDTaken() != nil })
-	if err := imp.IDTaken(); !errors.Is(err, ErrNodeIDInUse) || !strings.Contains(err.Error(), n2.Addr()) {
-		t.Fatalf("IDTaken() = %v; want ErrNodeIDInUse naming the live member's gossip address %s", err, n2.Addr())
-	}
-	if err := n2.IDTaken(); err != nil {
-		t.Fatalf("the live member, in a cluster, got IDTaken() = %v", err)
-	}
-	if !discoverySees(n1.Discovery, StatusAlive, n2) {
-		t.Fatalf("n1 sees n2 as %v, want it alive at %s", discoveryIDs(n1.Peers()), n2.Addr())
-	}
 }
