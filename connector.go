@@ -4,10 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
-	"path/filepath"
 	"sync"
-
-	"github.com/hiqlite/hiqlite/cluster"
 )
 
 // Connector opens connections to one node. Use it with sql.OpenDB; closing
@@ -71,90 +68,4 @@ func (c *Connector) Close() error {
 	}
 	c.closed = true
 	return c.node.release()
-}
-
-// registry: the nodes this process runs, by absolute DATA_DIR: the
-// same DATA_DIR opened twice in one process shares one node.
-var registry = struct {
-	mu    sync.Mutex
-	nodes map[string]*Node
-}{nodes: map[string]*Node{}}
-
-// acquireNode returns the running node of cfg.DataDir with one more
-// reference, or starts it. An in-memory node is never shared: it is not in
-// the registry.
-func acquireNode(cfg *Config) (*Node, error) {
-	if cfg.inMemory() {
-		return startNode(cfg, MemoryDir, nil)
-	}
-	dir, err := filepath.Abs(cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("hiqlite: data dir %q: %w", cfg.DataDir, err)
-	}
-	registry.mu.Lock()
-	defer registry.mu.Unlock()
-	if n := registry.nodes[dir]; n != nil {
-		if cfg.NodeID != "" && cfg.NodeID != n.ID() {
-			return nil, fmt.Errorf("hiqlite: data dir %s is already open in this process as node %q, not _node=%q", dir, n.ID(), cfg.NodeID)
-		}
-		n.refs++
-		return n, nil
-	}
-	if err := cluster.MakePrivateDir(dir); err != nil {
-		return nil, fmt.Errorf("hiqlite: create data dir: %w", err)
-	}
-	secret, err := cfg.loadSecret()
-	if err != nil {
-		return nil, err
-	}
-	n, err := startNode(cfg, dir, secret)
-	if err != nil {
-		return nil, err
-	}
-	registry.nodes[dir] = n
-	return n, nil
-}
-
-// startNode starts the node of cfg in dir, with one reference.
-func startNode(cfg *Config, dir string, secret []byte) (*Node, error) {
-	cn, err := cluster.Open(cluster.Config{
-		Dir:         dir,
-		ID:          cfg.NodeID,
-		Timeout:     cfg.Timeout,
-		Listen:      cfg.Listen,
-		Advertise:   cfg.Advertise,
-		Gossip:      cfg.Gossip,
-		Join:        cfg.Join,
-		Expect:      cfg.Expect,
-		Voter:       cfg.Voter,
-		Secret:      secret,
-		ReapTimeout: cfg.Reap,
-		TLS:         cfg.TLS,
-		TLSCert:     cfg.TLSCert,
-		TLSKey:      cfg.TLSKey,
-		TLSCA:       cfg.TLSCA,
-
-		SnapshotThreshold: cfg.SnapshotEntries,
-		SnapshotBytes:     cfg.SnapshotBytes,
-		SegmentSize:       int(cfg.LogSegment),
-		InMemory:          cfg.inMemory(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &Node{c: cn, dir: dir, refs: 1}, nil
-}
-
-// release drops one reference; the last one stops the node.
-func (n *Node) release() error {
-	registry.mu.Lock()
-	defer registry.mu.Unlock()
-	n.refs--
-	if n.refs > 0 {
-		return nil
-	}
-	if registry.nodes[n.dir] == n {
-		delete(registry.nodes, n.dir)
-	}
-	return n.c.Close()
 }

@@ -143,7 +143,6 @@ const (
 	minReap = time.Second
 
 	minSecretLen = 16
-	maxNodeIDLen = 64
 	redacted     = "REDACTED"
 	filePrefix   = "file:"
 )

@@ -17,8 +17,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/hiqlite/hiqlite"
-	"github.com/hiqlite/hiqlite/cluster"
 	"github.com/hiqlite/hiqlite/internal/clustertest"
+	"github.com/hiqlite/hiqlite/internal/nodeport"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -80,7 +80,7 @@ func TestClusterWrongSecret(t *testing.T) {
 	t.Logf("the intruder's write failed: %v", err)
 
 	// The secret itself opens no connection.
-	mux, err := cluster.Listen("127.0.0.1:0", "", []byte(wrongSecret), nil)
+	mux, err := nodeport.Listen("127.0.0.1:0", "", []byte(wrongSecret), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +93,14 @@ func TestClusterWrongSecret(t *testing.T) {
 		if err == nil {
 			conn.Close()
 		}
-		if !errors.Is(err, cluster.ErrAuth) {
+		if !errors.Is(err, nodeport.ErrAuth) {
 			t.Errorf("RPC dial of %s with the wrong secret: %v, want ErrAuth", c.Members[i].ID, err)
 		}
 		conn, err = mux.RaftLayer().Dial(raft.ServerAddress(addr), 5*time.Second)
 		if err == nil {
 			conn.Close()
 		}
-		if !errors.Is(err, cluster.ErrAuth) {
+		if !errors.Is(err, nodeport.ErrAuth) {
 			t.Errorf("Raft dial of %s with the wrong secret: %v, want ErrAuth", c.Members[i].ID, err)
 		}
 	}
@@ -143,7 +143,7 @@ func TestClusterRejectsGarbage(t *testing.T) {
 	c := clustertest.New(t, 3)
 	mustExec(t, c.Members[c.Leader()].DB, `CREATE TABLE gb(node TEXT, k INT)`)
 
-	mux, err := cluster.Listen("127.0.0.1:0", "", []byte(clustertest.Secret), nil)
+	mux, err := nodeport.Listen("127.0.0.1:0", "", []byte(clustertest.Secret), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ const probeTimeout = 15 * time.Second
 
 // garbageProbes returns the probes: raw ones, and ones that mux
 // authenticates with the cluster secret first.
-func garbageProbes(r *rand.Rand, mux *cluster.Mux) []probe {
+func garbageProbes(r *rand.Rand, mux *nodeport.Mux) []probe {
 	random := func(n int) []byte {
 		b := make([]byte, n)
 		for i := range b {

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hiqlite/hiqlite/cluster"
+	"github.com/hiqlite/hiqlite/internal/nodeid"
+	"github.com/hiqlite/hiqlite/internal/nodeport"
 )
 
 // Validate checks every field and the rules that tie fields together. Its
@@ -61,7 +62,7 @@ func (c *Config) Validate() error {
 			addrs = append(addrs, [2]string{"_join", seed})
 		}
 		for _, a := range addrs {
-			if a[1] != "" && !cluster.IsLoopback(a[1]) {
+			if a[1] != "" && !nodeport.IsLoopback(a[1]) {
 				return fmt.Errorf("hiqlite: %s %s is not a loopback address: set _secret or _secret_file", a[0], quoteValue(a[1]))
 			}
 		}
@@ -83,8 +84,10 @@ func (c *Config) validateFields() error {
 	if strings.Contains(c.DataDir, "?") {
 		return fmt.Errorf("hiqlite: data directory %s contains '?'", quotePath(c.DataDir))
 	}
-	if c.NodeID != "" && !validNodeID(c.NodeID) {
-		return invalidValue("_node", c.NodeID, fmt.Errorf("want 1 to %d characters of [A-Za-z0-9._-]", maxNodeIDLen))
+	if c.NodeID != "" {
+		if err := nodeid.Check(c.NodeID); err != nil {
+			return invalidValue("_node", c.NodeID, err)
+		}
 	}
 	if c.Listen != "" {
 		if err := checkAddr(c.Listen, true); err != nil {
@@ -172,23 +175,11 @@ func (c *Config) validateTLS() error {
 		if len(set) > 0 {
 			return errors.New("hiqlite: Config.TLS and _tls_cert, _tls_key, _tls_ca are mutually exclusive")
 		}
-		if err := cluster.CheckTLSConfig(c.TLS); err != nil {
+		if err := nodeport.CheckTLSConfig(c.TLS); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func validNodeID(id string) bool {
-	if len(id) == 0 || len(id) > maxNodeIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if b := id[i]; !isAlnum(b) && b != '.' && b != '_' && b != '-' {
-			return false
-		}
-	}
-	return true
 }
 
 func isAlnum(b byte) bool {
@@ -224,7 +215,9 @@ func checkAddr(addr string, bind bool) error {
 		return nil
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip.Zone() != "" && !validNodeID(ip.Zone()) {
+		// A zone takes the characters of a node id: none that _join
+		// could not carry.
+		if ip.Zone() != "" && !nodeid.Valid(ip.Zone()) {
 			return fmt.Errorf("invalid IPv6 zone %q", ip.Zone())
 		}
 		if ip.IsUnspecified() && !bind {

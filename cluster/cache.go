@@ -135,7 +135,7 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 	n := g.n
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.id)
-	rc.Logger = n.cfg.Logger.Named("cache-raft")
+	rc.Logger = n.cfg.logger.Named("cache-raft")
 	rc.NotifyCh = g.notify
 	rc.MaxAppendEntries = cacheMaxAppend
 	rc.CommitTimeout = 5 * time.Millisecond
@@ -159,7 +159,7 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 			Stream:  n.mux.CacheLayer(),
 			MaxPool: 3,
 			Timeout: 10 * time.Second,
-			Logger:  n.cfg.Logger.Named("cache-transport"),
+			Logger:  n.cfg.logger.Named("cache-transport"),
 		})
 	}
 	snaps := raft.NewInmemSnapshotStore()
@@ -234,7 +234,7 @@ func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idem
 		// The common case, without a timer: raft bounds the wait.
 		res, err := g.applyLocal(cmd)
 		switch {
-		case errors.Is(err, ErrLeadershipLost):
+		case errors.Is(err, errLeadershipLost):
 			if !idempotent {
 				return res, unsettled(err)
 			}
@@ -253,7 +253,7 @@ func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idem
 		case r != nil && r.State() == raft.Leader:
 			var res extensions.Result
 			res, err = g.applyLocal(cmd)
-			if errors.Is(err, ErrLeadershipLost) {
+			if errors.Is(err, errLeadershipLost) {
 				maybe = true
 				if idempotent {
 					break // try again, wherever the leader is now
@@ -329,7 +329,7 @@ func (g *cacheGroup) applyLocal(cmd extensions.Command) (extensions.Result, erro
 		default:
 			// The node closed with the command proposed: it may commit.
 			// p stays with propose or settle, never back in the pool.
-			return extensions.Result{}, fmt.Errorf("%w: %w", ErrLeadershipLost, ErrClosed)
+			return extensions.Result{}, fmt.Errorf("%w: %w", errLeadershipLost, ErrClosed)
 		}
 	}
 	res, err := p.res, p.err
@@ -471,7 +471,7 @@ func (g *cacheGroup) run() {
 		case <-g.m.SnapshotDue():
 			if r := g.raft.Load(); r != nil {
 				if err := r.Snapshot().Error(); err != nil {
-					g.n.cfg.Logger.Warn("cache group snapshot", "error", err)
+					g.n.cfg.logger.Warn("cache group snapshot", "error", err)
 				}
 			}
 		}
@@ -481,7 +481,7 @@ func (g *cacheGroup) run() {
 		case r == nil:
 			if conf, ok := g.n.mainConfiguration(); ok {
 				if err := g.start(conf); err != nil {
-					g.n.cfg.Logger.Error("cache group", "error", err)
+					g.n.cfg.logger.Error("cache group", "error", err)
 				}
 				wait = 0
 			} else {
@@ -497,7 +497,7 @@ func (g *cacheGroup) run() {
 					wait = min(wait, d)
 				} else {
 					if _, err := g.applyLocal(extensions.Command{Op: extensions.OpTick}); err != nil {
-						g.n.cfg.Logger.Debug("cache group tick", "error", err)
+						g.n.cfg.logger.Debug("cache group tick", "error", err)
 					}
 					wait = cacheTickMinGap
 				}
@@ -555,14 +555,14 @@ func (g *cacheGroup) reconcile(r *raft.Raft) {
 			err = r.AddNonvoter(s.ID, s.Address, f.Index(), timeout).Error()
 		}
 		if err != nil {
-			g.n.cfg.Logger.Warn("cache group: add server", "id", s.ID, "error", err)
+			g.n.cfg.logger.Warn("cache group: add server", "id", s.ID, "error", err)
 		}
 		return
 	}
 	for id := range have {
 		if !wanted[id] {
 			if err := r.RemoveServer(id, f.Index(), timeout).Error(); err != nil {
-				g.n.cfg.Logger.Warn("cache group: remove server", "id", id, "error", err)
+				g.n.cfg.logger.Warn("cache group: remove server", "id", id, "error", err)
 			}
 			return
 		}

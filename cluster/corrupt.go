@@ -124,7 +124,7 @@ func syncDir(dir string) error {
 // returns err unchanged.
 func (n *Node) Corrupt(err error) error {
 	if replication.IsCorrupt(err) && n.sm.Fault() == nil {
-		n.cfg.Logger.Error("a read found the database corrupt: the node stopped applying; restart it to rebuild the database", "error", err)
+		n.cfg.logger.Error("a read found the database corrupt: the node stopped applying; restart it to rebuild the database", "error", err)
 	}
 	return n.sm.Corrupt(err)
 }

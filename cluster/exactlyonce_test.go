@@ -30,14 +30,14 @@ func startTestCluster(t *testing.T, n int) []*Node {
 		nd, err := Open(Config{
 			Dir:        filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i+1)),
 			ID:         fmt.Sprintf("n%d", i+1),
-			Logger:     hclog.NewNullLogger(),
+			logger:     hclog.NewNullLogger(),
 			Listen:     as[i].listen,
 			Gossip:     as[i].gossip,
 			Join:       seeds,
 			Expect:     n,
 			Voter:      true,
 			Secret:     []byte("exactly-once-test-secret"),
-			FastGossip: true,
+			fastGossip: true,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -126,7 +126,7 @@ func TestExecRetryAppliesOnce(t *testing.T) {
 	countEverywhere(t, nodes, `v = 'once'`, 1)
 }
 
-// Resolve settles an interrupted write: applied ones are found, unknown ones
+// resolve settles an interrupted write: applied ones are found, unknown ones
 // are fenced off for good, on every node.
 func TestResolve(t *testing.T) {
 	t.Parallel()
@@ -138,14 +138,14 @@ func TestResolve(t *testing.T) {
 	done := replication.Origin{Node: f.ID(), Session: 5, Seq: 1}
 	w := mustNodeExec(t, f, done, `INSERT INTO t(v) VALUES ('applied')`)
 	for _, nd := range nodes {
-		applied, idx, err := nd.Resolve(ctx, done)
+		applied, idx, err := nd.resolve(ctx, done)
 		if err != nil || !applied || idx != w.Index {
 			t.Fatalf("Resolve on %s of an applied write: applied=%v index=%d err=%v, want applied at %d", nd.ID(), applied, idx, err, w.Index)
 		}
 	}
 
 	lost := replication.Origin{Node: f.ID(), Session: 6, Seq: 1}
-	applied, _, err := f.Resolve(ctx, lost)
+	applied, _, err := f.resolve(ctx, lost)
 	if err != nil || applied {
 		t.Fatalf("Resolve of a write never sent: applied=%v err=%v, want not applied", applied, err)
 	}
@@ -178,7 +178,7 @@ func TestResolveBeforeCommit(t *testing.T) {
 	// meantime, as a leader does when a session's connection drops.
 	res := make(chan error, 1)
 	go func() {
-		applied, _, err := f.Resolve(ctx, o)
+		applied, _, err := f.resolve(ctx, o)
 		if err == nil && applied {
 			err = errors.New("reported applied")
 		}

@@ -100,9 +100,9 @@ func (s *rpcServer) handle(c net.Conn) {
 				err = errors.New("hiqlite: the session already has a transaction")
 				break
 			}
-			var wt *WriteTx
+			var wt *writeTx
 			if wt, err = s.n.beginLocal(s.ctx, m.Busy, m.Idle, m.Origin, m.Flags, SnapshotCheck{Index: m.SnapIndex, Valid: m.SnapValid}); err == nil {
-				tx = wt // a nil *WriteTx must not become a non-nil Tx
+				tx = wt // a nil *writeTx must not become a non-nil Tx
 			}
 			resp = &wire.OK{}
 		case *wire.TxExecRequest:
@@ -125,7 +125,7 @@ func (s *rpcServer) handle(c net.Conn) {
 				break
 			}
 			var idx uint64
-			if wt, ok := tx.(*WriteTx); ok {
+			if wt, ok := tx.(*writeTx); ok {
 				idx, err = wt.commit()
 			} else {
 				err = errors.New("hiqlite: forwarded transaction is not local")
@@ -161,7 +161,7 @@ func (s *rpcServer) handle(c net.Conn) {
 			}
 			if errors.Is(err, replication.ErrStopped) && startsWork(req) {
 				// This node stopped before taking the request (apply's
-				// faults come as ErrLeadershipLost): it leads no more
+				// faults come as errLeadershipLost): it leads no more
 				// than a dead one, and shuts raft down (stopOnFault).
 				// The caller tries the leader the others elect.
 				err = fmt.Errorf("%w: this node stopped: %v", ErrNotLeader, err)
@@ -404,7 +404,7 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 		switch {
 		case isRead(req):
 			// A read has nothing that may have been applied.
-			again = again || errors.Is(err, errReplyLost) || errors.Is(err, ErrLeadershipLost)
+			again = again || errors.Is(err, errReplyLost) || errors.Is(err, errLeadershipLost)
 		case maybeApplied(err):
 			maybe = true
 			again = idempotent
@@ -456,7 +456,7 @@ func unsettled(err error) error {
 // maybeApplied: err leaves the request's outcome open (it reached a leader,
 // which may have applied it).
 func maybeApplied(err error) bool {
-	return errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrLeadershipLost)
+	return errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, errLeadershipLost)
 }
 
 // isTransportError: the session is unusable after err.

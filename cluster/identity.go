@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hiqlite/hiqlite/internal/discovery"
 )
 
 // Identity: a node told to join never forms a cluster of its own
@@ -19,7 +21,7 @@ var (
 	// ErrNodeIDInUse: the node's _node is the id of a live member of the
 	// cluster it tried to join. The node gave up joining; the cluster was
 	// not touched. It lasts until the node restarts with another _node.
-	ErrNodeIDInUse = errors.New("hiqlite: node id in use by a live member")
+	ErrNodeIDInUse = discovery.ErrNodeIDInUse
 )
 
 // notInClusterError is ErrNoLeader with the reason this node has no
@@ -61,7 +63,7 @@ func (n *Node) clusterErr() error {
 	}
 	var others, voters int
 	for _, p := range n.disc.Peers() {
-		if p.Status != StatusAlive {
+		if p.Status != discovery.StatusAlive {
 			continue
 		}
 		if p.InCluster {
@@ -108,9 +110,9 @@ func (n *Node) refuse() bool {
 		return false // maybeBootstrap announces it
 	}
 	n.refused.Store(&err)
-	n.cfg.Logger.Error("refused by the cluster; gossip stopped, writes fail until the node restarts with another _node", "error", err)
+	n.cfg.logger.Error("refused by the cluster; gossip stopped, writes fail until the node restarts with another _node", "error", err)
 	if cerr := n.disc.Close(); cerr != nil {
-		n.cfg.Logger.Warn("stop gossip", "error", cerr)
+		n.cfg.logger.Warn("stop gossip", "error", cerr)
 	}
 	return true
 }
@@ -119,13 +121,13 @@ func (n *Node) refuse() bool {
 // cluster, once it has been out of one for that long. last is when it last
 // warned, or when it started.
 func (n *Node) warnStray(last *time.Time) {
-	if time.Since(*last) < n.disc.timing.strayWarn {
+	if time.Since(*last) < n.disc.StrayWarnEvery() {
 		return
 	}
 	if err := n.clusterErr(); err != nil {
 		*last = time.Now()
 		// ERROR, not WARN: the default logger shows only errors, and an
 		// application whose node cannot join must hear of it.
-		n.cfg.Logger.Error("writes fail until this node is part of a cluster", "error", err)
+		n.cfg.logger.Error("writes fail until this node is part of a cluster", "error", err)
 	}
 }

@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,13 +36,13 @@ func openJoiner(t *testing.T, id string, seeds []string, secret []byte, logs *di
 		Dir:        filepath.Join(t.TempDir(), id),
 		ID:         id,
 		Timeout:    time.Second,
-		Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: logs}),
+		logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: logs}),
 		Listen:     freeLoopback(t),
 		Gossip:     freeLoopback(t),
 		Join:       seeds,
 		Voter:      true,
 		Secret:     secret,
-		FastGossip: true,
+		fastGossip: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +145,7 @@ func TestJoinUnreachableSeedsNeverBootstraps(t *testing.T) {
 	nd := openJoiner(t, "lonely", []string{seed}, []byte("identity-test-secret-1"), logs)
 
 	// Time passes: the node has tried its seed again and again.
-	waitfor.Cond(t, "8 join attempts", identityWait, func() bool { return nd.disc.joinAttempts.Load() >= 8 })
+	waitfor.Cond(t, "8 join attempts", identityWait, func() bool { return nd.disc.JoinAttempts() >= 8 })
 	if nd.IsLeader() || nd.raftHasState() {
 		t.Fatalf("the node bootstrapped alone: state %s", nd.State())
 	}
@@ -245,4 +247,23 @@ func TestJoinDuplicateIDRefused(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("members %+v, want %+v", got, want)
 	}
+}
+
+// discoveryLogBuffer collects a node's log lines, written from its
+// goroutines, for a test to read.
+type discoveryLogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *discoveryLogBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *discoveryLogBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,10 +1,15 @@
 package cluster
 
 import (
+	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/hiqlite/hiqlite/internal/discovery"
+	"github.com/hiqlite/hiqlite/internal/nodeport"
 )
 
 // membershipInterval is how often the membership loop re-checks gossip
@@ -59,7 +64,7 @@ func (n *Node) maybeBootstrap() {
 		return
 	}
 	peers := n.disc.Peers()
-	var voters []PeerState
+	var voters []discovery.PeerState
 	for _, p := range peers {
 		if p.Status != "alive" {
 			continue
@@ -75,7 +80,7 @@ func (n *Node) maybeBootstrap() {
 	if expect == 0 || len(voters) < expect || !n.cfg.Voter {
 		return
 	}
-	slices.SortFunc(voters, func(a, b PeerState) int {
+	slices.SortFunc(voters, func(a, b discovery.PeerState) int {
 		switch {
 		case a.ID < b.ID:
 			return -1
@@ -97,9 +102,9 @@ func (n *Node) maybeBootstrap() {
 	for _, p := range voters {
 		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
 	}
-	n.cfg.Logger.Info("bootstrapping the cluster", "voters", len(conf.Servers))
+	n.cfg.logger.Info("bootstrapping the cluster", "voters", len(conf.Servers))
 	if err := n.bootstrapLive(conf); err != nil && err != raft.ErrCantBootstrap {
-		n.cfg.Logger.Error("bootstrap failed", "error", err)
+		n.cfg.logger.Error("bootstrap failed", "error", err)
 		return
 	}
 	n.setInCluster()
@@ -133,12 +138,12 @@ func (n *Node) setInCluster() {
 		return
 	}
 	if err := n.disc.Update(n.selfPeer()); err != nil {
-		n.cfg.Logger.Warn("announce cluster membership", "error", err)
+		n.cfg.logger.Warn("announce cluster membership", "error", err)
 	}
 }
 
-func (n *Node) selfPeer() Peer {
-	return Peer{ID: n.id, RaftAddr: n.addr, Voter: n.cfg.Voter, InCluster: n.inCluster.Load()}
+func (n *Node) selfPeer() discovery.Peer {
+	return discovery.Peer{ID: n.id, RaftAddr: n.addr, Voter: n.cfg.Voter, InCluster: n.inCluster.Load()}
 }
 
 // reconcile makes the Raft configuration follow gossip; leader only.
@@ -175,18 +180,18 @@ func (n *Node) reconcile() {
 				err = n.raft.AddNonvoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout).Error()
 			}
 			if err != nil {
-				n.cfg.Logger.Warn("add server", "id", p.ID, "error", err)
+				n.cfg.logger.Warn("add server", "id", p.ID, "error", err)
 				return // the configuration changed under us: retry on the next round
 			}
-			n.cfg.Logger.Info("added server", "id", p.ID, "voter", wantVoter)
+			n.cfg.logger.Info("added server", "id", p.ID, "voter", wantVoter)
 			return
 		case "left":
 			if member {
 				if err := n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout).Error(); err != nil {
-					n.cfg.Logger.Warn("remove server that left", "id", p.ID, "error", err)
+					n.cfg.logger.Warn("remove server that left", "id", p.ID, "error", err)
 					return
 				}
-				n.cfg.Logger.Info("removed server that left", "id", p.ID)
+				n.cfg.logger.Info("removed server that left", "id", p.ID)
 				return
 			}
 			n.disc.Forget(p.ID)
@@ -196,13 +201,63 @@ func (n *Node) reconcile() {
 			}
 			if member {
 				if err := n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout).Error(); err != nil {
-					n.cfg.Logger.Warn("reap dead server", "id", p.ID, "error", err)
+					n.cfg.logger.Warn("reap dead server", "id", p.ID, "error", err)
 					return
 				}
-				n.cfg.Logger.Info("reaped dead server", "id", p.ID, "dead_for", now.Sub(p.Since))
+				n.cfg.logger.Info("reaped dead server", "id", p.ID, "dead_for", now.Sub(p.Since))
 				return
 			}
 			n.disc.Forget(p.ID)
 		}
 	}
+}
+
+// probeLogEvery is the least time between two log lines about the same
+// node that failed its probe.
+const probeLogEvery = 30 * time.Second
+
+// canAdd reports whether the leader may add the node id at addr to the
+// Raft configuration: it must first prove that it can be reached over the
+// port, TLS and secret included. Gossip only says that a node holds the
+// gossip key; a node that cannot pass the port's handshakes would, as a
+// voter, raise the quorum without ever voting (a fourth voter that cannot
+// be reached makes a 3-node cluster need 3 of 4 and halts it on the next
+// failure). A refusal is logged at WARN, once per probeLogEvery per node.
+func (n *Node) canAdd(id, addr string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), nodeport.HandshakeTimeout)
+	defer cancel()
+	err := n.mux.Probe(ctx, addr)
+	if err == nil {
+		n.probes.forget(id)
+		return true
+	}
+	if n.probes.due(id, time.Now()) {
+		n.cfg.logger.Warn("not adding a discovered node: it failed the port's handshake", "id", id, "addr", addr, "error", err)
+	}
+	return false
+}
+
+// probeLog rate-limits the log lines of failed probes, per node.
+type probeLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (p *probeLog) due(id string, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.Sub(p.last[id]) < probeLogEvery {
+		return false
+	}
+	if p.last == nil {
+		p.last = map[string]time.Time{}
+	}
+	p.last[id] = now
+	return true
+}
+
+func (p *probeLog) forget(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.last, id)
 }

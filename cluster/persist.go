@@ -205,7 +205,7 @@ func (l *faultLog) DeleteRange(min, max uint64) error {
 func (n *Node) persistFailed(err error) {
 	n.persistErr.CompareAndSwap(nil, &err)
 	n.sm.Stop(err)
-	n.cfg.Logger.Error("stopping the node", "error", err)
+	n.cfg.logger.Error("stopping the node", "error", err)
 	n.faultOnce.Do(func() { close(n.faulted) })
 }
 
@@ -239,15 +239,15 @@ func (n *Node) stopOnFault() {
 			if !n.waitLeading() {
 				return
 			}
-			n.cfg.Logger.Error("the state machine stopped; Raft shuts down on this node so that the others elect a leader that applies writes", "error", n.sm.Fault())
+			n.cfg.logger.Error("the state machine stopped; Raft shuts down on this node so that the others elect a leader that applies writes", "error", n.sm.Fault())
 		}
 	}
 	n.setReady(false)
 	if err := n.raft.Shutdown().Error(); err != nil {
-		n.cfg.Logger.Warn("shut raft down after a fault", "error", err)
+		n.cfg.logger.Warn("shut raft down after a fault", "error", err)
 	}
 	if err := n.cache.close(); err != nil {
-		n.cfg.Logger.Warn("close the cache group after a fault", "error", err)
+		n.cfg.logger.Warn("close the cache group after a fault", "error", err)
 	}
 }
 

@@ -83,7 +83,7 @@ func TestUnreadableLog(t *testing.T) {
 			}
 			tc.damage(t, filepath.Join(dir, raftDir))
 
-			cfg.Logger = hclog.NewNullLogger()
+			cfg.logger = hclog.NewNullLogger()
 			again, err := Open(cfg)
 			if err == nil {
 				again.Close()
@@ -317,7 +317,7 @@ func TestRemovedDataDirStopsClusterMember(t *testing.T) {
 			other = nd
 		}
 	}
-	if err := os.RemoveAll(victim.Dir()); err != nil {
+	if err := os.RemoveAll(victim.dataDir()); err != nil {
 		t.Fatal(err)
 	}
 	// An election in the cache group: the victim must save the new term.
@@ -337,7 +337,7 @@ func TestRemovedDataDirStopsClusterMember(t *testing.T) {
 	waitfor.Cond(t, "the victim's fault", 20*time.Second, func() bool { return victim.Fault() != nil })
 	fault := victim.Fault()
 	t.Logf("%s: %v", victim.ID(), fault)
-	if !errors.Is(fault, replication.ErrStopped) || !strings.Contains(fault.Error(), filepath.Join(victim.Dir(), cacheDir, cacheStableFile)) {
+	if !errors.Is(fault, replication.ErrStopped) || !strings.Contains(fault.Error(), filepath.Join(victim.dataDir(), cacheDir, cacheStableFile)) {
 		t.Errorf("fault %q: want ErrStopped naming the file that could not be saved", fault)
 	}
 	if _, err := victim.Exec(context.Background(), time.Second, replication.Origin{}, 0, stmt(`INSERT INTO t(v) VALUES ('victim')`)); !errors.Is(err, replication.ErrStopped) {

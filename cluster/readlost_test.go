@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/hiqlite/hiqlite/internal/nodeport"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -22,7 +23,7 @@ func TestLostReplyOfReadIsNoWrite(t *testing.T) {
 	t.Parallel()
 	nodes := startTestCluster(t, 1)
 	nd := nodes[0]
-	fake, err := Listen(freeLoopback(t), "", []byte("exactly-once-test-secret"), hclog.NewNullLogger())
+	fake, err := nodeport.Listen(freeLoopback(t), "", []byte("exactly-once-test-secret"), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 func openSingle(t testing.TB, cfg Config) *Node {
 	t.Helper()
-	cfg.Logger = hclog.NewNullLogger()
+	cfg.logger = hclog.NewNullLogger()
 	nd, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,16 @@ import (
 // The node's storage: opening the files of DATA_DIR (or memory), the stores
 // raft is given, crash leftovers, the node id, and durable small writes.
 
+// Files and directories inside DATA_DIR.
+const (
+	dbFile     = "hiqlite.db"
+	raftDir    = "raft"
+	snapDir    = "snapshots"
+	idFile     = "node-id"
+	lockFile   = "LOCK"
+	retainSnap = 2
+)
+
 // openFiles opens what a node keeps in cfg.Dir: it takes the directory's
 // lock, reads or creates the node id, and opens the state database, the
 // Raft log and the snapshots.
@@ -37,10 +47,10 @@ func (n *Node) openFiles() (err error) {
 	if n.id, err = loadID(n.cfg.Dir, n.cfg.ID); err != nil {
 		return err
 	}
-	if err = removeCrashLeftovers(n.cfg.Dir, n.cfg.Logger); err != nil {
+	if err = removeCrashLeftovers(n.cfg.Dir, n.cfg.logger); err != nil {
 		return err
 	}
-	if n.sm, err = openDatabase(filepath.Join(n.cfg.Dir, dbFile), n.cfg.Listen != "", n.cfg.Logger); err != nil {
+	if n.sm, err = openDatabase(filepath.Join(n.cfg.Dir, dbFile), n.cfg.Listen != "", n.cfg.logger); err != nil {
 		return err
 	}
 	if err = os.MkdirAll(filepath.Join(n.cfg.Dir, raftDir), privateDir); err != nil {
@@ -60,7 +70,7 @@ func (n *Node) openFiles() (err error) {
 	}); err != nil {
 		return unreadableLog(n.cfg.Dir, err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(n.cfg.Dir, snapDir), retainSnap, n.cfg.Logger.Named("snapshots"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(n.cfg.Dir, snapDir), retainSnap, n.cfg.logger.Named("snapshots"))
 	if err != nil {
 		return fmt.Errorf("hiqlite: open snapshot store: %w", err)
 	}
@@ -99,7 +109,7 @@ func (n *Node) openMemory() (err error) {
 // data that already holds them.
 func (n *Node) orphanedDatabase() error {
 	if n.cfg.Listen == "" {
-		n.cfg.Logger.Warn("the raft log is gone; continuing a new log from the existing database", "applied_index", n.sm.AppliedIndex())
+		n.cfg.logger.Warn("the raft log is gone; continuing a new log from the existing database", "applied_index", n.sm.AppliedIndex())
 		return n.sm.ResetIndex()
 	}
 	path := n.sm.Path()
@@ -113,7 +123,7 @@ func (n *Node) orphanedDatabase() error {
 			return fmt.Errorf("hiqlite: move aside the database of a lost raft log: %w", err)
 		}
 	}
-	n.cfg.Logger.Warn("the raft log is gone; the database was moved aside and will be rebuilt from the leader", "moved_to", aside)
+	n.cfg.logger.Warn("the raft log is gone; the database was moved aside and will be rebuilt from the leader", "moved_to", aside)
 	var err error
 	n.sm, err = openStateMachine(path)
 	return err

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/nodeport"
 	"github.com/hiqlite/hiqlite/internal/waitfor"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -113,11 +114,11 @@ func (f *strangerFlood) run(addr string, src *net.TCPAddr, kind strangerKind, i 
 	if !f.pause(pace) {
 		return
 	}
-	streams := []StreamType{StreamRaft, StreamRPC, StreamCache}
+	streams := []nodeport.StreamType{nodeport.StreamRaft, nodeport.StreamRPC, nodeport.StreamCache}
 	garbage := [][]byte{
 		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
 		{0x16, 0x03, 0x01, 0x00, 0xa5, 0x01}, // a TLS ClientHello's start
-		{byte(StreamRaft), protoVersion + 1, 0xff},
+		{byte(nodeport.StreamRaft), nodeport.ProtoVersion + 1, 0xff},
 	}
 	for range strangerMaxDials {
 		if f.stopped() {
@@ -130,7 +131,7 @@ func (f *strangerFlood) run(addr string, src *net.TCPAddr, kind strangerKind, i 
 			f.open.Add(1)
 			switch kind {
 			case strangerHalfOpen:
-				c.Write([]byte{byte(streams[i%len(streams)]), protoVersion})
+				c.Write([]byte{byte(streams[i%len(streams)]), nodeport.ProtoVersion})
 			case strangerGarbage:
 				c.Write(garbage[i%len(garbage)])
 			}
@@ -249,7 +250,7 @@ func TestClusterFailoverUnderStrangerFlood(t *testing.T) {
 				t.Logf("node %d: %d stranger connections in all", i, f.dials.Load())
 			}
 			for _, nd := range survivors {
-				waitfor.Cond(t, "no handshake in flight", 10*time.Second, func() bool { return nd.mux.pendingHandshakes() == 0 })
+				waitfor.Cond(t, "no handshake in flight", 10*time.Second, func() bool { return nd.mux.PendingHandshakes() == 0 })
 				waitfor.Cond(t, fmt.Sprintf("a write through %s after the flood", nd.ID()), bound, func() bool { return wrote(nd) })
 			}
 		})

@@ -268,7 +268,7 @@ func (b *benchRun) run(ctx context.Context, todo []*scenario) (_ *benchReport, e
 		Settings: settings{Duration: b.lim.duration.String(), Ops: b.lim.ops, Rounds: b.rounds, TxRows: b.txRows, ReadRows: readRows,
 			SQLiteFull:   "WAL, synchronous=FULL: each commit fsyncs the WAL; writers share one connection",
 			SQLiteNormal: "WAL, synchronous=NORMAL: no fsync per commit (hiqlite's state machine setting); writers share one connection",
-			Raft:         "hashicorp/raft, 3 voters, raft-wal log, NetworkTransport over cluster.Mux on 127.0.0.1, no-op BatchingFSM, cluster/node.go's raft.Config"},
+			Raft:         "hashicorp/raft, 3 voters, raft-wal log, NetworkTransport over nodeport.Mux on 127.0.0.1, no-op BatchingFSM, cluster/lifecycle.go's raft.Config"},
 	}
 	b.say("hiqlite bench: %d CPUs (%s), %s, %s; load average %s", r.Machine.CPUs, orUnknown(r.Machine.Model), r.Machine.OS, r.Machine.Go, orUnknown(r.Machine.LoadStart))
 	b.say("each measurement: at most %v and %d operations in %d rounds, taking turns with its baselines, after a warm-up; data in %s",

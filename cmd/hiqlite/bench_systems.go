@@ -26,8 +26,8 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 	_ "github.com/ncruces/go-sqlite3/driver" // "sqlite3", the plain SQLite baseline
 
-	"github.com/hiqlite/hiqlite/cluster"
 	"github.com/hiqlite/hiqlite/internal/devcert"
+	"github.com/hiqlite/hiqlite/internal/nodeport"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -338,7 +338,7 @@ func (s *sqliteSystem) close() error {
 
 // raftSystem is bare hashicorp/raft: three voters in this process with
 // hiqlite's log store (raft-wal, fsync per append) and transport (raft's
-// NetworkTransport over the node's authenticated TCP mux, cluster.Mux, on
+// NetworkTransport over the node's authenticated TCP mux, nodeport.Mux, on
 // 127.0.0.1), and a state machine that does nothing. Writers apply entries
 // of the size of hiqlite's single-row INSERT command on the leader. What
 // hiqlite adds on top of it is SQL: parsing, the state machine's SQLite
@@ -352,12 +352,12 @@ type raftSystem struct {
 type bareRaft struct {
 	meta  *metadb.BoltMetaDB
 	log   *wal.WAL
-	mux   *cluster.Mux
+	mux   *nodeport.Mux
 	trans *raft.NetworkTransport
 	raft  *raft.Raft
 }
 
-// bareRaftConfig is raft.Config as cluster/node.go sets it for a cluster
+// bareRaftConfig is raft.Config as cluster/lifecycle.go sets it for a cluster
 // node; keep the two in step.
 func bareRaftConfig(id string, logger hclog.Logger) *raft.Config {
 	rc := raft.DefaultConfig()
@@ -414,7 +414,7 @@ func startRaft(ctx context.Context, dir string) (_ *raftSystem, err error) {
 		if n.log, err = wal.Open(ndir, wal.WithMetaStore(n.meta)); err != nil {
 			return nil, err
 		}
-		if n.mux, err = cluster.Listen("127.0.0.1:0", "", secret, logger); err != nil {
+		if n.mux, err = nodeport.Listen("127.0.0.1:0", "", secret, logger); err != nil {
 			return nil, err
 		}
 		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{

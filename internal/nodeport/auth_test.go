@@ -1,4 +1,4 @@
-package cluster
+package nodeport
 
 import (
 	"bytes"
@@ -153,13 +153,13 @@ func muxFuzzSeeds(f *testing.F) {
 	for _, seed := range [][]byte{
 		nil,
 		{byte(StreamRaft)},
-		{byte(StreamRPC), protoVersion},
-		muxHello(StreamRPC, protoVersion, nc),
-		muxHello(StreamRaft, protoVersion, nc),
-		muxHello(StreamRPC, protoVersion+1, nc),
-		muxHello('X', protoVersion, nc),
-		append(muxHello(StreamRPC, protoVersion, nc), make([]byte, macSize)...),
-		append(muxHello(StreamRaft, protoVersion, nc), bytes.Repeat([]byte{0xff}, macSize+10)...),
+		{byte(StreamRPC), ProtoVersion},
+		muxHello(StreamRPC, ProtoVersion, nc),
+		muxHello(StreamRaft, ProtoVersion, nc),
+		muxHello(StreamRPC, ProtoVersion+1, nc),
+		muxHello('X', ProtoVersion, nc),
+		append(muxHello(StreamRPC, ProtoVersion, nc), make([]byte, macSize)...),
+		append(muxHello(StreamRaft, ProtoVersion, nc), bytes.Repeat([]byte{0xff}, macSize+10)...),
 		append(make([]byte, nonceSize+macSize), handshakeOK),
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
 	} {

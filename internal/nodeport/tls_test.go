@@ -1,4 +1,4 @@
-package cluster
+package nodeport
 
 import (
 	"context"
@@ -72,27 +72,27 @@ func tlsSerial(t *testing.T, der []byte) *big.Int {
 
 // tlsTestNode returns the TLS of a node whose certificate ca issued, valid
 // now unless notAfter says otherwise, and that trusts ca.
-func tlsTestNode(t *testing.T, ca *devcert.CA, notAfter time.Time) *nodeTLS {
+func tlsTestNode(t *testing.T, ca *devcert.CA, notAfter time.Time) *TLS {
 	t.Helper()
 	return tlsTestNodeTrusting(t, ca, ca, notAfter)
 }
 
 // tlsTestNodeTrusting is tlsTestNode with a certificate of issuer that
 // trusts ca.
-func tlsTestNodeTrusting(t *testing.T, issuer, ca *devcert.CA, notAfter time.Time) *nodeTLS {
+func tlsTestNodeTrusting(t *testing.T, issuer, ca *devcert.CA, notAfter time.Time) *TLS {
 	t.Helper()
 	cert, key, caFile, _ := tlsTestFiles(t, issuer, time.Now().Add(-2*time.Hour), notAfter)
 	if err := ca.WriteCA(caFile); err != nil {
 		t.Fatal(err)
 	}
-	nt, err := newNodeTLS(nil, cert, key, caFile, nil)
+	nt, err := NewTLS(nil, cert, key, caFile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return nt
 }
 
-func tlsTestListen(t *testing.T, nt *nodeTLS, log *muxLog) *Mux {
+func tlsTestListen(t *testing.T, nt *TLS, log *muxLog) *Mux {
 	t.Helper()
 	opts := muxFastOpts
 	opts.tls = nt
@@ -162,7 +162,7 @@ func TestMuxTLSRefusals(t *testing.T) {
 
 	tests := []struct {
 		name string
-		tls  *nodeTLS
+		tls  *TLS
 		log  string // what the server's log says
 	}{
 		{"foreign CA", tlsTestNodeTrusting(t, tlsTestCA(t, "other"), ca, time.Now().Add(time.Hour)), "tls-unknown-authority=1"},
@@ -226,7 +226,7 @@ func TestMuxTLSForeignServer(t *testing.T) {
 	if err := ca.WriteCA(filepath.Join(dir, "ca")); err != nil {
 		t.Fatal(err)
 	}
-	nt, err := newNodeTLS(nil, filepath.Join(dir, "c"), filepath.Join(dir, "k"), filepath.Join(dir, "ca"), nil)
+	nt, err := NewTLS(nil, filepath.Join(dir, "c"), filepath.Join(dir, "k"), filepath.Join(dir, "ca"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestMuxTLSPlainClient(t *testing.T) {
 	m := tlsTestListen(t, tlsTestNode(t, ca, time.Now().Add(time.Hour)), &log)
 	for name, hello := range map[string][]byte{
 		"stream byte":              {byte(StreamRaft)},
-		"full hello":               muxHello(StreamRPC, protoVersion, muxNonce()),
+		"full hello":               muxHello(StreamRPC, ProtoVersion, muxNonce()),
 		"nothing":                  nil,
 		"half a TLS record header": {0x16, 0x03},
 	} {
@@ -273,7 +273,7 @@ func TestMuxTLSPlainClient(t *testing.T) {
 			t.Logf("%s: closed after %v with nothing sent back", name, time.Since(start).Round(time.Millisecond))
 		}
 	}
-	muxWaitFor(t, "no handshake in flight", 10*time.Second, func() bool { return m.pendingHandshakes() == 0 })
+	muxWaitFor(t, "no handshake in flight", 10*time.Second, func() bool { return m.PendingHandshakes() == 0 })
 	if got := log.String(); !strings.Contains(got, "closed unauthenticated connections") {
 		t.Errorf("no warning about the strangers:\n%s", got)
 	}
@@ -283,7 +283,7 @@ func TestMuxTLSPlainClient(t *testing.T) {
 func TestMuxTLSRotation(t *testing.T) {
 	ca := tlsTestCA(t, "ca")
 	cert, key, caFile, first := tlsTestFiles(t, ca, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-	nt, err := newNodeTLS(nil, cert, key, caFile, nil)
+	nt, err := NewTLS(nil, cert, key, caFile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,8 +391,8 @@ func TestCertFilesReload(t *testing.T) {
 	if _, err := newCertFiles(cert, key, caFile, 0, nil); err == nil {
 		t.Error("newCertFiles with a broken CA file: no error")
 	}
-	if _, err := newNodeTLS(nil, cert, "", caFile, nil); err == nil || !strings.Contains(err.Error(), "key") {
-		t.Errorf("newNodeTLS without a key: %v", err)
+	if _, err := NewTLS(nil, cert, "", caFile, nil); err == nil || !strings.Contains(err.Error(), "key") {
+		t.Errorf("NewTLS without a key: %v", err)
 	}
 }
 
@@ -410,30 +410,6 @@ func TestCertFilesReloadEvery(t *testing.T) {
 	}
 }
 
-// TestWarnClearText: a node without TLS on an address that is not loopback
-// warns at start; on loopback, or with TLS, it does not.
-func TestWarnClearText(t *testing.T) {
-	for _, tc := range []struct {
-		cfg  Config
-		tls  bool
-		warn bool
-	}{
-		{Config{Listen: "127.0.0.1:7000", Gossip: "127.0.0.1:7001"}, false, false},
-		{Config{Listen: "localhost:7000", Advertise: "[::1]:7000"}, false, false},
-		{Config{Listen: "127.0.0.1:7000", Advertise: "10.0.0.1:7000"}, false, true},
-		{Config{Listen: ":7000", Advertise: "127.0.0.1:7000"}, false, true},
-		{Config{Listen: "127.0.0.1:7000", Gossip: "0.0.0.0:7001"}, false, true},
-		{Config{Listen: "10.0.0.1:7000"}, true, false},
-	} {
-		var log muxLog
-		tc.cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &log})
-		warnClearText(tc.cfg, tc.tls)
-		if got := strings.Contains(log.String(), "without TLS"); got != tc.warn {
-			t.Errorf("%+v, TLS %v: warned %v, want %v:\n%s", tc.cfg, tc.tls, got, tc.warn, log.String())
-		}
-	}
-}
-
 // TestMuxTLSConfig: TLS given as a tls.Config works as files do, and is
 // checked for both sides of mutual TLS.
 func TestMuxTLSConfig(t *testing.T) {
@@ -446,9 +422,9 @@ func TestMuxTLSConfig(t *testing.T) {
 		// MinVersion and ClientAuth left weak on purpose: the mux forces them.
 		return &tls.Config{Certificates: []tls.Certificate{leaf.TLSCertificate()}, RootCAs: ca.Pool(), ClientCAs: ca.Pool(), MinVersion: tls.VersionTLS12, ClientAuth: tls.NoClientCert}
 	}
-	var ts []*nodeTLS
+	var ts []*TLS
 	for range 2 {
-		nt, err := newNodeTLS(config(), "", "", "", nil)
+		nt, err := NewTLS(config(), "", "", "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -462,7 +438,7 @@ func TestMuxTLSConfig(t *testing.T) {
 	// config said NoClientCert.
 	var log muxLog
 	c := tlsTestListen(t, ts[0], &log)
-	noCert, err := newNodeTLS(&tls.Config{Certificates: []tls.Certificate{{}}, RootCAs: ca.Pool(), ClientCAs: ca.Pool(),
+	noCert, err := NewTLS(&tls.Config{Certificates: []tls.Certificate{{}}, RootCAs: ca.Pool(), ClientCAs: ca.Pool(),
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tls.Certificate{}, nil }}, "", "", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -480,11 +456,11 @@ func TestMuxTLSConfig(t *testing.T) {
 	} {
 		c := config()
 		bad(c)
-		if _, err := newNodeTLS(c, "", "", "", nil); err == nil {
+		if _, err := NewTLS(c, "", "", "", nil); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	if _, err := newNodeTLS(config(), "c", "k", "ca", nil); err == nil {
+	if _, err := NewTLS(config(), "c", "k", "ca", nil); err == nil {
 		t.Error("a tls.Config and files: no error")
 	}
 }
@@ -502,7 +478,7 @@ func TestMuxTLSStrangersBounded(t *testing.T) {
 	for range 8 {
 		muxStranger(t, m, "127.0.0.1", []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01})
 	}
-	if n := m.pendingHandshakes(); n > 4 {
+	if n := m.PendingHandshakes(); n > 4 {
 		t.Fatalf("%d handshakes in flight, want at most 4", n)
 	}
 	member := tlsTestListen(t, tlsTestNode(t, ca, time.Now().Add(time.Hour)), nil)

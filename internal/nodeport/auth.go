@@ -1,4 +1,4 @@
-package cluster
+package nodeport
 
 import (
 	"crypto/hmac"
@@ -73,13 +73,16 @@ func (s StreamType) String() string {
 
 func (s StreamType) valid() bool { return s == StreamRaft || s == StreamRPC || s == StreamCache }
 
+// ProtoVersion is the second byte of every connection, after the stream
+// byte: the version of the handshake.
+const ProtoVersion byte = 1
+
 // Wire constants of the handshake.
 const (
-	protoVersion byte = 1
-	nonceSize         = 32
-	macSize           = sha256.Size
-	helloSize         = 2 + nonceSize
-	handshakeOK  byte = 0x01
+	nonceSize        = 32
+	macSize          = sha256.Size
+	helloSize        = 2 + nonceSize
+	handshakeOK byte = 0x01
 )
 
 var (
@@ -106,7 +109,7 @@ func authKey(secret []byte) []byte {
 func handshakeMAC(key, label []byte, st StreamType, nc, ns []byte) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write(label)
-	h.Write([]byte{byte(st), protoVersion})
+	h.Write([]byte{byte(st), ProtoVersion})
 	h.Write(nc)
 	h.Write(ns)
 	return h.Sum(nil)
@@ -116,7 +119,7 @@ func handshakeMAC(key, label []byte, st StreamType, nc, ns []byte) []byte {
 // the deadline and closes c on error.
 func clientHandshake(c net.Conn, key []byte, st StreamType) error {
 	var hello [helloSize]byte
-	hello[0], hello[1] = byte(st), protoVersion
+	hello[0], hello[1] = byte(st), ProtoVersion
 	nc := hello[2:]
 	if _, err := rand.Read(nc); err != nil {
 		return fmt.Errorf("nonce: %w", err)
@@ -161,8 +164,8 @@ func serverHandshake(c net.Conn, key []byte, serving func(StreamType) bool) (Str
 	if !st.valid() {
 		return 0, fmt.Errorf("unknown stream type 0x%02x", hello[0])
 	}
-	if hello[1] != protoVersion {
-		return 0, fmt.Errorf("unsupported protocol version %d (want %d)", hello[1], protoVersion)
+	if hello[1] != ProtoVersion {
+		return 0, fmt.Errorf("unsupported protocol version %d (want %d)", hello[1], ProtoVersion)
 	}
 	if serving != nil && !serving(st) {
 		return 0, fmt.Errorf("%s stream closed", st)

@@ -1,14 +1,10 @@
-package cluster
+package discovery
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/hiqlite/hiqlite/internal/wire"
 )
 
 // Statuses of a peer in gossip (PeerState.Status).
@@ -32,6 +30,10 @@ const (
 	StatusDead    = "dead"
 	StatusLeft    = "left"
 )
+
+// ErrNodeIDInUse: this node's id is the id of a live member of the
+// cluster it tried to join (see Discovery.IDTaken).
+var ErrNodeIDInUse = errors.New("hiqlite: node id in use by a live member")
 
 // Peer is what a node announces about itself in gossip, as memberlist node
 // metadata (see encodePeerMeta).
@@ -52,89 +54,13 @@ type PeerState struct {
 	Since      time.Time // when Status last changed (local clock)
 }
 
-// DiscoveryConfig configures StartDiscovery.
-type DiscoveryConfig struct {
-	// Bind is the host:port memberlist listens on (UDP and TCP). Port 0 picks
-	// a free port (tests); Addr reports the real one. A host name is resolved
-	// once, to its first address.
-	Bind string
-	// Join lists seeds, host:port. Seeds that are not up yet are retried;
-	// listing this node itself is fine.
-	Join []string
-	// Secret is the cluster secret; gossip is encrypted and authenticated
-	// with a key derived from it. Empty means no gossip encryption, which
-	// the caller allows on loopback only.
-	Secret []byte
-	Self   Peer
-	Logger hclog.Logger // nil: no logs
-	// OnChange is called after any join, leave, metadata update or status
-	// change, on Discovery's own goroutine: never concurrently with itself,
-	// coalescing bursts. It must not block long nor call Close.
-	OnChange func()
-
-	fast bool // timings for one machine (tests, demo); see discoverySettings
-}
-
-// discoveryTiming holds Discovery's own timings; memberlist's are in its
-// Config.
-type discoveryTiming struct {
-	joinMin, joinMax time.Duration // backoff between failed join attempts
-	aloneCheck       time.Duration // how often the join loop counts members
-	aloneAfter       time.Duration // how long alone before the seeds are retried
-	update           time.Duration // how long Update waits for its broadcast; Leave's default timeout
-	strayWarn        time.Duration // how often a node out of any cluster warns why (identity.go)
-}
-
-// discoverySettings returns the memberlist configuration and Discovery's
-// timings. The default is memberlist's LAN profile: every node probes one
-// peer a second (500 ms timeout); a peer that fails a probe is suspect and
-// declared dead 4 s later (in clusters under 10 nodes; memberlist waits up to
-// 24 s when fewer peers than it expects confirm the suspicion); a full state
-// sync every 30 s. fast is for nodes on one machine (tests, demo): the same
-// protocol five times faster, so a crash shows within one to two seconds.
-func discoverySettings(fast bool) (*memberlist.Config, discoveryTiming) {
-	if !fast {
-		c := memberlist.DefaultLANConfig()
-		// A node that comes back under the same id at a new address (a
-		// rescheduled container) may take over its dead entry after this
-		// long, instead of waiting for memberlist to forget it.
-		c.DeadNodeReclaimTime = 10 * time.Second
-		return c, discoveryTiming{
-			joinMin:    100 * time.Millisecond,
-			joinMax:    5 * time.Second,
-			aloneCheck: time.Second,
-			aloneAfter: 10 * time.Second,
-			update:     5 * time.Second,
-			strayWarn:  15 * time.Second,
-		}
-	}
-	c := memberlist.DefaultLocalConfig()
-	c.TCPTimeout = time.Second
-	c.ProbeInterval = 200 * time.Millisecond
-	c.ProbeTimeout = 100 * time.Millisecond
-	c.SuspicionMult = 3
-	c.SuspicionMaxTimeoutMult = 3
-	c.GossipInterval = 50 * time.Millisecond
-	c.PushPullInterval = 2 * time.Second
-	c.GossipToTheDeadTime = 2 * time.Second
-	c.DeadNodeReclaimTime = time.Second
-	return c, discoveryTiming{
-		joinMin:    20 * time.Millisecond,
-		joinMax:    500 * time.Millisecond,
-		aloneCheck: 100 * time.Millisecond,
-		aloneAfter: time.Second,
-		update:     2 * time.Second,
-		strayWarn:  time.Second,
-	}
-}
-
 // Discovery is a node's gossip membership over memberlist. It announces the
 // node's Peer as memberlist metadata and keeps every peer it has seen, with
 // its status, until Forget.
 //
 // # Goroutines
 //
-// StartDiscovery starts joinLoop (when there are seeds) and notifyLoop (when
+// Start starts joinLoop (when there are seeds) and notifyLoop (when
 // OnChange is set) through goFunc; Close joins them. memberlist's own
 // goroutines stop at its Shutdown, which Close calls; a few of them notice
 // within a probe interval after Close returns.
@@ -182,18 +108,9 @@ type peerRecord struct {
 	leaving bool // the last metadata announced a graceful leave
 }
 
-// gossipKeyInfo labels the gossip key in HKDF, so it never equals a key that
-// the same secret yields for another purpose.
-const gossipKeyInfo = "hiqlite gossip key v1"
-
-// gossipKey derives memberlist's AES-256 key from the cluster secret.
-func gossipKey(secret []byte) ([]byte, error) {
-	return hkdf.Key(sha256.New, secret, nil, gossipKeyInfo, 32)
-}
-
-// StartDiscovery starts memberlist on cfg.Bind, announcing cfg.Self, and
+// Start starts memberlist on cfg.Bind, announcing cfg.Self, and
 // joins cfg.Join in the background (retrying until a seed answers).
-func StartDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
+func Start(cfg Config) (*Discovery, error) {
 	meta, err := encodePeerMeta(cfg.Self, false)
 	if err != nil {
 		return nil, err
@@ -206,7 +123,7 @@ func StartDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	mc, timing := discoverySettings(cfg.fast)
+	mc, timing := discoverySettings(cfg.Fast)
 	d := &Discovery{
 		log:     logger,
 		timing:  timing,
@@ -305,7 +222,7 @@ func (d *Discovery) Update(self Peer) error {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	if d.closed {
-		return ErrClosed
+		return wire.ErrClosed
 	}
 	if d.left {
 		return errors.New("hiqlite: gossip update: the node has left the cluster")
@@ -347,7 +264,7 @@ func (d *Discovery) Leave(timeout time.Duration) error {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	if d.closed {
-		return ErrClosed
+		return wire.ErrClosed
 	}
 	if d.left {
 		return nil
@@ -423,145 +340,6 @@ func (d *Discovery) Close() error {
 		return fmt.Errorf("hiqlite: stop gossip: %w", err)
 	}
 	return nil
-}
-
-// joinLoop joins the seeds, retrying with exponential backoff until one of
-// them answers, then keeps watching: when the node has been alone for
-// timing.aloneAfter (all its peers died, or it was cut off long enough for
-// memberlist to give up on them) it tries the seeds again. It ends at Close
-// or Leave.
-func (d *Discovery) joinLoop() {
-	backoff := d.timing.joinMin
-	joined := false
-	warned := false
-	var aloneSince time.Time
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stopCh:
-			return
-		case <-d.leftCh:
-			return
-		case <-t.C:
-		}
-		if joined {
-			if d.ml.NumMembers() > 1 {
-				aloneSince = time.Time{}
-				t.Reset(d.timing.aloneCheck)
-				continue
-			}
-			if aloneSince.IsZero() {
-				aloneSince = time.Now()
-			}
-			if time.Since(aloneSince) < d.timing.aloneAfter {
-				t.Reset(d.timing.aloneCheck)
-				continue
-			}
-		}
-		d.joinAttempts.Add(1)
-		n, err := d.ml.Join(d.seeds)
-		// A seed that is this node under another name answers too: only
-		// another member proves the join.
-		if n > 0 && d.ml.NumMembers() > 1 {
-			if warned || joined {
-				d.log.Info("joined gossip", "seeds_answered", n)
-			} else {
-				d.log.Debug("joined gossip", "seeds_answered", n)
-			}
-			joined, warned = true, false
-			d.setJoined(true, nil)
-			aloneSince = time.Time{}
-			backoff = d.timing.joinMin
-			t.Reset(d.timing.aloneCheck)
-			continue
-		}
-		why := "only this node answered"
-		if err != nil {
-			why = strings.Join(strings.Fields(err.Error()), " ") // memberlist lists one error per line
-		}
-		jerr := d.joinFailure(why)
-		d.setJoined(false, jerr)
-		if backoff >= d.timing.joinMax && !warned {
-			d.log.Warn("cannot join gossip yet; retrying", "error", jerr)
-			warned = true
-		} else {
-			d.log.Debug("cannot join gossip yet; retrying", "in", backoff, "error", jerr)
-		}
-		t.Reset(backoff)
-		backoff = min(2*backoff, d.timing.joinMax)
-	}
-}
-
-// joinFailure explains a failed join of the seeds; why is memberlist's
-// error. memberlist reports an exchange it could not decrypt, or one
-// encrypted on one side only, as text alone; its wording is matched here
-// for a hint in the message, never to decide anything.
-func (d *Discovery) joinFailure(why string) error {
-	seeds := strings.Join(d.seeds, ", ")
-	if strings.Contains(why, "crypt") { // decrypt, encrypted, encryption
-		return fmt.Errorf("gossip with the seeds in _join (%s) failed: wrong secret? (%s)", seeds, why)
-	}
-	return fmt.Errorf("no seed in _join (%s) answered (%s)", seeds, why)
-}
-
-// setJoined records the outcome of a join of the seeds: err is why it
-// failed.
-func (d *Discovery) setJoined(joined bool, err error) {
-	d.mu.Lock()
-	d.joined = d.joined || joined
-	d.joinErr = err
-	d.mu.Unlock()
-}
-
-// JoinError says why the seeds are not joined: why the last attempt
-// failed, or that none answered yet before the first attempt ends. It is
-// nil when there are no seeds, once a join succeeded, and after a later
-// failure only while it lasts.
-func (d *Discovery) JoinError() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.joinErr == nil && !d.joined && len(d.seeds) > 0 {
-		return fmt.Errorf("no seed in _join (%s) answered yet", strings.Join(d.seeds, ", "))
-	}
-	return d.joinErr
-}
-
-// IDTaken returns, wrapping ErrNodeIDInUse, what gossip showed when
-// another live node had this node's id while this node did not announce
-// itself in a cluster; nil if that never happened. The node decides
-// whether it is the newcomer (see Node.refuse).
-func (d *Discovery) IDTaken() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.idTaken
-}
-
-// conflict handles memberlist's report of node other announcing the name
-// of existing, a live node at another address; memberlist keeps existing
-// and drops other's announcement, and logs the conflict itself. When the
-// name is this node's and this node does not announce itself in a cluster,
-// it may be the newcomer whose id a member already has: IDTaken records it
-// (identity.go). A node in a cluster keeps its id; the newcomer,
-// which sees the same conflict from its side, is the one refused.
-func (d *Discovery) conflict(existing, other *memberlist.Node) {
-	if existing.Name != d.id {
-		return
-	}
-	raftAddr := "unknown"
-	if p, _, err := decodePeerMeta(other.Meta); err == nil {
-		raftAddr = p.RaftAddr
-	}
-	d.mu.Lock()
-	first := d.idTaken == nil && !d.self.InCluster
-	if first {
-		d.idTaken = fmt.Errorf("%w: %q is the id of the live member at %s (gossip %s); this node (gossip %s) gives up joining: give it another _node",
-			ErrNodeIDInUse, d.id, raftAddr, other.Address(), d.addr)
-	}
-	d.mu.Unlock()
-	if first {
-		d.signal()
-	}
 }
 
 // notifyLoop calls OnChange after changes, one call for any burst of them.
@@ -656,103 +434,21 @@ func (g gossipDelegate) NodeMeta(limit int) []byte {
 	return g.d.meta
 }
 
-func (gossipDelegate) NotifyMsg([]byte)                  {}
-func (gossipDelegate) GetBroadcasts(_, _ int) [][]byte   { return nil }
-func (gossipDelegate) LocalState(bool) []byte            { return nil }
+func (gossipDelegate) NotifyMsg([]byte) {}
+
+func (gossipDelegate) GetBroadcasts(_, _ int) [][]byte { return nil }
+
+func (gossipDelegate) LocalState(bool) []byte { return nil }
+
 func (gossipDelegate) MergeRemoteState(_ []byte, _ bool) {}
-func (g gossipDelegate) NotifyJoin(n *memberlist.Node)   { g.d.observe(n, false) }
+
+func (g gossipDelegate) NotifyJoin(n *memberlist.Node) { g.d.observe(n, false) }
+
 func (g gossipDelegate) NotifyUpdate(n *memberlist.Node) { g.d.observe(n, false) }
-func (g gossipDelegate) NotifyLeave(n *memberlist.Node)  { g.d.observe(n, true) }
+
+func (g gossipDelegate) NotifyLeave(n *memberlist.Node) { g.d.observe(n, true) }
 
 // NotifyConflict: see Discovery.conflict.
 func (g gossipDelegate) NotifyConflict(existing, other *memberlist.Node) {
 	g.d.conflict(existing, other)
-}
-
-// resolveBind splits a gossip bind address into the IP and port memberlist
-// takes. memberlist listens on every interface when the IP does not parse,
-// so a host name is resolved here.
-func resolveBind(bind string) (string, int, error) {
-	host, sport, err := net.SplitHostPort(bind)
-	if err != nil {
-		return "", 0, fmt.Errorf("hiqlite: gossip bind address %q: %w", bind, err)
-	}
-	port, err := strconv.ParseUint(sport, 10, 16)
-	if err != nil {
-		return "", 0, fmt.Errorf("hiqlite: gossip bind address %q: invalid port", bind)
-	}
-	switch {
-	case host == "":
-		host = "0.0.0.0"
-	case net.ParseIP(host) == nil:
-		ips, err := net.LookupIP(host)
-		if err == nil && len(ips) == 0 {
-			err = errors.New("no address")
-		}
-		if err != nil {
-			return "", 0, fmt.Errorf("hiqlite: gossip bind address %q: %w", bind, err)
-		}
-		ip := ips[0]
-		for _, c := range ips {
-			if c.To4() != nil {
-				ip = c
-				break
-			}
-		}
-		host = ip.String()
-	}
-	return host, int(port), nil
-}
-
-// otherSeeds returns seeds without those that are literally this node (its
-// advertised or bind address). A seed that reaches this node under another
-// name stays; joinLoop copes with it.
-func otherSeeds(seeds []string, self ...string) []string {
-	canon := func(a string) string {
-		host, port, err := net.SplitHostPort(a)
-		if err != nil {
-			return a
-		}
-		if ip := net.ParseIP(host); ip != nil {
-			host = ip.String()
-		}
-		return net.JoinHostPort(host, port)
-	}
-	var mine []string
-	for _, s := range self {
-		mine = append(mine, canon(s))
-	}
-	var out []string
-	for _, s := range seeds {
-		if !slices.Contains(mine, canon(s)) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// memberlistLog carries memberlist's log lines ("[LEVEL] memberlist: ...")
-// into hclog one level quieter where it matters: memberlist reports routine
-// events (every stream connection) at DEBUG and INFO, and failures it
-// recovers from (a lost packet, an unreachable peer) at ERR. Errors become
-// warnings, INFO debug, DEBUG trace.
-type memberlistLog struct{ l hclog.Logger }
-
-func (w memberlistLog) Write(b []byte) (int, error) {
-	s := strings.TrimSpace(string(b))
-	level := hclog.Debug
-	for _, p := range [...]struct {
-		prefix string
-		level  hclog.Level
-	}{
-		{"[TRACE]", hclog.Trace}, {"[DEBUG]", hclog.Trace}, {"[INFO]", hclog.Debug},
-		{"[WARN]", hclog.Warn}, {"[ERR]", hclog.Warn}, {"[ERROR]", hclog.Warn},
-	} {
-		if rest, ok := strings.CutPrefix(s, p.prefix); ok {
-			s, level = strings.TrimSpace(rest), p.level
-			break
-		}
-	}
-	w.l.Log(level, strings.TrimPrefix(s, "memberlist: "))
-	return len(b), nil
 }

@@ -1,4 +1,4 @@
-package cluster
+package nodeport
 
 import (
 	"crypto/tls"
@@ -33,23 +33,23 @@ const tlsReloadEvery = time.Second
 // errNoClientCert is the refusal of a client that sent no certificate.
 var errNoClientCert = errors.New("hiqlite: the peer sent no TLS certificate")
 
-// nodeTLS is the TLS side of a node's port: certificates from files (files)
+// TLS is the TLS side of a node's port: certificates from files (files)
 // or from a *tls.Config given by the caller (base); exactly one is set.
-type nodeTLS struct {
+type TLS struct {
 	base   *tls.Config
 	files  *certFiles
 	server *tls.Config // built once; it picks the current files per handshake
 }
 
-// newNodeTLS returns the TLS settings of a node: from base when it is not
+// NewTLS returns the TLS settings of a node: from base when it is not
 // nil, else from the PEM files certFile, keyFile and caFile, which are read
 // now (an error if they cannot be) and re-read when they change. It returns
 // nil, nil when neither is set.
-func newNodeTLS(base *tls.Config, certFile, keyFile, caFile string, logger hclog.Logger) (*nodeTLS, error) {
+func NewTLS(base *tls.Config, certFile, keyFile, caFile string, logger hclog.Logger) (*TLS, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	t := &nodeTLS{}
+	t := &TLS{}
 	switch {
 	case base != nil && (certFile != "" || keyFile != "" || caFile != ""):
 		return nil, errors.New("hiqlite: TLS: a tls.Config and certificate files are mutually exclusive")
@@ -144,7 +144,7 @@ func forceServer(c *tls.Config) {
 // certificate verified against the CA and addr's host (an IP or DNS SAN),
 // and this node's certificate offered whatever CAs the server names (so a
 // server that does not trust it says so, rather than seeing none).
-func (t *nodeTLS) client(addr string) (*tls.Config, error) {
+func (t *TLS) client(addr string) (*tls.Config, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -309,21 +309,6 @@ func tlsRefusal(err error) (dropReason, bool) {
 		return dropTLSRefusedOurs, true
 	}
 	return 0, false
-}
-
-// warnClearText logs, at start, a node that speaks clear text on an
-// address that is not loopback: a choice the operator should make knowingly.
-func warnClearText(cfg Config, hasTLS bool) {
-	if hasTLS {
-		return
-	}
-	for _, a := range []struct{ name, addr string }{{"listen", cfg.Listen}, {"advertise", cfg.Advertise}, {"gossip", cfg.Gossip}} {
-		if a.addr != "" && !IsLoopback(a.addr) {
-			cfg.Logger.Warn("the node port runs without TLS on an address that is not loopback: anyone on the path can read rows and inject Raft traffic into established connections; set _tls_cert, _tls_key and _tls_ca",
-				a.name, a.addr)
-			return
-		}
-	}
 }
 
 // IsLoopback reports whether the host of host:port is "localhost" or a
