@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,9 +29,10 @@ const (
 	serialTxs      = 50 // transactions each session begins
 	serialAccounts = 8
 	serialSeed     = 0x5e71a1
-	// serialStop ends the starting of new transactions (they are counted
-	// and compared, however many ran); serialBound ends the test's
-	// statements and fails it: neither is a threshold on speed.
+	// serialStop ends the starting of new transactions on a slow machine
+	// (those that ran are counted and compared, however many);
+	// serialBound guards against a hang: a statement still running then
+	// fails the test. Neither is a threshold on speed.
 	serialStop  = 3 * time.Minute
 	serialBound = 6 * time.Minute
 )
@@ -87,11 +89,15 @@ var (
 // hiqlite.RetryTx with deferred transactions (retried on
 // SQLITE_BUSY_SNAPSHOT), half a sql.Conn with BEGIN IMMEDIATE ... COMMIT.
 // Every transaction increments seq.n, which gives the order of commits.
+// One in five is a read instead: one statement at local or linearizable
+// consistency, or a read-only transaction, each reading seq.n too.
 // Then plain SQLite runs the committed transactions again in that order on
-// one connection: every statement must return the same, and the four
-// databases must end with the same tables. The commit numbers must be
-// 1..N without a gap, and log must hold exactly the committed
-// transactions: none lost, none that rolled back.
+// one connection, and each read right after the commit it saw: every
+// statement must return the same, and the four databases must end with
+// the same tables. The commit numbers must be 1..N without a gap, log must
+// hold exactly the committed transactions (none lost, none that rolled
+// back), every read must see its session's last commit, and a
+// linearizable read every commit acknowledged before it began.
 func TestSerialisable(t *testing.T) {
 	e := openClusterWith(t, 3, true, "_busy=60s")
 	ref := openReference(t)
@@ -101,6 +107,10 @@ func TestSerialisable(t *testing.T) {
 		}
 	}
 
+	// Local reads on the other nodes see the tables only once they have
+	// applied them.
+	e.caughtUp(t)
+
 	ctx, cancel := context.WithTimeout(context.Background(), serialBound)
 	defer cancel()
 	stop := make(chan struct{})
@@ -108,14 +118,15 @@ func TestSerialisable(t *testing.T) {
 	defer timer.Stop()
 
 	var (
-		mu   sync.Mutex
-		recs []*txRecord
-		wg   sync.WaitGroup
+		mu    sync.Mutex
+		recs  []*txRecord
+		wg    sync.WaitGroup
+		acked atomic.Int64 // the highest commit number acknowledged to a session
 	)
 	for n, db := range e.nodes {
 		for s := range serialPerNode {
 			wg.Go(func() {
-				sess := &session{t: t, ctx: ctx, db: db, node: n, id: s, immediate: s%2 == 1}
+				sess := &session{t: t, ctx: ctx, db: db, node: n, id: s, immediate: s%2 == 1, acked: &acked}
 				defer sess.close()
 				for i := range serialTxs {
 					select {
@@ -141,13 +152,17 @@ func TestSerialisable(t *testing.T) {
 
 	// The commit order: 1..N, one each.
 	var committed []*txRecord
+	reads := map[int64][]*txRecord{} // by the commit number they saw
 	outcomes := map[string]int{}
 	attempts := 0
 	for _, r := range recs {
 		outcomes[r.outcome]++
 		attempts += r.attempts
-		if r.outcome == "commit" {
+		switch {
+		case r.outcome == "commit":
 			committed = append(committed, r)
+		case strings.HasPrefix(r.outcome, "read"):
+			reads[r.seq] = append(reads[r.seq], r)
 		}
 	}
 	slices.SortFunc(committed, func(a, b *txRecord) int { return int(a.seq - b.seq) })
@@ -163,8 +178,9 @@ func TestSerialisable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	compared, diffs := 0, 0
-	for _, r := range committed {
+	compared, diffs, replayed := 0, 0, 0
+	replay := func(r *txRecord) {
+		replayed++
 		if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
 			t.Fatal(err)
 		}
@@ -172,15 +188,29 @@ func TestSerialisable(t *testing.T) {
 			want := runStep(ctx, conn, s)
 			compared++
 			if want != s.got {
-				t.Errorf("commit %d (%s) step %d %s %v:\n  hiqlite: %s\n  sqlite:  %s", r.seq, r.tag, i+1, short(s.sql), s.args, s.got, want)
+				t.Errorf("%s %s (commit %d) step %d %s %v:\n  hiqlite: %s\n  sqlite:  %s", r.outcome, r.tag, r.seq, i+1, short(s.sql), s.args, s.got, want)
 				if diffs++; diffs == 10 {
 					t.FailNow()
 				}
 			}
 		}
 		if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
-			t.Fatalf("plain SQLite: commit %d (%s): %v", r.seq, r.tag, err)
+			t.Fatalf("plain SQLite: %s (commit %d): %v", r.tag, r.seq, err)
 		}
+	}
+	// A read saw the state after the commit it read the number of: it
+	// runs on plain SQLite between that commit and the next.
+	for _, r := range reads[0] {
+		replay(r)
+	}
+	for _, c := range committed {
+		replay(c)
+		for _, r := range reads[c.seq] {
+			replay(r)
+		}
+	}
+	if replayed != len(committed)+outcomes["read-tx"]+outcomes["read-local"]+outcomes["read-linearizable"] {
+		t.Errorf("%d transactions run again, of %d committed and %d reads: some read a commit number past the last", replayed, len(committed), outcomes["read-tx"]+outcomes["read-local"]+outcomes["read-linearizable"])
 	}
 
 	// Exactly the committed transactions are in log.
@@ -216,8 +246,8 @@ func TestSerialisable(t *testing.T) {
 			t.Errorf("%s's tables differ from plain SQLite's:\n--- %s\n%s\n--- sqlite\n%s", e.handles[i].ID(), e.handles[i].ID(), clip(got), clip(wantDump))
 		}
 	}
-	t.Logf("%d sessions on 3 nodes: %d transactions (%d attempts), outcomes %v; %d statements of %d committed transactions compared with plain SQLite, %d tables' dumps (%d bytes) equal on 3 nodes",
-		3*serialPerNode, len(recs), attempts, outcomes, compared, len(committed), bytes.Count(wantDump, []byte("\n== ")), len(wantDump))
+	t.Logf("%d sessions on 3 nodes: %d transactions (%d attempts), outcomes %v; %d statements of %d committed transactions and %d reads compared with plain SQLite, %d tables' dumps (%d bytes) equal on 3 nodes",
+		3*serialPerNode, len(recs), attempts, outcomes, compared, len(committed), replayed-len(committed), bytes.Count(wantDump, []byte("\n== ")), len(wantDump))
 }
 
 // session is one goroutine's connection to one node.
@@ -228,12 +258,17 @@ type session struct {
 	node, id  int
 	immediate bool // BEGIN IMMEDIATE on a sql.Conn, else RetryTx (deferred)
 	conn      *sql.Conn
+	acked     *atomic.Int64 // the highest commit number acknowledged to any session
+	lastSeq   int64         // this session's last commit
 }
 
 // run runs transaction i and returns its record; nil when the test failed.
 func (s *session) run(i int) *txRecord {
 	rec := &txRecord{tag: fmt.Sprintf("n%ds%dt%02d", s.node+1, s.id, i), node: s.node}
 	seed := uint64(s.node*1000 + s.id*100 + i)
+	if pick := rand.New(rand.NewPCG(serialSeed^0xbeef, seed)); pick.IntN(5) == 0 {
+		return s.read(rec, pick)
+	}
 	body := func(q txq) error {
 		rec.steps, rec.seq = nil, 0
 		rec.attempts++
@@ -249,6 +284,13 @@ func (s *session) run(i int) *txRecord {
 	switch {
 	case err == nil:
 		rec.outcome = "commit"
+		s.lastSeq = rec.seq
+		for {
+			a := s.acked.Load()
+			if a >= rec.seq || s.acked.CompareAndSwap(a, rec.seq) {
+				break
+			}
+		}
 	case errors.Is(err, errAppRollback):
 		rec.outcome = "rollback"
 	case errors.Is(err, errSQLiteRollback):
@@ -256,6 +298,49 @@ func (s *session) run(i int) *txRecord {
 	default:
 		s.t.Errorf("%s (attempt %d): %v", rec.tag, rec.attempts, err)
 		return nil
+	}
+	return rec
+}
+
+// read runs a read: one statement, at local or linearizable consistency,
+// or a read-only transaction. It must see this session's last commit, and
+// a linearizable read every commit acknowledged before it began.
+func (s *session) read(rec *txRecord, rng *rand.Rand) *txRecord {
+	rec.attempts = 1
+	floor := s.lastSeq
+	var err error
+	switch rng.IntN(3) {
+	case 0:
+		rec.outcome = "read-local"
+		var rows [][]any
+		if rows, err = rec.record(s.ctx, s.db, step{query: true, sql: snapshotQuery}, 0); err == nil {
+			rec.seq = rows[0][0].(int64)
+		}
+	case 1:
+		rec.outcome = "read-linearizable"
+		floor = max(floor, s.acked.Load())
+		var rows [][]any
+		ctx := hiqlite.WithConsistency(s.ctx, hiqlite.Linearizable)
+		if rows, err = rec.record(ctx, s.db, step{query: true, sql: snapshotQuery}, 0); err == nil {
+			rec.seq = rows[0][0].(int64)
+		}
+	default:
+		rec.outcome = "read-tx"
+		var tx *sql.Tx
+		if tx, err = s.db.BeginTx(s.ctx, &sql.TxOptions{ReadOnly: true}); err == nil {
+			if err = readBody(s.ctx, tx, rng, rec); err == nil {
+				err = tx.Commit()
+			} else {
+				tx.Rollback()
+			}
+		}
+	}
+	if err != nil {
+		s.t.Errorf("%s: %s: %v", rec.tag, rec.outcome, err)
+		return nil
+	}
+	if rec.seq < floor {
+		s.t.Errorf("%s: %s saw commit %d, after commit %d was acknowledged (to this session, or to any for a linearizable read)", rec.tag, rec.outcome, rec.seq, floor)
 	}
 	return rec
 }
@@ -296,201 +381,4 @@ func (s *session) runImmediate(body func(txq) error) error {
 		}
 		return nil
 	}
-}
-
-// txBody runs one random transaction on q, drawing from rng, and records
-// its statements in rec. A statement's error ends it, except a
-// constraint error where one is expected.
-func txBody(ctx context.Context, q txq, rng *rand.Rand, rec *txRecord) error {
-	run := func(s step, tolerate sqlite3.ErrorCode) ([][]any, error) {
-		rows, got, err := doStep(ctx, q, s, tolerate)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", short(s.sql), err)
-		}
-		s.got = got
-		rec.steps = append(rec.steps, s)
-		return rows, nil
-	}
-	acct := func() int64 { return 1 + rng.Int64N(serialAccounts) }
-	key := func() string { return fmt.Sprintf("k%d", rng.IntN(12)) }
-
-	ops := 2 + rng.IntN(5)
-	seqAt := rng.IntN(ops + 1)
-	for i := 0; i <= ops; i++ {
-		if i == seqAt {
-			rows, err := run(step{query: true, sql: `UPDATE seq SET n = n + 1 WHERE id = 1 RETURNING n`}, 0)
-			if err != nil {
-				return err
-			}
-			rec.seq = rows[0][0].(int64)
-			if _, err := run(step{query: true, sql: `INSERT INTO log(tag, seq) VALUES (?, ?) RETURNING id, seq`, args: []any{rec.tag, rec.seq}}, 0); err != nil {
-				return err
-			}
-		}
-		if i == ops {
-			break
-		}
-		var err error
-		switch op := rng.IntN(11); op {
-		case 0: // read some accounts
-			a := acct()
-			_, err = run(step{query: true, sql: `SELECT id, bal, note FROM acct WHERE id BETWEEN ? AND ? ORDER BY id`, args: []any{a, a + 2}}, 0)
-		case 1: // transfer: read a balance, write what it read less the amount
-			a, b, amt := acct(), acct(), 1+rng.Int64N(60)
-			var rows [][]any
-			rows, err = run(step{query: true, sql: `SELECT bal FROM acct WHERE id = ?`, args: []any{a}}, 0)
-			if err == nil && rows[0][0].(int64) >= amt {
-				if _, err = run(step{sql: `UPDATE acct SET bal = ? WHERE id = ?`, args: []any{rows[0][0].(int64) - amt, a}}, 0); err == nil {
-					_, err = run(step{query: true, sql: `UPDATE acct SET bal = bal + ? WHERE id = ? RETURNING id, bal`, args: []any{amt, b}}, 0)
-				}
-			}
-		case 2: // upsert
-			_, err = run(step{query: true, sql: `INSERT INTO kv(k, v, tag) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET v = v + excluded.v, tag = excluded.tag RETURNING k, v, tag`,
-				args: []any{key(), rng.Int64N(100), rec.tag}}, 0)
-		case 3: // read a key, then write from what was read
-			k := key()
-			var rows [][]any
-			rows, err = run(step{query: true, sql: `SELECT v FROM kv WHERE k = ?`, args: []any{k}}, 0)
-			if err == nil && len(rows) == 1 {
-				_, err = run(step{sql: `UPDATE kv SET v = ?, tag = ? WHERE k = ?`, args: []any{rows[0][0].(int64)*3%1000 + 1, rec.tag, k}}, 0)
-			} else if err == nil {
-				_, err = run(step{sql: `INSERT OR IGNORE INTO kv(k, v, tag) VALUES (?, 1, ?)`, args: []any{k, rec.tag}}, 0)
-			}
-		case 4:
-			_, err = run(step{sql: `INSERT OR IGNORE INTO uniq(u, owner) VALUES (?, ?)`, args: []any{rng.Int64N(40), rec.tag}}, 0)
-		case 5: // may break UNIQUE: the statement fails, the transaction goes on
-			_, err = run(step{sql: `INSERT INTO uniq(u, owner) VALUES (?, ?)`, args: []any{rng.Int64N(40), rec.tag}}, sqlite3.CONSTRAINT)
-		case 6:
-			if rng.IntN(2) == 0 {
-				_, err = run(step{query: true, sql: `DELETE FROM kv WHERE k = ? RETURNING k, v`, args: []any{key()}}, 0)
-			} else {
-				_, err = run(step{sql: `DELETE FROM uniq WHERE u % 7 = ?`, args: []any{rng.Int64N(7)}}, 0)
-			}
-		case 7:
-			if _, err = run(step{query: true, sql: `SELECT count(*), sum(v), group_concat(k || '=' || v, ',') FROM (SELECT k, v FROM kv ORDER BY k)`}, 0); err == nil {
-				_, err = run(step{query: true, sql: `SELECT count(*), total(u), max(id) FROM uniq`}, 0)
-			}
-		case 8: // several rows returned in no defined order
-			_, err = run(step{query: true, sorted: true, sql: `UPDATE acct SET note = ? WHERE bal > ? RETURNING id, bal, note`, args: []any{rec.tag, 80 + rng.Int64N(60)}}, 0)
-		case 9: // a savepoint, rolled back to or released
-			if _, err = run(step{sql: `SAVEPOINT sp`}, 0); err != nil {
-				break
-			}
-			if _, err = run(step{query: true, sql: `INSERT INTO kv(k, v, tag) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v RETURNING k, v`,
-				args: []any{key(), 500 + rng.Int64N(100), rec.tag}}, 0); err != nil {
-				break
-			}
-			if _, err = run(step{sql: `INSERT OR IGNORE INTO uniq(u, owner) VALUES (?, ?)`, args: []any{40 + rng.Int64N(10), rec.tag}}, 0); err != nil {
-				break
-			}
-			if rng.IntN(2) == 0 {
-				if _, err = run(step{sql: `ROLLBACK TO sp`}, 0); err != nil {
-					break
-				}
-			}
-			_, err = run(step{sql: `RELEASE sp`}, 0)
-		case 10: // now and then, INSERT OR ROLLBACK of a value taken
-			if rng.IntN(4) != 0 {
-				_, err = run(step{query: true, sql: `SELECT u, owner FROM uniq ORDER BY u LIMIT 3`}, 0)
-				break
-			}
-			var rows [][]any
-			rows, err = run(step{query: true, sql: `SELECT u FROM uniq ORDER BY u LIMIT 1`}, 0)
-			if err == nil && len(rows) == 1 {
-				_, err = doExec(ctx, q, `INSERT OR ROLLBACK INTO uniq(u, owner) VALUES (?, ?)`, rows[0][0], rec.tag)
-				switch {
-				case errors.Is(err, sqlite3.BUSY):
-					return err // the first write of a deferred transaction, which RetryTx begins again
-				case !errors.Is(err, sqlite3.CONSTRAINT):
-					return fmt.Errorf("INSERT OR ROLLBACK of a taken value: %v, want a constraint error", err)
-				}
-				return fmt.Errorf("%w: %w", errSQLiteRollback, err)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if rng.IntN(8) == 0 {
-		return errAppRollback
-	}
-	return nil
-}
-
-func doExec(ctx context.Context, q txq, query string, args ...any) (sql.Result, error) {
-	return q.ExecContext(ctx, query, args...)
-}
-
-// doStep runs s on q and renders what it returned. An error of the code
-// tolerate is rendered (the statement failed, the transaction goes on);
-// any other is returned.
-func doStep(ctx context.Context, q txq, s step, tolerate sqlite3.ErrorCode) ([][]any, string, error) {
-	rows, got, err := stepResult(ctx, q, s)
-	if err != nil {
-		if tolerate != 0 && errors.Is(err, tolerate) {
-			return nil, "error " + codeText(err), nil
-		}
-		return nil, "", err
-	}
-	return rows, got, nil
-}
-
-// runStep runs s on plain SQLite and renders what it returned, as
-// doStep does.
-func runStep(ctx context.Context, q txq, s step) string {
-	_, got, err := stepResult(ctx, q, s)
-	if err != nil {
-		return "error " + codeText(err)
-	}
-	return got
-}
-
-// stepResult runs s on q and returns its rows and their rendering.
-func stepResult(ctx context.Context, q txq, s step) ([][]any, string, error) {
-	if !s.query {
-		res, err := q.ExecContext(ctx, s.sql, s.args...)
-		if err != nil {
-			return nil, "", err
-		}
-		switch firstKeyword(s.sql) {
-		case "INSERT", "UPDATE", "DELETE":
-			n, err := res.RowsAffected()
-			return nil, fmt.Sprintf("rows=%d", n), err
-		}
-		return nil, "ok", nil
-	}
-	rows, err := q.QueryContext(ctx, s.sql, s.args...)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, "", err
-	}
-	var all [][]any
-	var lines []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, "", err
-		}
-		var b bytes.Buffer
-		for _, v := range vals {
-			writeValue(&b, v)
-		}
-		all = append(all, vals)
-		lines = append(lines, b.String())
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	if s.sorted {
-		slices.Sort(lines)
-	}
-	return all, fmt.Sprintf("%q", cols) + " " + strings.Join(lines, " | "), nil
 }
