@@ -46,7 +46,19 @@ CREATE TABLE log(id INTEGER PRIMARY KEY AUTOINCREMENT, tag TEXT NOT NULL UNIQUE,
 CREATE TABLE seq(id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
 INSERT INTO seq VALUES (1, 0);
 WITH RECURSIVE a(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM a WHERE i < 8)
-INSERT INTO acct(id, bal) SELECT i, 100 FROM a;`
+INSERT INTO acct(id, bal) SELECT i, 100 FROM a;
+CREATE TABLE note(id INTEGER PRIMARY KEY, body TEXT NOT NULL, tag TEXT);
+CREATE VIRTUAL TABLE note_fts USING fts5(body, content='note', content_rowid='id');
+CREATE TRIGGER note_ai AFTER INSERT ON note BEGIN
+	INSERT INTO note_fts(rowid, body) VALUES (new.id, new.body);
+END;
+CREATE TRIGGER note_ad AFTER DELETE ON note BEGIN
+	INSERT INTO note_fts(note_fts, rowid, body) VALUES ('delete', old.id, old.body);
+END;
+CREATE TRIGGER note_au AFTER UPDATE ON note BEGIN
+	INSERT INTO note_fts(note_fts, rowid, body) VALUES ('delete', old.id, old.body);
+	INSERT INTO note_fts(rowid, body) VALUES (new.id, new.body);
+END;`
 
 // step is one statement of a transaction and what it returned.
 type step struct {
@@ -85,7 +97,8 @@ var (
 // cluster, each beginning serialTxs seeded random transactions that read,
 // then write what depends on what they read (UPDATE ... RETURNING, upserts,
 // INSERT OR IGNORE, DELETE, constraint errors, savepoints rolled back or
-// released, INSERT OR ROLLBACK), and some roll back. Half the sessions use
+// released, INSERT OR ROLLBACK, notes indexed by FTS5 through triggers and
+// searched with bm25 in the same transaction), and some roll back. Half the sessions use
 // hiqlite.RetryTx with deferred transactions (retried on
 // SQLITE_BUSY_SNAPSHOT), half a sql.Conn with BEGIN IMMEDIATE ... COMMIT.
 // Every transaction increments seq.n, which gives the order of commits.
@@ -100,7 +113,7 @@ var (
 // linearizable read every commit acknowledged before it began.
 func TestSerialisable(t *testing.T) {
 	e := openClusterWith(t, 3, true, "_busy=60s")
-	ref := openReference(t)
+	ref := openReferenceExt(t)
 	for _, db := range []*sql.DB{e.db, ref.db} {
 		if _, err := db.Exec(serialSchema); err != nil {
 			t.Fatal(err)

@@ -43,7 +43,7 @@ func txBody(ctx context.Context, q txq, rng *rand.Rand, rec *txRecord) error {
 			break
 		}
 		var err error
-		switch op := rng.IntN(11); op {
+		switch op := rng.IntN(13); op {
 		case 0: // read some accounts
 			a := acct()
 			_, err = run(step{query: true, sql: `SELECT id, bal, note FROM acct WHERE id BETWEEN ? AND ? ORDER BY id`, args: []any{a, a + 2}}, 0)
@@ -117,6 +117,25 @@ func txBody(ctx context.Context, q txq, rng *rand.Rand, rec *txRecord) error {
 					return fmt.Errorf("INSERT OR ROLLBACK of a taken value: %v, want a constraint error", err)
 				}
 				return fmt.Errorf("%w: %w", errSQLiteRollback, err)
+			}
+		case 11: // a note, indexed by FTS5 through triggers; searched in the transaction
+			words := make([]string, 3+rng.IntN(5))
+			for j := range words {
+				words[j] = serialWords[rng.IntN(len(serialWords))]
+			}
+			if rng.IntN(3) == 0 {
+				_, err = run(step{query: true, sql: `UPDATE note SET body = ? WHERE id = (SELECT max(id) FROM note) RETURNING id`, args: []any{strings.Join(words, " ")}}, 0)
+			} else {
+				_, err = run(step{query: true, sql: `INSERT INTO note(body, tag) VALUES (?, ?) RETURNING id`, args: []any{strings.Join(words, " "), rec.tag}}, 0)
+			}
+			if err == nil {
+				_, err = run(step{query: true, sql: `SELECT rowid, bm25(note_fts), highlight(note_fts, 0, '[', ']') FROM note_fts WHERE note_fts MATCH ? ORDER BY rank, rowid LIMIT 4`, args: []any{words[0] + " OR " + words[1]}}, 0)
+			}
+		case 12: // a search, then a delete of what it found
+			var rows [][]any
+			rows, err = run(step{query: true, sql: `SELECT rowid, snippet(note_fts, 0, '<', '>', '…', 3) FROM note_fts WHERE note_fts MATCH ? ORDER BY rank, rowid LIMIT 3`, args: []any{serialWords[rng.IntN(len(serialWords))]}}, 0)
+			if err == nil && len(rows) > 0 && rng.IntN(2) == 0 {
+				_, err = run(step{sql: `DELETE FROM note WHERE id = ?`, args: []any{rows[0][0]}}, 0)
 			}
 		}
 		if err != nil {
@@ -207,6 +226,9 @@ func stepResult(ctx context.Context, q txq, s step) ([][]any, string, error) {
 	return all, fmt.Sprintf("%q", cols) + " " + strings.Join(lines, " | "), nil
 }
 
+// serialWords are what notes are made of.
+var serialWords = []string{"raft", "leader", "log", "gossip", "sqlite", "wal", "snapshot", "commit", "follower", "vote"}
+
 // record runs s on q, adds it with its result to r, and returns its rows.
 func (r *txRecord) record(ctx context.Context, q txq, s step, tolerate sqlite3.ErrorCode) ([][]any, error) {
 	rows, got, err := doStep(ctx, q, s, tolerate)
@@ -224,7 +246,8 @@ const snapshotQuery = `SELECT (SELECT n FROM seq) AS seq,
 	(SELECT group_concat(id || ':' || bal, ',') FROM (SELECT id, bal FROM acct ORDER BY id)) AS acct,
 	(SELECT count(*) || '/' || coalesce(sum(v), 0) FROM kv) AS kv,
 	(SELECT group_concat(u, ',') FROM (SELECT u FROM uniq ORDER BY u)) AS uniq,
-	(SELECT max(id) FROM log) AS log`
+	(SELECT max(id) FROM log) AS log,
+	(SELECT group_concat(rowid, ',') FROM note_fts WHERE note_fts MATCH 'raft OR leader') AS search`
 
 // readBody runs a read-only transaction's statements on q: reads of the
 // tables, and of the commit number at a random place among them.
@@ -235,6 +258,7 @@ func readBody(ctx context.Context, q txq, rng *rand.Rand, rec *txRecord) error {
 		`SELECT u, owner FROM uniq ORDER BY u`,
 		`SELECT id, tag, seq FROM log ORDER BY id DESC LIMIT 3`,
 		`SELECT count(*), sum(bal) FROM acct`,
+		`SELECT rowid, bm25(note_fts) FROM note_fts WHERE note_fts MATCH 'log OR wal' ORDER BY rank, rowid`,
 	}
 	n := 1 + rng.IntN(3)
 	seqAt := rng.IntN(n + 1)
