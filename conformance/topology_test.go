@@ -83,6 +83,13 @@ func openSingle(t testing.TB) *env {
 // leader's or a follower's.
 func openCluster(t testing.TB, n int, onLeader bool) *env {
 	t.Helper()
+	return openClusterWith(t, n, onLeader)
+}
+
+// openClusterWith is openCluster with extra DSN parameters ("_busy=60s")
+// on every node.
+func openClusterWith(t testing.TB, n int, onLeader bool, params ...string) *env {
+	t.Helper()
 	type member struct{ id, dir, listen, gossip string }
 	ms := make([]member, n)
 	var seeds []string
@@ -108,6 +115,9 @@ func openCluster(t testing.TB, n int, onLeader bool) *env {
 			// busy two-core machine; conformance is not about speed.
 			"_timeout=60s",
 		}, "&")
+		if len(params) > 0 {
+			dsn += "&" + strings.Join(params, "&")
+		}
 		db := openNode(t, dsn)
 		e.nodes = append(e.nodes, db)
 		e.handles = append(e.handles, handle(t, db))
@@ -193,16 +203,7 @@ func (e *env) sameTables(t testing.TB) {
 	if len(e.nodes) < 2 {
 		return
 	}
-	l := e.leader(t)
-	want := e.handles[l].AppliedIndex()
-	waitFor(t, fmt.Sprintf("every node to apply index %d", want), readyTimeout, func() bool {
-		for _, h := range e.handles {
-			if h.AppliedIndex() < want {
-				return false
-			}
-		}
-		return true
-	})
+	l := e.caughtUp(t)
 	ref := dump(t, e.nodes[l])
 	for i, db := range e.nodes {
 		if i == l {
@@ -213,6 +214,23 @@ func (e *env) sameTables(t testing.TB) {
 				e.handles[i].ID(), e.handles[l].ID(), clip(ref), e.handles[i].ID(), clip(got))
 		}
 	}
+}
+
+// caughtUp waits until every node has applied the leader's last write and
+// returns the leader's index in e.nodes.
+func (e *env) caughtUp(t testing.TB) int {
+	t.Helper()
+	l := e.leader(t)
+	want := e.handles[l].AppliedIndex()
+	waitFor(t, fmt.Sprintf("every node to apply index %d", want), readyTimeout, func() bool {
+		for _, h := range e.handles {
+			if h.AppliedIndex() < want {
+				return false
+			}
+		}
+		return true
+	})
+	return l
 }
 
 func clip(b []byte) []byte {
@@ -227,8 +245,22 @@ func clip(b []byte) []byte {
 // storage class. Large values are hashed, so the dump stays small.
 func dump(t testing.TB, db *sql.DB) []byte {
 	t.Helper()
+	return dumpWhere(t, db, "")
+}
+
+// dumpApp is dump without hiqlite's own tables (_hiqlite_*), so that a
+// node's dump can equal plain SQLite's.
+func dumpApp(t testing.TB, db *sql.DB) []byte {
+	t.Helper()
+	return dumpWhere(t, db, `AND name NOT LIKE '\_hiqlite\_%' ESCAPE '\'`)
+}
+
+// dumpWhere is dump of the tables that cond (an SQL condition on
+// sqlite_schema, starting with AND) selects.
+func dumpWhere(t testing.TB, db *sql.DB, cond string) []byte {
+	t.Helper()
 	var out bytes.Buffer
-	rows, err := db.Query(`SELECT name, sql, sql LIKE '%WITHOUT ROWID%' FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
+	rows, err := db.Query(`SELECT name, sql, sql LIKE '%WITHOUT ROWID%' FROM sqlite_schema WHERE type = 'table' ` + cond + ` ORDER BY name`)
 	if err != nil {
 		t.Fatal(err)
 	}
