@@ -93,16 +93,16 @@ type Lexer struct {
 // NUL byte.
 func NewLexer(text string) *Lexer {
 	l := &Lexer{}
-	l.reset(text, 0)
+	l.reset(text)
 	return l
 }
 
-func (l *Lexer) reset(text string, from int) {
+func (l *Lexer) reset(text string) {
 	if i := strings.IndexByte(text, 0); i >= 0 {
 		text = text[:i]
 	}
 	l.sql = text
-	l.pos = min(from, len(text))
+	l.pos = 0
 }
 
 // Next returns the next token, or a token of kind EOF at the end of the text.

@@ -1,6 +1,6 @@
 package sqltext
 
-// Statement is where one statement of a text lies, as Scan found it.
+// Statement is where one statement of a text lies.
 type Statement struct {
 	// Start and End are the offsets of its first token and just past its last; they
 	// are equal for an empty statement (a ";" alone, or only white space and comments).
@@ -28,21 +28,13 @@ const (
 	sEnd            // in a CREATE TRIGGER, after "; END"
 )
 
-// Scan reads the statement of text that starts at offset from, up to the ";" that ends
-// it, and calls visit, unless it is nil, with each of its tokens (the ";" that ends it
-// excluded). The statement may be empty.
-func Scan(text string, from int, visit func(Token)) Statement {
-	var lx Lexer
-	lx.reset(text, from)
-	return lx.statement(visit)
-}
-
 // First reads the first statement of text that is not empty, as SQLite's prepare does:
-// the empty statements before it are skipped. It calls visit as Scan does. The result
-// is empty when text holds no statement.
+// the empty statements before it are skipped. It calls visit, unless it is nil, with
+// each token of that statement (the ";" that ends it excluded), and nothing after it is
+// read. The result is empty when text holds no statement.
 func First(text string, visit func(Token)) Statement {
 	var lx Lexer
-	lx.reset(text, 0)
+	lx.reset(text)
 	for {
 		st := lx.statement(visit)
 		if !st.Empty() || !st.Terminated {
@@ -62,7 +54,7 @@ func IsBlank(text string) bool {
 // returns them and the rest, which holds at most one statement that no ";" ends yet.
 func Split(text string) (stmts []string, rest string) {
 	var lx Lexer
-	lx.reset(text, 0)
+	lx.reset(text)
 	from := 0
 	for {
 		st := lx.statement(nil)
