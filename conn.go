@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -195,12 +194,22 @@ type prepared struct {
 // prepare prepares and classifies query's first statement, or finds what
 // an earlier prepare of the same text taught (stmtcache.go).
 func (c *conn) prepare(query string) (*prepared, error) {
+	// The text is lexed and its first statement classified by keywords once,
+	// here; the classification of the prepared statement reuses it.
+	var txt replication.Text
+	read := false
 	if c.tx != nil {
 		// Checked before the caches, which may hold the text from
 		// outside a transaction.
-		if _, ok, _ := replication.TransactionBody(query); ok {
+		var err error
+		txt, err = replication.ReadText(query)
+		if txt.Atomic {
 			return nil, fmt.Errorf("hiqlite: cannot start a transaction within a transaction: %w", sqlite3.ERROR)
 		}
+		if err != nil {
+			return nil, err
+		}
+		read = true
 	}
 	if r, ok := c.reads.take(query); ok {
 		return &prepared{query: query, s: r.s, cls: replication.Class{Kind: replication.Read}, numInput: r.numInput, plainRead: true}, nil
@@ -210,18 +219,17 @@ func (c *conn) prepare(query string) (*prepared, error) {
 	}
 	// A text that is one whole transaction (BEGIN; ...; COMMIT;) is
 	// prepared here as the statements between; the writer runs the whole
-	// text, atomically.
+	// text, atomically. Refuse before preparing: preparing a PRAGMA already
+	// applies it.
 	text := query
-	if body, ok, err := replication.TransactionBody(query); err != nil {
-		return nil, err
-	} else if ok {
-		query = body
+	if !read {
+		var err error
+		if txt, err = replication.ReadText(query); err != nil {
+			return nil, err
+		}
 	}
-	// Refuse before preparing: preparing a PRAGMA already applies it.
-	textCls, err := replication.ClassifySQL(query)
-	if err != nil {
-		return nil, err
-	}
+	query = txt.SQL
+	textCls := txt.Class()
 	c.guard.Reset()
 	s, tail, err := c.db.Prepare(query)
 	if refused := c.guard.Refusal(); refused != nil {
@@ -231,7 +239,7 @@ func (c *conn) prepare(query string) (*prepared, error) {
 		return nil, refused
 	}
 	if err != nil {
-		if textCls.Kind == replication.Write && (c.tx != nil && c.tx.w != nil || startsWithWrite(query)) {
+		if textCls.Kind == replication.Write && (c.tx != nil && c.tx.w != nil || txt.WriteByKeyword()) {
 			// The read connection cannot see what the open write
 			// transaction created (CREATE TABLE, then INSERT into it),
 			// nor, on a follower, what the leader committed a moment ago:
@@ -246,10 +254,7 @@ func (c *conn) prepare(query string) (*prepared, error) {
 		p.numInput = 0
 		return p, nil
 	}
-	if p.cls, err = replication.Classify(s); err != nil {
-		s.Close()
-		return nil, err
-	}
+	p.cls = txt.Prepared(s)
 	if replication.IsBlank(tail) {
 		p.numInput = numInput(s)
 	} else {
@@ -340,7 +345,8 @@ func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
 		return false, nil
 	}
 	for !replication.IsBlank(tail) {
-		if _, err := replication.ClassifySQL(tail); err != nil {
+		txt, err := replication.ClassifyText(tail)
+		if err != nil {
 			return false, err
 		}
 		s, rest, err := c.db.Prepare(tail)
@@ -350,11 +356,8 @@ func (c *conn) allReads(first replication.Class, tail string) (bool, error) {
 		if s == nil {
 			return true, nil
 		}
-		cls, err := replication.Classify(s)
+		cls := txt.Prepared(s)
 		s.Close()
-		if err != nil {
-			return false, err
-		}
 		if cls.Kind != replication.Read && cls.Kind != replication.Local {
 			return false, nil
 		}
@@ -649,37 +652,3 @@ type result struct{ lastInsertID, rowsAffected int64 }
 
 func (r result) LastInsertId() (int64, error) { return r.lastInsertID, nil }
 func (r result) RowsAffected() (int64, error) { return r.rowsAffected, nil }
-
-// startsWithWrite reports whether query's first keyword is one that only
-// starts writes (INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER,
-// REINDEX, ANALYZE). REINDEX and ANALYZE of an index that the read
-// connection's schema does not know yet fail to prepare there without
-// SQLite's usual schema reload, so the writer must prepare them.
-func startsWithWrite(query string) bool {
-	q := strings.TrimLeft(query, " \t\r\n\f")
-	for strings.HasPrefix(q, "--") || strings.HasPrefix(q, "/*") {
-		if strings.HasPrefix(q, "--") {
-			i := strings.IndexByte(q, '\n')
-			if i < 0 {
-				return false
-			}
-			q = q[i+1:]
-		} else {
-			i := strings.Index(q, "*/")
-			if i < 0 {
-				return false
-			}
-			q = q[i+2:]
-		}
-		q = strings.TrimLeft(q, " \t\r\n\f")
-	}
-	end := strings.IndexFunc(q, func(r rune) bool { return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') })
-	if end < 0 {
-		end = len(q)
-	}
-	switch strings.ToUpper(q[:end]) {
-	case "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "REINDEX", "ANALYZE":
-		return true
-	}
-	return false
-}

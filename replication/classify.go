@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/internal/sqltext"
 )
 
 // Kind says where a prepared statement runs.
@@ -157,17 +159,23 @@ func Classify(stmt *sqlite3.Stmt) (Class, error) {
 // prepares it, from the tail.
 func ClassifySQL(sql string) (Class, error) {
 	st := parseStatement(sql)
+	c, _, err := st.classifySQL()
+	return c, err
+}
+
+// classifySQL is ClassifySQL of the statement st; decided is as classify says.
+func (st *parsedStmt) classifySQL() (c Class, decided bool, err error) {
 	if name := st.renamedTo(); IsInternal(name) {
-		return Class{}, &InternalObjectError{Name: name}
+		return Class{}, false, &InternalObjectError{Name: name}
 	}
-	c, decided, err := st.classify()
+	c, decided, err = st.classify()
 	if err != nil {
-		return Class{}, err
+		return Class{}, false, err
 	}
 	if !decided {
 		c = Class{Kind: Write}
 	}
-	return c, nil
+	return c, decided, nil
 }
 
 // classify decides st by its leading keywords. decided is false when only
@@ -198,12 +206,12 @@ func ClassifySQL(sql string) (Class, error) {
 //     collation needs that collation on every node.
 func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 	t0 := st.tok(0)
-	if t0.is("EXPLAIN") {
+	if t0.Is("EXPLAIN") {
 		i := 1
-		if st.tok(1).is("QUERY") && st.tok(2).is("PLAN") {
+		if st.tok(1).Is("QUERY") && st.tok(2).Is("PLAN") {
 			i = 3
 		}
-		if st.tok(i).is("PRAGMA") {
+		if st.tok(i).Is("PRAGMA") {
 			if _, err := st.pragma(i); err != nil {
 				return Class{}, false, err
 			}
@@ -213,14 +221,14 @@ func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 	if st.loadExtension {
 		return Class{}, false, st.refuse("load_extension cannot be called: extensions are registered on every node by the application, never loaded by SQL")
 	}
-	if t0.kind != tWord {
+	if t0.Kind != sqltext.Word {
 		return Class{}, false, nil
 	}
-	switch upperASCII(t0.text) {
+	switch upperASCII(t0.Text) {
 	case "BEGIN":
 		c = Class{Kind: Begin}
-		if t := st.tok(1); t.is("DEFERRED") || t.is("IMMEDIATE") || t.is("EXCLUSIVE") {
-			c.BeginMode = lowerASCII(t.text)
+		if t := st.tok(1); t.Is("DEFERRED") || t.Is("IMMEDIATE") || t.Is("EXCLUSIVE") {
+			c.BeginMode = lowerASCII(t.Text)
 		}
 		return c, true, nil
 	case "COMMIT", "END":
@@ -229,14 +237,14 @@ func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 		// ROLLBACK [TRANSACTION [name]] [TO [SAVEPOINT] name]; TO is reserved, so it is
 		// never the transaction's name.
 		i := 1
-		if st.tok(i).is("TRANSACTION") {
+		if st.tok(i).Is("TRANSACTION") {
 			i++
-			if t := st.tok(i); t.kind != tEOF && !t.is("TO") {
+			if t := st.tok(i); t.Kind != sqltext.EOF && !t.Is("TO") {
 				i++
 			}
 		}
-		if st.tok(i).is("TO") {
-			if st.tok(i + 1).is("SAVEPOINT") {
+		if st.tok(i).Is("TO") {
+			if st.tok(i + 1).Is("SAVEPOINT") {
 				i++
 			}
 			return Class{Kind: RollbackTo}, true, st.checkSavepoint(i + 1)
@@ -246,15 +254,15 @@ func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 		return Class{Kind: Savepoint}, true, st.checkSavepoint(1)
 	case "RELEASE":
 		i := 1
-		if st.tok(i).is("SAVEPOINT") {
+		if st.tok(i).Is("SAVEPOINT") {
 			i++
 		}
 		return Class{Kind: Release}, true, st.checkSavepoint(i)
 	case "ATTACH", "DETACH":
-		return Class{}, false, st.refuse(upperASCII(t0.text) + " is not supported: a node holds exactly one database, the replicated one, and its writer is shared by every session")
+		return Class{}, false, st.refuse(upperASCII(t0.Text) + " is not supported: a node holds exactly one database, the replicated one, and its writer is shared by every session")
 	case "VACUUM":
 		// VACUUM [schema] [INTO file]; INTO is reserved, so it is never the schema.
-		if st.tok(1).is("INTO") || st.tok(2).is("INTO") {
+		if st.tok(1).Is("INTO") || st.tok(2).Is("INTO") {
 			return Class{}, false, st.refuse("VACUUM INTO is not supported: it would write a file on one node only; use hiqlite's backups")
 		}
 		return Class{Kind: Write}, true, nil
@@ -284,25 +292,25 @@ func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 // CREATE [TEMP|TEMPORARY] [UNIQUE|VIRTUAL] TABLE|VIEW|TRIGGER|INDEX [IF NOT EXISTS] [schema.]name.
 func (st *parsedStmt) checkCreate() error {
 	const why = " is not supported: the single writer is shared by all sessions, so temporary objects cannot keep their per-connection meaning"
-	if t := st.tok(1); t.is("TEMP") || t.is("TEMPORARY") {
-		return st.refuse("CREATE " + upperASCII(t.text) + " " + upperASCII(st.tok(2).text) + why)
+	if t := st.tok(1); t.Is("TEMP") || t.Is("TEMPORARY") {
+		return st.refuse("CREATE " + upperASCII(t.Text) + " " + upperASCII(st.tok(2).Text) + why)
 	}
 	i, what := 1, "CREATE "
-	if t := st.tok(i); t.is("UNIQUE") || t.is("VIRTUAL") {
-		what += upperASCII(t.text) + " "
+	if t := st.tok(i); t.Is("UNIQUE") || t.Is("VIRTUAL") {
+		what += upperASCII(t.Text) + " "
 		i++
 	}
 	object := st.tok(i)
-	if !object.is("TABLE") && !object.is("VIEW") && !object.is("TRIGGER") && !object.is("INDEX") {
+	if !object.Is("TABLE") && !object.Is("VIEW") && !object.Is("TRIGGER") && !object.Is("INDEX") {
 		return nil
 	}
-	what += upperASCII(object.text)
+	what += upperASCII(object.Text)
 	i++
-	if st.tok(i).is("IF") && st.tok(i+1).is("NOT") && st.tok(i+2).is("EXISTS") {
+	if st.tok(i).Is("IF") && st.tok(i+1).Is("NOT") && st.tok(i+2).Is("EXISTS") {
 		i += 3
 	}
-	if name, ok := st.tok(i).name(); ok && st.tok(i+1).isPunct('.') && equalFold(name, "temp") {
-		obj, _ := st.tok(i + 2).name()
+	if name, ok := st.tok(i).Name(); ok && st.tok(i+1).IsPunct('.') && equalFold(name, "temp") {
+		obj, _ := st.tok(i + 2).Name()
 		return st.refuse(what + " temp." + obj + why)
 	}
 	return nil
@@ -311,12 +319,12 @@ func (st *parsedStmt) checkCreate() error {
 // pragma classifies the PRAGMA whose keyword is token i:
 // PRAGMA [schema.]name [= value | (value)], value being [+|-]token.
 func (st *parsedStmt) pragma(i int) (Class, error) {
-	name, _ := st.tok(i + 1).name()
+	name, _ := st.tok(i + 1).Name()
 	schema := ""
 	j := i + 2
-	if st.tok(j).isPunct('.') {
+	if st.tok(j).IsPunct('.') {
 		schema = name
-		name, _ = st.tok(j + 1).name()
+		name, _ = st.tok(j + 1).Name()
 		j += 2
 	}
 	if name == "" {
@@ -324,7 +332,7 @@ func (st *parsedStmt) pragma(i int) (Class, error) {
 	}
 	name = lowerASCII(name)
 	set, value := false, ""
-	if t := st.tok(j); t.isPunct('=') || t.isPunct('(') {
+	if t := st.tok(j); t.IsPunct('=') || t.IsPunct('(') {
 		set = true
 		value = st.pragmaValue(j + 1)
 	}
@@ -365,18 +373,18 @@ func (st *parsedStmt) pragma(i int) (Class, error) {
 func (st *parsedStmt) pragmaValue(i int) string {
 	sign := ""
 	switch t := st.tok(i); {
-	case t.isPunct('+'):
+	case t.IsPunct('+'):
 		i++
-	case t.isPunct('-'):
+	case t.IsPunct('-'):
 		sign = "-"
 		i++
 	}
 	t := st.tok(i)
-	if v, ok := t.name(); ok {
+	if v, ok := t.Name(); ok {
 		return sign + v
 	}
-	if t.kind == tNumber {
-		return sign + t.text
+	if t.Kind == sqltext.Number {
+		return sign + t.Text
 	}
 	return sign
 }
@@ -401,7 +409,7 @@ const reservedSavepoint = "_hiqlite"
 // checkSavepoint refuses a savepoint statement whose name, token i, is
 // reserved for hiqlite (SQLite compares savepoint names case-insensitively).
 func (st *parsedStmt) checkSavepoint(i int) error {
-	name, ok := st.tok(i).name()
+	name, ok := st.tok(i).Name()
 	if ok && len(name) >= len(reservedSavepoint) && equalFold(name[:len(reservedSavepoint)], reservedSavepoint) {
 		return st.refuse("savepoint names starting with " + reservedSavepoint + " are reserved for hiqlite's state machine")
 	}

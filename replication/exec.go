@@ -3,9 +3,10 @@ package replication
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/internal/sqltext"
 )
 
 // Result is the outcome of one statement as the state machine saw it: the
@@ -135,26 +136,6 @@ func isNodeFault(err error) bool {
 	return false
 }
 
-// IsBlank reports whether s holds only white space and comments, as a
-// statement's tail does after its last statement.
-func IsBlank(s string) bool {
-	for {
-		s = strings.TrimLeft(s, " \t\r\n\f;")
-		switch {
-		case strings.HasPrefix(s, "--"):
-			i := strings.IndexByte(s, '\n')
-			if i < 0 {
-				return true
-			}
-			s = s[i+1:]
-		case strings.HasPrefix(s, "/*"):
-			i := strings.Index(s[2:], "*/")
-			if i < 0 {
-				return true
-			}
-			s = s[i+4:]
-		default:
-			return s == ""
-		}
-	}
-}
+// IsBlank reports whether s holds no statement, only white space, comments and
+// semicolons, as a statement's tail does after its last statement.
+func IsBlank(s string) bool { return sqltext.IsBlank(s) }

@@ -51,17 +51,17 @@ func (e *InternalObjectError) Unwrap() []error { return []error{ErrRefused, sqli
 // (SQLITE_ALTER_TABLE), so for this one case ClassifySQL, which runs on
 // every statement on both sides, reads the new name from the tokens.
 func (st *parsedStmt) renamedTo() string {
-	if !st.tok(0).is("ALTER") || !st.tok(1).is("TABLE") {
+	if !st.tok(0).Is("ALTER") || !st.tok(1).Is("TABLE") {
 		return ""
 	}
 	i := 3 // after ALTER TABLE name
-	if st.tok(3).isPunct('.') {
+	if st.tok(3).IsPunct('.') {
 		i = 5 // after ALTER TABLE schema.name
 	}
-	if !st.tok(i).is("RENAME") || !st.tok(i+1).is("TO") {
+	if !st.tok(i).Is("RENAME") || !st.tok(i+1).Is("TO") {
 		return ""
 	}
-	name, _ := st.tok(i + 2).name()
+	name, _ := st.tok(i + 2).Name()
 	return name
 }
 

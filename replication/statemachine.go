@@ -423,7 +423,9 @@ func (sm *StateMachine) ensureTx() error {
 // TransactionBody) runs its statements in a savepoint of their own, rolled
 // back when one fails: the text applies whole or not at all, as on SQLite.
 func (sm *StateMachine) execText(st Statement) (Result, error) {
-	body, atomic, err := TransactionBody(st.SQL)
+	// first, the first statement of what runs, is lexed here once: the check before
+	// its prepare classifies what was read.
+	body, first, atomic, err := transactionBody(st.SQL)
 	if err != nil {
 		return Result{}, err
 	}
@@ -435,7 +437,7 @@ func (sm *StateMachine) execText(st Statement) (Result, error) {
 	}
 	sm.sess.touched = false
 	sm.guard.denied, sm.guard.suspended = "", false
-	res, err := sm.execTextCached(st)
+	res, err := sm.execTextCached(st, &first)
 	sm.guard.suspended = true
 	if atomic && !sm.w.GetAutocommit() && !isNodeFault(err) {
 		if err != nil {
@@ -459,7 +461,8 @@ func (sm *StateMachine) execText(st Statement) (Result, error) {
 	return res, err
 }
 
-func (sm *StateMachine) execTextCached(st Statement) (Result, error) {
+// execTextCached runs st.SQL; parsed is its first statement, as parseStatement read it.
+func (sm *StateMachine) execTextCached(st Statement, parsed *parsedStmt) (Result, error) {
 	var res Result
 	if stmt := sm.cache[st.SQL]; stmt != nil {
 		return res, sm.execOne(stmt, st.Args, &res)
@@ -467,7 +470,11 @@ func (sm *StateMachine) execTextCached(st Statement) (Result, error) {
 	sql := st.SQL
 	for first := true; ; first = false {
 		// Check before preparing: preparing a PRAGMA already applies it.
-		if err := checkReplicable(sql); err != nil {
+		if !first {
+			p := parseStatement(sql)
+			parsed = &p
+		}
+		if err := checkReplicable(sql, parsed); err != nil {
 			return res, err
 		}
 		stmt, tail, err := sm.w.Prepare(sql)
@@ -712,9 +719,13 @@ const textSavepoint = `_hiqlite_text`
 
 // checkReplicable refuses, as a second line of defence behind the driver's
 // classification, statements that must never run on the writer: refused
-// ones, and transaction control, which the state machine owns.
-func checkReplicable(sql string) error {
-	cls, err := ClassifySQL(sql)
+// ones, and transaction control, which the state machine owns. It does not
+// trust the client's classification, which the command does not carry.
+//
+// st is the first statement of sql, the text about to be prepared, as parseStatement
+// read it: the statement is classified here, once, from what was read.
+func checkReplicable(sql string, st *parsedStmt) error {
+	cls, _, err := st.classifySQL()
 	if err != nil {
 		return err
 	}

@@ -15,15 +15,23 @@ package replication
 // Statements are split by the classifier's lexer, so a ";" in a string, a comment or a
 // CREATE TRIGGER body does not end one.
 func TransactionBody(sql string) (body string, ok bool, err error) {
-	first := parseStatement(sql)
-	if !first.tok(0).is("BEGIN") {
-		return "", false, nil
+	body, _, ok, err = transactionBody(sql)
+	return body, ok, err
+}
+
+// transactionBody is TransactionBody that also returns the first statement of what runs:
+// of body when ok, of sql otherwise. The caller classifies it without lexing it again.
+func transactionBody(sql string) (body string, first parsedStmt, ok bool, err error) {
+	first = parseStatement(sql)
+	if !first.tok(0).Is("BEGIN") {
+		return "", first, false, nil
 	}
+	notBody := first
 	rest := sql[first.end:]
 	if IsBlank(rest) {
-		return "", false, nil
+		return "", notBody, false, nil
 	}
-	var last parsedStmt
+	var last, bodyFirst parsedStmt
 	lastAt := -1 // where last starts in sql
 	for off := first.end; ; {
 		st := parseStatement(sql[off:])
@@ -31,23 +39,40 @@ func TransactionBody(sql string) (body string, ok bool, err error) {
 			break
 		}
 		if lastAt >= 0 {
-			if c, _, _ := last.classify(); c.Kind == Begin || c.Kind == Commit || c.Kind == Rollback {
-				return "", false, transactionRefusal(sql, c.Kind)
+			if k := last.control(); k == Begin || k == Commit || k == Rollback {
+				return "", notBody, false, transactionRefusal(sql, k)
 			}
+		}
+		if lastAt < 0 {
+			bodyFirst = st // offsets in sql[first.end:], which is where body starts
 		}
 		last, lastAt = st, off+st.start
 		off += st.end
 	}
 	if lastAt < 0 {
-		return "", false, nil
+		return "", notBody, false, nil
 	}
-	if c, _, _ := last.classify(); c.Kind != Commit {
-		if c.Kind == Rollback || c.Kind == Begin {
-			return "", false, transactionRefusal(sql, c.Kind)
+	if k := last.control(); k != Commit {
+		if k == Rollback || k == Begin {
+			return "", notBody, false, transactionRefusal(sql, k)
 		}
-		return "", false, &RefusedError{SQL: sql, Reason: "a text that begins a transaction must end it with COMMIT: a replicated write cannot stay open after its text (use db.BeginTx to keep a transaction open)"}
+		return "", notBody, false, &RefusedError{SQL: sql, Reason: "a text that begins a transaction must end it with COMMIT: a replicated write cannot stay open after its text (use db.BeginTx to keep a transaction open)"}
 	}
-	return sql[first.end:lastAt], true, nil
+	body = sql[first.end:lastAt]
+	if bodyFirst.start+first.end == lastAt {
+		// The COMMIT is the only statement after BEGIN: the body has none.
+		bodyFirst = parsedStmt{}
+	}
+	return body, bodyFirst, true, nil
+}
+
+// control returns the Kind of st, as classify decides it by keywords, when st begins or
+// ends a transaction (Begin, Commit or Rollback), and Read otherwise.
+func (st *parsedStmt) control() Kind {
+	if c, _, _ := st.classify(); c.Kind == Begin || c.Kind == Commit || c.Kind == Rollback {
+		return c.Kind
+	}
+	return Read
 }
 
 func transactionRefusal(sql string, k Kind) error {

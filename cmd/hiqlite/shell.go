@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hiqlite/hiqlite"
+	"github.com/hiqlite/hiqlite/internal/sqltext"
 )
 
 func cmdShell(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -206,176 +207,40 @@ func runStatement(ctx context.Context, conn *sql.Conn, st string, out io.Writer)
 	return nil
 }
 
-// sqlToken is a token as far as the shell needs to know: a word (keyword
-// or bare name, upper-cased), a ';', or anything else.
-type sqlToken struct {
-	kind byte // 'w' word, ';' semicolon, 'o' other
-	word string
-	end  int // byte offset just past the token
-}
-
-// lexSQL returns the tokens of text, skipping white space and comments. An
-// unterminated string, quoted name or block comment runs to the end of text
-// and makes complete false.
-func lexSQL(text string) (toks []sqlToken, complete bool) {
-	i := 0
-	for i < len(text) {
-		c := text[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
-			i++
-		case c == '-' && strings.HasPrefix(text[i:], "--"):
-			j := strings.IndexByte(text[i:], '\n')
-			if j < 0 {
-				return toks, true
-			}
-			i += j + 1
-		case c == '/' && strings.HasPrefix(text[i:], "/*"):
-			j := strings.Index(text[i+2:], "*/")
-			if j < 0 {
-				return toks, false
-			}
-			i += j + 4
-		case c == '\'' || c == '"' || c == '`' || c == '[':
-			q := c
-			if q == '[' {
-				q = ']'
-			}
-			j := i + 1
-			for {
-				k := strings.IndexByte(text[j:], q)
-				if k < 0 {
-					return toks, false
-				}
-				j += k + 1
-				// '' inside '...' (and "" in "...") is an escaped quote.
-				if q != ']' && j < len(text) && text[j] == q {
-					j++
-					continue
-				}
-				break
-			}
-			toks = append(toks, sqlToken{kind: 'o', end: j})
-			i = j
-		case c == ';':
-			i++
-			toks = append(toks, sqlToken{kind: ';', end: i})
-		case isWordByte(c):
-			j := i
-			for j < len(text) && isWordByte(text[j]) {
-				j++
-			}
-			toks = append(toks, sqlToken{kind: 'w', word: strings.ToUpper(text[i:j]), end: j})
-			i = j
-		default:
-			i++
-			toks = append(toks, sqlToken{kind: 'o', end: i})
-		}
-	}
-	return toks, true
-}
-
-func isWordByte(c byte) bool {
-	return c == '_' || c == '$' || c >= 0x80 ||
-		'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
-
 // splitStatements cuts the complete statements off the front of text, each
 // with its ';', and returns them and the rest. A ';' ends a statement unless
 // it is in a string, a quoted name, a comment or the body of a CREATE
-// TRIGGER, which ends at "END;" (the rules of sqlite3_complete).
+// TRIGGER, which ends at "END;" (the rules of sqlite3_complete). It is the
+// driver's own splitter, so the shell cuts a text where the driver would.
 func splitStatements(text string) (stmts []string, rest string) {
-	toks, _ := lexSQL(text)
-	// States of sqlite3_complete.
-	const (
-		start = iota
-		normal
-		explain
-		create
-		trigger
-		semi
-		end
-	)
-	state, from := start, 0
-	for _, t := range toks {
-		switch {
-		case t.kind == ';':
-			switch state {
-			case trigger, semi:
-				state = semi
-			default:
-				state = start
-				stmts = append(stmts, text[from:t.end])
-				from = t.end
-			}
-		case state == start:
-			switch t.word {
-			case "EXPLAIN":
-				state = explain
-			case "CREATE":
-				state = create
-			default:
-				state = normal
-			}
-		case state == explain:
-			switch t.word {
-			case "CREATE":
-				state = create
-			case "EXPLAIN", "TEMP", "TEMPORARY", "TRIGGER", "END":
-				state = normal
-			}
-		case state == create:
-			switch t.word {
-			case "TEMP", "TEMPORARY":
-			case "TRIGGER":
-				state = trigger
-			default:
-				state = normal
-			}
-		case state == semi:
-			if t.word == "END" {
-				state = end
-			} else {
-				state = trigger
-			}
-		case state == end:
-			state = trigger
-		}
-	}
-	return stmts, text[from:]
+	return sqltext.Split(text)
 }
 
 // isBlankSQL reports whether text holds no statement: only white space,
 // comments and semicolons.
-func isBlankSQL(text string) bool {
-	toks, _ := lexSQL(text)
-	for _, t := range toks {
-		if t.kind != ';' {
-			return false
-		}
-	}
-	return true
-}
+func isBlankSQL(text string) bool { return sqltext.IsBlank(text) }
 
 // leadingWord is the statement's first keyword, upper-cased ("" if it does
 // not start with one).
 func leadingWord(st string) string {
-	toks, _ := lexSQL(st)
-	for _, t := range toks {
-		if t.kind == ';' {
-			continue
+	var first sqltext.Token
+	sqltext.First(st, func(t sqltext.Token) {
+		if first.Kind == sqltext.EOF {
+			first = t
 		}
-		return t.word
+	})
+	if first.Kind != sqltext.Word {
+		return ""
 	}
-	return ""
+	return sqltext.UpperASCII(first.Text)
 }
 
 // hasWord reports whether the keyword w (upper case) occurs in st outside
 // strings, quoted names and comments.
 func hasWord(st, w string) bool {
-	toks, _ := lexSQL(st)
-	for _, t := range toks {
-		if t.kind == 'w' && t.word == w {
+	lx := sqltext.NewLexer(st)
+	for t := lx.Next(); t.Kind != sqltext.EOF; t = lx.Next() {
+		if t.Is(w) {
 			return true
 		}
 	}
