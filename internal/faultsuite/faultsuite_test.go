@@ -128,6 +128,13 @@ func runSeed(t *testing.T, bin, dir string, seed uint64, nodes int, duration tim
 		}
 		if t.Failed() {
 			report(t, seed, nem, histPath, c)
+			for _, nd := range c.nodes {
+				path := filepath.Join(dir, nd.name+".log")
+				if err := os.WriteFile(path, []byte(nd.out.String()), 0o600); err != nil {
+					t.Error(err)
+				}
+			}
+			t.Logf("every node's whole log: %s", filepath.Join(dir, "n*.log"))
 			return
 		}
 		os.RemoveAll(filepath.Join(dir, "data"))

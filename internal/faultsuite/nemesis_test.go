@@ -142,6 +142,12 @@ func (n *nemesis) inject(ctx context.Context, kind string, pick int, leaderFirst
 		began := time.Now()
 		if err := nd.wait(); err != nil {
 			n.problem("%s after SIGTERM: %v, want exit status 0", nd.name, err)
+			if nd.running() {
+				// Where it hangs: Go prints every goroutine's stack on
+				// SIGQUIT, into the node's log.
+				nd.signal(syscall.SIGQUIT)
+				nd.wait()
+			}
 			nd.kill()
 		} else {
 			n.logf("%s exited 0 after %v", nd.name, time.Since(began).Round(time.Millisecond))
@@ -154,6 +160,13 @@ func (n *nemesis) inject(ctx context.Context, kind string, pick int, leaderFirst
 		n.logf("disk-full %s%s: restart under ulimit -f %d (%d KiB)", nd.name, role, limit, limit/2)
 		n.restart(nd, limit)
 		wait(ctx, hold)
+		if st, ok := n.r.c.status(nd); ok && st.Fault != "" {
+			n.logf("%s under the limit reports a fault: %s", nd.name, st.Fault)
+		} else if ok {
+			n.logf("%s under the limit reports no fault", nd.name)
+		} else {
+			n.logf("%s under the limit does not answer /status", nd.name)
+		}
 		nd.kill()
 		n.restart(nd, 0)
 	default:
