@@ -146,19 +146,30 @@ var errInsufficient = errors.New("insufficient balance")
 // transfer moves ?amount= from account ?from= to ?to= in an interactive
 // transaction begun on this node (retried by hiqlite.RetryTx while it
 // provably did not commit), unless ?from= holds less: then it fails,
-// changing nothing.
+// changing nothing. With ?readfirst=1 it reads the balance first (a
+// local snapshot, which fails with a busy snapshot when anything commits
+// before its first write); else its first statement is the debit,
+// conditional on the balance, whose RowsAffected it checks.
 func (x *xHandler) transfer(ctx context.Context, q func(string) int64) faultsuite.Reply {
-	from, to, amount := q("from"), q("to"), q("amount")
+	from, to, amount, readFirst := q("from"), q("to"), q("amount"), q("readfirst") == 1
 	err := hiqlite.RetryTx(ctx, x.db, nil, func(tx *sql.Tx) error {
-		var bal int64
-		if err := tx.QueryRowContext(ctx, `SELECT bal FROM bank WHERE id = ?`, from).Scan(&bal); err != nil {
-			return fmt.Errorf("read balance: %w", err)
+		if readFirst {
+			var bal int64
+			if err := tx.QueryRowContext(ctx, `SELECT bal FROM bank WHERE id = ?`, from).Scan(&bal); err != nil {
+				return fmt.Errorf("read balance: %w", err)
+			}
+			if bal < amount {
+				return fmt.Errorf("account %d holds %d, less than %d: %w", from, bal, amount, errInsufficient)
+			}
 		}
-		if bal < amount {
-			return fmt.Errorf("account %d holds %d, less than %d: %w", from, bal, amount, errInsufficient)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE bank SET bal = bal - ? WHERE id = ?`, amount, from); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE bank SET bal = bal - ?1 WHERE id = ?2 AND bal >= ?1`, amount, from)
+		if err != nil {
 			return fmt.Errorf("debit: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("debit: %w", err)
+		} else if n != 1 {
+			return fmt.Errorf("account %d holds less than %d: %w", from, amount, errInsufficient)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE bank SET bal = bal + ? WHERE id = ?`, amount, to); err != nil {
 			return fmt.Errorf("credit: %w", err)

@@ -72,6 +72,10 @@ func TestRegisterChecker(t *testing.T) {
 // final reads with replies.
 func fakeRunner(t *testing.T, replies map[string]Reply) *runner {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			w.Write([]byte("ready"))
+			return
+		}
 		rep, ok := replies[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
