@@ -20,6 +20,10 @@ import (
 // opTimeout bounds one workload operation unless ?timeout= says otherwise.
 const opTimeout = 5 * time.Second
 
+// readFirstTimeout bounds a transfer that reads before it writes, retries
+// included.
+const readFirstTimeout = time.Second
+
 // withFaultsuite adds the workload endpoints of the fault-injection suite
 // (internal/faultsuite) under /x/ to h. Each runs through this node's
 // database handle, as an application on this node would: writes are
@@ -152,6 +156,12 @@ var errInsufficient = errors.New("insufficient balance")
 // conditional on the balance, whose RowsAffected it checks.
 func (x *xHandler) transfer(ctx context.Context, q func(string) int64) faultsuite.Reply {
 	from, to, amount, readFirst := q("from"), q("to"), q("amount"), q("readfirst") == 1
+	if readFirst {
+		// Under other writers its retries rarely win: give up sooner.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readFirstTimeout)
+		defer cancel()
+	}
 	err := hiqlite.RetryTx(ctx, x.db, nil, func(tx *sql.Tx) error {
 		if readFirst {
 			var bal int64

@@ -72,6 +72,12 @@ func TestFaults(t *testing.T) {
 		if out, err = os.MkdirTemp("", "hiqlite-faults-"); err != nil {
 			t.Fatal(err)
 		}
+		// Kept when a seed fails, for the replay.
+		t.Cleanup(func() {
+			if !t.Failed() {
+				os.RemoveAll(out)
+			}
+		})
 	}
 	t.Logf("seeds %v, %v of faults each, %d nodes; histories under %s", seeds, duration, nodes, out)
 	bin := buildBinary(t, t.TempDir())

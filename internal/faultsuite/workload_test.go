@@ -64,7 +64,7 @@ func clients(ctx context.Context, k int, rng *rand.Rand, each func(ctx context.C
 }
 
 // bank: accounts moved between by transfers in interactive transactions
-// begun on every node (half of them read the balance before writing); every linearizable read of all balances, on any
+// begun on every node (a quarter read the balance before writing); every linearizable read of all balances, on any
 // node, must see the initial total and no negative balance.
 type bank struct{ accounts, balance int64 }
 
@@ -78,8 +78,18 @@ func (b *bank) Run(ctx context.Context, r *runner, rng *rand.Rand) {
 		from := rng.Int64N(b.accounts)
 		to := (from + 1 + rng.Int64N(b.accounts-1)) % b.accounts
 		return r.do(ctx, b.Name(), c, c, "transfer", "POST", "/x/bank/transfer",
-			map[string]int64{"from": from, "to": to, "amount": 1 + rng.Int64N(10), "readfirst": rng.Int64N(2)}, "")
+			map[string]int64{"from": from, "to": to, "amount": 1 + rng.Int64N(10), "readfirst": readFirst(rng)}, "")
 	})
+}
+
+// readFirst answers 1 for a quarter of the transfers: those read the
+// balance before writing, so any write committed meanwhile, of any
+// workload, makes them retry (RetryTx), and most give up.
+func readFirst(rng *rand.Rand) int64 {
+	if rng.IntN(4) == 0 {
+		return 1
+	}
+	return 0
 }
 
 func (b *bank) Check(r *runner, ops []Op) (string, []string) {
