@@ -42,21 +42,15 @@ type namespaces interface {
 }
 
 // openNamespaces opens n namespaces named after prefix, or says why it
-// cannot. It is nil until package internal/netns is wired in here:
-//
-//	openNamespaces = func(prefix string, n int) (namespaces, error) {
-//		if err := netns.Supported(); err != nil {
-//			return nil, err
-//		}
-//		return netns.New(prefix, n)
-//	}
+// cannot. netns_wire_test.go sets it to package internal/netns; nil, the
+// suite runs on loopback without partitions.
 var openNamespaces func(prefix string, n int) (namespaces, error)
 
 // newNetwork answers namespaces for n nodes when they work, else loopback
 // with the reason partitions are skipped.
 func newNetwork(prefix string, n int) network {
 	if openNamespaces == nil {
-		return loopback{why: "package internal/netns is not wired in"}
+		return loopback{why: "package internal/netns is not wired in (netns_wire_test.go)"}
 	}
 	ns, err := openNamespaces(prefix, n)
 	if err != nil {
