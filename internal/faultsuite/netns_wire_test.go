@@ -4,8 +4,7 @@
 // and run (partitions of every kind, in namespaces, as root) against that
 // package before it was on this branch; once internal/netns is in the
 // tree, delete the build constraint above ("ignore", so that go mod tidy
-// does not look for the package meanwhile) and, in network_test.go, the
-// sentence of openNamespaces about being wired in.
+// does not look for the package meanwhile).
 
 package faultsuite
 
