@@ -154,7 +154,7 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 	where := "http off"
 	if ln != nil {
 		srv = &http.Server{
-			Handler:           newStatusHandler(node, newHTTPAccess(o.token, isLoopback(ln.Addr()))),
+			Handler:           withFaultsuite(newStatusHandler(node, newHTTPAccess(o.token, isLoopback(ln.Addr()))), db, node),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Requests in flight (a /readyz waiting) end with serve.
 			BaseContext: func(net.Listener) context.Context { return ctx },
