@@ -150,7 +150,8 @@ func TestCacheLeaderFrozen(t *testing.T) {
 // The main group the same way: a write forwarded to a leader that stops
 // answering is sent to the new leader when it carries an origin (the state
 // machine applies it once), and ends with ErrLeadershipLost, not at the
-// timeout, when it does not.
+// timeout, when it does not; a COMMIT sent to it is settled by the new
+// leader.
 func TestLeaderFrozen(t *testing.T) {
 	nodes := startTestCluster(t, 3)
 	f := follower(t, nodes)
@@ -166,7 +167,31 @@ func TestLeaderFrozen(t *testing.T) {
 	}
 	live := others(nodes, old)
 	ctx := context.Background()
+	// Concurrent writes leave sessions to the leader in f's pool, so that
+	// the writes below are sent on open sessions, not only on new ones.
+	warm := make(chan error, 6)
+	for range cap(warm) {
+		go func() {
+			_, err := f.Exec(ctx, time.Second, replication.Origin{}, 0, stmt(`INSERT INTO t(v) VALUES ('warm')`))
+			warm <- err
+		}()
+	}
+	for range cap(warm) {
+		if err := <-warm; err != nil {
+			t.Fatal(err)
+		}
+	}
+	txo := replication.Origin{Node: f.ID(), Session: 42, Seq: 1}
+	tx, err := f.BeginTx(ctx, time.Second, time.Minute, txo, 0, SnapshotCheck{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, stmt(`INSERT INTO t(v) VALUES ('tx')`)[0], false); err != nil {
+		t.Fatal(err)
+	}
 	freezeLeader(t, old)
+	commit := make(chan error, 1)
+	go func() { commit <- tx.Commit(ctx) }()
 	dedup := make(chan error, 1)
 	plain := make(chan error, 1)
 	o := replication.Origin{Node: f.ID(), Session: 41, Seq: 1}
@@ -198,6 +223,14 @@ func TestLeaderFrozen(t *testing.T) {
 		}
 		wantPlain = -1 // applied or not: the frozen leader never committed it, but the log may hold it
 	}
+	wantTx := int64(1)
+	if err := <-commit; err != nil {
+		if !errors.Is(err, replication.ErrNotApplied) {
+			t.Fatalf("COMMIT in flight to the frozen leader: %v, want nil or ErrNotApplied", err)
+		}
+		wantTx = 0
+	}
+	countEverywhere(t, live, `v = 'tx'`, wantTx)
 	countEverywhere(t, live, `v = 'dedup'`, 1)
 	if wantPlain >= 0 {
 		countEverywhere(t, live, `v = 'plain'`, wantPlain)
