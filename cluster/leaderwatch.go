@@ -40,7 +40,10 @@ func (cl *rpcClient) watch(addr string, fire func()) (w *leaderWatch, stop func(
 	}
 	cl.watches[w] = struct{}{}
 	cl.mu.Unlock()
-	cl.leaderChanged() // it may have changed since addr was looked up
+	// The leader may have changed since addr was looked up.
+	if now := cl.leaderAddr(); now != "" && now != addr && w.fired.CompareAndSwap(false, true) {
+		fire()
+	}
 	return w, func() {
 		cl.mu.Lock()
 		delete(cl.watches, w)
