@@ -38,9 +38,11 @@ var _ NodeConn = (*conn)(nil)
 // node has applied that point, its Get still returns the entry.
 //
 // Values are copied in and out: the caller owns the slices it passes and
-// gets. A write whose reply is lost is not retried (a Set sent twice could
-// overwrite a newer value): it fails with an error saying its outcome is
-// unknown. A Cache is safe for concurrent use.
+// gets. A Set whose reply is lost (the group's leader died, or stopped
+// answering and another was elected) is sent again to the leader; the
+// other writes, whose results depend on what they find, are not: they fail
+// with ErrOutcomeUnknown, as soon as a new leader is known or when the
+// timeout ends. A Cache is safe for concurrent use.
 type Cache struct{ c *extensions.Cache }
 
 // Name is the cache's name.
@@ -55,7 +57,9 @@ func (c *Cache) Len() int { return c.c.Len() }
 
 // Set stores value under key; with ttl > 0 the entry expires ttl after the
 // leader applied the Set, and with ttl 0 it does not expire. A negative ttl
-// is an error.
+// is an error. A Set may be applied twice (sent again after a lost reply):
+// the value is the same, but if another Set of key was applied in between,
+// this value comes back, and a ttl starts again.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	return c.c.Set(ctx, key, value, ttl)
 }

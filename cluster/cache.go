@@ -188,6 +188,7 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 	g.trans = trans
 	g.raft.Store(r)
 	n.goFunc(func() { g.propose(r) })
+	n.goFunc(func() { g.client.followLeader(r, g.done) })
 	n.goFunc(g.settle)
 	return nil
 }

@@ -238,6 +238,7 @@ func (n *Node) notLeaderHint(err error) error {
 
 // rpcConn is one client session to a leader.
 type rpcConn struct {
+	cl   *rpcClient // the pool it belongs to, which knows its group's leader
 	addr string
 	c    net.Conn
 	r    *bufio.Reader
@@ -255,10 +256,18 @@ func (rc *rpcConn) call(ctx context.Context, req wire.Message) (wire.Message, er
 	}
 	stop := context.AfterFunc(ctx, func() { rc.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	// A leader that stops answering (its process paused, its host cut
+	// off) would hold the request until ctx ends; once this node learns
+	// that another node leads, the wait ends (errLeaderMoved).
+	w, unwatch := rc.cl.watch(rc.addr, func() { rc.c.SetDeadline(time.Unix(1, 0)) })
+	defer unwatch()
 	// The connection's deadline may fire a moment before ctx reports it.
 	ctxErr := func(err error) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
+		}
+		if w.fired.Load() {
+			return errLeaderMoved
 		}
 		if dl, ok := ctx.Deadline(); ok && isTimeout(err) && !time.Now().Before(dl) {
 			return context.DeadlineExceeded
@@ -277,6 +286,12 @@ func (rc *rpcConn) call(ctx context.Context, req wire.Message) (wire.Message, er
 			// Nothing to apply: a read's lost reply says nothing of writes.
 			return nil, fmt.Errorf("%w: %w", errReplyLost, ctxErr(err))
 		}
+		if err := ctxErr(err); errors.Is(err, errLeaderMoved) {
+			// Settled by the new leader: it has the request in its
+			// log or it never commits (forwardVia sends an idempotent
+			// request there; Resolve settles a COMMIT).
+			return nil, fmt.Errorf("%w: %w", errLeadershipLost, err)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctxErr(err))
 	}
 	if e, ok := resp.(*wire.ErrorResponse); ok {
@@ -288,6 +303,10 @@ func (rc *rpcConn) call(ctx context.Context, req wire.Message) (wire.Message, er
 // ErrOutcomeUnknown: the leader may or may not have applied a forwarded
 // write whose reply was lost. Check with a read before retrying.
 var ErrOutcomeUnknown = errors.New("hiqlite: the write may or may not have been applied (its reply was lost and its outcome could not be learned)")
+
+// errLeaderMoved: this node learned that another node leads while it
+// waited for the old leader to take a request or to answer it.
+var errLeaderMoved = errors.New("hiqlite: another node was elected leader before the request was answered")
 
 // errReplyLost: the reply to a read was lost; the read may be sent again.
 var errReplyLost = errors.New("hiqlite: the connection to the leader was lost before its reply")
@@ -312,23 +331,19 @@ const maxIdleSessions = 128
 
 // rpcClient pools idle sessions to the leader.
 //
-// mu guards idle.
+// mu guards idle and watches.
 type rpcClient struct {
 	n *Node
 	// leader returns the address to send to; nil: the main group's leader.
-	leader func() string
-	mu     sync.Mutex
-	idle   []*rpcConn
+	leader  func() string
+	mu      sync.Mutex
+	idle    []*rpcConn
+	watches map[*leaderWatch]struct{}
 }
 
 // get returns an idle session to the current leader, or dials one.
 func (cl *rpcClient) get(ctx context.Context) (*rpcConn, error) {
-	var addr string
-	if cl.leader != nil {
-		addr = cl.leader()
-	} else {
-		_, addr = cl.n.Leader()
-	}
+	addr := cl.leaderAddr()
 	if addr == "" {
 		return nil, cl.n.noLeader()
 	}
@@ -343,11 +358,20 @@ func (cl *rpcClient) get(ctx context.Context) (*rpcConn, error) {
 		rc.c.Close()
 	}
 	cl.mu.Unlock()
-	c, err := cl.n.mux.DialRPC(ctx, addr)
+	// A leader that stopped may still accept connections (the kernel
+	// does) without ever answering the handshake.
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w, unwatch := cl.watch(addr, func() { cancel(errLeaderMoved) })
+	c, err := cl.n.mux.DialRPC(dctx, addr)
+	unwatch()
 	if err != nil {
+		if w.fired.Load() && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", errLeaderMoved, err)
+		}
 		return nil, &notSentError{err}
 	}
-	return &rpcConn{addr: addr, c: c, r: bufio.NewReader(c), w: bufio.NewWriter(c)}, nil
+	return &rpcConn{cl: cl, addr: addr, c: c, r: bufio.NewReader(c), w: bufio.NewWriter(c)}, nil
 }
 
 func (cl *rpcClient) put(rc *rpcConn) {
@@ -462,7 +486,7 @@ func maybeApplied(err error) bool {
 // isTransportError: the session is unusable after err.
 func isTransportError(err error) bool {
 	var ns *notSentError
-	return errors.As(err, &ns) || errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, errReplyLost)
+	return errors.As(err, &ns) || errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, errReplyLost) || errors.Is(err, errLeaderMoved)
 }
 
 // retryable: err proves the request was not applied by any leader (unless

@@ -161,6 +161,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	n.rpc = newRPCServer(n)
 	n.client = &rpcClient{n: n}
 	n.goFunc(n.rpc.serve)
+	n.goFunc(func() { n.client.followLeader(n.raft, n.stopCh) })
 	if cfg.Gossip == "" {
 		// No gossip: a one-voter cluster reachable over the network.
 		if !has {

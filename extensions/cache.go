@@ -50,17 +50,24 @@ func (c *Cache) Len() int { return c.r.Machine().Len(c.name) }
 
 // Set stores value under key; with ttl > 0 the entry expires ttl after the
 // leader applied the Set.
+//
+// A Set is sent again, to the new leader, when the leader it went to
+// stops answering and the others elect another, so it does not fail for
+// a leader change. Applying it twice leaves the same value; the only
+// trace of a second copy is that, when another node's Set of the same key
+// was applied between the two, this value comes back (as if this Set,
+// still in flight, had been applied last), and a ttl starts again.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := checkTTL(ttl); err != nil {
 		return err
 	}
-	_, err := c.do(ctx, Command{Op: OpSet, Key: key, Value: value, TTL: int64(ttl)})
+	_, err := c.do(ctx, Command{Op: OpSet, Key: key, Value: value, TTL: int64(ttl)}, true)
 	return err
 }
 
 // Delete removes key and reports whether it existed.
 func (c *Cache) Delete(ctx context.Context, key string) (bool, error) {
-	res, err := c.do(ctx, Command{Op: OpDelete, Key: key})
+	res, err := c.do(ctx, Command{Op: OpDelete, Key: key}, false)
 	return res.OK, err
 }
 
@@ -71,28 +78,30 @@ func (c *Cache) CompareAndSet(ctx context.Context, key string, old, value []byte
 	if err := checkTTL(ttl); err != nil {
 		return false, err
 	}
-	res, err := c.do(ctx, Command{Op: OpCompareAndSet, Key: key, Old: old, HasOld: old != nil, Value: value, TTL: int64(ttl)})
+	res, err := c.do(ctx, Command{Op: OpCompareAndSet, Key: key, Old: old, HasOld: old != nil, Value: value, TTL: int64(ttl)}, false)
 	return res.OK, err
 }
 
 // GetAndDelete removes key and returns the value it had.
 func (c *Cache) GetAndDelete(ctx context.Context, key string) ([]byte, bool, error) {
-	res, err := c.do(ctx, Command{Op: OpGetAndDelete, Key: key})
+	res, err := c.do(ctx, Command{Op: OpGetAndDelete, Key: key}, false)
 	return res.Value, res.OK, err
 }
 
 // Clear removes every entry of the cache.
 func (c *Cache) Clear(ctx context.Context) error {
-	_, err := c.do(ctx, Command{Op: OpClear})
+	_, err := c.do(ctx, Command{Op: OpClear}, false)
 	return err
 }
 
-// do replicates a cache command. None is retried after a lost reply: a
-// Set sent twice could overwrite a newer value, so such a failure reports
-// that its outcome is unknown.
-func (c *Cache) do(ctx context.Context, cmd Command) (Result, error) {
+// do replicates a cache command. Only a Set (idempotent) is sent again
+// after its reply was lost. The others, whose result depends on the state
+// they find, report that their outcome is unknown (ErrOutcomeUnknown of
+// package hiqlite): at once when a new leader is elected while they wait
+// for the old one, else when ctx or the node's timeout ends.
+func (c *Cache) do(ctx context.Context, cmd Command, idempotent bool) (Result, error) {
 	cmd.Cache = c.name
-	res, err := c.r.Replicate(ctx, cmd, false)
+	res, err := c.r.Replicate(ctx, cmd, idempotent)
 	if err != nil {
 		return Result{}, fmt.Errorf("hiqlite: cache %q: %s: %w", c.name, cmd.Op, err)
 	}

@@ -30,7 +30,7 @@ const (
 )
 
 // shutdownTimeout bounds how long serve waits for HTTP requests in flight
-// when it stops.
+// when it stops; then it closes their connections (see stopHTTP).
 const shutdownTimeout = 5 * time.Second
 
 // leaderPoll is how often serve looks for a leader change to report.
@@ -151,10 +151,12 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	var srv *http.Server
+	var conns idleConns // closed at once when serve stops
 	where := "http off"
 	if ln != nil {
 		srv = &http.Server{
 			Handler:           withFaultsuite(newStatusHandler(node, newHTTPAccess(o.token, isLoopback(ln.Addr()))), db, node),
+			ConnState:         conns.track,
 			ReadHeaderTimeout: 10 * time.Second,
 			// Requests in flight (a /readyz waiting) end with serve.
 			BaseContext: func(net.Listener) context.Context { return ctx },
@@ -186,9 +188,7 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 	fmt.Fprintf(out, "stopping node %s\n", node.ID())
 	stop()
 	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		if serr := srv.Shutdown(sctx); serr != nil {
+		if serr := stopHTTP(srv, &conns, errOut); serr != nil {
 			err = errors.Join(err, fmt.Errorf("http shutdown: %w", serr))
 		}
 	}

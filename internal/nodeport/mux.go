@@ -103,7 +103,8 @@ type Mux struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // every goroutine started by goFunc
 
-	drops dropLog
+	drops  dropLog
+	freeze freezer // tests only: see freeze.go
 
 	mu      sync.Mutex
 	closed  bool
@@ -290,6 +291,9 @@ func (m *Mux) acceptLoop() {
 	var delay time.Duration
 	for {
 		c, err := m.ln.Accept()
+		if err == nil {
+			c = m.freeze.wrap(c)
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || m.ctx.Err() != nil {
 				return
@@ -393,6 +397,7 @@ func (m *Mux) dial(ctx context.Context, addr string, s *muxStream) (net.Conn, er
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err == nil {
+		c = m.freeze.wrap(c)
 		var hc net.Conn
 		if hc, err = m.clientHandshake(ctx, c, addr, s.st); err != nil {
 			c.Close()
