@@ -1,18 +1,20 @@
-package wire
+package replication
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"reflect"
 	"testing"
 
+	"github.com/ncruces/go-sqlite3"
+
 	"github.com/hiqlite/hiqlite/internal/golden"
-	"github.com/hiqlite/hiqlite/replication"
 )
 
 func TestGoldenSessionResults(t *testing.T) {
-	sq := sqliteErrs(t)
-	in := []replication.Result{
+	sq := map[string]error{"unique": uniqueError(t)}
+	in := []Result{
 		{
 			Columns:   []string{"id", "v"},
 			DeclTypes: []string{"INTEGER", ""},
@@ -23,7 +25,7 @@ func TestGoldenSessionResults(t *testing.T) {
 			RowsAffected: 4,
 		},
 		{Err: sq["unique"]},
-		{Err: &replication.RefusedError{SQL: "DROP TABLE _hiqlite_sessions", Reason: "an internal table"}},
+		{Err: &RefusedError{SQL: "DROP TABLE _hiqlite_sessions", Reason: "an internal table"}},
 		{RowsAffected: -1},
 	}
 	in[0].Rows[2][0] = int64(math.MaxInt64)
@@ -47,7 +49,17 @@ func TestGoldenSessionResults(t *testing.T) {
 	for i := range in {
 		g, w := got[i], in[i]
 		if w.Err != nil {
-			checkSameError(t, g.Err, w.Err)
+			if g.Err == nil || g.Err.Error() != w.Err.Error() {
+				t.Errorf("result %d: error %v, want %v", i, g.Err, w.Err)
+			}
+			var ge, we *RefusedError
+			if errors.As(g.Err, &ge) != errors.As(w.Err, &we) || ge != nil && *ge != *we {
+				t.Errorf("result %d: RefusedError %v, want %v", i, ge, we)
+			}
+			var gs, ws *sqlite3.Error
+			if errors.As(g.Err, &gs) != errors.As(w.Err, &ws) || gs != nil && gs.ExtendedCode() != ws.ExtendedCode() {
+				t.Errorf("result %d: *sqlite3.Error %v, want %v", i, gs, ws)
+			}
 		} else if g.Err != nil {
 			t.Errorf("result %d: error %v", i, g.Err)
 		}

@@ -1,4 +1,4 @@
-package wire
+package replication
 
 import (
 	"bytes"
@@ -8,15 +8,15 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 
-	"github.com/hiqlite/hiqlite/replication"
+	"github.com/hiqlite/hiqlite/internal/encoding"
 )
 
 // The state machine stores MarshalResults' bytes in the replicated database:
 // they must round-trip, be the same for equal results, and reject garbage.
 func TestResultsRoundTrip(t *testing.T) {
 	t.Parallel()
-	sq := sqliteErrs(t)
-	in := []replication.Result{
+	sq := map[string]error{"unique": uniqueError(t)}
+	in := []Result{
 		{Columns: []string{"id", "v"}, DeclTypes: []string{"INTEGER", ""}, Rows: [][]any{{int64(1), "x"}, {int64(2), []byte{0, 1}}, {int64(3), nil}, {int64(4), 1.5}}, LastInsertID: 4, RowsAffected: 4},
 		{RowsAffected: 0, Err: sq["unique"]},
 	}
@@ -42,20 +42,42 @@ func TestResultsRoundTrip(t *testing.T) {
 		t.Fatalf("no results: %v %v", none, err)
 	}
 	for i := range b {
-		if _, err := UnmarshalResults(b[:i]); !errors.Is(err, ErrMalformed) {
-			t.Fatalf("truncated to %d bytes: %v, want ErrMalformed", i, err)
+		if _, err := UnmarshalResults(b[:i]); !errors.Is(err, ErrCorruptResults) {
+			t.Fatalf("truncated to %d bytes: %v, want ErrCorruptResults", i, err)
 		}
 	}
-	if _, err := UnmarshalResults(append([]byte{99}, b[1:]...)); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("unknown version: %v", err)
+	var ve *encoding.VersionError
+	if _, err := UnmarshalResults(append([]byte{2}, b[1:]...)); !errors.As(err, &ve) || ve.Version != 2 || ve.Known != 1 {
+		t.Fatalf("newer version: %v, want a VersionError", err)
+	}
+	if _, err := UnmarshalResults(append([]byte{0}, b[1:]...)); !errors.Is(err, ErrCorruptResults) {
+		t.Fatalf("version 0: %v, want ErrCorruptResults", err)
 	}
 }
 
-func mustMarshalResults(t *testing.T, rs []replication.Result) []byte {
+func mustMarshalResults(t *testing.T, rs []Result) []byte {
 	t.Helper()
 	b, err := MarshalResults(rs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// uniqueError returns a real UNIQUE constraint error from SQLite.
+func uniqueError(tb testing.TB) error {
+	tb.Helper()
+	conn, err := sqlite3.OpenFlags(":memory:", sqlite3.OPEN_READWRITE|sqlite3.OPEN_CREATE|sqlite3.OPEN_EXRESCODE)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Exec(`CREATE TABLE t(u UNIQUE); INSERT INTO t VALUES ('x')`); err != nil {
+		tb.Fatal(err)
+	}
+	err = conn.Exec(`INSERT INTO t VALUES ('x')`)
+	if err == nil {
+		tb.Fatal("no UNIQUE error")
+	}
+	return err
 }
