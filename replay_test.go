@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/ncruces/go-sqlite3"
 
-	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -117,11 +116,10 @@ func TestReplayIsDeterministic(t *testing.T) {
 	first, _ := log.FirstIndex()
 	last, _ := log.LastIndex()
 	fresh := filepath.Join(t.TempDir(), "replay.db")
-	sm, err := replication.Open(fresh)
+	sm, err := replication.Open(fresh, replication.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sm.SetResultCodec(wire.ResultCodec) // as a node does: results of retried writes are recorded
 	for i := first; i <= last; i++ {
 		var l raft.Log
 		if err := log.GetLog(i, &l); err != nil {

@@ -32,10 +32,10 @@ const corruptSuffix = ".corrupt-"
 //
 // A node that has nothing to rebuild from (no raft log, and no cluster,
 // cluster false) keeps the damaged database, its only copy, and fails.
-func openDatabase(path string, cluster bool, logger hclog.Logger) (*replication.StateMachine, error) {
+func openDatabase(path string, cluster bool, logger hclog.Logger, opts replication.Options) (*replication.StateMachine, error) {
 	found, marked := replication.MarkedCorrupt(path)
 	if !marked {
-		sm, err := openStateMachine(path)
+		sm, err := openStateMachine(path, opts)
 		if !replication.IsCorrupt(err) {
 			return sm, err
 		}
@@ -58,7 +58,7 @@ func openDatabase(path string, cluster bool, logger hclog.Logger) (*replication.
 	} else if len(removed) > 0 {
 		logger.Info("removed old corrupt databases", "kept", keepCorrupt, "removed", removed)
 	}
-	return openStateMachine(path)
+	return openStateMachine(path, opts)
 }
 
 // corruptFiles are the files of a database that move aside with it: the

@@ -84,11 +84,7 @@ func Open(cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n.sm.SetNotifySink(n.deliverNotifications)
-	var logFull <-chan struct{}
-	if cfg.SnapshotBytes > 0 {
-		logFull = n.sm.SetLogLimit(cfg.SnapshotBytes)
-	}
+	logFull := n.sm.LogFull()
 	if n.cache, err = newCacheGroup(n); err != nil {
 		return nil, err
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/segment"
 
-	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -50,7 +49,7 @@ func (n *Node) openFiles() (err error) {
 	if err = removeCrashLeftovers(n.cfg.Dir, n.cfg.logger); err != nil {
 		return err
 	}
-	if n.sm, err = openDatabase(filepath.Join(n.cfg.Dir, dbFile), n.cfg.Listen != "", n.cfg.logger); err != nil {
+	if n.sm, err = openDatabase(filepath.Join(n.cfg.Dir, dbFile), n.cfg.Listen != "", n.cfg.logger, n.smOptions()); err != nil {
 		return err
 	}
 	if err = os.MkdirAll(filepath.Join(n.cfg.Dir, raftDir), privateDir); err != nil {
@@ -92,10 +91,9 @@ func (n *Node) openMemory() (err error) {
 	if n.id = n.cfg.ID; n.id == "" {
 		n.id = newID()
 	}
-	if n.sm, err = replication.OpenMemory(); err != nil {
+	if n.sm, err = replication.OpenMemory(n.smOptions()); err != nil {
 		return err
 	}
-	n.sm.SetResultCodec(wire.ResultCodec)
 	n.mem = raft.NewInmemStore()
 	n.snaps = raft.NewInmemSnapshotStore()
 	return nil
@@ -125,7 +123,7 @@ func (n *Node) orphanedDatabase() error {
 	}
 	n.cfg.logger.Warn("the raft log is gone; the database was moved aside and will be rebuilt from the leader", "moved_to", aside)
 	var err error
-	n.sm, err = openStateMachine(path)
+	n.sm, err = openStateMachine(path, n.smOptions())
 	return err
 }
 
@@ -192,15 +190,15 @@ func (n *Node) stableStore() raft.StableStore {
 	return n.stable
 }
 
-// openStateMachine opens the state database, recording results for retried
-// writes in the RPC encoding.
-func openStateMachine(path string) (*replication.StateMachine, error) {
-	sm, err := replication.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	sm.SetResultCodec(wire.ResultCodec)
-	return sm, nil
+// openStateMachine opens the state database.
+func openStateMachine(path string, opts replication.Options) (*replication.StateMachine, error) {
+	return replication.Open(path, opts)
+}
+
+// smOptions configures the node's state machine: it delivers notifications
+// to the node's listeners and signals when the log needs a snapshot.
+func (n *Node) smOptions() replication.Options {
+	return replication.Options{NotifySink: n.deliverNotifications, LogLimit: n.cfg.SnapshotBytes}
 }
 
 // restoreIfBehind installs the newest snapshot when the database is older

@@ -1,14 +1,25 @@
 package extensions
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+
+	"github.com/hiqlite/hiqlite/internal/encoding"
 )
 
-// commandVersion starts every encoded Command; a node refuses a version it
-// does not know.
+// The cache group's formats, in package encoding's primitives. A newer
+// version than this code reads fails with an *encoding.VersionError.
+//
+// Command, version 1 (it travels in CacheRequest and inside entries):
+//
+//	version 1 byte, op 1 byte, time varint
+//	cache, key string; value, old bytes
+//	flags   1 byte: 1 HasOld, 2 Wait
+//	ttl varint, id uvarint, token uvarint
+//
+// Entry of the log, version 1: version 1 byte, time varint, count, then
+// each command. Result, unversioned: flags 1 byte (1 OK, 2 Queued, 4 a
+// value), value bytes, token uvarint. Snapshot: see Machine.Snapshot.
 const commandVersion = 1
 
 // Op is what a Command does.
@@ -84,11 +95,11 @@ func (c *Command) MarshalBinary() ([]byte, error) {
 // append appends c's encoding to b.
 func (c *Command) append(b []byte) []byte {
 	b = append(b, commandVersion, byte(c.Op))
-	b = binary.AppendVarint(b, c.Time)
-	b = appendString(b, c.Cache)
-	b = appendString(b, c.Key)
-	b = appendBytes(b, c.Value)
-	b = appendBytes(b, c.Old)
+	b = encoding.AppendVarint(b, c.Time)
+	b = encoding.AppendString(b, c.Cache)
+	b = encoding.AppendString(b, c.Key)
+	b = encoding.AppendBytes(b, c.Value)
+	b = encoding.AppendBytes(b, c.Old)
 	var flags byte
 	if c.HasOld {
 		flags |= 1
@@ -97,53 +108,56 @@ func (c *Command) append(b []byte) []byte {
 		flags |= 2
 	}
 	b = append(b, flags)
-	b = binary.AppendVarint(b, c.TTL)
-	b = binary.AppendUvarint(b, c.ID)
-	return binary.AppendUvarint(b, c.Token)
+	b = encoding.AppendVarint(b, c.TTL)
+	b = encoding.AppendUvarint(b, c.ID)
+	return encoding.AppendUvarint(b, c.Token)
 }
 
 // UnmarshalCommand decodes a command. Its byte slices are copies.
 func UnmarshalCommand(data []byte) (*Command, error) {
-	d := decoder{b: data}
+	d := encoding.NewDecoder(data, ErrCorruptCommand)
 	c := &Command{}
-	d.command(c, nil)
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
-	if d.err != nil {
-		return nil, d.err
+	decodeCommand(d, c, nil)
+	d.Done()
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	return c, nil
 }
 
 // command decodes one command into c; intern, if not nil, makes the
 // strings of cache names.
-func (d *decoder) command(c *Command, intern func([]byte) string) {
-	if v := d.byte(); d.err == nil && v != commandVersion {
-		d.fail("unknown command version %d", v)
-		return
-	}
-	c.Op = Op(d.byte())
-	c.Time = d.varint()
-	if intern != nil {
-		c.Cache = intern(d.bytes())
+func decodeCommand(d *encoding.Decoder, c *Command, intern func([]byte) string) {
+	d.Version("cache command", commandVersion)
+	c.Op = Op(d.Byte())
+	c.Time = d.Varint()
+	if b := d.Bytes(); intern != nil && d.Err() == nil {
+		c.Cache = intern(b)
 	} else {
-		c.Cache = string(d.bytes())
+		c.Cache = string(b)
 	}
-	c.Key = string(d.bytes())
-	c.Value = d.copyBytes()
-	c.Old = d.copyBytes()
-	flags := d.byte()
+	c.Key = d.String()
+	c.Value = copyBytes(d.Bytes())
+	c.Old = copyBytes(d.Bytes())
+	flags := d.Byte()
 	c.HasOld, c.Wait = flags&1 != 0, flags&2 != 0
-	c.TTL = d.varint()
-	c.ID = d.uvarint()
-	c.Token = d.uvarint()
-	if d.err == nil && (c.Op < OpSet || c.Op > OpClear) {
-		d.fail("unknown op %d", c.Op)
+	c.TTL = d.Varint()
+	c.ID = d.Uvarint()
+	c.Token = d.Uvarint()
+	if d.Err() == nil && (c.Op < OpSet || c.Op > OpClear) {
+		d.Fail("unknown op %d", c.Op)
 	}
-	if d.err == nil && c.TTL < 0 {
-		d.fail("negative TTL")
+	if d.Err() == nil && c.TTL < 0 {
+		d.Fail("negative TTL")
 	}
+}
+
+// copyBytes returns a copy of b; nil when empty.
+func copyBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
 }
 
 // entryVersion starts every entry of the group's log.
@@ -160,8 +174,8 @@ func MarshalEntry(t int64, cmds []*Command) ([]byte, error) {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, entryVersion)
-	b = binary.AppendVarint(b, t)
-	b = binary.AppendUvarint(b, uint64(len(cmds)))
+	b = encoding.AppendVarint(b, t)
+	b = encoding.AppendUvarint(b, uint64(len(cmds)))
 	for _, c := range cmds {
 		c.Time = t
 		b = c.append(b)
@@ -175,29 +189,22 @@ func UnmarshalEntry(data []byte) (t int64, cmds []Command, err error) {
 }
 
 func unmarshalEntry(data []byte, intern func([]byte) string) (t int64, cmds []Command, err error) {
-	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != entryVersion {
-		return 0, nil, fmt.Errorf("%w: unknown entry version %d", ErrCorruptCommand, v)
-	}
-	t = d.varint()
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b))/8 { // a command takes at least 8 bytes
-		d.fail("%d commands in %d bytes", n, len(d.b))
-	}
-	if d.err == nil {
+	d := encoding.NewDecoder(data, ErrCorruptCommand)
+	d.Version("cache log entry", entryVersion)
+	t = d.Varint()
+	n := d.Count(8) // a command takes at least 8 bytes
+	if d.Err() == nil {
 		cmds = make([]Command, n)
 	}
 	for i := range cmds {
-		if d.command(&cmds[i], intern); d.err != nil {
+		if decodeCommand(d, &cmds[i], intern); d.Err() != nil {
 			break
 		}
 		cmds[i].Time = t
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes in an entry", len(d.b))
-	}
-	if d.err != nil {
-		return 0, nil, d.err
+	d.Done()
+	if d.Err() != nil {
+		return 0, nil, d.Err()
 	}
 	return t, cmds, nil
 }
@@ -230,109 +237,21 @@ func (r *Result) MarshalBinary() ([]byte, error) {
 		flags |= 4
 	}
 	b := []byte{flags}
-	b = appendBytes(b, r.Value)
-	return binary.AppendUvarint(b, r.Token), nil
+	b = encoding.AppendBytes(b, r.Value)
+	return encoding.AppendUvarint(b, r.Token), nil
 }
 
 // UnmarshalResult decodes a result; Value is a copy.
 func UnmarshalResult(data []byte) (Result, error) {
-	d := decoder{b: data}
-	flags := d.byte()
+	d := encoding.NewDecoder(data, ErrCorruptCommand)
+	flags := d.Byte()
 	r := Result{OK: flags&1 != 0, Queued: flags&2 != 0}
-	v := d.copyBytes()
+	v := copyBytes(d.Bytes())
 	if flags&4 != 0 && v == nil {
 		v = []byte{}
 	}
 	r.Value = v
-	r.Token = d.uvarint()
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes in a result", len(d.b))
-	}
-	return r, d.err
-}
-
-func appendBytes(b, v []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// decoder reads from b and keeps the first error.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrCorruptCommand, fmt.Sprintf(format, args...))
-	}
-	d.b = nil
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.fail("truncated")
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// bytes returns the next length-prefixed bytes, aliasing the input.
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > math.MaxInt32 || n > uint64(len(d.b)) {
-		d.fail("length %d exceeds the input", n)
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-// copyBytes is bytes, copied; nil when empty.
-func (d *decoder) copyBytes() []byte {
-	v := d.bytes()
-	if len(v) == 0 {
-		return nil
-	}
-	return append([]byte(nil), v...)
+	r.Token = d.Uvarint()
+	d.Done()
+	return r, d.Err()
 }

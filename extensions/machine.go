@@ -3,7 +3,6 @@ package extensions
 import (
 	"bytes"
 	"container/heap"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/hiqlite/hiqlite/internal/encoding"
 )
 
 // tokenTermShift places the Raft term above a counter in fencing tokens:
@@ -484,30 +485,30 @@ func (m *Machine) Snapshot() (raft.FSMSnapshot, error) {
 
 func (m *Machine) encodeLocked() []byte {
 	b := []byte{snapshotVersion}
-	b = binary.AppendUvarint(b, m.applied.Load())
-	b = binary.AppendVarint(b, m.now)
-	b = binary.AppendUvarint(b, m.token)
-	b = binary.AppendUvarint(b, uint64(len(m.caches)))
+	b = encoding.AppendUvarint(b, m.applied.Load())
+	b = encoding.AppendVarint(b, m.now)
+	b = encoding.AppendUvarint(b, m.token)
+	b = encoding.AppendUvarint(b, uint64(len(m.caches)))
 	for name, c := range m.caches {
-		b = appendBytes(b, []byte(name))
-		b = binary.AppendUvarint(b, uint64(len(c)))
+		b = encoding.AppendString(b, name)
+		b = encoding.AppendUvarint(b, uint64(len(c)))
 		for k, e := range c {
-			b = appendBytes(b, []byte(k))
-			b = appendBytes(b, e.value)
-			b = binary.AppendVarint(b, e.expires)
+			b = encoding.AppendString(b, k)
+			b = encoding.AppendBytes(b, e.value)
+			b = encoding.AppendVarint(b, e.expires)
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(m.locks)))
+	b = encoding.AppendUvarint(b, uint64(len(m.locks)))
 	for name, ls := range m.locks {
-		b = appendBytes(b, []byte(name))
-		b = binary.AppendUvarint(b, ls.holder)
-		b = binary.AppendUvarint(b, ls.token)
-		b = binary.AppendVarint(b, ls.ttl)
-		b = binary.AppendVarint(b, ls.expires)
-		b = binary.AppendUvarint(b, uint64(len(ls.queue)))
+		b = encoding.AppendString(b, name)
+		b = encoding.AppendUvarint(b, ls.holder)
+		b = encoding.AppendUvarint(b, ls.token)
+		b = encoding.AppendVarint(b, ls.ttl)
+		b = encoding.AppendVarint(b, ls.expires)
+		b = encoding.AppendUvarint(b, uint64(len(ls.queue)))
 		for _, w := range ls.queue {
-			b = binary.AppendUvarint(b, w.id)
-			b = binary.AppendVarint(b, w.ttl)
+			b = encoding.AppendUvarint(b, w.id)
+			b = encoding.AppendVarint(b, w.ttl)
 		}
 	}
 	return b
@@ -537,22 +538,20 @@ func (m *Machine) Restore(r io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
-	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != snapshotVersion {
-		return fmt.Errorf("%w: unknown snapshot version %d", ErrCorruptCommand, v)
-	}
-	applied := d.uvarint()
-	now := d.varint()
-	token := d.uvarint()
+	d := encoding.NewDecoder(data, ErrCorruptCommand)
+	d.Version("cache snapshot", snapshotVersion)
+	applied := d.Uvarint()
+	now := d.Varint()
+	token := d.Uvarint()
 	caches := map[string]map[string]entry{}
 	var due deadlines
-	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
-		name := string(d.bytes())
+	for n := d.Count(2); n > 0 && d.Err() == nil; n-- { // name, count
+		name := d.String()
 		c := map[string]entry{}
-		for k := d.uvarint(); k > 0 && d.err == nil; k-- {
-			key := string(d.bytes())
-			e := entry{value: d.copyBytes()}
-			e.expires = d.varint()
+		for k := d.Count(3); k > 0 && d.Err() == nil; k-- { // key, value, expiry
+			key := d.String()
+			e := entry{value: copyBytes(d.Bytes())}
+			e.expires = d.Varint()
 			c[key] = e
 			if e.expires != 0 {
 				due = append(due, deadline{at: e.expires, name: name, key: key})
@@ -561,22 +560,20 @@ func (m *Machine) Restore(r io.ReadCloser) error {
 		caches[name] = c
 	}
 	locks := map[string]*lockState{}
-	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
-		name := string(d.bytes())
-		ls := &lockState{holder: d.uvarint(), token: d.uvarint(), ttl: d.varint(), expires: d.varint()}
-		for k := d.uvarint(); k > 0 && d.err == nil; k-- {
-			ls.queue = append(ls.queue, waiter{id: d.uvarint(), ttl: d.varint()})
+	for n := d.Count(6); n > 0 && d.Err() == nil; n-- { // name, 4 numbers, count
+		name := d.String()
+		ls := &lockState{holder: d.Uvarint(), token: d.Uvarint(), ttl: d.Varint(), expires: d.Varint()}
+		for k := d.Count(2); k > 0 && d.Err() == nil; k-- { // id, ttl
+			ls.queue = append(ls.queue, waiter{id: d.Uvarint(), ttl: d.Varint()})
 		}
 		locks[name] = ls
 		if ls.holder != 0 {
 			due = append(due, deadline{at: ls.expires, lock: true, name: name, token: ls.token})
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes in a snapshot", len(d.b))
-	}
-	if d.err != nil {
-		return d.err
+	d.Done()
+	if d.Err() != nil {
+		return d.Err()
 	}
 	heap.Init(&due)
 	m.mu.Lock()

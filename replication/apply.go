@@ -100,16 +100,11 @@ func (sm *StateMachine) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
-// SetLogLimit makes the state machine signal on the returned channel once
-// the entries applied since the last snapshot add up to limit bytes or more
-// (the log-size compaction threshold). The channel holds one signal; its
-// reader should check LogBytes, which a stored snapshot and Restore lower,
-// before acting on it. Call before the first apply.
-func (sm *StateMachine) SetLogLimit(limit uint64) <-chan struct{} {
-	sm.logLimit = limit
-	sm.logFull = make(chan struct{}, 1)
-	return sm.logFull
-}
+// LogFull signals (it holds one signal) once the entries applied since the
+// last snapshot add up to Options.LogLimit bytes or more. Its reader should
+// check LogBytes, which a stored snapshot and Restore lower, before acting
+// on it. Without a LogLimit it is nil.
+func (sm *StateMachine) LogFull() <-chan struct{} { return sm.logFull }
 
 // LogBytes is the size and number of the log entries applied that no
 // stored snapshot covers yet: since the point the last successfully

@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -31,12 +30,11 @@ func BenchmarkApplyInserts(b *testing.B) {
 }
 
 func benchApplyInserts(b *testing.B, size int, sessions bool) {
-	sm, err := replication.Open(filepath.Join(b.TempDir(), "db"))
+	sm, err := replication.Open(filepath.Join(b.TempDir(), "db"), replication.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer sm.Close()
-	sm.SetResultCodec(wire.ResultCodec)
 	var index uint64
 	entry := func(cmd *replication.Command) *raft.Log {
 		data, err := cmd.MarshalBinary()

@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/ncruces/go-sqlite3"
 
-	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -90,11 +89,10 @@ func batchWorkload() []*replication.Command {
 func applyInBatches(t *testing.T, cmds []*replication.Command, split func() int) ([]*replication.Response, []byte) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "db")
-	sm, err := replication.Open(path)
+	sm, err := replication.Open(path, replication.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sm.SetResultCodec(wire.ResultCodec)
 	var logs []*raft.Log
 	for i, c := range cmds {
 		data, err := c.MarshalBinary()

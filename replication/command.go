@@ -1,16 +1,33 @@
 package replication
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/hiqlite/hiqlite/internal/encoding"
 )
 
-// CommandVersion is the version byte that starts every encoded command. A node
-// refuses (and stops applying at) a command whose version it does not know, so a
-// rolling upgrade never silently misreads the log.
+// CommandVersion is the version byte that starts every encoded command. A
+// node that meets a newer version in its log stops applying (a node fault,
+// the error an *encoding.VersionError), so a node that is not upgraded yet
+// never misreads nor skips an entry; it applies again once upgraded.
+//
+// Version 1:
+//
+//	version 1 byte, kind 1 byte
+//	time    varint; seed uvarint
+//	origin  node string, session uvarint, seq uvarint
+//	flags   uvarint
+//	stmts   count, then each: SQL string, failed byte (0 or 1),
+//	        args count, then each: name string, ordinal uvarint, value
+//
+// Values are tagged as in package encoding; a nil blob is logged as
+// TagNull (it binds as NULL, as on the leader), never TagNilBlob.
 const CommandVersion = 1
+
+// commandFormat names the format in errors.
+const commandFormat = "Raft log command"
 
 // CommandKind says how the state machine applies a command.
 type CommandKind uint8
@@ -101,16 +118,8 @@ type Arg struct {
 	Value   any
 }
 
-// value tags on the wire.
-const (
-	tagNull = iota
-	tagInt
-	tagFloat
-	tagText
-	tagBlob
-)
-
-// ErrCorruptCommand is matched by every decoding failure.
+// ErrCorruptCommand is matched by every decoding failure but a newer
+// version (encoding.ErrUnknownVersion).
 var ErrCorruptCommand = errors.New("hiqlite: corrupt command")
 
 // MarshalBinary encodes c with the current CommandVersion.
@@ -121,74 +130,53 @@ func (c *Command) MarshalBinary() ([]byte, error) {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, CommandVersion, byte(c.Kind))
-	b = binary.AppendVarint(b, c.Time)
-	b = binary.AppendUvarint(b, c.Seed)
-	b = appendString(b, c.Origin.Node)
-	b = binary.AppendUvarint(b, c.Origin.Session)
-	b = binary.AppendUvarint(b, c.Origin.Seq)
-	b = binary.AppendUvarint(b, uint64(c.Flags))
-	b = binary.AppendUvarint(b, uint64(len(c.Stmts)))
+	b = encoding.AppendVarint(b, c.Time)
+	b = encoding.AppendUvarint(b, c.Seed)
+	b = encoding.AppendString(b, c.Origin.Node)
+	b = encoding.AppendUvarint(b, c.Origin.Session)
+	b = encoding.AppendUvarint(b, c.Origin.Seq)
+	b = encoding.AppendUvarint(b, uint64(c.Flags))
+	b = encoding.AppendUvarint(b, uint64(len(c.Stmts)))
 	for i := range c.Stmts {
 		s := &c.Stmts[i]
-		b = appendString(b, s.SQL)
-		var f byte
-		if s.Failed {
-			f = 1
-		}
-		b = append(b, f)
-		b = binary.AppendUvarint(b, uint64(len(s.Args)))
-		for _, a := range s.Args {
-			b = appendString(b, a.Name)
-			b = binary.AppendUvarint(b, uint64(a.Ordinal))
+		b = encoding.AppendString(b, s.SQL)
+		b = encoding.AppendBool(b, s.Failed)
+		b = encoding.AppendUvarint(b, uint64(len(s.Args)))
+		for j, a := range s.Args {
+			b = encoding.AppendString(b, a.Name)
+			b = encoding.AppendUvarint(b, uint64(a.Ordinal))
+			v := a.Value
+			if bv, ok := v.([]byte); ok && bv == nil {
+				v = nil // bound as NULL, as on the leader
+			}
 			var err error
-			if b, err = appendValue(b, a.Value); err != nil {
-				return nil, err
+			if b, err = encoding.AppendValue(b, v); err != nil {
+				return nil, fmt.Errorf("hiqlite: argument %d of statement %d: %w", j+1, i+1, err)
 			}
 		}
 	}
 	return b, nil
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func appendValue(b []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case nil:
-		return append(b, tagNull), nil
-	case int64:
-		return binary.AppendVarint(append(b, tagInt), v), nil
-	case float64:
-		return binary.LittleEndian.AppendUint64(append(b, tagFloat), math.Float64bits(v)), nil
-	case string:
-		return appendString(append(b, tagText), v), nil
-	case []byte:
-		if v == nil {
-			return append(b, tagNull), nil // bound as NULL, as on the leader
-		}
-		b = binary.AppendUvarint(append(b, tagBlob), uint64(len(v)))
-		return append(b, v...), nil
-	}
-	return nil, fmt.Errorf("hiqlite: cannot encode argument of type %T", v)
-}
-
 // UnmarshalCommand decodes a command. Text and blob values are copied, so
-// data may be reused by the caller.
+// data may be reused by the caller. A command of a newer version fails
+// with an *encoding.VersionError.
 func UnmarshalCommand(data []byte) (*Command, error) {
-	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != CommandVersion {
-		return nil, fmt.Errorf("%w: unknown command version %d (this node reads version %d)", ErrCorruptCommand, v, CommandVersion)
+	d := encoding.NewDecoder(data, ErrCorruptCommand)
+	d.CopyBlobs = true
+	d.Version(commandFormat, CommandVersion)
+	c := &Command{Kind: CommandKind(d.Byte())}
+	c.Time = d.Varint()
+	c.Seed = d.Uvarint()
+	c.Origin.Node = d.String()
+	c.Origin.Session = d.Uvarint()
+	c.Origin.Seq = d.Uvarint()
+	if f := d.Uvarint(); f > math.MaxUint32 {
+		d.Fail("flags %#x", f)
+	} else {
+		c.Flags = Flags(f)
 	}
-	c := &Command{Kind: CommandKind(d.byte())}
-	c.Time = d.varint()
-	c.Seed = d.uvarint()
-	c.Origin.Node = d.string()
-	c.Origin.Session = d.uvarint()
-	c.Origin.Seq = d.uvarint()
-	c.Flags = Flags(d.uvarint())
-	n := d.count(3) // a statement takes at least 3 bytes
+	n := d.Count(3) // a statement takes at least 3 bytes
 	if n > 0 {
 		c.Stmts = make([]Statement, n)
 	}
@@ -198,41 +186,43 @@ func UnmarshalCommand(data []byte) (*Command, error) {
 	// while it lasts.
 	var prevSQL, prevName string
 	var args []Arg
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		s := &c.Stmts[i]
-		if b := d.bytes(); string(b) == prevSQL {
+		if b := d.Bytes(); string(b) == prevSQL {
 			s.SQL = prevSQL
 		} else {
 			s.SQL = string(b)
 			prevSQL = s.SQL
 		}
-		s.Failed = d.byte() == 1
-		na := d.count(3) // an argument takes at least 3 bytes
+		s.Failed = d.Byte() == 1
+		na := d.Count(3) // an argument takes at least 3 bytes
 		if na > 0 {
 			if len(args) < na {
 				// Room for the next 64 statements of this shape, never
 				// more arguments than the bytes left could hold.
-				args = make([]Arg, max(na, min(min(n-i, 64)*na, len(d.b)/3)))
+				args = make([]Arg, max(na, min(min(n-i, 64)*na, d.Len()/3)))
 			}
 			s.Args, args = args[:na:na], args[na:]
 		}
-		for j := 0; j < na && d.err == nil; j++ {
+		for j := 0; j < na && d.Err() == nil; j++ {
 			a := &s.Args[j]
-			if b := d.bytes(); string(b) == prevName {
+			if b := d.Bytes(); string(b) == prevName {
 				a.Name = prevName
 			} else {
 				a.Name = string(b)
 				prevName = a.Name
 			}
-			a.Ordinal = int(d.count(0))
-			a.Value = d.value()
+			if o := d.Uvarint(); o > math.MaxInt32 {
+				d.Fail("ordinal %d", o)
+			} else {
+				a.Ordinal = int(o)
+			}
+			a.Value = d.Value()
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
-	if d.err != nil {
-		return nil, d.err
+	d.Done()
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	switch c.Kind {
 	case KindExec, KindTx, KindNoop, KindFence:
@@ -240,112 +230,4 @@ func UnmarshalCommand(data []byte) (*Command, error) {
 		return nil, fmt.Errorf("%w: unknown command kind %d", ErrCorruptCommand, c.Kind)
 	}
 	return c, nil
-}
-
-// decoder reads from b and remembers the first error; every read after an
-// error returns a zero value.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrCorruptCommand, fmt.Sprintf(format, args...))
-	}
-	d.b = nil
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.fail("truncated")
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a length and checks that the rest of the input can hold that
-// many items of at least min bytes each, so a corrupt length cannot make the
-// decoder allocate more than the input's size.
-func (d *decoder) count(min int) int {
-	v := d.uvarint()
-	if d.err != nil {
-		return 0
-	}
-	if v > math.MaxInt32 || (min > 0 && v > uint64(len(d.b)/min)) {
-		d.fail("count %d exceeds the input", v)
-		return 0
-	}
-	return int(v)
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.count(1)
-	if d.err != nil {
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string { return string(d.bytes()) }
-
-func (d *decoder) value() any {
-	switch t := d.byte(); t {
-	case tagNull:
-		return nil
-	case tagInt:
-		return d.varint()
-	case tagFloat:
-		if len(d.b) < 8 {
-			d.fail("truncated float")
-			return nil
-		}
-		v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-		d.b = d.b[8:]
-		return v
-	case tagText:
-		return d.string()
-	case tagBlob:
-		b := d.bytes()
-		if d.err != nil {
-			return nil
-		}
-		return append([]byte{}, b...)
-	default:
-		d.fail("unknown value tag %d", t)
-		return nil
-	}
 }

@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"github.com/hiqlite/hiqlite/internal/encoding"
+
 	"bytes"
 	"errors"
 	"math"
@@ -54,8 +56,13 @@ func TestCommandRefusesUnknownVersion(t *testing.T) {
 	b, _ := (&Command{Kind: KindNoop}).MarshalBinary()
 	b[0] = CommandVersion + 1
 	_, err := UnmarshalCommand(b)
-	if !errors.Is(err, ErrCorruptCommand) || err.Error() == "" {
-		t.Fatalf("err = %v", err)
+	var ve *encoding.VersionError
+	if !errors.As(err, &ve) || ve.Version != CommandVersion+1 || ve.Known != CommandVersion || !errors.Is(err, encoding.ErrUnknownVersion) {
+		t.Fatalf("err = %v, want a VersionError", err)
+	}
+	b[0] = 0
+	if _, err := UnmarshalCommand(b); !errors.Is(err, ErrCorruptCommand) {
+		t.Fatalf("version 0: err = %v, want ErrCorruptCommand", err)
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 // the file and removed).
 func filledDB(t testing.TB, path string, rows int) {
 	t.Helper()
-	sm, err := Open(path)
+	sm, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestOpenFindsCorruption(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "db")
 			filledDB(t, path, 2000)
 			tc.damage(t, path)
-			sm, err := Open(path)
+			sm, err := Open(path, Options{})
 			if tc.name == "intact" {
 				if err != nil {
 					t.Fatal(err)
@@ -95,7 +95,7 @@ func TestOpenFindsCorruption(t *testing.T) {
 // nothing.
 func TestCorruptReadStops(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
-	sm, err := Open(path)
+	sm, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestSnapshotOfCorruptDatabase(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "db")
 	filledDB(t, path, 300)
-	sm, err := Open(path)
+	sm, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestSnapshotOfCorruptDatabase(t *testing.T) {
 	enc.Close()
 	sound := filepath.Join(dir, "sound")
 	filledDB(t, sound, 10)
-	sm2, err := Open(sound)
+	sm2, err := Open(sound, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/internal/encoding"
 )
 
 func faultLog(t *testing.T, index uint64, sql string) *raft.Log {
@@ -25,7 +27,7 @@ func faultLog(t *testing.T, index uint64, sql string) *raft.Log {
 // a restart with space again, replaying the same entries applies them.
 func TestDiskFullStopsApply(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
-	sm, err := Open(path)
+	sm, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func TestDiskFullStopsApply(t *testing.T) {
 	}
 
 	// Restart with space: raft replays the entries after the applied index.
-	sm, err = Open(path)
+	sm, err = Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func TestDiskFullStopsApply(t *testing.T) {
 // same entries apply, not as duplicates.
 func TestDiskFullRollsBackSessions(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
-	sm, err := Open(path)
+	sm, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +135,7 @@ func TestDiskFullRollsBackSessions(t *testing.T) {
 	if err := sm.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sm, err = Open(path)
+	sm, err = Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,5 +165,38 @@ func TestCommandErrorsAreNotNodeFaults(t *testing.T) {
 		if !isNodeFault(err) {
 			t.Errorf("%v: not taken for a node fault", err)
 		}
+	}
+}
+
+// An entry of a newer command version (written by an upgraded leader) stops
+// a node that cannot read it, as a node fault: it neither skips the entry
+// nor applies what follows, and after an upgrade the entry applies.
+func TestNewerCommandVersionStopsApply(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	sm, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	newer := faultLog(t, 2, `INSERT INTO t VALUES (2)`)
+	newer.Data[0] = CommandVersion + 1
+	batch := []*raft.Log{faultLog(t, 1, `CREATE TABLE t(v)`), newer, faultLog(t, 3, `INSERT INTO t VALUES (3)`)}
+	out := sm.ApplyBatch(batch)
+	for i, r := range out {
+		if err := r.(*Response).Err; !errors.Is(err, ErrStopped) {
+			t.Errorf("entry %d: %v, want ErrStopped", batch[i].Index, err)
+		}
+	}
+	var ve *encoding.VersionError
+	if fault := sm.Fault(); !errors.Is(fault, ErrStopped) || !errors.As(fault, &ve) || !strings.Contains(fault.Error(), "entry 2") {
+		t.Fatalf("Fault() = %v, want ErrStopped with a VersionError at entry 2", fault)
+	}
+	if got := sm.AppliedIndex(); got != 0 {
+		t.Fatalf("applied index %d, want 0: nothing of the batch may count", got)
+	}
+	select {
+	case <-sm.Stopped():
+	default:
+		t.Fatal("Stopped() not closed after the fault")
 	}
 }

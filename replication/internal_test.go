@@ -174,9 +174,8 @@ func TestInternalObjectsRefusedInLog(t *testing.T) {
 // authorizer, and the guard must let the state machine's own statement
 // through. So must the cleanup of a failed statement's notifications.
 func TestGuardLetsStateMachineStatementsThrough(t *testing.T) {
-	a := newApplier(t)
 	var got []replication.Notification
-	a.sm.SetNotifySink(func(ns []replication.Notification) { got = append(got, ns...) })
+	a := newApplierWith(t, replication.Options{NotifySink: func(ns []replication.Notification) { got = append(got, ns...) }})
 	r := a.must(a.exec(replication.Origin{}, `CREATE TABLE x(a); SELECT hiqlite_notify('c', 'after DDL')`))
 	if err := r.Results[0].Err; err != nil {
 		t.Fatalf("notify after a schema change: %v", err)

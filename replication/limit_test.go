@@ -79,7 +79,7 @@ func TestInterrupt(t *testing.T) {
 	if err := a.sm.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sm, err := replication.Open(a.sm.Path())
+	sm, err := replication.Open(a.sm.Path(), replication.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

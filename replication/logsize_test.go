@@ -13,8 +13,8 @@ import (
 // leaves the count, a persisted one takes off what it covers and keeps what
 // was applied after it was pinned.
 func TestLogBytesCountedUntilSnapshotStored(t *testing.T) {
-	a := newApplier(t)
-	full := a.sm.SetLogLimit(1 << 30)
+	a := newApplierWith(t, replication.Options{LogLimit: 1 << 30})
+	full := a.sm.LogFull()
 	for range 10 {
 		a.must(a.exec(replication.Origin{}, `INSERT INTO t(v) VALUES (randomblob(100))`))
 	}

@@ -20,8 +20,8 @@ import (
 // under a name of its own: no file is created, for it or for its snapshots'
 // copies. Path returns a URI that opens the same database (read-only
 // connections may share it while the state machine is open).
-func OpenMemory() (*StateMachine, error) {
-	sm, err := Open(memoryURI(memoryName()))
+func OpenMemory(opts Options) (*StateMachine, error) {
+	sm, err := Open(memoryURI(memoryName()), opts)
 	if err != nil {
 		return nil, err
 	}

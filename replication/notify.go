@@ -9,7 +9,7 @@ import (
 
 // Notifications. The SQL function hiqlite_notify(channel[, payload]), on the
 // writer, raises a notification that is delivered (to the sink set with
-// SetNotifySink) if and only if the write that raised it commits, after
+// Options.NotifySink) if and only if the write that raised it commits, after
 // its COMMIT, in the order the writes were applied.
 //
 // The function inserts a row into a TEMP table of the writer, so SQLite's
@@ -208,17 +208,6 @@ func (nt *notifier) take(index uint64) error {
 	}
 	nt.dirty = false
 	return nil
-}
-
-// SetNotifySink sets the function that receives the notifications of each
-// committed transaction, in order. It is called on raft's FSM goroutine
-// (or the leader's transaction owner) with the state machine locked, right
-// after the COMMIT: it must not block nor call the state machine. It owns
-// the slice. Call SetNotifySink before the first Apply.
-func (sm *StateMachine) SetNotifySink(sink func([]Notification)) {
-	sm.mu.Lock()
-	defer sm.mu.Unlock()
-	sm.nt.sink = sink
 }
 
 func (nt *notifier) close() {

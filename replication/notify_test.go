@@ -79,18 +79,9 @@ func TestNotifyOnCommit(t *testing.T) {
 	for name, split := range splits {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "db")
-			sm, err := replication.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sm.Close()
-			reader, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READONLY)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer reader.Close()
 			var got []string
-			sm.SetNotifySink(func(ns []replication.Notification) {
+			var reader *sqlite3.Conn
+			sm, err := replication.Open(path, replication.Options{NotifySink: func(ns []replication.Notification) {
 				for _, n := range ns {
 					got = append(got, fmt.Sprintf("%d %s:%s", n.Index, n.Channel, n.Payload))
 					if n.Channel == "t" {
@@ -108,7 +99,16 @@ func TestNotifyOnCommit(t *testing.T) {
 						s.Close()
 					}
 				}
-			})
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sm.Close()
+			reader, err = sqlite3.OpenFlags(path, sqlite3.OPEN_READONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer reader.Close()
 			var logs []*raft.Log
 			for i, c := range cmds {
 				data, err := c.MarshalBinary()
@@ -138,17 +138,16 @@ func TestNotifyOnCommit(t *testing.T) {
 // statements run; they are delivered when the command that commits it is
 // applied, with its index, and never when it rolls back.
 func TestNotifyInteractiveTransaction(t *testing.T) {
-	a := newApplier(t)
-	a.must(a.exec(replication.Origin{}, `CREATE TRIGGER tn AFTER INSERT ON t BEGIN SELECT hiqlite_notify('t', NEW.v); END`))
 	var mu sync.Mutex
 	var got []string
-	a.sm.SetNotifySink(func(ns []replication.Notification) {
+	a := newApplierWith(t, replication.Options{NotifySink: func(ns []replication.Notification) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, n := range ns {
 			got = append(got, fmt.Sprintf("%d %s:%s", n.Index, n.Channel, n.Payload))
 		}
-	})
+	}})
+	a.must(a.exec(replication.Origin{}, `CREATE TRIGGER tn AFTER INSERT ON t BEGIN SELECT hiqlite_notify('t', NEW.v); END`))
 	o := replication.Origin{Node: "n", Session: 1, Seq: 1}
 	if err := a.sm.BeginTx(o, 1e18, 1, 0); err != nil {
 		t.Fatal(err)
@@ -194,14 +193,13 @@ func TestNotifyInteractiveTransaction(t *testing.T) {
 	}
 
 	// A follower replays the same command, in a batch, to the same notifications.
-	f := newApplier(t)
-	f.must(f.exec(replication.Origin{}, `CREATE TRIGGER tn AFTER INSERT ON t BEGIN SELECT hiqlite_notify('t', NEW.v); END`))
 	var fgot []string
-	f.sm.SetNotifySink(func(ns []replication.Notification) {
+	f := newApplierWith(t, replication.Options{NotifySink: func(ns []replication.Notification) {
 		for _, n := range ns {
 			fgot = append(fgot, fmt.Sprintf("%d %s:%s", n.Index, n.Channel, n.Payload))
 		}
-	})
+	}})
+	f.must(f.exec(replication.Origin{}, `CREATE TRIGGER tn AFTER INSERT ON t BEGIN SELECT hiqlite_notify('t', NEW.v); END`))
 	f.index = resp.Index - 1
 	f.must(f.apply(cmd))
 	if !slices.Equal(fgot, want) {

@@ -45,26 +45,10 @@ const sessionSchema = `CREATE TABLE IF NOT EXISTS _hiqlite_sessions(
 	PRIMARY KEY (node, session)
 ) WITHOUT ROWID;`
 
-// ResultCodec encodes the results the state machine records for retries.
-// The encoding must be deterministic. Without one (the zero value), results
-// are not recorded and a retried write that was applied reports
-// ErrResultsLost.
-type ResultCodec struct {
-	Marshal   func([]Result) ([]byte, error)
-	Unmarshal func([]byte) ([]Result, error)
-}
-
 // ErrResultsLost: a retried write was applied before, but its results could
-// not be kept (too large to encode, or no codec).
+// not be kept (they failed to encode) or cannot be read back (see
+// UnmarshalResults).
 var ErrResultsLost = errors.New("hiqlite: the write was applied, but its results were not kept for a retry")
-
-// SetResultCodec sets the codec for recorded results. Call it before the
-// first Apply.
-func (sm *StateMachine) SetResultCodec(c ResultCodec) {
-	sm.mu.Lock()
-	defer sm.mu.Unlock()
-	sm.codec = c
-}
 
 // sessionKey names a session: the node it started on and its id.
 type sessionKey struct {
@@ -306,8 +290,8 @@ func (sm *StateMachine) recordSession(cmd *Command, index uint64, applied bool, 
 	m := &sm.sess
 	k := keyOf(cmd.Origin)
 	var blob []byte
-	if applied && cmd.Kind == KindExec && sm.codec.Marshal != nil {
-		if b, err := sm.codec.Marshal(results); err == nil {
+	if applied && cmd.Kind == KindExec {
+		if b, err := MarshalResults(results); err == nil {
 			blob = b
 		}
 	}
@@ -370,7 +354,7 @@ func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord)
 	}
 	resp := &Response{Index: rec.index, Duplicate: true}
 	if cmd.Kind == KindExec || (cmd.Kind == KindFence && rec.hasRes) {
-		if !rec.hasRes || sm.codec.Unmarshal == nil {
+		if !rec.hasRes {
 			if cmd.Kind == KindExec {
 				resp.Err = fmt.Errorf("%w (index %d)", ErrResultsLost, rec.index)
 			}
@@ -380,7 +364,7 @@ func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord)
 		if err != nil {
 			return nil, err
 		}
-		res, err := sm.codec.Unmarshal(blob)
+		res, err := UnmarshalResults(blob)
 		if err != nil {
 			if cmd.Kind == KindExec {
 				resp.Err = fmt.Errorf("%w (index %d): %w", ErrResultsLost, rec.index, err)

@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/ncruces/go-sqlite3"
 
-	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -22,14 +21,15 @@ type smApplier struct {
 	index uint64
 }
 
-func newApplier(t *testing.T) *smApplier {
+func newApplier(t *testing.T) *smApplier { return newApplierWith(t, replication.Options{}) }
+
+func newApplierWith(t *testing.T, opts replication.Options) *smApplier {
 	t.Helper()
-	sm, err := replication.Open(filepath.Join(t.TempDir(), "db"))
+	sm, err := replication.Open(filepath.Join(t.TempDir(), "db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sm.Close() })
-	sm.SetResultCodec(wire.ResultCodec)
 	a := &smApplier{t: t, sm: sm}
 	a.must(a.exec(replication.Origin{}, `CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v UNIQUE)`))
 	return a
@@ -217,11 +217,10 @@ func TestExactlyOnceUntracked(t *testing.T) {
 func TestExactlyOnceSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "db")
-	sm, err := replication.Open(path)
+	sm, err := replication.Open(path, replication.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sm.SetResultCodec(wire.ResultCodec)
 	a := &smApplier{t: t, sm: sm}
 	a.must(a.exec(replication.Origin{}, `CREATE TABLE t(id INTEGER PRIMARY KEY, v)`))
 	o := replication.Origin{Node: "n1", Session: 3, Seq: 1}
@@ -229,12 +228,11 @@ func TestExactlyOnceSurvivesReopen(t *testing.T) {
 	if err := sm.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sm, err = replication.Open(path)
+	sm, err = replication.Open(path, replication.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sm.Close()
-	sm.SetResultCodec(wire.ResultCodec)
 	a.sm = sm
 	again := a.must(a.exec(o, `INSERT INTO t(v) VALUES (1)`))
 	if !again.Duplicate || again.Index != first.Index || again.Results[0].LastInsertID != first.Results[0].LastInsertID {
@@ -297,12 +295,11 @@ func TestExactlyOnceSessionTableWrittenByUser(t *testing.T) {
 	if err := a.sm.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sm, err := replication.Open(path)
+	sm, err := replication.Open(path, replication.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sm.Close() })
-	sm.SetResultCodec(wire.ResultCodec)
 	a.sm = sm
 	for i := range uint64(3) {
 		o6 := replication.Origin{Node: "n1", Session: 6, Seq: 10 + i}

@@ -15,6 +15,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/vfs/mvcc"
+
+	"github.com/hiqlite/hiqlite/internal/encoding"
 )
 
 // Temporary copies of the database made while a snapshot is persisted or
@@ -296,8 +298,10 @@ func decodeSnapshot(r io.Reader, w io.Writer) error {
 	if string(head[:len(snapshotMagic)]) != snapshotMagic {
 		return errors.New("hiqlite: not a hiqlite snapshot")
 	}
-	if head[len(snapshotMagic)] != snapshotFormat {
-		return fmt.Errorf("hiqlite: unknown snapshot format %d", head[len(snapshotMagic)])
+	if v := head[len(snapshotMagic)]; v > snapshotFormat {
+		return &encoding.VersionError{Format: "SQL snapshot", Version: v, Known: snapshotFormat}
+	} else if v != snapshotFormat {
+		return fmt.Errorf("hiqlite: unknown snapshot format %d", v)
 	}
 	dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 	if err != nil {

@@ -43,7 +43,7 @@ func TestSeenIndexSurvivesReopenAndRestore(t *testing.T) {
 	snap.Release()
 
 	path := filepath.Join(t.TempDir(), "fresh.db")
-	fresh, err := replication.Open(path)
+	fresh, err := replication.Open(path, replication.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestSeenIndexSurvivesReopenAndRestore(t *testing.T) {
 	if err := fresh.Close(); err != nil {
 		t.Fatal(err)
 	}
-	again, err := replication.Open(path)
+	again, err := replication.Open(path, replication.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0, 0);`
 // # Lock protocol
 //
 // mu guards the writer, the reference connection, env, the statement cache,
-// the session mirror and statements, the guard, codec, pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
+// the session mirror and statements, the guard, pending and fkOn. Raft's FSM goroutine takes it in Apply, Snapshot and
 // Restore; the leader's transaction owner takes it per statement in BeginTx,
 // ExecTx and RollbackTx. No method holds mu while waiting for anything other
 // than SQLite. applied and fault are atomics, readable without mu.
@@ -63,7 +63,6 @@ type StateMachine struct {
 	cache   map[string]*sqlite3.Stmt
 	setMeta *sqlite3.Stmt
 	setSeen *sqlite3.Stmt
-	codec   ResultCodec
 	fkOn    bool
 	pending *pendingTx
 	closed  bool
@@ -93,7 +92,7 @@ type StateMachine struct {
 	logBytes   atomic.Uint64
 	logEntries atomic.Uint64 // the number of those entries
 	logLimit   uint64        // logBytes that make logFull fire; 0 = never
-	logFull    chan struct{} // buffered 1; see SetLogLimit
+	logFull    chan struct{} // buffered 1; see LogFull
 	fault      atomic.Pointer[error]
 	stopped    chan struct{} // closed with the first fault; see Stopped
 	stopOnce   sync.Once
@@ -113,15 +112,34 @@ type pendingTx struct {
 	size   int // StatementsSize(stmts)
 }
 
+// Options configure a state machine; they are fixed at Open.
+type Options struct {
+	// NotifySink receives the notifications of each committed
+	// transaction, in order. It is called on raft's FSM goroutine (or the
+	// leader's transaction owner) with the state machine locked, right
+	// after the COMMIT: it must not block nor call the state machine. It
+	// owns the slice. Nil: notifications are dropped.
+	NotifySink func([]Notification)
+	// LogLimit makes LogFull signal once the entries applied since the
+	// last snapshot add up to LogLimit bytes or more (the log-size
+	// compaction threshold). 0: never.
+	LogLimit uint64
+}
+
 // Open opens (creating if needed) the database at path as a state machine.
 // It checks the database first (PRAGMA quick_check): for a damaged one it
 // fails with an error that IsCorrupt recognises.
-func Open(path string) (*StateMachine, error) {
+func Open(path string, opts Options) (*StateMachine, error) {
 	w, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READWRITE|sqlite3.OPEN_CREATE|sqlite3.OPEN_EXRESCODE)
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: open state database %s: %w", path, err)
 	}
-	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{}), stopped: make(chan struct{})}
+	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{}), stopped: make(chan struct{}),
+		logLimit: opts.LogLimit}
+	if opts.LogLimit > 0 {
+		sm.logFull = make(chan struct{}, 1)
+	}
+	sm.nt.sink = opts.NotifySink
 	// The state machine's own statements pass; execText enforces the guard
 	// for client SQL. MigrationsTable is Migrate's, not the state machine's:
 	// each command says whether it may write it (FlagNotMigrate).

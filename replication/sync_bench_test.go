@@ -18,7 +18,7 @@ func BenchmarkApplySynchronous(b *testing.B) {
 	for _, sync := range []string{"NORMAL", "FULL"} {
 		for _, size := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/batch=%d", sync, size), func(b *testing.B) {
-				sm, err := Open(filepath.Join(b.TempDir(), "db"))
+				sm, err := Open(filepath.Join(b.TempDir(), "db"), Options{})
 				if err != nil {
 					b.Fatal(err)
 				}

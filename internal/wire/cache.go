@@ -1,6 +1,6 @@
 package wire
 
-import "encoding/binary"
+import "github.com/hiqlite/hiqlite/internal/encoding"
 
 // CacheRequest carries a command of the cache Raft group (caches and
 // locks, package extensions) to that group's leader, which stamps and
@@ -13,11 +13,10 @@ type CacheRequest struct {
 func (*CacheRequest) Type() Type { return TypeCacheRequest }
 
 func (m *CacheRequest) appendBody(b []byte) ([]byte, error) {
-	b = binary.AppendUvarint(b, uint64(len(m.Cmd)))
-	return append(b, m.Cmd...), nil
+	return encoding.AppendBytes(b, m.Cmd), nil
 }
 
-func (m *CacheRequest) decodeBody(d *decoder) { m.Cmd = d.opaque() }
+func (m *CacheRequest) decodeBody(d decoder) { m.Cmd = d.opaque() }
 
 // CacheResponse answers CacheRequest: the cache group's Raft index of the
 // command and its encoded result.
@@ -29,20 +28,19 @@ type CacheResponse struct {
 func (*CacheResponse) Type() Type { return TypeCacheResponse }
 
 func (m *CacheResponse) appendBody(b []byte) ([]byte, error) {
-	b = binary.AppendUvarint(b, m.Index)
-	b = binary.AppendUvarint(b, uint64(len(m.Result)))
-	return append(b, m.Result...), nil
+	b = encoding.AppendUvarint(b, m.Index)
+	return encoding.AppendBytes(b, m.Result), nil
 }
 
-func (m *CacheResponse) decodeBody(d *decoder) {
-	m.Index = d.uvarint()
+func (m *CacheResponse) decodeBody(d decoder) {
+	m.Index = d.Uvarint()
 	m.Result = d.opaque()
 }
 
 // opaque reads bytes that the message carries for another layer: nil when
 // empty.
-func (d *decoder) opaque() []byte {
-	b := d.bytes()
+func (d decoder) opaque() []byte {
+	b := d.Bytes()
 	if len(b) == 0 {
 		return nil
 	}

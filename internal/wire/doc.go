@@ -14,8 +14,9 @@
 //
 // Arguments and row values are nil, int64, float64, string or []byte and
 // arrive exactly as sent: float bits (NaN payloads included), an empty blob
-// as a non-nil empty []byte, a nil []byte as a nil []byte. The primitive
-// encodings are those of replication's Raft commands.
+// as a non-nil empty []byte, a nil []byte as a nil []byte. The primitives
+// are package encoding's, shared with every other format (testdata/golden
+// pins the bytes of each message type).
 //
 // # Errors
 //
@@ -28,5 +29,5 @@
 // context.Canceled and context.DeadlineExceeded. The received error has the
 // same text, and errors.Is and errors.As match it as they matched the
 // original. A received *sqlite3.Error is a real one, made by SQLite on a
-// private in-memory connection (see sqliteerr.go).
+// private in-memory connection (replication/sqliteerr.go).
 package wire

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/hiqlite/hiqlite/internal/encoding"
 )
 
 // MaxFrameSize bounds a frame's length (its type byte and body). ReadMessage
@@ -160,13 +162,13 @@ func decodeFrame(frame []byte) (Message, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, frame[0])
 	}
-	d := decoder{b: frame[1:]}
-	m.decodeBody(&d)
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes after %s", len(d.b), t)
+	d := decoder{encoding.NewDecoder(frame[1:], ErrMalformed)}
+	m.decodeBody(d)
+	if d.Err() == nil && d.Len() != 0 {
+		d.Fail("%d trailing bytes after %s", d.Len(), t)
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	return m, nil
 }

@@ -1,10 +1,10 @@
 package wire
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/encoding"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -104,7 +104,7 @@ func newMessage(t Type) Message {
 type Message interface {
 	Type() Type
 	appendBody(b []byte) ([]byte, error)
-	decodeBody(d *decoder)
+	decodeBody(d decoder)
 }
 
 var (
@@ -139,9 +139,9 @@ func (*ExecRequest) Type() Type { return TypeExecRequest }
 
 func (m *ExecRequest) appendBody(b []byte) ([]byte, error) {
 	b = appendOrigin(b, m.Origin)
-	b = binary.AppendUvarint(b, uint64(m.Flags))
+	b = encoding.AppendUvarint(b, uint64(m.Flags))
 	b = appendDuration(b, m.Busy)
-	b = binary.AppendUvarint(b, uint64(len(m.Stmts)))
+	b = encoding.AppendUvarint(b, uint64(len(m.Stmts)))
 	for i := range m.Stmts {
 		var err error
 		if b, err = appendStatement(b, &m.Stmts[i]); err != nil {
@@ -151,25 +151,17 @@ func (m *ExecRequest) appendBody(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-func (m *ExecRequest) decodeBody(d *decoder) {
+func (m *ExecRequest) decodeBody(d decoder) {
 	m.Origin = d.origin()
 	m.Flags = d.flags()
 	m.Busy = d.duration()
-	n := d.count(3) // SQL length, failed flag, argument count
+	n := d.Count(3) // SQL length, failed flag, argument count
 	if n > 0 {
 		m.Stmts = make([]replication.Statement, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		d.statement(&m.Stmts[i])
 	}
-}
-
-func (d *decoder) flags() replication.Flags {
-	f := d.uvarint()
-	if f > 1<<32-1 {
-		d.fail("flags %#x", f)
-	}
-	return replication.Flags(f)
 }
 
 // ExecResponse answers ExecRequest: the Raft index of the command and one
@@ -182,8 +174,8 @@ type ExecResponse struct {
 func (*ExecResponse) Type() Type { return TypeExecResponse }
 
 func (m *ExecResponse) appendBody(b []byte) ([]byte, error) {
-	b = binary.AppendUvarint(b, m.Index)
-	b = binary.AppendUvarint(b, uint64(len(m.Results)))
+	b = encoding.AppendUvarint(b, m.Index)
+	b = encoding.AppendUvarint(b, uint64(len(m.Results)))
 	for i := range m.Results {
 		var err error
 		if b, err = appendResult(b, &m.Results[i]); err != nil {
@@ -193,13 +185,13 @@ func (m *ExecResponse) appendBody(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-func (m *ExecResponse) decodeBody(d *decoder) {
-	m.Index = d.uvarint()
-	n := d.count(6) // the smallest result takes 6 bytes
+func (m *ExecResponse) decodeBody(d decoder) {
+	m.Index = d.Uvarint()
+	n := d.Count(6) // the smallest result takes 6 bytes
 	if n > 0 {
 		m.Results = make([]replication.Result, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		d.result(&m.Results[i])
 	}
 }
@@ -221,20 +213,20 @@ func (*TxBeginRequest) Type() Type { return TypeTxBeginRequest }
 
 func (m *TxBeginRequest) appendBody(b []byte) ([]byte, error) {
 	b = appendOrigin(b, m.Origin)
-	b = binary.AppendUvarint(b, uint64(m.Flags))
+	b = encoding.AppendUvarint(b, uint64(m.Flags))
 	b = appendDuration(b, m.Busy)
 	b = appendDuration(b, m.Idle)
-	b = binary.AppendUvarint(b, m.SnapIndex)
-	return appendBool(b, m.SnapValid), nil
+	b = encoding.AppendUvarint(b, m.SnapIndex)
+	return encoding.AppendBool(b, m.SnapValid), nil
 }
 
-func (m *TxBeginRequest) decodeBody(d *decoder) {
+func (m *TxBeginRequest) decodeBody(d decoder) {
 	m.Origin = d.origin()
 	m.Flags = d.flags()
 	m.Busy = d.duration()
 	m.Idle = d.duration()
-	m.SnapIndex = d.uvarint()
-	m.SnapValid = d.bool()
+	m.SnapIndex = d.Uvarint()
+	m.SnapValid = d.Bool()
 }
 
 // OK answers TxBeginRequest and TxRollbackRequest.
@@ -242,7 +234,7 @@ type OK struct{}
 
 func (*OK) Type() Type                          { return TypeOK }
 func (*OK) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*OK) decodeBody(*decoder)                 {}
+func (*OK) decodeBody(decoder)                  {}
 
 // TxExecRequest runs one statement in the session's transaction. Answered
 // by ResultResponse.
@@ -258,12 +250,12 @@ func (m *TxExecRequest) appendBody(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return appendBool(b, m.ReadOnly), nil
+	return encoding.AppendBool(b, m.ReadOnly), nil
 }
 
-func (m *TxExecRequest) decodeBody(d *decoder) {
+func (m *TxExecRequest) decodeBody(d decoder) {
 	d.statement(&m.Stmt)
-	m.ReadOnly = d.bool()
+	m.ReadOnly = d.Bool()
 }
 
 // ResultResponse answers TxExecRequest. A failed statement is a Result with
@@ -279,7 +271,7 @@ func (m *ResultResponse) appendBody(b []byte) ([]byte, error) {
 	return appendResult(b, &m.Result)
 }
 
-func (m *ResultResponse) decodeBody(d *decoder) { d.result(&m.Result) }
+func (m *ResultResponse) decodeBody(d decoder) { d.result(&m.Result) }
 
 // TxCommitRequest commits the session's transaction. Answered by
 // CommitResponse.
@@ -287,7 +279,7 @@ type TxCommitRequest struct{}
 
 func (*TxCommitRequest) Type() Type                          { return TypeTxCommitRequest }
 func (*TxCommitRequest) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*TxCommitRequest) decodeBody(*decoder)                 {}
+func (*TxCommitRequest) decodeBody(decoder)                  {}
 
 // CommitResponse answers TxCommitRequest with the Raft index of the
 // committed transaction.
@@ -298,17 +290,17 @@ type CommitResponse struct {
 func (*CommitResponse) Type() Type { return TypeCommitResponse }
 
 func (m *CommitResponse) appendBody(b []byte) ([]byte, error) {
-	return binary.AppendUvarint(b, m.Index), nil
+	return encoding.AppendUvarint(b, m.Index), nil
 }
 
-func (m *CommitResponse) decodeBody(d *decoder) { m.Index = d.uvarint() }
+func (m *CommitResponse) decodeBody(d decoder) { m.Index = d.Uvarint() }
 
 // TxRollbackRequest rolls back the session's transaction. Answered by OK.
 type TxRollbackRequest struct{}
 
 func (*TxRollbackRequest) Type() Type                          { return TypeTxRollbackRequest }
 func (*TxRollbackRequest) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*TxRollbackRequest) decodeBody(*decoder)                 {}
+func (*TxRollbackRequest) decodeBody(decoder)                  {}
 
 // ReadIndexRequest asks the leader for a read index. Answered by
 // ReadIndexResponse.
@@ -316,7 +308,7 @@ type ReadIndexRequest struct{}
 
 func (*ReadIndexRequest) Type() Type                          { return TypeReadIndexRequest }
 func (*ReadIndexRequest) appendBody(b []byte) ([]byte, error) { return b, nil }
-func (*ReadIndexRequest) decodeBody(*decoder)                 {}
+func (*ReadIndexRequest) decodeBody(decoder)                  {}
 
 // ReadIndexResponse answers ReadIndexRequest: the index the asking node must
 // have applied before a linearizable read.
@@ -327,10 +319,10 @@ type ReadIndexResponse struct {
 func (*ReadIndexResponse) Type() Type { return TypeReadIndexResponse }
 
 func (m *ReadIndexResponse) appendBody(b []byte) ([]byte, error) {
-	return binary.AppendUvarint(b, m.Index), nil
+	return encoding.AppendUvarint(b, m.Index), nil
 }
 
-func (m *ReadIndexResponse) decodeBody(d *decoder) { m.Index = d.uvarint() }
+func (m *ReadIndexResponse) decodeBody(d decoder) { m.Index = d.Uvarint() }
 
 // OutcomeRequest asks whether the command sent with Origin was applied (an
 // interrupted write or COMMIT). Answered by OutcomeResponse.
@@ -344,7 +336,7 @@ func (m *OutcomeRequest) appendBody(b []byte) ([]byte, error) {
 	return appendOrigin(b, m.Origin), nil
 }
 
-func (m *OutcomeRequest) decodeBody(d *decoder) { m.Origin = d.origin() }
+func (m *OutcomeRequest) decodeBody(d decoder) { m.Origin = d.origin() }
 
 // OutcomeResponse answers OutcomeRequest: whether the command was applied,
 // and at which Raft index.
@@ -356,13 +348,13 @@ type OutcomeResponse struct {
 func (*OutcomeResponse) Type() Type { return TypeOutcomeResponse }
 
 func (m *OutcomeResponse) appendBody(b []byte) ([]byte, error) {
-	b = appendBool(b, m.Applied)
-	return binary.AppendUvarint(b, m.Index), nil
+	b = encoding.AppendBool(b, m.Applied)
+	return encoding.AppendUvarint(b, m.Index), nil
 }
 
-func (m *OutcomeResponse) decodeBody(d *decoder) {
-	m.Applied = d.bool()
-	m.Index = d.uvarint()
+func (m *OutcomeResponse) decodeBody(d decoder) {
+	m.Applied = d.Bool()
+	m.Index = d.Uvarint()
 }
 
 // ErrorResponse answers any request that failed as a whole. Err is rebuilt
@@ -378,4 +370,4 @@ func (m *ErrorResponse) appendBody(b []byte) ([]byte, error) {
 	return appendError(b, m.Err), nil
 }
 
-func (m *ErrorResponse) decodeBody(d *decoder) { m.Err = d.error() }
+func (m *ErrorResponse) decodeBody(d decoder) { m.Err = d.error() }

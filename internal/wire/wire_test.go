@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/encoding"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -315,9 +316,9 @@ func TestMalformed(t *testing.T) {
 		{"bad value tag", frameOf([]byte{byte(TypeTxExecRequest), 0, 0, 1, 0, 2, 9, 0}), "unknown value tag 9"},
 		{"bad error presence", frameOf([]byte{byte(TypeErrorResponse), 2}), "bad error presence 2"},
 		{"unknown error kind", frameOf([]byte{byte(TypeErrorResponse), 1, 1, 'x', 1, 99}), "unknown error kind 99"},
-		{"too many parts", frameOf(append([]byte{byte(TypeErrorResponse), 1, 0, maxParts + 1}, bytes.Repeat([]byte{kindClosed}, maxParts+1)...)), "17 error parts"},
+		{"too many parts", frameOf(append([]byte{byte(TypeErrorResponse), 1, 0, encoding.MaxErrorParts + 1}, bytes.Repeat([]byte{kindClosed}, encoding.MaxErrorParts+1)...)), "17 error parts"},
 		{"huge count", frameOf([]byte{byte(TypeExecResponse), 0, 0xff, 0xff, 0xff, 0xff, 0x0f}), "exceeds the input"},
-		{"bad sqlite code", frameOf([]byte{byte(TypeErrorResponse), 1, 0, 1, kindSQLiteCode, 0x80, 0x02}), "sqlite error code 256"},
+		{"bad sqlite code", frameOf([]byte{byte(TypeErrorResponse), 1, 0, 1, 1 /* sqlite3.ErrorCode */, 0x80, 0x02}), "sqlite error code 256"},
 		{"bad length varint", []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, "not a valid uvarint"},
 		{"huge length", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "exceeds the limit"},
 		{"length over max", lengthPrefix(MaxFrameSize + 1), "exceeds the limit"},

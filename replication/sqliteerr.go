@@ -1,20 +1,22 @@
-package wire
+package replication
 
 import (
 	"sync"
 
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/internal/encoding"
 )
 
 // sqlite3.Error has only unexported fields and no constructor, so a received
 // SQLite error is rebuilt by SQLite itself: a private in-memory connection
-// runs "SELECT hiqlite_wire_error()", an application-defined function that
+// runs "SELECT hiqlite_rebuild_error()", an application-defined function that
 // fails with the wanted extended code and message (Context.ResultError), and
 // the statement's error is a real *sqlite3.Error. ncruces builds it from
 // sqlite3_errmsg, trimming a leading "sqlite3: " and the code's own text, as
 // it did on the sender; the result is checked (code, Error() text, no OS
 // error, no SQL) and used only if it matches, so a message those trims would
-// alter, or a code SQLite treats specially, falls back to a remoteError with
+// alter, or a code SQLite treats specially, falls back to an encoding.RemoteError with
 // the same text that unwraps to the sqlite3.ExtendedErrorCode: errors.Is and
 // the text still match, only errors.As to *sqlite3.Error does not.
 //
@@ -66,7 +68,7 @@ func newSQLiteError(code sqlite3.ExtendedErrorCode, msg string) error {
 	if e := sqliteErrors.build(code, msg); e != nil {
 		return e
 	}
-	return &remoteError{msg: code.Error() + ": " + msg, errs: []error{code}}
+	return &encoding.RemoteError{Msg: code.Error() + ": " + msg, Errs: []error{code}}
 }
 
 // rebuildable reports whether SQLite reports code from a function unchanged.
@@ -110,7 +112,7 @@ func (b *errorBuilder) open() {
 	if err != nil {
 		return
 	}
-	err = conn.CreateFunction("hiqlite_wire_error", 0, 0, func(ctx sqlite3.Context, _ ...sqlite3.Value) {
+	err = conn.CreateFunction("hiqlite_rebuild_error", 0, 0, func(ctx sqlite3.Context, _ ...sqlite3.Value) {
 		e := b.next // b.mu is held by build, which is stepping
 		ctx.ResultError(&e)
 	})
@@ -118,7 +120,7 @@ func (b *errorBuilder) open() {
 		conn.Close()
 		return
 	}
-	stmt, _, err := conn.Prepare("SELECT hiqlite_wire_error()")
+	stmt, _, err := conn.Prepare("SELECT hiqlite_rebuild_error()")
 	if err != nil {
 		conn.Close()
 		return
