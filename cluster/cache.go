@@ -205,9 +205,15 @@ func (g *cacheGroup) close() error {
 	close(g.done)
 	var errs []error
 	if r := g.raft.Load(); r != nil {
-		errs = append(errs, r.Shutdown().Error())
-	}
-	if g.trans != nil {
+		f := r.Shutdown()
+		// As for the main group (Node.Close): the transport first, so
+		// that raft's wait for its replication goroutines is not held by
+		// a peer that stopped answering.
+		if g.trans != nil {
+			errs = append(errs, closeTransport(g.trans))
+		}
+		errs = append(errs, f.Error())
+	} else if g.trans != nil {
 		errs = append(errs, closeTransport(g.trans))
 	}
 	g.m.Shutdown(ErrClosed)

@@ -190,7 +190,7 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	if err := n.leaderReady(ctx); err != nil {
 		return 0, err
 	}
-	if err := n.raft.VerifyLeader().Error(); err != nil {
+	if err := n.futureErr(ctx, n.raft.VerifyLeader()); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
 			return 0, ErrNotLeader
@@ -205,3 +205,22 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 // State is this node's Raft state in lower case: leader, follower,
 // candidate or shutdown.
 func (n *Node) State() string { return strings.ToLower(n.raft.State().String()) }
+
+// futureErr waits for f's answer, as f.Error does, but gives up with
+// ErrClosed when the node closes and with ctx's error when ctx ends. Raft
+// can leave a future unanswered as it shuts down (hashicorp/raft#498): a
+// linearizable read that waited on its leadership check that way held the
+// node's Close forever, and the process never exited on SIGTERM. Only
+// then is the goroutine that waits for raft left behind.
+func (n *Node) futureErr(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.stopCh:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

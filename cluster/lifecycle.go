@@ -151,7 +151,16 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		Timeout: 30 * time.Second,
 		Logger:  cfg.logger.Named("transport"),
 	})
-	if err = n.newRaft(rc, n.trans); err != nil {
+	var trans raft.Transport = n.trans
+	if !has {
+		g := guardVotes(n.trans, n.hasLogOrSnapshot, n.stopCh, func(candidate []byte, last uint64) {
+			n.cfg.logger.Warn("refusing votes until a leader sends this node the log: it has no Raft state (new, or its raft directory was lost) and a candidate's log shows an existing cluster",
+				"candidate", string(candidate), "candidate-last-index", last)
+		})
+		n.goFunc(g.run)
+		n.votes, trans = g, g
+	}
+	if err = n.newRaft(rc, trans); err != nil {
 		return err
 	}
 	n.rpc = newRPCServer(n)
@@ -266,7 +275,15 @@ func (n *Node) Close() error {
 		n.sm.Interrupt()
 	}
 	if n.raft != nil {
-		errs = append(errs, n.raft.Shutdown().Error())
+		f := n.raft.Shutdown()
+		// raft joins its replication goroutines before it closes the
+		// transport: one waiting on a peer that stopped answering (a
+		// paused process) held Close for the transport's 30 s timeout.
+		// Closing the stream first fails those calls at once.
+		if n.mux != nil {
+			n.mux.RaftLayer().Close()
+		}
+		errs = append(errs, f.Error())
 	}
 	if n.cache != nil {
 		errs = append(errs, n.cache.close())

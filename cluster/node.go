@@ -56,6 +56,7 @@ type Node struct {
 	mem      *raft.InmemStore // log and stable store of an InMemory node, instead of log
 	snaps    raft.SnapshotStore
 	trans    raft.Transport
+	votes    *voteGuard // between trans and raft on a node that started without Raft state
 	raft     *raft.Raft
 	gate     *gate
 

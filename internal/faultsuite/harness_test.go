@@ -306,7 +306,25 @@ func (c *cluster) waitAllReady() error {
 	}) {
 		return nil
 	}
-	return fmt.Errorf("not ready after %v: %s", startWait, strings.Join(lagging, ", "))
+	// What each lagging node says of itself, so that the report shows
+	// why without the node's whole log.
+	var says []string
+	for _, name := range lagging {
+		for _, nd := range c.nodes {
+			if nd.name != name {
+				continue
+			}
+			switch st, ok := c.status(nd); {
+			case !nd.running():
+				says = append(says, name+": not running")
+			case !ok:
+				says = append(says, name+": no answer to /status")
+			default:
+				says = append(says, fmt.Sprintf("%s: leader %q, applied index %d, fault %q", name, st.LeaderID, st.AppliedIndex, st.Fault))
+			}
+		}
+	}
+	return fmt.Errorf("not ready after %v: %s", startWait, strings.Join(says, "; "))
 }
 
 // waitSameApplied waits until every node reports the same applied index
