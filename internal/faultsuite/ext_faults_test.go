@@ -70,7 +70,11 @@ func (n *nemesis) mark(kind, nd string) {
 	at := n.r.h.end()
 	n.r.faults.begin(kind, nd, at)
 	if n.progress != nil {
-		n.progress(fmt.Sprintf("%8.1fs fault %d: %s %s", float64(at)/1e9, n.total(), kind, nd))
+		on := nd
+		if on == "" {
+			on = "(every node)"
+		}
+		n.progress(fmt.Sprintf("%8.1fs fault %d: %s %s", float64(at)/1e9, n.total(), kind, on))
 	}
 }
 
