@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hiqlite/hiqlite"
@@ -44,12 +45,16 @@ func withFaultsuite(h http.Handler, db *sql.DB, node *hiqlite.Node) http.Handler
 	mux.HandleFunc("POST /x/incr", x.handle(x.incr))
 	mux.HandleFunc("GET /x/incr/read", x.handle(x.incrRead))
 	mux.HandleFunc("GET /x/dump", x.handle(x.dump))
+	x.extHandlers(mux) // serve_faultsuite_ext.go
 	return mux
 }
 
 type xHandler struct {
 	db   *sql.DB
 	node *hiqlite.Node
+
+	lmu       sync.Mutex
+	listeners map[int64]*xListener // the notify workload's, by id
 }
 
 // handle runs fn with the request's deadline and consistency (?c=local or
@@ -118,7 +123,7 @@ func (x *xHandler) setup(ctx context.Context, q func(string) int64) faultsuite.R
 CREATE TABLE IF NOT EXISTS bank(id INTEGER PRIMARY KEY, bal INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS uniq(id INTEGER NOT NULL, node TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counter(id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
-INSERT OR IGNORE INTO counter(id, v) VALUES (1, 0);`
+INSERT OR IGNORE INTO counter(id, v) VALUES (1, 0);` + extSetup
 	for i := range accounts {
 		stmt += fmt.Sprintf("\nINSERT OR IGNORE INTO bank(id, bal) VALUES (%d, %d);", i, balance)
 	}

@@ -109,6 +109,7 @@ func runSeed(t *testing.T, bin, dir string, seed uint64, nodes int, duration tim
 	r.hint.set(-1)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	nem := newNemesis(r, rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())))
+	nem.progress = func(line string) { t.Log(line) }
 	// logf logs and keeps the line for report.txt.
 	var lines []string
 	logf := func(format string, args ...any) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/url"
 	"os"
 	"sync"
@@ -93,9 +92,10 @@ func (h *history) close() error {
 // runner is what workloads see of a run: the cluster, the history and
 // a hint of who leads.
 type runner struct {
-	c    *cluster
-	h    *history
-	hint leaderHint
+	c      *cluster
+	h      *history
+	hint   leaderHint
+	faults faultLog // the nemesis's, for the checkers (ext_faults_test.go)
 }
 
 // leaderHint is the leader as last seen by the nemesis or a poll; -1 none.
@@ -112,19 +112,9 @@ func (r *runner) nodes() int { return len(r.c.nodes) }
 // do runs one op of workload w on node i, records it and answers it.
 // consistency, when set, is the read's level.
 func (r *runner) do(ctx context.Context, w string, client, i int, f, method, path string, input map[string]int64, consistency string) Op {
-	nd := r.c.nodes[i]
 	var extra url.Values
 	if consistency != "" {
 		extra = url.Values{"c": {consistency}}
 	}
-	call := time.Since(r.h.began).Nanoseconds()
-	rep := r.c.call(ctx, nd, method, path, input, extra)
-	op := Op{Client: client, Node: nd.name, Workload: w, F: f, Input: input, Call: call,
-		Return: time.Since(r.h.began).Nanoseconds(), Outcome: rep.Outcome, Value: rep.Value, Values: rep.Values, Error: rep.Error}
-	if op.Outcome != OK && op.Outcome != Fail && op.Outcome != Info {
-		op.Error = fmt.Sprintf("unknown outcome %q: %s", op.Outcome, op.Error)
-		op.Outcome = Info
-	}
-	r.h.add(op)
-	return op
+	return r.doExtra(ctx, w, client, i, f, method, path, input, extra)
 }

@@ -34,6 +34,8 @@ type nemesis struct {
 	r     *runner
 	rng   *rand.Rand
 	kinds []string
+	// progress, when set, logs each fault as it is injected.
+	progress func(string)
 
 	mu       sync.Mutex
 	schedule []string       // what it did, when
@@ -114,6 +116,7 @@ func (n *nemesis) inject(ctx context.Context, kind string, pick int, leaderFirst
 	switch kind {
 	case faultKill, faultWipeData, faultWipeRaft:
 		nd, role := n.target(pick, leaderFirst)
+		n.mark(kind, nd.name)
 		n.logf("%s %s%s", kind, nd.name, role)
 		if err := nd.kill(); err != nil {
 			n.problem("kill %s: %v", nd.name, err)
@@ -128,6 +131,7 @@ func (n *nemesis) inject(ctx context.Context, kind string, pick int, leaderFirst
 		n.restart(nd, 0)
 	case faultPause:
 		nd, role := n.target(pick, leaderFirst)
+		n.mark(kind, nd.name)
 		n.logf("pause %s%s (SIGSTOP)", nd.name, role)
 		nd.signal(syscall.SIGSTOP)
 		wait(ctx, hold)
@@ -135,6 +139,7 @@ func (n *nemesis) inject(ctx context.Context, kind string, pick int, leaderFirst
 		n.logf("resume %s (SIGCONT)", nd.name)
 	case faultRestart:
 		nd, role := n.target(pick, leaderFirst)
+		n.mark(kind, nd.name)
 		n.logf("graceful restart %s%s (SIGTERM)", nd.name, role)
 		if err := nd.signal(syscall.SIGTERM); err != nil {
 			n.problem("SIGTERM %s: %v", nd.name, err)
@@ -155,6 +160,7 @@ func (n *nemesis) inject(ctx context.Context, kind string, pick int, leaderFirst
 		n.restart(nd, 0)
 	case faultDiskFull:
 		nd, role := n.target(pick, leaderFirst)
+		n.mark(kind, nd.name)
 		nd.kill()
 		limit := diskLimit(nd.dir)
 		n.logf("disk-full %s%s: restart under ulimit -f %d (%d KiB)", nd.name, role, limit, limit/2)
@@ -171,9 +177,11 @@ func (n *nemesis) inject(ctx context.Context, kind string, pick int, leaderFirst
 		n.restart(nd, 0)
 	default:
 		n.partition(ctx, kind, pick, hold)
+		n.unmark()
 		return
 	}
 	n.recover()
+	n.unmark()
 }
 
 // remove removes path of the stopped node nd.
@@ -230,6 +238,7 @@ func (n *nemesis) partition(ctx context.Context, kind string, pick int, hold tim
 			}
 		}
 		connected = func(i, j int) bool { return i != alone && j != alone }
+		n.mark(kind, c.nodes[alone].name)
 		n.logf("%s: %s cut off from the others", kind, c.nodes[alone].name)
 	case faultPartBrdge:
 		bridge := pick
@@ -243,6 +252,7 @@ func (n *nemesis) partition(ctx context.Context, kind string, pick int, hold tim
 			}
 		}
 		connected = func(i, j int) bool { return i == bridge || j == bridge || side[i] == side[j] }
+		n.mark(kind, "") // every node loses some link
 		n.logf("%s: only %s links the two halves", kind, c.nodes[bridge].name)
 	}
 	if err := c.net.apply(connected); err != nil {

@@ -3,7 +3,9 @@
 // workloads through every node, a nemesis that kills, pauses, restarts,
 // wipes, fills the disk of and partitions nodes on a seeded schedule, and
 // checkers that judge the recorded history (linearizable registers, bank
-// totals, unique inserts, exactly-once increments, identical replicas).
+// totals, unique inserts, exactly-once increments, identical replicas,
+// caches without stalls or invented values, fenced lock holders,
+// notifications delivered once and in order).
 //
 // This file holds what the serve binary and the suite share: the reply of
 // the workload endpoints and how an error is classified.

@@ -25,7 +25,8 @@ type Workload interface {
 
 // workloads answers a fresh instance of every workload.
 func workloads() []Workload {
-	return []Workload{&registers{keys: 6}, &bank{accounts: 5, balance: 100}, &uniques{}, &increments{}}
+	return []Workload{&registers{keys: 6}, &bank{accounts: 5, balance: 100}, &uniques{}, &increments{},
+		&caches{}, &locks{}, &notifies{}} // the last three: ext_*_test.go
 }
 
 // opGap is the pause between two ops of one client: it keeps the load
