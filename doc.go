@@ -117,6 +117,14 @@
 // the Raft configuration; the node is added back if it returns. Durations use Go's
 // syntax (500ms, 10s); sizes are bytes or end in KiB, MiB or GiB.
 //
+// A node logs, Raft's and memberlist's lines included, to [Config].Logger
+// (a *slog.Logger), or without one as text on stderr at the level the
+// environment variable HIQLITE_LOG names: debug, info, warn (the default),
+// error or off. Expected events (a peer closing, a node leaving, a
+// shutdown) are not errors, and a failure Raft retries against one peer is
+// a warning once, then summarised every minute. Importing hiqlite leaves
+// the standard log package as it was.
+//
 // # Reads and writes
 //
 // Each database/sql connection has its own read-only SQLite connection to

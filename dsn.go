@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"slices"
@@ -110,6 +111,15 @@ type Config struct {
 	// verified (as ClientAuth RequireAndVerifyClientCert), sets ServerName
 	// to the host dialed, and turns off session resumption.
 	TLS *tls.Config
+	// Logger receives the node's logs: its own, Raft's and memberlist's,
+	// at levels an operator can act on (expected events, such as a peer
+	// closing, a node leaving or a shutdown, are not errors; a failure
+	// Raft retries against one peer is a warning once, then summarised
+	// every minute). A DSN cannot carry it. nil = text lines on stderr at
+	// the level the environment variable HIQLITE_LOG names: debug, info,
+	// warn (the default) or error, or off. The node of a data directory
+	// takes the Logger of the Config that starts it.
+	Logger *slog.Logger
 }
 
 // Defaults of the parameters FormatDSN leaves out when unchanged.

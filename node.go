@@ -94,6 +94,7 @@ func (c *Config) clusterConfig(dir string, secret []byte) cluster.Config {
 	cc.ReapTimeout = c.Reap
 	cc.TLS = c.TLS
 	cc.TLSCert, cc.TLSKey, cc.TLSCA = c.TLSCert, c.TLSKey, c.TLSCA
+	cc.Logger = c.Logger
 	return cc
 }
 

@@ -4,10 +4,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/hiqlite/hiqlite/internal/logging"
 	"github.com/hiqlite/hiqlite/internal/nodeid"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
 )
@@ -23,13 +25,17 @@ const (
 
 // Config is what a node needs to start. The root package builds it from the
 // DSN, starting from DefaultConfig. Open fills a zero Timeout, ReapTimeout
-// and logger with their defaults and refuses a Config that Validate
+// and Logger with their defaults and refuses a Config that Validate
 // refuses.
 type Config struct {
 	Dir     string        // DATA_DIR
 	ID      string        // "" = the persisted id, or a new one; else a valid id (internal/nodeid)
 	Timeout time.Duration // how long a write may wait to enter the Raft log; 0 = 10 s
-	logger  hclog.Logger  // nil: errors only, to stderr (tests set it)
+	// Logger receives the node's logs, raft's and memberlist's included,
+	// at the levels internal/logging gives them; nil = logging.Default()
+	// (stderr, the level HIQLITE_LOG names, warn when unset).
+	Logger *slog.Logger
+	logger hclog.Logger // Logger as raft takes it; tests may set it instead
 	// SnapshotThreshold is how many log entries trigger a snapshot; 0 picks
 	// the default.
 	SnapshotThreshold uint64
@@ -76,7 +82,7 @@ func DefaultConfig() Config {
 }
 
 // withDefaults returns c with its zero Timeout and ReapTimeout replaced by
-// their defaults, and a nil logger by defaultLogger.
+// their defaults, and the logger raft takes built from Logger.
 func (c Config) withDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = defaultTimeout
@@ -85,7 +91,7 @@ func (c Config) withDefaults() Config {
 		c.ReapTimeout = defaultReapTimeout
 	}
 	if c.logger == nil {
-		c.logger = defaultLogger()
+		c.logger = logging.New(c.Logger)
 	}
 	return c
 }

@@ -126,8 +126,8 @@ func (n *Node) warnStray(last *time.Time) {
 	}
 	if err := n.clusterErr(); err != nil {
 		*last = time.Now()
-		// ERROR, not WARN: the default logger shows only errors, and an
-		// application whose node cannot join must hear of it.
+		// ERROR, not WARN: every write fails until it is fixed, and an
+		// application that shows only errors must hear of it.
 		n.cfg.logger.Error("writes fail until this node is part of a cluster", "error", err)
 	}
 }

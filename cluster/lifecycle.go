@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/hiqlite/hiqlite/extensions"
@@ -268,6 +266,7 @@ func (n *Node) Close() error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	n.logRules().Closing() // what fails from now on is this node closing
 	var errs []error
 	if n.sm != nil {
 		// raft's Shutdown waits for the entry being applied: cut a long
@@ -340,14 +339,6 @@ func (n *Node) closeResources() error {
 		errs = append(errs, unlockDir(n.lock))
 	}
 	return errors.Join(errs...)
-}
-
-func defaultLogger() hclog.Logger {
-	level := hclog.Error
-	if v := os.Getenv("HIQLITE_LOG"); v != "" {
-		level = hclog.LevelFromString(v)
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: "hiqlite", Level: level, Output: os.Stderr})
 }
 
 // warnClearText logs, at start, a node that speaks clear text on an

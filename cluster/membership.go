@@ -29,6 +29,7 @@ func (n *Node) runMembership() {
 	defer t.Stop()
 	lastWarn := time.Now()
 	for {
+		n.noteGone()
 		if !n.inCluster.Load() {
 			if n.refuse() {
 				return

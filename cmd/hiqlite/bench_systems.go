@@ -27,6 +27,7 @@ import (
 	_ "github.com/ncruces/go-sqlite3/driver" // "sqlite3", the plain SQLite baseline
 
 	"github.com/hiqlite/hiqlite/internal/devcert"
+	"github.com/hiqlite/hiqlite/internal/logging"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -372,17 +373,10 @@ func bareRaftConfig(id string, logger hclog.Logger) *raft.Config {
 	return rc
 }
 
-// benchLogger logs at the level HIQLITE_LOG names, as a node does.
+// benchLogger logs as a node does: at the level HIQLITE_LOG names, under
+// the same level rules (internal/logging).
 func benchLogger(name string) hclog.Logger {
-	v := os.Getenv("HIQLITE_LOG")
-	if v == "off" {
-		return hclog.NewNullLogger()
-	}
-	level := hclog.Error
-	if v != "" {
-		level = hclog.LevelFromString(v)
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: level, Output: os.Stderr})
+	return logging.New(logging.Default()).Named(name)
 }
 
 func startRaft(ctx context.Context, dir string) (_ *raftSystem, err error) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hiqlite/hiqlite"
+	"github.com/hiqlite/hiqlite/internal/logging"
 )
 
 // defaultHTTP is where serve answers health and status checks unless told
@@ -105,11 +106,17 @@ func checkHostPort(addr string) error {
 // is empty, until ctx ends; then it stops both and returns nil. Progress
 // goes to stdout: first a line naming the node and the addresses it
 // listens on (the bound HTTP address, so port 0 can be used), then "ready:"
-// once the node is ready, and every leader change after that. Warnings go
-// to stderr.
+// once the node is ready, and every leader change after that. Warnings,
+// and the node's logs at the level HIQLITE_LOG names, go to stderr.
 func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stderr io.Writer) (err error) {
 	out := &lockedWriter{w: stdout}
 	errOut := &lockedWriter{w: stderr}
+	if cfg.Logger == nil {
+		// The node's logs go to stderr at the level HIQLITE_LOG names.
+		if cfg.Logger, err = logging.FromEnv(errOut); err != nil {
+			return err
+		}
+	}
 	// Read the certificate and listen before opening the node: a bad file
 	// or a port in use fails fast, and the first line can tell the real
 	// port.

@@ -520,3 +520,21 @@ func TestStatusWaitsForListener(t *testing.T) {
 		t.Errorf("stderr %q does not say the connection was still refused after --wait", errOut.String())
 	}
 }
+
+// TestServeLogLevel: HIQLITE_LOG=info shows the node's info lines on
+// stderr; an unknown level stops serve with an error naming it.
+func TestServeLogLevel(t *testing.T) {
+	t.Setenv("HIQLITE_LOG", "info")
+	s := startServe(t, "--dsn", filepath.Join(t.TempDir(), "node")+"?_node=n1", "--http", "")
+	waitMatch(t, s.errOut.String, regexp.MustCompile(`level=INFO msg=.* logger=raft`), time.Minute, s.done)
+	if code := s.stop(t); code != 0 {
+		t.Errorf("serve exited %d:\n%s", code, s.output())
+	}
+
+	t.Setenv("HIQLITE_LOG", "loud")
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--dsn", filepath.Join(t.TempDir(), "node"), "--http", ""}, strings.NewReader(""), &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), `HIQLITE_LOG "loud": unknown level`) {
+		t.Errorf("HIQLITE_LOG=loud: exit %d, stderr:\n%s", code, errOut.String())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,6 +36,9 @@ type Member struct {
 	Params []string // extra DSN parameters
 	DB     *sql.DB  // nil while killed
 	Node   *hiqlite.Node
+	// Logger, when set, receives the node's logs (Config.Logger); nil =
+	// the default logger.
+	Logger *slog.Logger
 }
 
 // DSN is the member's DSN.
@@ -149,7 +153,7 @@ func (c *Cluster) Start(i int) {
 	if m.DB != nil {
 		c.t.Fatalf("%s is already running", m.ID)
 	}
-	db, err := sql.Open("hiqlite", m.DSN(c))
+	db, err := m.open(c)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", m.ID, err)
 	}
@@ -159,6 +163,23 @@ func (c *Cluster) Start(i int) {
 		c.t.Fatalf("start %s: %v", m.ID, err)
 	}
 	m.DB, m.Node = db, n
+}
+
+// open opens the member's DSN, with its Logger when it has one.
+func (m *Member) open(c *Cluster) (*sql.DB, error) {
+	if m.Logger == nil {
+		return sql.Open("hiqlite", m.DSN(c))
+	}
+	cfg, err := hiqlite.ParseDSN(m.DSN(c))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = m.Logger
+	conn, err := hiqlite.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(conn), nil
 }
 
 // Kill stops member i without leaving the cluster, as a crash would look
