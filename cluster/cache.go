@@ -158,8 +158,10 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 		trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream:  n.mux.CacheLayer(),
 			MaxPool: 3,
-			Timeout: 10 * time.Second,
-			Logger:  n.cfg.logger.Named("cache-transport"),
+			// No pipelined replication, as for the main group.
+			MaxRPCsInFlight: noPipelining,
+			Timeout:         10 * time.Second,
+			Logger:          n.cfg.logger.Named("cache-transport"),
 		})
 	}
 	snaps := raft.NewInmemSnapshotStore()

@@ -143,6 +143,8 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.mux.RaftLayer(),
 		MaxPool: 3,
+		// No pipelined replication (see noPipelining).
+		MaxRPCsInFlight: noPipelining,
 		// An AppendEntries carrying large values (8 MiB blobs, up to
 		// MaxAppendEntries of them) can take seconds on a loaded machine;
 		// at 10s one was resent from the start again and again.
@@ -198,6 +200,18 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	n.goFunc(n.runMembership)
 	return nil
 }
+
+// noPipelining turns raft's pipelined replication off: each AppendEntries
+// to a follower waits for its answer before the next is sent. With it on,
+// a follower that refused an append (Success=false) could stop receiving
+// entries for good: raft's pipeline decoder returns on the refusal while
+// the sender, chosen again by its select, blocks handing the next request
+// to that decoder, and the pipeline is closed only after the sender
+// returns. The follower kept getting heartbeats, so no election came to
+// heal it; the 31-minute fault run found a node lagging forever, and raft's
+// Shutdown then waited on that sender, so SIGTERM hung. Group commit
+// (MaxAppendEntries) keeps the batches large without it.
+const noPipelining = 1
 
 // newRaft starts the main group's Raft over trans. NewRaft reads the whole
 // log after the last snapshot, and panics on an entry it cannot read;

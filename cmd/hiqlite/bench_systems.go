@@ -414,8 +414,10 @@ func startRaft(ctx context.Context, dir string) (_ *raftSystem, err error) {
 		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream:  n.mux.RaftLayer(),
 			MaxPool: 3,
-			Timeout: 10 * time.Second,
-			Logger:  logger,
+			// As the cluster's transport: no pipelined replication.
+			MaxRPCsInFlight: 1,
+			Timeout:         10 * time.Second,
+			Logger:          logger,
 		})
 		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: n.trans.LocalAddr()})
 	}
