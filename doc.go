@@ -249,6 +249,17 @@
 // UUID; the version 7 UUIDs of one command or transaction increase in the
 // order they are made. In a read they are plain random.
 //
+// # Your own functions
+//
+// Config.ConnInit registers the application's SQL functions, collations
+// and ncruces ext/ packages on every connection of the node, the writer
+// and every read connection, as the ncruces driver's init callback does;
+// set it on the Config given to NewConnector (a DSN cannot carry it). Every
+// node replays each write, so in a write the writer refuses a function of
+// the hook registered without sqlite3.DETERMINISTIC, with an error that
+// names it; reads call the real function. The README lists which ext/
+// packages are safe in writes.
+//
 //	CREATE TABLE event(id TEXT PRIMARY KEY DEFAULT (uuid7()), body)
 //
 // # Extensions
@@ -357,9 +368,10 @@
 //     hiqlite_nodes exist on the read connections only: a write that uses
 //     them fails with "no such function".
 //   - FTS5, R*Tree and geopoly are there on every connection (plain SQLite
-//     and the ncruces driver need them registered). Custom FTS5 tokenizers
-//     and auxiliary functions, the application's own functions and the
-//     other ncruces ext/ packages cannot be added yet.
+//     and the ncruces driver need them registered). The application's own
+//     functions, collations and the other ncruces ext/ packages come from
+//     Config.ConnInit (see "Your own functions"). Custom FTS5 tokenizers
+//     and auxiliary functions cannot be added yet.
 //   - SQLITE_CORRUPT_VTAB from FTS5 or R*Tree (an index out of step with
 //     its content) is the statement's error and never stops a node; any
 //     other SQLITE_CORRUPT is a damaged file.

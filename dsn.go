@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ncruces/go-sqlite3"
 )
 
 // Consistency is the read consistency level.
@@ -110,6 +112,19 @@ type Config struct {
 	// verified (as ClientAuth RequireAndVerifyClientCert), sets ServerName
 	// to the host dialed, and turns off session resumption.
 	TLS *tls.Config
+
+	// ConnInit registers the application's SQL functions, collations and
+	// extensions (the ncruces driver's ext/ packages, such as
+	// ext/stats.Register) on every connection of the node, the writer and
+	// every read connection, after hiqlite's own functions; a DSN cannot
+	// carry it. An error fails the opening with it wrapped. Every node
+	// replays each write, so a write may call only functions registered
+	// with sqlite3.DETERMINISTIC: on the writer, the others fail in writes
+	// with an error naming them, and stay callable in reads. The node
+	// runs the ConnInit of the first Config that opens its DATA_DIR in the
+	// process, for the connectors that share it too. Every node of a
+	// cluster must register the same functions and collations.
+	ConnInit func(*sqlite3.Conn) error
 }
 
 // Defaults of the parameters FormatDSN leaves out when unchanged.

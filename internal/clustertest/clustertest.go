@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ncruces/go-sqlite3"
+
 	"github.com/hiqlite/hiqlite"
 	"github.com/hiqlite/hiqlite/internal/testaddr"
 	"github.com/hiqlite/hiqlite/internal/waitfor"
@@ -33,8 +35,11 @@ type Member struct {
 	Gossip string
 	Secret string   // "" = the package's Secret
 	Params []string // extra DSN parameters
-	DB     *sql.DB  // nil while killed
-	Node   *hiqlite.Node
+	// ConnInit, when set, is the member's Config.ConnInit: the member then
+	// opens through hiqlite.NewConnector instead of its DSN alone.
+	ConnInit func(*sqlite3.Conn) error
+	DB       *sql.DB // nil while killed
+	Node     *hiqlite.Node
 }
 
 // DSN is the member's DSN.
@@ -149,7 +154,7 @@ func (c *Cluster) Start(i int) {
 	if m.DB != nil {
 		c.t.Fatalf("%s is already running", m.ID)
 	}
-	db, err := sql.Open("hiqlite", m.DSN(c))
+	db, err := m.open(c)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", m.ID, err)
 	}
@@ -159,6 +164,23 @@ func (c *Cluster) Start(i int) {
 		c.t.Fatalf("start %s: %v", m.ID, err)
 	}
 	m.DB, m.Node = db, n
+}
+
+// open opens the member's *sql.DB: from its DSN, with its ConnInit.
+func (m *Member) open(c *Cluster) (*sql.DB, error) {
+	if m.ConnInit == nil {
+		return sql.Open("hiqlite", m.DSN(c))
+	}
+	cfg, err := hiqlite.ParseDSN(m.DSN(c))
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnInit = m.ConnInit
+	cn, err := hiqlite.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(cn), nil
 }
 
 // Kill stops member i without leaving the cluster, as a crash would look
