@@ -351,8 +351,13 @@
 //     may be read, but a statement that would create, alter, drop, write,
 //     index or put a trigger on one, in any spelling and from a trigger
 //     or view alike, is refused ([ErrRefused], and sqlite3.AUTH).
-//   - Plain VACUUM fails ("cannot VACUUM from within a transaction"): the
-//     state machine applies every command inside a transaction.
+//   - VACUUM, alone in its Exec, is replicated: every node runs it at the
+//     same point of the log, outside the transaction the other writes
+//     share, and checkpoints its WAL, so its file shrinks; writes wait
+//     meanwhile. As in SQLite it renumbers (in order) the rowids of a table
+//     with neither an INTEGER PRIMARY KEY nor an index, alike on every node.
+//     Inside a transaction, or in a text of several statements, it fails as
+//     in SQLite; VACUUM INTO is refused.
 //   - PRAGMA foreign_keys is a per-session setting (off by default, as in
 //     SQLite) that the session's writes carry to the writer.
 //   - The functions last_insert_rowid(), changes() and total_changes() in a
