@@ -1,6 +1,11 @@
 package replication
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+)
 
 // VACUUM cannot run inside a transaction, so it cannot join a batch. A
 // command that is one plain VACUUM (isVacuum) commits the open batch,
@@ -47,7 +52,10 @@ func (sm *StateMachine) runVacuum(index uint64, cmd *Command) (*Response, error)
 	sm.w.SetLastInsertRowID(0)
 	sm.nt.index = index
 	sm.guard.Migrations = cmd.Flags&FlagNotMigrate == 0
-	res, err := sm.vacuum(cmd.Stmts[0])
+	res, err, fault := sm.vacuum(cmd.Stmts[0])
+	if fault != nil {
+		return nil, fault
+	}
 	if isNodeFault(err) {
 		return nil, err
 	}
@@ -68,21 +76,55 @@ func (sm *StateMachine) runVacuum(index uint64, cmd *Command) (*Response, error)
 	return resp, nil
 }
 
-// vacuum runs st, a plain VACUUM. The guard stays off: VACUUM copies every
-// table, hiqlite's own included, through statements of its own that the
-// guard would take for writes to them; it changes no row.
-func (sm *StateMachine) vacuum(st Statement) (Result, error) {
-	var res Result
+// vacuum runs st, a plain VACUUM: stmtErr is the statement's error, fault
+// one of the node. The guard stays off: VACUUM copies every table,
+// hiqlite's own included, through statements of its own that the guard
+// would take for writes to them; it changes no row.
+//
+// VACUUM builds its copy in a temporary database, which temp_store=MEMORY
+// (set for the notifications table, notify.go) would put in the writer's
+// memory; the ncruces driver caps that at 256 MiB per connection, and a
+// database of about 200 MiB ran it out (a panic, that would stop every
+// node at the same entry, again at each restart). So VACUUM runs with
+// temp_store=FILE, its copy in a temporary file. Changing temp_store drops
+// the temporary tables, so the notifications table (empty between
+// transactions) and its statements are made again afterwards.
+func (sm *StateMachine) vacuum(st Statement) (res Result, stmtErr, fault error) {
 	p := parseStatement(st.SQL)
 	if err := checkReplicable(st.SQL, &p); err != nil {
-		return res, err
+		return res, err, nil
 	}
+	if err := sm.w.Exec(`PRAGMA temp_store = FILE`); err != nil {
+		return res, nil, fmt.Errorf("hiqlite: temp_store for VACUUM: %w", err)
+	}
+	stmtErr = sm.vacuumStmt(st, &res)
+	if err := sm.reinstallNotify(); err != nil {
+		return res, stmtErr, fmt.Errorf("hiqlite: notifications table after VACUUM: %w", err)
+	}
+	return res, stmtErr, nil
+}
+
+// vacuumStmt prepares and runs st into res.
+func (sm *StateMachine) vacuumStmt(st Statement, res *Result) error {
 	stmt, _, err := sm.w.Prepare(st.SQL)
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer stmt.Close()
-	return res, sm.execOne(stmt, st.Args, &res)
+	return sm.execOne(stmt, st.Args, res)
+}
+
+// reinstallNotify makes the notifications table and its statements again,
+// after a change of temp_store dropped the table.
+func (sm *StateMachine) reinstallNotify() error {
+	nt := &sm.nt
+	for _, st := range []**sqlite3.Stmt{&nt.ins, &nt.read, &nt.clear, &nt.cut} {
+		if *st != nil {
+			(*st).Close()
+			*st = nil
+		}
+	}
+	return sm.installNotify()
 }
 
 // vacuumCheckpoint copies the WAL back into the database file and
