@@ -81,6 +81,12 @@ func newConn(ctx context.Context, c *Connector) (*conn, error) {
 		db.Close()
 		return nil, err
 	}
+	// Then the application's functions and collations (Config.ConnInit),
+	// the real ones: only the writer refuses the non-deterministic ones.
+	if err := replication.RunConnInit(db, c.node.connInit); err != nil {
+		db.Close()
+		return nil, err
+	}
 	// A session starts with foreign keys as _foreign_keys says (off by
 	// default, as in SQLite), while ncruces builds SQLite with them on:
 	// make PRAGMA foreign_keys read what writes use.

@@ -257,6 +257,17 @@
 // UUID; the version 7 UUIDs of one command or transaction increase in the
 // order they are made. In a read they are plain random.
 //
+// # Your own functions
+//
+// Config.ConnInit registers the application's SQL functions, collations
+// and ncruces ext/ packages on every connection of the node, the writer
+// and every read connection, as the ncruces driver's init callback does;
+// set it on the Config given to NewConnector (a DSN cannot carry it). Every
+// node replays each write, so in a write the writer refuses a function of
+// the hook registered without sqlite3.DETERMINISTIC, with an error that
+// names it; reads call the real function. The README lists which ext/
+// packages are safe in writes.
+//
 //	CREATE TABLE event(id TEXT PRIMARY KEY DEFAULT (uuid7()), body)
 //
 // # Extensions
@@ -348,8 +359,13 @@
 //     may be read, but a statement that would create, alter, drop, write,
 //     index or put a trigger on one, in any spelling and from a trigger
 //     or view alike, is refused ([ErrRefused], and sqlite3.AUTH).
-//   - Plain VACUUM fails ("cannot VACUUM from within a transaction"): the
-//     state machine applies every command inside a transaction.
+//   - VACUUM, alone in its Exec, is replicated: every node runs it at the
+//     same point of the log, outside the transaction the other writes
+//     share, and checkpoints its WAL, so its file shrinks; writes wait
+//     meanwhile. As in SQLite it renumbers (in order) the rowids of a table
+//     with neither an INTEGER PRIMARY KEY nor an index, alike on every node.
+//     Inside a transaction, or in a text of several statements, it fails as
+//     in SQLite; VACUUM INTO is refused.
 //   - PRAGMA foreign_keys is a per-session setting (off by default, as in
 //     SQLite) that the session's writes carry to the writer.
 //   - The functions last_insert_rowid(), changes() and total_changes() in a
@@ -365,9 +381,10 @@
 //     hiqlite_nodes exist on the read connections only: a write that uses
 //     them fails with "no such function".
 //   - FTS5, R*Tree and geopoly are there on every connection (plain SQLite
-//     and the ncruces driver need them registered). Custom FTS5 tokenizers
-//     and auxiliary functions, the application's own functions and the
-//     other ncruces ext/ packages cannot be added yet.
+//     and the ncruces driver need them registered). The application's own
+//     functions, collations and the other ncruces ext/ packages come from
+//     Config.ConnInit (see "Your own functions"). Custom FTS5 tokenizers
+//     and auxiliary functions cannot be added yet.
 //   - SQLITE_CORRUPT_VTAB from FTS5 or R*Tree (an index out of step with
 //     its content) is the statement's error and never stops a node; any
 //     other SQLITE_CORRUPT is a damaged file.

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ncruces/go-sqlite3"
 )
 
 // Consistency is the read consistency level.
@@ -120,6 +122,21 @@ type Config struct {
 	// warn (the default) or error, or off. The node of a data directory
 	// takes the Logger of the Config that starts it.
 	Logger *slog.Logger
+
+	// ConnInit registers the application's SQL functions, collations and
+	// extensions (the ncruces driver's ext/ packages, such as
+	// ext/regexp.Register) on every connection of the node, the writer
+	// and every read connection; a DSN cannot carry it. An error fails the
+	// opening, wrapped. On the writer hiqlite's own functions (random(),
+	// the date and UUID functions, ...) replace any of the hook's of the
+	// same name. Every node replays each write, so a write may call only
+	// functions registered with sqlite3.DETERMINISTIC: on the writer, the
+	// others fail in writes with an error naming them, and stay callable
+	// in reads. The node runs the ConnInit of the first Config that opens
+	// its DATA_DIR in the process, for the connectors that share it too.
+	// Every node of a cluster must register the same functions and
+	// collations.
+	ConnInit func(*sqlite3.Conn) error
 }
 
 // Defaults of the parameters FormatDSN leaves out when unchanged.

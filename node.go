@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/ncruces/go-sqlite3"
+
 	"github.com/hiqlite/hiqlite/cluster"
+	"github.com/hiqlite/hiqlite/replication"
 )
 
 // Node is the handle of the hiqlite node a *sql.DB uses. Get it with NodeOf
@@ -16,6 +19,10 @@ import (
 type Node struct {
 	c   *cluster.Node
 	dir string
+	// connInit is Config.ConnInit of the connector that started the
+	// node: every connection of the node runs it, the writer and the
+	// read connections of every connector sharing the node.
+	connInit func(*sqlite3.Conn) error
 	// refs counts the connectors sharing the node; guarded by registry.mu.
 	refs int
 }
@@ -68,7 +75,7 @@ func startNode(cfg *Config, dir string, secret []byte) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{c: cn, dir: dir, refs: 1}, nil
+	return &Node{c: cn, dir: dir, refs: 1, connInit: cfg.ConnInit}, nil
 }
 
 // clusterConfig is the node's configuration for c, in dir, with the
@@ -83,6 +90,7 @@ func (c *Config) clusterConfig(dir string, secret []byte) cluster.Config {
 	cc.SnapshotBytes = c.SnapshotBytes
 	cc.SegmentSize = int(c.LogSegment)
 	cc.InMemory = c.inMemory()
+	cc.ConnInit = replication.ConnInit(c.ConnInit)
 
 	cc.Listen = c.Listen
 	cc.Advertise = c.Advertise

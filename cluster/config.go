@@ -12,6 +12,7 @@ import (
 	"github.com/hiqlite/hiqlite/internal/logging"
 	"github.com/hiqlite/hiqlite/internal/nodeid"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
+	"github.com/hiqlite/hiqlite/replication"
 )
 
 // Defaults of a Config.
@@ -68,6 +69,9 @@ type Config struct {
 	// and the snapshots. Dir is then only a name for messages; Listen must
 	// be empty.
 	InMemory bool
+	// ConnInit registers the application's functions and collations on
+	// the state machine's connections (replication.Options.ConnInit).
+	ConnInit replication.ConnInit
 }
 
 // DefaultConfig returns the Config of a voter with every default set; the

@@ -198,7 +198,7 @@ func openStateMachine(path string, opts replication.Options) (*replication.State
 // smOptions configures the node's state machine: it delivers notifications
 // to the node's listeners and signals when the log needs a snapshot.
 func (n *Node) smOptions() replication.Options {
-	return replication.Options{NotifySink: n.deliverNotifications, LogLimit: n.cfg.SnapshotBytes}
+	return replication.Options{NotifySink: n.deliverNotifications, LogLimit: n.cfg.SnapshotBytes, ConnInit: n.cfg.ConnInit}
 }
 
 // restoreIfBehind installs the newest snapshot when the database is older

@@ -256,6 +256,14 @@ func (sm *StateMachine) commitBatch() error {
 // needed. A returned error is a node fault; SQL errors are results.
 func (sm *StateMachine) applyBatched(index, term uint64, cmd *Command) (*Response, error) {
 	b := &sm.batch
+	vacuum := isVacuum(cmd)
+	if vacuum {
+		// VACUUM runs outside any transaction (vacuum.go): what the
+		// batch holds commits first.
+		if err := sm.commitBatch(); err != nil {
+			return nil, err
+		}
+	}
 	if err := sm.openBatch(cmd.Flags&FlagForeignKeys != 0); err != nil {
 		return nil, err
 	}
@@ -268,6 +276,9 @@ func (sm *StateMachine) applyBatched(index, term uint64, cmd *Command) (*Respons
 		if rec.found && cmd.Origin.Seq <= rec.seq {
 			return sm.duplicate(cmd, index, rec)
 		}
+	}
+	if vacuum {
+		return sm.runVacuum(index, cmd)
 	}
 	resp, err := sm.run(index, cmd)
 	if err != nil {

@@ -193,7 +193,7 @@ func (st *parsedStmt) classifySQL() (c Class, decided bool, err error) {
 //     object, not a call; any other load_extension followed by "(" is taken for a call.
 //   - ATTACH and DETACH are refused: a node holds exactly one database, the replicated
 //     one, and the writer is shared by every session.
-//   - VACUUM INTO is refused (it writes a file on one node only); plain VACUUM is Write.
+//   - VACUUM INTO is refused (replicated, it would write its file on every node); plain VACUUM is Write.
 //   - CREATE TEMP/TEMPORARY ... and CREATE ... temp.name are refused: the single writer
 //     is shared by all sessions, so a temp object cannot keep its per-connection meaning.
 //   - A statement that calls hiqlite_notify(...) is Write, even a SELECT: the function
@@ -263,7 +263,7 @@ func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 	case "VACUUM":
 		// VACUUM [schema] [INTO file]; INTO is reserved, so it is never the schema.
 		if st.tok(1).Is("INTO") || st.tok(2).Is("INTO") {
-			return Class{}, false, st.refuse("VACUUM INTO is not supported: it would write a file on one node only; use hiqlite's backups")
+			return Class{}, false, st.refuse("VACUUM INTO is not supported: every node would write the file it names; use hiqlite's backups")
 		}
 		return Class{Kind: Write}, true, nil
 	case "CREATE":

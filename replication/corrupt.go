@@ -84,10 +84,15 @@ func quickCheck(conn *sqlite3.Conn, path string) error {
 // writes nothing: the copy is in WAL mode, and only a read-write
 // connection, the last to close, deletes the -wal and -shm files its open
 // created.
-func checkFile(path string) error {
+// init is the application's hook (Options.ConnInit): the schema may need
+// its functions and collations.
+func checkFile(path string, init ConnInit) error {
 	conn, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READWRITE|sqlite3.OPEN_EXRESCODE)
 	if err != nil {
 		return err
+	}
+	if err := runConnInit(conn, init); err != nil {
+		return errors.Join(err, conn.Close())
 	}
 	err = quickCheck(conn, path)
 	return errors.Join(err, conn.Close())

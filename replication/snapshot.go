@@ -66,6 +66,10 @@ func (sm *StateMachine) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := runConnInit(conn, sm.connInit); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	// The first read of a transaction fixes its snapshot: from here on,
 	// conn sees the database exactly as of the applied index.
 	if err := conn.Exec(`BEGIN`); err != nil {
@@ -144,7 +148,7 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	// damaged on this node's disk would go into the snapshot and to every
 	// node that installs it. The copy is in the page cache, so this pass
 	// is cheap.
-	if err := checkFile(name); err != nil {
+	if err := checkFile(name, s.sm.connInit); err != nil {
 		s.sm.stop(err)
 		return fmt.Errorf("hiqlite: snapshot copy: %w", err)
 	}
@@ -262,7 +266,7 @@ func (sm *StateMachine) Restore(r io.ReadCloser) error {
 	}
 	// A damaged snapshot (written by a node that did not check its copy)
 	// is refused, not installed: this database is left as it was.
-	if err := checkFile(name); err != nil {
+	if err := checkFile(name, sm.connInit); err != nil {
 		return fmt.Errorf("hiqlite: restore snapshot: %w", err)
 	}
 	// Statements prepared on the old schema must go before the copy.

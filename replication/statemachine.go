@@ -53,8 +53,9 @@ INSERT OR IGNORE INTO _hiqlite_state VALUES (1, 0, 0, 0);`
 // ExecTx and RollbackTx. No method holds mu while waiting for anything other
 // than SQLite. applied and fault are atomics, readable without mu.
 type StateMachine struct {
-	path   string
-	memory bool // the database is in memory (OpenMemory); path is its URI
+	path     string
+	memory   bool     // the database is in memory (OpenMemory); path is its URI
+	connInit ConnInit // Options.ConnInit
 
 	mu      sync.Mutex
 	w       *sqlite3.Conn // the writer
@@ -124,6 +125,10 @@ type Options struct {
 	// last snapshot add up to LogLimit bytes or more (the log-size
 	// compaction threshold). 0: never.
 	LogLimit uint64
+	// ConnInit, when set, registers the application's functions and
+	// collations on the writer and on every other connection the state
+	// machine opens on the database (see installConnInit).
+	ConnInit ConnInit
 }
 
 // Open opens (creating if needed) the database at path as a state machine.
@@ -135,7 +140,7 @@ func Open(path string, opts Options) (*StateMachine, error) {
 		return nil, fmt.Errorf("hiqlite: open state database %s: %w", path, err)
 	}
 	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{}), stopped: make(chan struct{}),
-		logLimit: opts.LogLimit}
+		logLimit: opts.LogLimit, connInit: opts.ConnInit}
 	if opts.LogLimit > 0 {
 		sm.logFull = make(chan struct{}, 1)
 	}
@@ -166,6 +171,13 @@ func (sm *StateMachine) init() error {
 	// every node; corruption it could cause would stop every node.
 	if _, err := sm.w.Config(sqlite3.DBCONFIG_DEFENSIVE, true); err != nil {
 		return fmt.Errorf("hiqlite: configure state database: %w", err)
+	}
+	// The application's functions and collations come before anything
+	// reads the schema, which may use them (an index with a collation of
+	// the application's, a generated column calling one of its functions);
+	// hiqlite's own, registered below, replace any of the same name.
+	if err := installConnInit(sm.w, sm.connInit); err != nil {
+		return err
 	}
 	// A damaged database is found before anything is applied to it: the
 	// caller moves it aside and rebuilds it (see IsCorrupt).

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ncruces/go-sqlite3"
+
 	"github.com/hiqlite/hiqlite"
 	"github.com/hiqlite/hiqlite/internal/testaddr"
 	"github.com/hiqlite/hiqlite/internal/waitfor"
@@ -34,11 +36,15 @@ type Member struct {
 	Gossip string
 	Secret string   // "" = the package's Secret
 	Params []string // extra DSN parameters
-	DB     *sql.DB  // nil while killed
-	Node   *hiqlite.Node
 	// Logger, when set, receives the node's logs (Config.Logger); nil =
 	// the default logger.
 	Logger *slog.Logger
+	// ConnInit, when set, is the member's Config.ConnInit. With either
+	// set, the member opens through hiqlite.NewConnector instead of its
+	// DSN alone.
+	ConnInit func(*sqlite3.Conn) error
+	DB       *sql.DB // nil while killed
+	Node     *hiqlite.Node
 }
 
 // DSN is the member's DSN.
@@ -165,9 +171,10 @@ func (c *Cluster) Start(i int) {
 	m.DB, m.Node = db, n
 }
 
-// open opens the member's DSN, with its Logger when it has one.
+// open opens the member's *sql.DB: from its DSN, with its Logger and
+// ConnInit when it has them.
 func (m *Member) open(c *Cluster) (*sql.DB, error) {
-	if m.Logger == nil {
+	if m.Logger == nil && m.ConnInit == nil {
 		return sql.Open("hiqlite", m.DSN(c))
 	}
 	cfg, err := hiqlite.ParseDSN(m.DSN(c))
@@ -175,11 +182,12 @@ func (m *Member) open(c *Cluster) (*sql.DB, error) {
 		return nil, err
 	}
 	cfg.Logger = m.Logger
-	conn, err := hiqlite.NewConnector(cfg)
+	cfg.ConnInit = m.ConnInit
+	cn, err := hiqlite.NewConnector(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return sql.OpenDB(conn), nil
+	return sql.OpenDB(cn), nil
 }
 
 // Kill stops member i without leaving the cluster, as a crash would look
