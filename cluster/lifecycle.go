@@ -183,7 +183,8 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 			default:
 			}
 		},
-		Fast: cfg.fastGossip,
+		State: n.localState,
+		Fast:  cfg.fastGossip,
 	})
 	if err != nil {
 		return err
