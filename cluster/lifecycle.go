@@ -41,6 +41,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.metrics = newMetrics(n)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.id)
@@ -198,7 +199,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 // either failure is an ErrUnreadableLog.
 func (n *Node) newRaft(rc *raft.Config, trans raft.Transport) error {
 	err := guard(func() (err error) {
-		n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.stableStore(), n.snaps, trans)
+		n.raft, err = raft.NewRaft(rc, meteredFSM{n.sm, n.metrics}, n.logStore(), n.stableStore(), n.snaps, trans)
 		return err
 	})
 	if errors.Is(err, errRaftExited) {
