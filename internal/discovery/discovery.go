@@ -384,9 +384,14 @@ func (d *Discovery) stateLoop() {
 	}
 }
 
-// publishState announces st; false if the node has left or is closed.
+// publishState announces st; false if it did not: the node has left or is
+// closed, or an Update, Leave or Close holds opMu (the next tick tries
+// again). It must not wait for opMu: Close holds it while it joins
+// stateLoop.
 func (d *Discovery) publishState(st NodeState) bool {
-	d.opMu.Lock()
+	if !d.opMu.TryLock() {
+		return false
+	}
 	defer d.opMu.Unlock()
 	if d.closed || d.left {
 		return false

@@ -56,3 +56,41 @@ func TestDiscoveryState(t *testing.T) {
 		return ok && p.InCluster && p.State.AppliedIndex == 20
 	})
 }
+
+// TestDiscoveryCloseDuringState: Close, which holds opMu while it joins
+// stateLoop, returns while stateLoop is about to announce a state.
+func TestDiscoveryCloseDuringState(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var once atomic.Bool
+	d, err := Start(Config{
+		Bind:   "127.0.0.1:0",
+		Self:   Peer{ID: "a", RaftAddr: "127.0.0.1:1000"},
+		Logger: discoveryTestLogger(),
+		State: func() NodeState {
+			if once.CompareAndSwap(false, true) {
+				close(entered)
+				<-release
+			}
+			return NodeState{Role: "follower"}
+		},
+		Fast: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close() }()
+	<-d.stopCh // Close holds opMu now
+	close(release)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(discoveryWait):
+		t.Fatal("Close did not return while stateLoop announced a state")
+	}
+}
