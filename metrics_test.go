@@ -111,6 +111,9 @@ func TestClusterMetrics(t *testing.T) {
 	if err := lease.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := lead.Node.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
 	c.EnsureSame()
 	applied := lead.Node.AppliedIndex()
 
@@ -149,6 +152,12 @@ func TestClusterMetrics(t *testing.T) {
 	lm := scrape(t, lead.Node.MetricsHandler())
 	if got, _ := metricValue(lm, "hiqlite_writes_total", "outcome", "ok"); got < writesBefore+writes/2 {
 		t.Errorf("leader: hiqlite_writes_total{outcome=ok} %v, want >= %v", got, writesBefore+writes/2)
+	}
+	if got, _ := metricValue(lm, "hiqlite_snapshot_duration_seconds"); got < 1 {
+		t.Errorf("leader: %v snapshots timed after Snapshot, want >= 1", got)
+	}
+	if sum := lm["hiqlite_snapshot_size_bytes"].GetMetric()[0].GetHistogram().GetSampleSum(); sum <= 0 {
+		t.Errorf("leader: snapshot sizes add up to %v bytes, want some (compressed) bytes", sum)
 	}
 	fm := scrape(t, fol.Node.MetricsHandler())
 	for _, want := range []struct {

@@ -83,7 +83,7 @@ func newMetrics(n *Node) *metrics {
 		snapSeconds: histogram("hiqlite_snapshot_duration_seconds",
 			"Time to write one snapshot of the database.", prometheus.ExponentialBuckets(0.001, 4, 10)),
 		snapBytes: histogram("hiqlite_snapshot_size_bytes",
-			"Size of each snapshot written.", prometheus.ExponentialBuckets(4096, 4, 10)),
+			"Size of each snapshot written, compressed as stored.", prometheus.ExponentialBuckets(1024, 4, 12)),
 		restores: prometheus.NewCounter(prometheus.CounterOpts{Name: "hiqlite_snapshot_restores_total", ConstLabels: labels,
 			Help: "Snapshots this node restored (installed from the leader, or at start)."}),
 		cacheOps: counter("hiqlite_cache_operations_total",
