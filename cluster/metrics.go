@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -238,7 +239,7 @@ func (n *Node) CountCacheGet(hit bool) {
 type meteredTx struct {
 	Tx
 	m    *metrics
-	done bool // an outcome was counted
+	done atomic.Bool // an outcome was counted
 }
 
 func (t *meteredTx) Exec(ctx context.Context, st replication.Statement, readOnly bool) (replication.Result, error) {
@@ -249,8 +250,7 @@ func (t *meteredTx) Exec(ctx context.Context, st replication.Statement, readOnly
 
 func (t *meteredTx) Commit(ctx context.Context) error {
 	err := t.Tx.Commit(ctx)
-	if !t.done {
-		t.done = true
+	if t.done.CompareAndSwap(false, true) {
 		outcome := "commit"
 		if err != nil {
 			outcome = "commit_error"
@@ -263,8 +263,7 @@ func (t *meteredTx) Commit(ctx context.Context) error {
 
 func (t *meteredTx) Rollback() error {
 	err := t.Tx.Rollback()
-	if !t.done {
-		t.done = true
+	if t.done.CompareAndSwap(false, true) {
 		t.m.txs.WithLabelValues("rollback").Inc()
 	}
 	return err
