@@ -3,17 +3,20 @@ package hiqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/ncruces/go-sqlite3"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/hiqlite/hiqlite"
 	"github.com/hiqlite/hiqlite/internal/clustertest"
 )
 
@@ -294,6 +297,61 @@ func TestClusterNodesGossip(t *testing.T) {
 			if r.lag.Valid && r.lag.Int64 < 0 {
 				t.Errorf("leader %s: lag of %s is %d", m.ID, r.id.String, r.lag.Int64)
 			}
+		}
+	}
+}
+
+// TestMetricsBusy: writes refused with SQLITE_BUSY and SQLITE_BUSY_SNAPSHOT
+// are counted apart, with the transactions' outcomes.
+func TestMetricsBusy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := openDir(t, dir)
+	impatient := openDir(t, dir, "_busy=100ms")
+	mustExec(t, db, `CREATE TABLE b(x); INSERT INTO b VALUES (0)`)
+
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count(t, tx, `SELECT count(*) FROM b`)
+	mustExec(t, db, `INSERT INTO b VALUES (1)`)
+	if _, err := tx.Exec(`INSERT INTO b VALUES (2)`); !errors.Is(err, sqlite3.BUSY_SNAPSHOT) {
+		t.Fatalf("write after a concurrent commit: %v, want BUSY_SNAPSHOT", err)
+	}
+	tx.Rollback()
+
+	tx, err = db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, tx, `INSERT INTO b VALUES (3)`)
+	if _, err := impatient.Exec(`INSERT INTO b VALUES (4)`); !errors.Is(err, sqlite3.BUSY) {
+		t.Fatalf("write during a write transaction: %v, want BUSY", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	node, err := hiqlite.NodeOf(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs := scrape(t, node.MetricsHandler())
+	for _, want := range []struct {
+		name   string
+		labels []string
+		value  float64
+	}{
+		{"hiqlite_busy_total", nil, 1},
+		{"hiqlite_busy_snapshot_total", nil, 1},
+		{"hiqlite_transactions_total", []string{"outcome", "commit"}, 1},
+		{"hiqlite_transactions_total", []string{"outcome", "begin_error"}, 1},
+		{"hiqlite_writes_total", []string{"outcome", "error"}, 1},
+		{"hiqlite_writes_total", []string{"outcome", "ok"}, 2},
+	} {
+		if got, _ := metricValue(mfs, want.name, want.labels...); got != want.value {
+			t.Errorf("%s%v = %v, want %v", want.name, want.labels, got, want.value)
 		}
 	}
 }
