@@ -7,6 +7,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/cluster"
 	"github.com/hiqlite/hiqlite/extensions"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -43,14 +44,21 @@ var _ NodeConn = (*conn)(nil)
 // other writes, whose results depend on what they find, are not: they fail
 // with ErrOutcomeUnknown, as soon as a new leader is known or when the
 // timeout ends. A Cache is safe for concurrent use.
-type Cache struct{ c *extensions.Cache }
+type Cache struct {
+	c *extensions.Cache
+	n *cluster.Node // counts the reads in the metrics
+}
 
 // Name is the cache's name.
 func (c *Cache) Name() string { return c.c.Name() }
 
 // Get returns the value of key in this node's replica, and whether there is
 // an entry.
-func (c *Cache) Get(key string) ([]byte, bool) { return c.c.Get(key) }
+func (c *Cache) Get(key string) ([]byte, bool) {
+	v, ok := c.c.Get(key)
+	c.n.CountCacheGet(ok)
+	return v, ok
+}
 
 // Len returns how many entries this node's replica holds.
 func (c *Cache) Len() int { return c.c.Len() }
@@ -171,7 +179,7 @@ var (
 // (usually milliseconds). The caches survive the restart of any minority
 // of the nodes, but not of the whole cluster: they are caches.
 func (n *Node) Cache(name string) *Cache {
-	return &Cache{extensions.NewCache(n.c.Cache(), name)}
+	return &Cache{extensions.NewCache(n.c.Cache(), name), n.c}
 }
 
 // Lock waits until this node holds the distributed lock name, and returns

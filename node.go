@@ -3,8 +3,8 @@ package hiqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sync"
 
@@ -212,17 +212,21 @@ func (n *Node) statusIsLeader() bool { return n.c.IsLeader() }
 func (n *Node) statusAppliedIndex() uint64 { return n.c.AppliedIndex() }
 
 func (n *Node) statusNodes() []nodeRow {
-	ms, err := n.c.Members()
-	if err != nil && !errors.Is(err, cluster.ErrClosed) {
+	ms, err := n.c.MemberStatuses()
+	if err != nil {
 		return nil
 	}
 	rows := make([]nodeRow, 0, len(ms))
 	for _, m := range ms {
-		r := nodeRow{NodeID: m.ID, RaftAddr: m.Address, Voter: m.Voter, IsLeader: m.IsLeader, State: "unknown", AppliedIndex: -1, LastContactMS: -1}
-		if m.ID == n.c.ID() {
-			r.State = n.c.State()
-			r.AppliedIndex = int64(n.c.AppliedIndex())
-			r.LastContactMS = 0
+		r := nodeRow{NodeID: m.ID, RaftAddr: m.Address, GossipAddr: m.GossipAddr, Voter: m.Voter, IsLeader: m.IsLeader,
+			State: m.Role, AppliedIndex: -1, LastContactMS: -1, Term: -1, StateAgeMS: -1, Lag: m.Lag}
+		if m.Age >= 0 {
+			r.AppliedIndex = int64(min(m.AppliedIndex, math.MaxInt64))
+			r.Term = int64(min(m.Term, math.MaxInt64))
+			r.StateAgeMS = m.Age.Milliseconds()
+			if m.LastContact >= 0 {
+				r.LastContactMS = m.LastContact.Milliseconds()
+			}
 		}
 		rows = append(rows, r)
 	}

@@ -28,8 +28,11 @@ type nodeRow struct {
 	NodeID, RaftAddr, GossipAddr string // "" -> NULL for the addresses
 	Voter, IsLeader              bool
 	State                        string // "leader", "follower", "candidate", "shutdown", "unknown"
-	AppliedIndex                 int64  // -1 -> NULL (unknown for remote nodes)
+	AppliedIndex                 int64  // -1 -> NULL
 	LastContactMS                int64  // -1 -> NULL
+	Term                         int64  // -1 -> NULL
+	StateAgeMS                   int64  // -1 -> NULL
+	Lag                          int64  // -1 -> NULL
 }
 
 // registerStatus installs the SQL view of the cluster on c:
@@ -40,7 +43,10 @@ type nodeRow struct {
 //   - hiqlite_applied_index() INTEGER
 //   - hiqlite_nodes, an eponymous read-only table-valued virtual table with
 //     columns node_id, raft_addr, gossip_addr, voter, state, is_leader,
-//     applied_index, last_contact_ms (voter and is_leader are 0 or 1).
+//     applied_index, last_contact_ms, term, state_age_ms, lag (voter and
+//     is_leader are 0 or 1). Another node's state, applied_index,
+//     last_contact_ms and term are as it last gossiped them, state_age_ms
+//     ago; lag is filled on the leader only.
 //
 // The functions take no arguments and are not DETERMINISTIC: their values
 // change over time, so SQLite must call them on every evaluation. Each scan
@@ -83,7 +89,8 @@ func registerStatus(c *sqlite3.Conn, s nodeStatus) error {
 	err := sqlite3.CreateModule(c, "hiqlite_nodes", nil,
 		func(db *sqlite3.Conn, _, _, _ string, _ ...string) (nodesTable, error) {
 			err := db.DeclareVTab(`CREATE TABLE x(node_id TEXT, raft_addr TEXT, gossip_addr TEXT,
-				voter INTEGER, state TEXT, is_leader INTEGER, applied_index INTEGER, last_contact_ms INTEGER)`)
+				voter INTEGER, state TEXT, is_leader INTEGER, applied_index INTEGER, last_contact_ms INTEGER,
+				term INTEGER, state_age_ms INTEGER, lag INTEGER)`)
 			return nodesTable{s}, err
 		})
 	if err != nil {
@@ -118,6 +125,9 @@ const (
 	nodesColIsLeader
 	nodesColAppliedIndex
 	nodesColLastContactMS
+	nodesColTerm
+	nodesColStateAgeMS
+	nodesColLag
 )
 
 // nodesTable is the hiqlite_nodes virtual table. It implements no xUpdate,
@@ -187,6 +197,12 @@ func (c *nodesCursor) Column(ctx sqlite3.Context, n int) error {
 		resultIntOrNull(ctx, r.AppliedIndex)
 	case nodesColLastContactMS:
 		resultIntOrNull(ctx, r.LastContactMS)
+	case nodesColTerm:
+		resultIntOrNull(ctx, r.Term)
+	case nodesColStateAgeMS:
+		resultIntOrNull(ctx, r.StateAgeMS)
+	case nodesColLag:
+		resultIntOrNull(ctx, r.Lag)
 	}
 	return nil
 }

@@ -57,11 +57,11 @@ func (f *fakeStatus) set(fn func(f *fakeStatus)) {
 func threeNodes() []nodeRow {
 	return []nodeRow{
 		{NodeID: "a", RaftAddr: "10.0.0.1:7000", GossipAddr: "10.0.0.1:7946", Voter: true, IsLeader: true,
-			State: "leader", AppliedIndex: 42, LastContactMS: 0},
+			State: "leader", AppliedIndex: 42, LastContactMS: 0, Term: 3, StateAgeMS: 0, Lag: 0},
 		{NodeID: "b", RaftAddr: "10.0.0.2:7000", Voter: true,
-			State: "follower", AppliedIndex: -1, LastContactMS: 15},
+			State: "follower", AppliedIndex: 40, LastContactMS: 15, Term: 3, StateAgeMS: 250, Lag: 2},
 		{NodeID: "c", Voter: false,
-			State: "unknown", AppliedIndex: -1, LastContactMS: -1},
+			State: "unknown", AppliedIndex: -1, LastContactMS: -1, Term: -1, StateAgeMS: -1, Lag: -1},
 	}
 }
 
@@ -171,9 +171,9 @@ func TestStatusNodes(t *testing.T) {
 		want  [][]any
 	}{
 		{"all rows", `SELECT * FROM hiqlite_nodes`, [][]any{
-			{"a", "10.0.0.1:7000", "10.0.0.1:7946", int64(1), "leader", int64(1), int64(42), int64(0)},
-			{"b", "10.0.0.2:7000", nil, int64(1), "follower", int64(0), nil, int64(15)},
-			{"c", nil, nil, int64(0), "unknown", int64(0), nil, nil},
+			{"a", "10.0.0.1:7000", "10.0.0.1:7946", int64(1), "leader", int64(1), int64(42), int64(0), int64(3), int64(0), int64(0)},
+			{"b", "10.0.0.2:7000", nil, int64(1), "follower", int64(0), int64(40), int64(15), int64(3), int64(250), int64(2)},
+			{"c", nil, nil, int64(0), "unknown", int64(0), nil, nil, nil, nil, nil},
 		}},
 		{"leader", `SELECT node_id FROM hiqlite_nodes WHERE is_leader`, [][]any{{"a"}}},
 		{"voters", `SELECT node_id FROM hiqlite_nodes WHERE voter ORDER BY node_id DESC`, [][]any{{"b"}, {"a"}}},

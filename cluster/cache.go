@@ -235,6 +235,13 @@ func closeTransport(t raft.Transport) error {
 // cmd to the leader and waits until this node has applied it too. It waits
 // up to the node's timeout for a leader.
 func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idempotent bool) (extensions.Result, error) {
+	res, err := g.replicate(ctx, cmd, idempotent)
+	g.n.metrics.observeExtension(cmd.Op, err)
+	return res, err
+}
+
+// replicate is Replicate without the metrics.
+func (g *cacheGroup) replicate(ctx context.Context, cmd extensions.Command, idempotent bool) (extensions.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return extensions.Result{}, err
 	}

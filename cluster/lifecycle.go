@@ -39,6 +39,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.metrics = newMetrics(n)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.id)
@@ -192,7 +193,8 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 			default:
 			}
 		},
-		Fast: cfg.fastGossip,
+		State: n.localState,
+		Fast:  cfg.fastGossip,
 	})
 	if err != nil {
 		return err
@@ -218,7 +220,7 @@ const noPipelining = 1
 // either failure is an ErrUnreadableLog.
 func (n *Node) newRaft(rc *raft.Config, trans raft.Transport) error {
 	err := guard(func() (err error) {
-		n.raft, err = raft.NewRaft(rc, n.sm, n.logStore(), n.stableStore(), n.snaps, trans)
+		n.raft, err = raft.NewRaft(rc, meteredFSM{n.sm, n.metrics}, n.logStore(), n.stableStore(), n.snaps, trans)
 		return err
 	})
 	if errors.Is(err, errRaftExited) {

@@ -72,8 +72,9 @@ type Node struct {
 
 	refused atomic.Pointer[error] // why gossip refused this node (identity.go); nil: not refused
 
-	hub   *extensions.Hub // listeners of hiqlite_notify and Notify
-	cache *cacheGroup     // caches and locks (cache.go)
+	hub     *extensions.Hub // listeners of hiqlite_notify and Notify
+	metrics *metrics        // Prometheus metrics (metrics.go)
+	cache   *cacheGroup     // caches and locks (cache.go)
 
 	notifyCh chan bool
 	stopCh   chan struct{}

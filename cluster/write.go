@@ -22,6 +22,14 @@ import (
 // waits for one, up to ctx's deadline or the node's timeout, whichever
 // comes first.
 func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.Origin, flags replication.Flags, stmts []replication.Statement) (*replication.Response, error) {
+	start := time.Now()
+	resp, err := n.exec(ctx, busy, origin, flags, stmts)
+	n.metrics.observeWrite(start, err)
+	return resp, err
+}
+
+// exec is Exec without the metrics.
+func (n *Node) exec(ctx context.Context, busy time.Duration, origin replication.Origin, flags replication.Flags, stmts []replication.Statement) (*replication.Response, error) {
 	// Refused here, before anything goes on the wire or into the log.
 	if err := replication.CheckSize(0, stmts); err != nil {
 		return nil, err
@@ -68,6 +76,7 @@ func (n *Node) Exec(ctx context.Context, busy time.Duration, origin replication.
 // is applied here (see waitVisible; caller is the caller's own context).
 // maybe: an earlier local attempt may have been applied.
 func (n *Node) execRemote(ctx, caller context.Context, req *wire.ExecRequest, dedup, maybe bool) (*replication.Response, error) {
+	n.metrics.forwarded.WithLabelValues("write").Inc()
 	m, err := n.forward(ctx, req, dedup)
 	if err != nil {
 		if maybe {

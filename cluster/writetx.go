@@ -65,6 +65,17 @@ type SnapshotCheck struct {
 // snapshot. While no leader is known it waits for one, up to ctx's deadline
 // or the node's timeout.
 func (n *Node) BeginTx(ctx context.Context, busy, idle time.Duration, origin replication.Origin, flags replication.Flags, snap SnapshotCheck) (Tx, error) {
+	tx, err := n.beginTx(ctx, busy, idle, origin, flags, snap)
+	if err != nil {
+		n.metrics.txs.WithLabelValues("begin_error").Inc()
+		n.metrics.busyCounted(err)
+		return nil, err
+	}
+	return &meteredTx{Tx: tx, m: n.metrics}, nil
+}
+
+// beginTx is BeginTx without the metrics.
+func (n *Node) beginTx(ctx context.Context, busy, idle time.Duration, origin replication.Origin, flags replication.Flags, snap SnapshotCheck) (Tx, error) {
 	if err := n.sm.Fault(); err != nil {
 		return nil, err // a stopped node takes no writes (persist.go)
 	}
@@ -233,6 +244,7 @@ func (t *remoteTx) done() error {
 }
 
 func (n *Node) beginRemote(ctx context.Context, req *wire.TxBeginRequest) (Tx, error) {
+	n.metrics.forwarded.WithLabelValues("transaction").Inc()
 	ctx, cancel := n.forwardContext(ctx)
 	defer cancel()
 	backoff := 10 * time.Millisecond

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrListenerClosed ends a Listener: closed by its owner, by the end of the
@@ -39,6 +40,9 @@ type Notification struct {
 // lock for its buffer. Deliver holds mu for reading while it locks each
 // listener in turn; nothing blocks under either lock.
 type Hub struct {
+	delivered atomic.Uint64 // notifications pushed to a listener
+	dropped   atomic.Uint64 // notifications a full listener dropped
+
 	mu        sync.RWMutex
 	listeners map[string]map[*Listener]struct{}
 	closed    error
@@ -92,9 +96,19 @@ func (h *Hub) Deliver(ns []Notification) {
 	defer h.mu.RUnlock()
 	for _, n := range ns {
 		for l := range h.listeners[n.Channel] {
-			l.push(n)
+			if l.push(n) {
+				h.dropped.Add(1)
+			}
+			h.delivered.Add(1)
 		}
 	}
+}
+
+// Stats returns how many notifications the hub has handed to listeners,
+// and how many of them were dropped since by a full listener (each
+// listener that receives one counts once).
+func (h *Hub) Stats() (delivered, dropped uint64) {
+	return h.delivered.Load(), h.dropped.Load()
 }
 
 // Close closes every listener with err (which should match
@@ -151,14 +165,16 @@ type Listener struct {
 func (l *Listener) Channel() string { return l.channel }
 
 // push appends n, dropping the oldest notification when the buffer is
-// full; the drop is counted in the Missed of what follows it.
-func (l *Listener) push(n Notification) {
+// full; the drop is counted in the Missed of what follows it. It reports
+// whether it dropped one.
+func (l *Listener) push(n Notification) (dropped bool) {
 	l.mu.Lock()
 	if l.err != nil {
 		l.mu.Unlock()
-		return
+		return false
 	}
 	if l.n == len(l.buf) {
+		dropped = true
 		old := l.buf[l.head]
 		l.buf[l.head] = Notification{}
 		l.head = (l.head + 1) % len(l.buf)
@@ -176,6 +192,7 @@ func (l *Listener) push(n Notification) {
 	case l.wake <- struct{}{}:
 	default:
 	}
+	return dropped
 }
 
 // Next returns the next notification, waiting for one until ctx ends. Once

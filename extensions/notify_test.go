@@ -105,3 +105,26 @@ func TestListenerWaits(t *testing.T) {
 		t.Fatalf("Next: %+v, %v", n, err)
 	}
 }
+
+// TestHubStats: each notification handed to a listener counts once as
+// delivered, and each one a full listener drops counts as dropped.
+func TestHubStats(t *testing.T) {
+	t.Parallel()
+	h := NewHub()
+	defer h.Close(ErrListenerClosed)
+	small, err := h.Listen(context.Background(), "c", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Listen(context.Background(), "c", 8); err != nil {
+		t.Fatal(err)
+	}
+	h.Deliver([]Notification{{Channel: "c", Payload: "1"}, {Channel: "c", Payload: "2"}, {Channel: "c", Payload: "3"}, {Channel: "other"}})
+	if d, x := h.Stats(); d != 6 || x != 2 {
+		t.Errorf("Stats() = %d delivered, %d dropped; want 6, 2", d, x)
+	}
+	n, err := small.Next(context.Background())
+	if err != nil || n.Payload != "3" || n.Missed != 2 {
+		t.Errorf("the small listener's next: %+v, %v; want payload 3 with 2 missed", n, err)
+	}
+}

@@ -280,6 +280,7 @@ func describeLeader(node *hiqlite.Node) string {
 //   - GET /status: the node's status as JSON (nodeStatus).
 //   - POST /snapshot: take a snapshot now and compact the log (keeping
 //     _snapshot_entries behind it); 200 when done.
+//   - GET /metrics: the node's Prometheus metrics (Node.MetricsHandler).
 //
 // With a token in acc, every endpoint except /healthz and /readyz requires
 // it (401 otherwise). Only callers with the token see paths: the data
@@ -346,6 +347,7 @@ func newStatusHandler(node *hiqlite.Node, acc httpAccess) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(append(b, '\n'))
 	})
+	mux.Handle("GET /metrics", node.MetricsHandler())
 	return acc.guard(mux)
 }
 

@@ -37,6 +37,10 @@ type Config struct {
 	// change, on Discovery's own goroutine: never concurrently with itself,
 	// coalescing bursts. It must not block long nor call Close.
 	OnChange func()
+	// State, when set, is the node's Raft state, which Discovery gossips
+	// (see stateLoop). It is called on Discovery's own goroutine and must
+	// not block.
+	State func() NodeState
 
 	// Fast uses timings for one machine (tests, demo); see
 	// discoverySettings.
@@ -51,6 +55,8 @@ type discoveryTiming struct {
 	aloneAfter       time.Duration // how long alone before the seeds are retried
 	update           time.Duration // how long Update waits for its broadcast; Leave's default timeout
 	strayWarn        time.Duration // how often a node out of any cluster warns why (cluster/identity.go)
+	state            time.Duration // how often stateLoop looks at the node's state
+	stateRefresh     time.Duration // how often stateLoop gossips it unchanged
 }
 
 // discoverySettings returns the memberlist configuration and Discovery's
@@ -68,12 +74,14 @@ func discoverySettings(fast bool) (*memberlist.Config, discoveryTiming) {
 		// long, instead of waiting for memberlist to forget it.
 		c.DeadNodeReclaimTime = 10 * time.Second
 		return c, discoveryTiming{
-			joinMin:    100 * time.Millisecond,
-			joinMax:    5 * time.Second,
-			aloneCheck: time.Second,
-			aloneAfter: 10 * time.Second,
-			update:     5 * time.Second,
-			strayWarn:  15 * time.Second,
+			joinMin:      100 * time.Millisecond,
+			joinMax:      5 * time.Second,
+			aloneCheck:   time.Second,
+			aloneAfter:   10 * time.Second,
+			update:       5 * time.Second,
+			strayWarn:    15 * time.Second,
+			state:        time.Second,
+			stateRefresh: 10 * time.Second,
 		}
 	}
 	c := memberlist.DefaultLocalConfig()
@@ -87,12 +95,14 @@ func discoverySettings(fast bool) (*memberlist.Config, discoveryTiming) {
 	c.GossipToTheDeadTime = 2 * time.Second
 	c.DeadNodeReclaimTime = time.Second
 	return c, discoveryTiming{
-		joinMin:    20 * time.Millisecond,
-		joinMax:    500 * time.Millisecond,
-		aloneCheck: 100 * time.Millisecond,
-		aloneAfter: time.Second,
-		update:     2 * time.Second,
-		strayWarn:  time.Second,
+		joinMin:      20 * time.Millisecond,
+		joinMax:      500 * time.Millisecond,
+		aloneCheck:   100 * time.Millisecond,
+		aloneAfter:   time.Second,
+		update:       2 * time.Second,
+		strayWarn:    time.Second,
+		state:        100 * time.Millisecond,
+		stateRefresh: time.Second,
 	}
 }
 

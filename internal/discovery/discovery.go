@@ -52,6 +52,11 @@ type PeerState struct {
 	GossipAddr string    // the memberlist address
 	Status     string    // StatusAlive, StatusDead or StatusLeft (see StatusSuspect)
 	Since      time.Time // when Status last changed (local clock)
+	// State is the peer's Raft state as it last gossiped it, received at
+	// StateAt (local clock). StateAt is zero when the peer never gossiped
+	// its state (Config.State unset, or a node of an older version).
+	State   NodeState
+	StateAt time.Time
 }
 
 // Discovery is a node's gossip membership over memberlist. It announces the
@@ -60,8 +65,8 @@ type PeerState struct {
 //
 // # Goroutines
 //
-// Start starts joinLoop (when there are seeds) and notifyLoop (when
-// OnChange is set) through goFunc; Close joins them. memberlist's own
+// Start starts joinLoop (when there are seeds), notifyLoop (when
+// OnChange is set) and stateLoop (when State is set) through goFunc; Close joins them. memberlist's own
 // goroutines stop at its Shutdown, which Close calls; a few of them notice
 // within a probe interval after Close returns.
 //
@@ -80,6 +85,7 @@ type Discovery struct {
 	seeds  []string // cfg.Join without this node's own address
 	id     string
 	onChg  func()
+	stateF func() NodeState
 
 	changed chan struct{} // capacity 1: a change OnChange has not seen yet
 	stopCh  chan struct{} // closed by Close
@@ -94,8 +100,9 @@ type Discovery struct {
 
 	mu      sync.Mutex
 	self    Peer
-	leaving bool   // announced in meta by Leave
-	meta    []byte // encodePeerMeta(self, leaving); replaced, never modified
+	leaving bool       // announced in meta by Leave
+	state   *NodeState // the state announced by stateLoop; nil: none yet
+	meta    []byte     // encodeMeta(self, leaving, state); replaced, never modified
 	peers   map[string]*peerRecord
 	joined  bool  // a join of the seeds succeeded
 	joinErr error // why the last join of the seeds failed; nil once one succeeds
@@ -129,6 +136,7 @@ func Start(cfg Config) (*Discovery, error) {
 		timing:  timing,
 		id:      cfg.Self.ID,
 		onChg:   cfg.OnChange,
+		stateF:  cfg.State,
 		changed: make(chan struct{}, 1),
 		stopCh:  make(chan struct{}),
 		leftCh:  make(chan struct{}),
@@ -170,6 +178,9 @@ func Start(cfg Config) (*Discovery, error) {
 	}
 	if len(d.seeds) > 0 {
 		d.goFunc(d.joinLoop)
+	}
+	if d.stateF != nil {
+		d.goFunc(d.stateLoop)
 	}
 	return d, nil
 }
@@ -228,7 +239,7 @@ func (d *Discovery) Update(self Peer) error {
 		return errors.New("hiqlite: gossip update: the node has left the cluster")
 	}
 	d.mu.Lock()
-	meta, err := encodePeerMeta(self, d.leaving)
+	meta, err := encodeMeta(self, d.leaving, d.state)
 	same := err == nil && slices.Equal(meta, d.meta)
 	if err == nil {
 		d.self, d.meta = self, meta
@@ -273,7 +284,7 @@ func (d *Discovery) Leave(timeout time.Duration) error {
 	close(d.leftCh)
 
 	d.mu.Lock()
-	meta, err := encodePeerMeta(d.self, true)
+	meta, err := encodeMeta(d.self, true, d.state)
 	if err == nil {
 		d.leaving, d.meta = true, meta
 	}
@@ -342,6 +353,64 @@ func (d *Discovery) Close() error {
 	return nil
 }
 
+// stateLoop gossips the node's state (Config.State) every timing.state
+// when it changed, and every timing.stateRefresh in any case, so that a
+// peer's view of it is never much older than that. A change of LastContact
+// alone waits for the refresh: on a follower it changes at every tick.
+// memberlist keeps one pending announcement per node, so a slow network
+// never queues more than one.
+func (d *Discovery) stateLoop() {
+	t := time.NewTicker(d.timing.state)
+	defer t.Stop()
+	var last NodeState
+	var lastAt time.Time
+	for {
+		select {
+		case <-d.stopCh:
+			return
+		case <-d.leftCh:
+			return
+		case <-t.C:
+		}
+		st := d.stateF()
+		cmp := st
+		cmp.LastContact = last.LastContact
+		if !lastAt.IsZero() && cmp == last && time.Since(lastAt) < d.timing.stateRefresh {
+			continue
+		}
+		if d.publishState(st) {
+			last, lastAt = st, time.Now()
+		}
+	}
+}
+
+// publishState announces st; false if it did not: the node has left or is
+// closed, or an Update, Leave or Close holds opMu (the next tick tries
+// again). It must not wait for opMu: Close holds it while it joins
+// stateLoop.
+func (d *Discovery) publishState(st NodeState) bool {
+	if !d.opMu.TryLock() {
+		return false
+	}
+	defer d.opMu.Unlock()
+	if d.closed || d.left {
+		return false
+	}
+	d.mu.Lock()
+	meta, err := encodeMeta(d.self, d.leaving, &st)
+	if err == nil {
+		d.state, d.meta = &st, meta
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return false // cannot happen: self was valid when set
+	}
+	// UpdateNode queues the broadcast; waiting for it to go out would
+	// only delay Close, so the timeout error is expected and ignored.
+	_ = d.ml.UpdateNode(time.Nanosecond)
+	return true
+}
+
 // notifyLoop calls OnChange after changes, one call for any burst of them.
 func (d *Discovery) notifyLoop() {
 	for {
@@ -366,7 +435,8 @@ func (d *Discovery) signal() {
 // join or a metadata update, true when it died or left. Malformed metadata
 // is ignored (a known node can still go away).
 func (d *Discovery) observe(n *memberlist.Node, gone bool) {
-	p, leaving, err := decodePeerMeta(n.Meta)
+	m, err := decodeMeta(n.Meta)
+	p, leaving := m.Peer, m.leaving
 	if err == nil && p.ID != n.Name {
 		err = fmt.Errorf("metadata names node %q", p.ID)
 	}
@@ -387,6 +457,9 @@ func (d *Discovery) observe(n *memberlist.Node, gone bool) {
 	old := *r
 	if err == nil {
 		r.Peer, r.leaving = p, leaving
+		if m.hasState && !gone {
+			r.State, r.StateAt = m.state, now
+		}
 	}
 	r.GossipAddr = addr
 	status := StatusAlive

@@ -8,7 +8,9 @@
 // the caller of any change. Gossip is encrypted and authenticated with a key
 // derived from the cluster secret, so a node with another secret never gets
 // in. A node whose id a live member already holds is refused
-// ([Discovery.IDTaken], [ErrNodeIDInUse]).
+// ([Discovery.IDTaken], [ErrNodeIDInUse]). With [Config.State], the node
+// also gossips its Raft state ([NodeState]: applied index, term, role, last
+// contact), which peers see in [PeerState.State] with the time it arrived.
 //
 // The package decides nothing about Raft: package cluster's membership loop
 // reads the peers and makes the Raft configuration follow them.

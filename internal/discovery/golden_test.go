@@ -3,6 +3,7 @@ package discovery
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/hiqlite/hiqlite/internal/golden"
 )
@@ -14,12 +15,17 @@ func TestGoldenPeerMeta(t *testing.T) {
 		name, comment string
 		p             Peer
 		leaving       bool
+		st            *NodeState
 	}{
-		{"peermeta_v1_voter", "Gossip peer metadata, version 1: node n1, raft address 127.0.0.1:7000,\nvoter, in a cluster, not leaving", Peer{ID: "n1", RaftAddr: "127.0.0.1:7000", Voter: true, InCluster: true}, false},
-		{"peermeta_v1_leaving", "Gossip peer metadata, version 1: node n2, raft address [::1]:7001,\nnon-voter, not in a cluster, leaving", Peer{ID: "n2", RaftAddr: "[::1]:7001"}, true},
+		{"peermeta_v1_voter", "Gossip peer metadata, version 1: node n1, raft address 127.0.0.1:7000,\nvoter, in a cluster, not leaving", Peer{ID: "n1", RaftAddr: "127.0.0.1:7000", Voter: true, InCluster: true}, false, nil},
+		{"peermeta_v1_leaving", "Gossip peer metadata, version 1: node n2, raft address [::1]:7001,\nnon-voter, not in a cluster, leaving", Peer{ID: "n2", RaftAddr: "[::1]:7001"}, true, nil},
+		{"peermeta_v1_state", "Gossip peer metadata, version 1 with the state flag: node n3, raft address\n127.0.0.1:7002, voter, in a cluster, not leaving; follower, applied index 300,\nterm 7, last contact 42 ms before", Peer{ID: "n3", RaftAddr: "127.0.0.1:7002", Voter: true, InCluster: true}, false,
+			&NodeState{AppliedIndex: 300, Term: 7, Role: "follower", LastContact: 42 * time.Millisecond}},
+		{"peermeta_v1_state_leader", "Gossip peer metadata, version 1 with the state flag: node n1, raft address\n127.0.0.1:7000, voter, in a cluster, not leaving; leader, applied index 0,\nterm 1, no contact (0)", Peer{ID: "n1", RaftAddr: "127.0.0.1:7000", Voter: true, InCluster: true}, false,
+			&NodeState{AppliedIndex: 0, Term: 1, Role: "leader", LastContact: -1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			enc, err := encodePeerMeta(c.p, c.leaving)
+			enc, err := encodeMeta(c.p, c.leaving, c.st)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -27,9 +33,9 @@ func TestGoldenPeerMeta(t *testing.T) {
 			if !bytes.Equal(enc, b) {
 				t.Errorf("encoding changed:\n got %x\nwant %x", enc, b)
 			}
-			p, leaving, err := decodePeerMeta(b)
-			if err != nil || p != c.p || leaving != c.leaving {
-				t.Errorf("decoded %+v %v %v, want %+v %v", p, leaving, err, c.p, c.leaving)
+			m, err := decodeMeta(b)
+			if err != nil || m.Peer != c.p || m.leaving != c.leaving || m.hasState != (c.st != nil) || (c.st != nil && m.state != *c.st) {
+				t.Errorf("decoded %+v %v, want %+v %v %+v", m, err, c.p, c.leaving, c.st)
 			}
 		})
 	}

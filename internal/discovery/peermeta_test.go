@@ -1,8 +1,10 @@
 package discovery
 
 import (
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -93,4 +95,37 @@ func FuzzPeerMeta(f *testing.F) {
 			t.Fatalf("round trip of %+v: %+v, %v, %v", p, p2, leaving2, err)
 		}
 	})
+}
+
+// The state extension round-trips at its largest, fits memberlist, and a
+// truncated one is refused rather than read as zeros.
+func TestPeerMetaState(t *testing.T) {
+	t.Parallel()
+	p := Peer{ID: strings.Repeat("x", maxPeerIDLen), RaftAddr: strings.Repeat("h", maxRaftAddrLen-6) + ":65535", Voter: true, InCluster: true}
+	for _, st := range []NodeState{
+		{AppliedIndex: math.MaxUint64, Term: math.MaxUint64, Role: "candidate", LastContact: time.Duration(math.MaxInt64/int64(time.Millisecond)-1) * time.Millisecond},
+		{Role: "shutdown", LastContact: -1},
+		{AppliedIndex: 5, Term: 2, Role: "leader"},
+	} {
+		b, err := encodeMeta(p, true, &st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) >= memberlist.MetaMaxSize {
+			t.Errorf("%d bytes of metadata", len(b))
+		}
+		m, err := decodeMeta(b)
+		if err != nil || m.Peer != p || !m.leaving || !m.hasState || m.state != st {
+			t.Errorf("decodeMeta(encodeMeta(%+v)) = %+v, %v", st, m, err)
+		}
+		if _, err := decodeMeta(b[:len(b)-1]); err == nil {
+			t.Errorf("%+v truncated: no error", st)
+		}
+	}
+	// A role this version does not know reads as unknown.
+	b, _ := encodeMeta(Peer{ID: "a", RaftAddr: "h:1"}, false, &NodeState{Role: "leader"})
+	b[len("\x01\x08\x01a\x03h:1")] = 200
+	if m, err := decodeMeta(b); err != nil || m.state.Role != "unknown" {
+		t.Errorf("unknown role: %+v, %v", m.state, err)
+	}
 }
