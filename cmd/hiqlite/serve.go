@@ -152,10 +152,12 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 	serveErr := make(chan error, 1)
 	var srv *http.Server
 	var conns idleConns // closed at once when serve stops
+	leaders := &leaderLog{} // for the dashboard
 	where := "http off"
 	if ln != nil {
+		acc := newHTTPAccess(o.token, isLoopback(ln.Addr()))
 		srv = &http.Server{
-			Handler:           withFaultsuite(newStatusHandler(node, newHTTPAccess(o.token, isLoopback(ln.Addr()))), db, node),
+			Handler:           withDashboard(withFaultsuite(newStatusHandler(node, acc), db, node), db, node, acc, leaders),
 			ConnState:         conns.track,
 			ReadHeaderTimeout: 10 * time.Second,
 			// Requests in flight (a /readyz waiting) end with serve.
@@ -178,7 +180,7 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 		}
 	}
 	fmt.Fprintf(out, "node %s (data dir %s) %s, %s\n", node.ID(), node.DataDir(), listen, where)
-	wg.Go(func() { reportLeader(ctx, node, out) })
+	wg.Go(func() { reportLeader(ctx, node, out, leaders) })
 
 	select {
 	case <-ctx.Done():
@@ -213,8 +215,9 @@ func exposureWarnings(bound net.Addr, o httpOptions) []string {
 }
 
 // reportLeader prints "ready: ..." once node is ready, then every change of
-// leader and a fault if one happens, until ctx ends.
-func reportLeader(ctx context.Context, node *hiqlite.Node, out io.Writer) {
+// leader and a fault if one happens, until ctx ends. It records the leaders
+// it prints in leaders.
+func reportLeader(ctx context.Context, node *hiqlite.Node, out io.Writer, leaders *leaderLog) {
 	t := time.NewTicker(leaderPoll)
 	defer t.Stop()
 	var lastErr string
@@ -239,6 +242,7 @@ func reportLeader(ctx context.Context, node *hiqlite.Node, out io.Writer) {
 	}
 	leader := describeLeader(node)
 	fmt.Fprintf(out, "ready: leader is %s\n", leader)
+	leaders.add(leader)
 	faulted := false
 	for {
 		select {
@@ -249,6 +253,7 @@ func reportLeader(ctx context.Context, node *hiqlite.Node, out io.Writer) {
 		if l := describeLeader(node); l != leader {
 			leader = l
 			fmt.Fprintf(out, "leader is now %s\n", leader)
+			leaders.add(leader)
 		}
 		if err := node.Fault(); err != nil && !faulted {
 			faulted = true
