@@ -151,7 +151,7 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	var srv *http.Server
-	var conns idleConns // closed at once when serve stops
+	var conns idleConns     // closed at once when serve stops
 	leaders := &leaderLog{} // for the dashboard
 	where := "http off"
 	if ln != nil {
