@@ -69,8 +69,12 @@ func runInTx(ctx context.Context, conn *sql.Conn, text string, args []any, write
 		return res, err
 	}
 	defer rows.Close()
-	if res.Columns, err = rows.Columns(); err != nil {
+	cols, err := rows.Columns()
+	if err != nil {
 		return res, err
+	}
+	if cols != nil { // nil for a statement that returns no rows
+		res.Columns = cols
 	}
 	for rows.Next() {
 		if len(res.Rows) == maxQueryRows {

@@ -131,7 +131,7 @@ func TestDashboardAPI(t *testing.T) {
 			t.Errorf("%s SELECT 1+1: %d %+v", cons, code, res)
 		}
 	}
-	if code, res := query(t, srv.URL, "CREATE TABLE t(x)", "", nil); code != http.StatusOK || !res.Wrote {
+	if code, res := query(t, srv.URL, "CREATE TABLE t(x)", "", nil); code != http.StatusOK || !res.Wrote || res.Columns == nil || res.Rows == nil {
 		t.Fatalf("CREATE TABLE: %d %+v", code, res)
 	}
 	if code, res := query(t, srv.URL, "INSERT INTO t VALUES (x'00ff'), (NULL) RETURNING x", "local", nil); code != http.StatusOK || !res.Wrote || len(res.Rows) != 2 {

@@ -149,14 +149,14 @@ function showResult(res) {
   const thead = $("result").tHead;
   const tbody = $("result").tBodies[0];
   const head = el("tr");
-  for (const c of res.columns) head.append(el("th", c));
+  for (const c of res.columns || []) head.append(el("th", c));
   thead.replaceChildren(head);
-  tbody.replaceChildren(...res.rows.map((row) => {
+  tbody.replaceChildren(...(res.rows || []).map((row) => {
     const tr = el("tr");
     for (const v of row) tr.append(el("td", v === null ? "NULL" : v, v === null ? "null" : ""));
     return tr;
   }));
-  const n = res.rows.length;
+  const n = (res.rows || []).length;
   let info = n + (n === 1 ? " row" : " rows");
   if (res.truncated) info += " (only the first " + n + " shown)";
   if (res.wrote) info += "; written through the leader";
@@ -184,6 +184,7 @@ $("console").addEventListener("submit", async (ev) => {
   } catch (e) {
     err.textContent = String(e);
     err.hidden = false;
+    $("result-info").textContent = "";
   } finally {
     btn.disabled = false;
   }
