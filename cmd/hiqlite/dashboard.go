@@ -4,9 +4,10 @@ package main
 // from dashboard/, no build step), the JSON endpoints it polls under /api/,
 // and its login for serves with a token.
 //
-// Access. Without --http-token-file the dashboard is open, like /status;
-// its SQL console then writes only when --http is on loopback (as POST
-// /snapshot). With a token, every /api/ endpoint needs it, either as
+// Access. Without --http-token-file the dashboard is open, like /status,
+// but its SQL console runs only when --http is on loopback (as POST
+// /snapshot): off loopback it would hand the whole database, and writes,
+// to anyone who reaches the port. With a token, every /api/ endpoint needs it, either as
 // Authorization: Bearer TOKEN or as the session cookie that POST
 // /dashboard/login sets after checking the token typed into the login page:
 // HttpOnly (scripts never see it), SameSite=Strict (never sent from another
@@ -229,9 +230,10 @@ func (d *dashboard) logout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{})
 }
 
-// canWrite reports whether the console may write: with a token (the guard
-// checked it), or without one on a loopback listener.
-func (d *dashboard) canWrite() bool { return d.acc.tokenSum != nil || d.acc.snapshotOpen }
+// consoleOpen reports whether the SQL console may run statements, reads
+// and writes: with a token (the guard checked it), or without one on a
+// loopback listener.
+func (d *dashboard) consoleOpen() bool { return d.acc.tokenSum != nil || d.acc.snapshotOpen }
 
 // hide takes the data directory out of s for a serve without a token, as
 // /status does for callers without it.
@@ -261,7 +263,7 @@ func (d *dashboard) members(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	res, err := runQuery(ctx, d.db, "SELECT * FROM hiqlite_nodes ORDER BY node_id", nil, hiqlite.Local, false)
+	res, err := runQuery(ctx, d.db, "SELECT * FROM hiqlite_nodes ORDER BY node_id", nil, hiqlite.Local)
 	if err != nil {
 		rep.Error = d.hide(err.Error())
 	} else {
@@ -285,8 +287,8 @@ type statsReply struct {
 	ConsoleReads  uint64         `json:"console_reads"`  // statements of this node's console
 	ConsoleWrites uint64         `json:"console_writes"` // that read, and that wrote
 	LeaderChanges []leaderChange `json:"leader_changes"` // newest first
-	CanWrite      bool           `json:"can_write"`
-	Token         bool           `json:"token"` // serve has a token: the page offers to log out
+	Console       bool           `json:"console"`        // the SQL console runs statements
+	Token         bool           `json:"token"`          // serve has a token: the page offers to log out
 }
 
 func (d *dashboard) stats(w http.ResponseWriter, r *http.Request) {
@@ -297,7 +299,7 @@ func (d *dashboard) stats(w http.ResponseWriter, r *http.Request) {
 		ConsoleReads:  d.reads.Load(),
 		ConsoleWrites: d.writes.Load(),
 		LeaderChanges: []leaderChange{},
-		CanWrite:      d.canWrite(),
+		Console:       d.consoleOpen(),
 		Token:         d.acc.tokenSum != nil,
 	}
 	if d.leaders != nil {
@@ -314,6 +316,10 @@ type queryRequest struct {
 }
 
 func (d *dashboard) query(w http.ResponseWriter, r *http.Request) {
+	if !d.consoleOpen() {
+		writeJSON(w, http.StatusForbidden, queryResult{Error: "the SQL console is off: serve's --http is not on a loopback address and has no token; start serve with --http-token-file FILE"})
+		return
+	}
 	var req queryRequest
 	dec := json.NewDecoder(r.Body)
 	dec.UseNumber()
@@ -337,12 +343,8 @@ func (d *dashboard) query(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	res, err := runQuery(ctx, d.db, req.SQL, args, cons, d.canWrite())
-	switch {
-	case err != nil && !d.canWrite() && isReadOnlyErr(err):
-		writeJSON(w, http.StatusForbidden, queryResult{Error: "this dashboard may only read: serve's --http is not on a loopback address and has no token; start serve with --http-token-file FILE to write from it (" + d.hide(err.Error()) + ")"})
-		return
-	case err != nil:
+	res, err := runQuery(ctx, d.db, req.SQL, args, cons)
+	if err != nil {
 		writeJSON(w, http.StatusBadRequest, queryResult{Error: d.hide(err.Error())})
 		return
 	}

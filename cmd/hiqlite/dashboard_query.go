@@ -27,12 +27,12 @@ type queryResult struct {
 // runQuery runs one statement on db with consistency cons. It runs it in
 // a read-only transaction first: a statement that writes fails there with
 // sqlite3.READONLY, whatever its text looks like, before it does anything.
-// If write allows, it then runs again in a transaction that writes, and
+// It then runs again in a transaction that writes, through the leader, and
 // the result says it wrote. A linearizable statement first waits for the
 // read index on the same connection, so the transaction reads at least
 // what the cluster had committed when the statement was received. A
 // statement that fails changes nothing: its transaction rolls back.
-func runQuery(ctx context.Context, db *sql.DB, text string, args []any, cons hiqlite.Consistency, write bool) (queryResult, error) {
+func runQuery(ctx context.Context, db *sql.DB, text string, args []any, cons hiqlite.Consistency) (queryResult, error) {
 	if isBlankSQL(text) {
 		return queryResult{}, errors.New("no SQL statement to run")
 	}
@@ -48,7 +48,7 @@ func runQuery(ctx context.Context, db *sql.DB, text string, args []any, cons hiq
 		}
 	}
 	res, err := runInTx(ctx, conn, text, args, false)
-	if err != nil && write && isReadOnlyErr(err) {
+	if err != nil && isReadOnlyErr(err) {
 		res, err = runInTx(ctx, conn, text, args, true)
 		res.Wrote = true
 	}

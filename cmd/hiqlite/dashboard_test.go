@@ -156,7 +156,7 @@ func TestDashboardAPI(t *testing.T) {
 
 	var st statsReply
 	code, _, body = dashReq(t, "GET", srv.URL+"/api/stats", nil, nil)
-	if err := json.Unmarshal(body, &st); err != nil || code != http.StatusOK || !st.CanWrite || st.Token || st.ConsoleWrites != 2 || st.AppliedIndex < 2 {
+	if err := json.Unmarshal(body, &st); err != nil || code != http.StatusOK || !st.Console || st.Token || st.ConsoleWrites != 2 || st.AppliedIndex < 2 {
 		t.Errorf("GET /api/stats: %d %v %s", code, err, body)
 	}
 }
@@ -184,9 +184,9 @@ func TestDashboardCrossSite(t *testing.T) {
 	}
 }
 
-// TestDashboardReadOnly checks that without a token, off loopback, the
-// console reads and never writes, however the write is spelled.
-func TestDashboardReadOnly(t *testing.T) {
+// TestDashboardConsoleNeedsToken checks that without a token, off
+// loopback, the console runs nothing, read or write, however it is spelled.
+func TestDashboardConsoleNeedsToken(t *testing.T) {
 	t.Parallel()
 	db, node := openTestNode(t, "d3")
 	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
@@ -194,24 +194,57 @@ func TestDashboardReadOnly(t *testing.T) {
 	}
 	srv := dashServer(t, db, node, newHTTPAccess(nil, false))
 	for _, text := range []string{
+		"SELECT * FROM t",
 		"INSERT INTO t VALUES (1)",
 		"WITH a(v) AS (SELECT 1) INSERT INTO t SELECT v FROM a",
 		"DROP TABLE t",
 		"PRAGMA user_version = 7",
 	} {
 		code, res := query(t, srv.URL, text, "local", nil)
-		if code != http.StatusForbidden || !strings.Contains(res.Error, "--http-token-file") {
+		if code != http.StatusForbidden || !strings.Contains(res.Error, "--http-token-file") || res.Rows != nil {
 			t.Errorf("%s: %d %+v, want 403 naming --http-token-file", text, code, res)
 		}
 	}
-	code, res := query(t, srv.URL, "SELECT count(*), (SELECT user_version FROM pragma_user_version) FROM t", "linearizable", nil)
-	if code != http.StatusOK || fmt.Sprint(res.Rows) != "[[0 0]]" {
-		t.Errorf("after the refused writes: %d %+v, want an empty t and user_version 0", code, res)
+	var n, version int
+	if err := db.QueryRow("SELECT count(*), (SELECT user_version FROM pragma_user_version) FROM t").Scan(&n, &version); err != nil || n != 0 || version != 0 {
+		t.Errorf("after the refused writes: %d rows, user_version %d (%v), want an empty t and 0", n, version, err)
 	}
 	var st statsReply
 	_, _, body := dashReq(t, "GET", srv.URL+"/api/stats", nil, nil)
-	if err := json.Unmarshal(body, &st); err != nil || st.CanWrite {
-		t.Errorf("GET /api/stats: %v %s, want can_write false", err, body)
+	if err := json.Unmarshal(body, &st); err != nil || st.Console {
+		t.Errorf("GET /api/stats: %v %s, want console false", err, body)
+	}
+	// The members stay visible, as /status is.
+	if code, _, body := dashReq(t, "GET", srv.URL+"/api/members", nil, nil); code != http.StatusOK {
+		t.Errorf("GET /api/members: %d %s", code, body)
+	}
+}
+
+// TestRunQueryClassifies checks that a write is told from a read by what it
+// does, not by its text.
+func TestRunQueryClassifies(t *testing.T) {
+	t.Parallel()
+	db, _ := openTestNode(t, "d5")
+	ctx := testContext(t)
+	for _, tt := range []struct {
+		text  string
+		wrote bool
+	}{
+		{"CREATE TABLE t(x)", true},
+		{"SELECT count(*) FROM t", false},
+		{"WITH a(v) AS (SELECT 1) INSERT INTO t SELECT v FROM a", true},
+		{"PRAGMA user_version = 3", true},
+		{"PRAGMA user_version", false},
+		{"EXPLAIN SELECT 1", false},
+	} {
+		res, err := runQuery(ctx, db, tt.text, nil, hiqlite.Local)
+		if err != nil || res.Wrote != tt.wrote {
+			t.Errorf("%s: wrote %v, %v; want wrote %v", tt.text, res.Wrote, err, tt.wrote)
+		}
+	}
+	var n, version int
+	if err := db.QueryRow("SELECT count(*), (SELECT user_version FROM pragma_user_version) FROM t").Scan(&n, &version); err != nil || n != 1 || version != 3 {
+		t.Errorf("after the writes: %d rows, user_version %d (%v), want 1 and 3", n, version, err)
 	}
 }
 

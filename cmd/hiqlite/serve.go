@@ -41,8 +41,8 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	dsn := fs.String("dsn", "", "the node to run: DATA_DIR[?param=value&...] (required)")
 	var o httpOptions
 	fs.StringVar(&o.addr, "http", defaultHTTP,
-		"host:port where GET /healthz, /readyz, /status and POST /snapshot answer (port 0 picks a\n"+
-			"free port; empty: no HTTP). Off loopback, set --http-token-file and --http-tls-cert")
+		"host:port where GET /healthz, /readyz, /status, POST /snapshot and the dashboard at / answer\n"+
+			"(port 0 picks a free port; empty: no HTTP). Off loopback, set --http-token-file and --http-tls-cert")
 	tokenFile := fs.String("http-token-file", "",
 		"a file holding a bearer token (at least 16 bytes, surrounding white space trimmed): every\n"+
 			"endpoint except /healthz and /readyz then requires Authorization: Bearer TOKEN. Without it,\n"+
@@ -206,7 +206,7 @@ func exposureWarnings(bound net.Addr, o httpOptions) []string {
 	}
 	var ws []string
 	if o.token == nil {
-		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-token-file: anyone who reaches it can read /status (POST /snapshot is refused)", o.addr))
+		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-token-file: anyone who reaches it can read /status and the dashboard at / (POST /snapshot and the SQL console are refused)", o.addr))
 	}
 	if o.tlsCert == "" {
 		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-tls-cert: requests, tokens and answers cross the network in clear", o.addr))
@@ -278,6 +278,8 @@ func describeLeader(node *hiqlite.Node) string {
 //   - GET /status: the node's status as JSON (nodeStatus).
 //   - POST /snapshot: take a snapshot now and compact the log (keeping
 //     _snapshot_entries behind it); 200 when done.
+//
+// serve puts the dashboard (withDashboard) in front of these.
 //
 // With a token in acc, every endpoint except /healthz and /readyz requires
 // it (401 otherwise). Only callers with the token see paths: the data

@@ -89,7 +89,8 @@ const spark = [];
 function renderStats(s) {
   $("applied").textContent = s.applied_index;
   $("logout").hidden = !s.token;
-  $("write-note").textContent = s.can_write ? "" : "read only: this serve has no token and is not on loopback";
+  $("write-note").textContent = s.console ? "" : "off: this serve has no token and is not on loopback (start it with --http-token-file)";
+  $("run").disabled = !s.console;
   const t = Date.parse(s.time);
   if (last && t > last.t) {
     const dt = (t - last.t) / 1000;
