@@ -7,10 +7,10 @@ package main
 // Access. Without --http-token-file the dashboard is open, like /status,
 // but its SQL console runs only when --http is on loopback (as POST
 // /snapshot): off loopback it would hand the whole database, and writes,
-// to anyone who reaches the port. With a token, every /api/ endpoint needs it, either as
-// Authorization: Bearer TOKEN or as the session cookie that POST
-// /dashboard/login sets after checking the token typed into the login page:
-// HttpOnly (scripts never see it), SameSite=Strict (never sent from another
+// to anyone who reaches the port. With a token, every /api/ endpoint needs
+// it, either as Authorization: Bearer TOKEN or as the session cookie that
+// POST /dashboard/login sets after checking the token typed into the login
+// page: HttpOnly (scripts never see it), SameSite=Strict (never sent from another
 // site), Secure under HTTPS. Its value is an HMAC of the token's hash, so
 // the cookie does not reveal the token.
 //
