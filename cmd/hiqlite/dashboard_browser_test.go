@@ -120,10 +120,18 @@ func newBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitJS waits until the JavaScript expression js is truthy on the page.
+// waitJS waits until the JavaScript expression js is truthy on the page,
+// across a few page loads (a login reloads the page).
 func waitJS(t *testing.T, ctx context.Context, what, js string) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[any](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(browserWait))); err != nil {
+	var err error
+	for range 5 {
+		_, err = chromedp.Run(ctx, chromedp.Poll[any](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(browserWait)))
+		if err == nil || !transientNav(err) {
+			break
+		}
+	}
+	if err != nil {
 		body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		t.Fatalf("waiting for %s (%s): %v\npage text:\n%s", what, js, err, body)
 	}
@@ -243,4 +251,42 @@ func screenshot(t *testing.T, ctx context.Context, nodes []*dashNode, leader, pa
 		t.Fatal(err)
 	}
 	t.Logf("screenshot of the dashboard under write load: %s (%d bytes)", path, len(b))
+}
+
+// TestDashboardBrowserLogin logs in to the dashboard of a serve with a
+// token, as a person does: a wrong token shows the error, the right one
+// opens the page, and logging out goes back to the login form.
+func TestDashboardBrowserLogin(t *testing.T) {
+	ctx := newBrowser(t)
+	db, node := openTestNode(t, "l1")
+	srv := dashServer(t, db, node, newHTTPAccess([]byte(testToken), false))
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	login := func(tok string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("token"), tok), chromedp.Click(chromedp.CSS("#login button"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login("not-the-token-at-all")
+	waitJS(t, ctx, "the wrong token refused", `!document.getElementById("error").hidden && document.getElementById("error").textContent.includes("not the token")`)
+	login(testToken)
+	waitJS(t, ctx, "the dashboard", `document.querySelectorAll("#members tbody tr").length === 1 && !document.getElementById("logout").hidden`)
+	if cookie, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`)); err != nil || cookie != "" {
+		t.Errorf("the page's script sees cookies %q (%v), want none (HttpOnly)", cookie, err)
+	}
+	runSQL(t, ctx, "SELECT 40+2")
+	waitJS(t, ctx, "the result 42", `document.querySelector("#result tbody td")?.textContent === "42"`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("logout"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the login form again", `document.getElementById("token") !== null`)
+}
+
+// transientNav reports whether err is an evaluation cut by a page load,
+// worth trying again on the new page.
+func transientNav(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "navigated") || strings.Contains(s, "context was destroyed") || strings.Contains(s, "Cannot find context")
 }

@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hiqlite/hiqlite"
 )
@@ -304,4 +306,28 @@ func TestLeaderLog(t *testing.T) {
 	}
 	var none *leaderLog
 	none.add("x") // records nothing, does not panic
+}
+
+// TestServeDashboard checks that serve itself serves the dashboard, with
+// the leader it reported.
+func TestServeDashboard(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	s := startServe(t, "--dsn", dir+"?_node=n1", "--http", "127.0.0.1:0")
+	waitMatch(t, s.out.String, regexp.MustCompile(`(?m)^ready: leader is n1`), time.Minute, s.done)
+	base := "http://" + s.http
+	code, ctype, body := httpGet(t, base+"/")
+	if code != http.StatusOK || !strings.HasPrefix(ctype, "text/html") || !strings.Contains(body, `id="members"`) {
+		t.Fatalf("GET /: %d %q %.200s", code, ctype, body)
+	}
+	var st statsReply
+	_, _, b := dashReq(t, "GET", base+"/api/stats", nil, nil)
+	if err := json.Unmarshal(b, &st); err != nil || st.Self != "n1" || !st.Console || len(st.LeaderChanges) != 1 || st.LeaderChanges[0].Leader != "n1 (this node)" {
+		t.Errorf("GET /api/stats: %v %s, want n1's console open and one leader change to n1", err, b)
+	}
+	if code, res := query(t, base, "SELECT hiqlite_node_id()", "linearizable", nil); code != http.StatusOK || fmt.Sprint(res.Rows) != "[[n1]]" {
+		t.Errorf("POST /api/query: %d %+v", code, res)
+	}
+	if code := s.stop(t); code != 0 {
+		t.Errorf("serve exited %d:\n%s", code, s.output())
+	}
 }
