@@ -167,6 +167,8 @@ func TestDashboardBrowser(t *testing.T) {
 	waitJS(t, ctx, "three members", `document.querySelectorAll("#members tbody tr").length === 3`)
 	waitJS(t, ctx, "the leader "+leader+" marked", fmt.Sprintf(
 		`document.querySelector("#members tbody tr.leader")?.dataset.node === %q && document.getElementById("leader").textContent === %q`, leader, leader))
+	waitJS(t, ctx, "the leader's lag 0 and this node healthy", fmt.Sprintf(
+		`document.querySelector("#members tbody tr.leader").children[5].textContent === "0" && document.querySelector("#members tbody tr[data-node='%s']").children[6].textContent === "ok"`, page.node.ID()))
 	waitJS(t, ctx, "this node named", fmt.Sprintf(`document.getElementById("self").textContent === %q`, page.node.ID()))
 	waitJS(t, ctx, "the first leader in the changes", fmt.Sprintf(
 		`document.getElementById("leader-changes").textContent.includes(%q)`, leader))

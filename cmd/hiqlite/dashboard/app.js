@@ -57,10 +57,12 @@ function renderMembers(rep) {
   const merr = $("members-error");
   merr.hidden = !rep.error;
   merr.textContent = rep.error || "";
-  let maxApplied = null;
-  for (const m of rep.members) {
-    if (known(m.applied_index) && (maxApplied === null || m.applied_index > maxApplied)) maxApplied = m.applied_index;
-  }
+  // A member's lag: hiqlite_nodes.lag where the node knows it (on the
+  // leader), else how far its applied index is behind the leader's as this
+  // node knows them. Other members' values are as they last reported them,
+  // so a member may look ahead of the leader: that shows as 0.
+  const leaderRow = rep.members.find((m) => role(m) === "leader");
+  const leaderApplied = leaderRow && known(leaderRow.applied_index) ? leaderRow.applied_index : null;
   const tbody = $("members").tBodies[0];
   const rows = [];
   for (const m of rep.members) {
@@ -73,7 +75,8 @@ function renderMembers(rep) {
     if (r === "leader") name.prepend(el("span", "★ ", "star"));
     let lag = "–";
     if (known(m.lag)) lag = m.lag;
-    else if (known(m.applied_index) && maxApplied !== null) lag = maxApplied - m.applied_index;
+    else if (r === "leader") lag = 0;
+    else if (known(m.applied_index) && leaderApplied !== null) lag = Math.max(0, leaderApplied - m.applied_index);
     const h = health(m, rep);
     tr.append(name, el("td", m.raft_addr), el("td", r, "role"), el("td", known(m.state) ? m.state : "–"),
       el("td", known(m.applied_index) ? m.applied_index : "–"), el("td", lag),
@@ -120,8 +123,9 @@ function drawSpark() {
   g.strokeStyle = "#2f6fde";
   g.lineWidth = 2;
   g.beginPath();
+  const slots = Math.max(30, spark.length); // fills the width as samples come
   spark.forEach((v, i) => {
-    const x = (i / (sparkLen - 1)) * c.width;
+    const x = (i / (slots - 1)) * c.width;
     const y = c.height - 4 - (v / max) * (c.height - 8);
     if (i === 0) g.moveTo(x, y);
     else g.lineTo(x, y);
