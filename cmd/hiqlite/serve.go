@@ -42,8 +42,8 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	dsn := fs.String("dsn", "", "the node to run: DATA_DIR[?param=value&...] (required)")
 	var o httpOptions
 	fs.StringVar(&o.addr, "http", defaultHTTP,
-		"host:port where GET /healthz, /readyz, /status and POST /snapshot answer (port 0 picks a\n"+
-			"free port; empty: no HTTP). Off loopback, set --http-token-file and --http-tls-cert")
+		"host:port where GET /healthz, /readyz, /status, POST /snapshot and the dashboard at / answer\n"+
+			"(port 0 picks a free port; empty: no HTTP). Off loopback, set --http-token-file and --http-tls-cert")
 	tokenFile := fs.String("http-token-file", "",
 		"a file holding a bearer token (at least 16 bytes, surrounding white space trimmed): every\n"+
 			"endpoint except /healthz and /readyz then requires Authorization: Bearer TOKEN. Without it,\n"+
@@ -158,11 +158,13 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	var srv *http.Server
-	var conns idleConns // closed at once when serve stops
+	var conns idleConns     // closed at once when serve stops
+	leaders := &leaderLog{} // for the dashboard
 	where := "http off"
 	if ln != nil {
+		acc := newHTTPAccess(o.token, isLoopback(ln.Addr()))
 		srv = &http.Server{
-			Handler:           withFaultsuite(newStatusHandler(node, newHTTPAccess(o.token, isLoopback(ln.Addr()))), db, node),
+			Handler:           withDashboard(withFaultsuite(newStatusHandler(node, acc), db, node), db, node, acc, leaders),
 			ConnState:         conns.track,
 			ReadHeaderTimeout: 10 * time.Second,
 			// Requests in flight (a /readyz waiting) end with serve.
@@ -185,7 +187,7 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 		}
 	}
 	fmt.Fprintf(out, "node %s (data dir %s) %s, %s\n", node.ID(), node.DataDir(), listen, where)
-	wg.Go(func() { reportLeader(ctx, node, out) })
+	wg.Go(func() { reportLeader(ctx, node, out, leaders) })
 
 	select {
 	case <-ctx.Done():
@@ -211,7 +213,7 @@ func exposureWarnings(bound net.Addr, o httpOptions) []string {
 	}
 	var ws []string
 	if o.token == nil {
-		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-token-file: anyone who reaches it can read /status (POST /snapshot is refused)", o.addr))
+		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-token-file: anyone who reaches it can read /status and the dashboard at / (POST /snapshot and the SQL console are refused)", o.addr))
 	}
 	if o.tlsCert == "" {
 		ws = append(ws, fmt.Sprintf("--http %s is not a loopback address and has no --http-tls-cert: requests, tokens and answers cross the network in clear", o.addr))
@@ -220,8 +222,9 @@ func exposureWarnings(bound net.Addr, o httpOptions) []string {
 }
 
 // reportLeader prints "ready: ..." once node is ready, then every change of
-// leader and a fault if one happens, until ctx ends.
-func reportLeader(ctx context.Context, node *hiqlite.Node, out io.Writer) {
+// leader and a fault if one happens, until ctx ends. It records the leaders
+// it prints in leaders.
+func reportLeader(ctx context.Context, node *hiqlite.Node, out io.Writer, leaders *leaderLog) {
 	t := time.NewTicker(leaderPoll)
 	defer t.Stop()
 	var lastErr string
@@ -246,6 +249,7 @@ func reportLeader(ctx context.Context, node *hiqlite.Node, out io.Writer) {
 	}
 	leader := describeLeader(node)
 	fmt.Fprintf(out, "ready: leader is %s\n", leader)
+	leaders.add(leader)
 	faulted := false
 	for {
 		select {
@@ -256,6 +260,7 @@ func reportLeader(ctx context.Context, node *hiqlite.Node, out io.Writer) {
 		if l := describeLeader(node); l != leader {
 			leader = l
 			fmt.Fprintf(out, "leader is now %s\n", leader)
+			leaders.add(leader)
 		}
 		if err := node.Fault(); err != nil && !faulted {
 			faulted = true
@@ -281,6 +286,8 @@ func describeLeader(node *hiqlite.Node) string {
 //   - POST /snapshot: take a snapshot now and compact the log (keeping
 //     _snapshot_entries behind it); 200 when done.
 //   - GET /metrics: the node's Prometheus metrics (Node.MetricsHandler).
+//
+// serve puts the dashboard (withDashboard) in front of these.
 //
 // With a token in acc, every endpoint except /healthz and /readyz requires
 // it (401 otherwise). Only callers with the token see paths: the data
