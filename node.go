@@ -204,7 +204,7 @@ func (n *Node) statusAppliedIndex() uint64 { return n.c.AppliedIndex() }
 
 func (n *Node) statusNodes() []nodeRow {
 	ms, err := n.c.Members()
-	if err != nil && !errors.Is(err, cluster.ErrClosed) {
+	if err != nil && !errors.Is(err, ErrClosed) {
 		return nil
 	}
 	rows := make([]nodeRow, 0, len(ms))

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/hiqlite/hiqlite/extensions"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/wire"
 )
 
@@ -210,7 +211,7 @@ func (g *cacheGroup) close() error {
 	if g.trans != nil {
 		errs = append(errs, closeTransport(g.trans))
 	}
-	g.m.Shutdown(ErrClosed)
+	g.m.Shutdown(nodeerr.ErrClosed)
 	g.client.close()
 	return errors.Join(errs...)
 }
@@ -235,12 +236,12 @@ func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idem
 		// The common case, without a timer: raft bounds the wait.
 		res, err := g.applyLocal(cmd)
 		switch {
-		case errors.Is(err, errLeadershipLost):
+		case errors.Is(err, nodeerr.ErrLeadershipLost):
 			if !idempotent {
 				return res, unsettled(err)
 			}
 			maybe = true
-		case !errors.Is(err, ErrNotLeader):
+		case !errors.Is(err, nodeerr.ErrNotLeader):
 			return res, err
 		}
 	}
@@ -254,14 +255,14 @@ func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idem
 		case r != nil && r.State() == raft.Leader:
 			var res extensions.Result
 			res, err = g.applyLocal(cmd)
-			if errors.Is(err, errLeadershipLost) {
+			if errors.Is(err, nodeerr.ErrLeadershipLost) {
 				maybe = true
 				if idempotent {
 					break // try again, wherever the leader is now
 				}
 				return res, unsettled(err)
 			}
-			if !errors.Is(err, ErrNotLeader) {
+			if !errors.Is(err, nodeerr.ErrNotLeader) {
 				return res, err
 			}
 		case r != nil && g.n.mux != nil && g.leaderAddr() != "":
@@ -271,7 +272,7 @@ func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idem
 			}
 			return res, err
 		default:
-			err = ErrNoLeader
+			err = nodeerr.ErrNoLeader
 		}
 		select {
 		case <-ctx.Done():
@@ -281,7 +282,7 @@ func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idem
 			}
 			return extensions.Result{}, err
 		case <-g.done:
-			return extensions.Result{}, ErrClosed
+			return extensions.Result{}, nodeerr.ErrClosed
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 100*time.Millisecond)
@@ -320,7 +321,7 @@ func (g *cacheGroup) applyLocal(cmd extensions.Command) (extensions.Result, erro
 	select {
 	case g.proposals <- p:
 	case <-g.done:
-		return extensions.Result{}, ErrClosed
+		return extensions.Result{}, nodeerr.ErrClosed
 	}
 	select {
 	case <-p.done:
@@ -330,7 +331,7 @@ func (g *cacheGroup) applyLocal(cmd extensions.Command) (extensions.Result, erro
 		default:
 			// The node closed with the command proposed: it may commit.
 			// p stays with propose or settle, never back in the pool.
-			return extensions.Result{}, fmt.Errorf("%w: %w", errLeadershipLost, ErrClosed)
+			return extensions.Result{}, fmt.Errorf("%w: %w", nodeerr.ErrLeadershipLost, nodeerr.ErrClosed)
 		}
 	}
 	res, err := p.res, p.err
@@ -355,7 +356,7 @@ func (g *cacheGroup) propose(r *raft.Raft) {
 			for {
 				select {
 				case p := <-g.proposals:
-					p.finish(extensions.Result{}, ErrClosed)
+					p.finish(extensions.Result{}, nodeerr.ErrClosed)
 				default:
 					return
 				}
@@ -438,7 +439,7 @@ func (g *cacheGroup) forward(ctx context.Context, cmd *extensions.Command, idemp
 func (g *cacheGroup) serve(data []byte) (uint64, []byte, error) {
 	r := g.raft.Load()
 	if r == nil || r.State() != raft.Leader {
-		return 0, nil, ErrNotLeader
+		return 0, nil, nodeerr.ErrNotLeader
 	}
 	cmd, err := extensions.UnmarshalCommand(data)
 	if err != nil {
@@ -588,7 +589,7 @@ func (n *Node) CacheLeader() (id, addr string) {
 func (n *Node) SnapshotCache() error {
 	r := n.cache.raft.Load()
 	if r == nil {
-		return ErrNoLeader
+		return nodeerr.ErrNoLeader
 	}
 	return r.Snapshot().Error()
 }

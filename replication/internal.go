@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/ncruces/go-sqlite3"
 )
 
@@ -44,7 +45,7 @@ func (e *InternalObjectError) Error() string {
 }
 
 // Unwrap returns ErrRefused and sqlite3.AUTH.
-func (e *InternalObjectError) Unwrap() []error { return []error{ErrRefused, sqlite3.AUTH} }
+func (e *InternalObjectError) Unwrap() []error { return []error{nodeerr.ErrRefused, sqlite3.AUTH} }
 
 // renamedTo returns the new name of an ALTER TABLE ... RENAME TO statement,
 // or "". SQLite shows the authorizer only the old name of a renamed table

@@ -1,8 +1,9 @@
 package replication
 
 import (
-	"fmt"
 	"strconv"
+
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // MaxCommandBytes bounds the encoded size of one command: an autocommit
@@ -12,10 +13,6 @@ import (
 // over this limit is refused on the node that sends it, before anything
 // goes on the wire or into the log.
 const MaxCommandBytes = 63 << 20
-
-// ErrTooLarge is matched by the error of a write, or of a transaction's
-// statement, that would make one command larger than MaxCommandBytes.
-var ErrTooLarge = fmt.Errorf("hiqlite: command exceeds the %d MiB limit", MaxCommandBytes>>20)
 
 // TooLargeError is a write refused for its size. errors.Is(err,
 // ErrTooLarge) matches it.
@@ -28,7 +25,7 @@ func (e *TooLargeError) Error() string {
 }
 
 // Unwrap returns ErrTooLarge.
-func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+func (e *TooLargeError) Unwrap() error { return nodeerr.ErrTooLarge }
 
 // commandOverhead bounds the bytes of a command outside its statements:
 // version, kind, time, seed, origin (its node id up to 255 bytes), flags

@@ -8,6 +8,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/hiqlite/hiqlite/internal/encoding"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // Session results, the results of a session's last KindExec that the state
@@ -97,14 +98,14 @@ var ResultErrors = encoding.NewErrorTable(
 			reason := d.String()
 			return &RefusedError{SQL: sql, Reason: reason}
 		}},
-	encoding.ErrorPart{Kind: partTxAborted, Sentinel: ErrTxAborted},
-	encoding.ErrorPart{Kind: partStopped, Sentinel: ErrStopped},
-	encoding.ErrorPart{Kind: partRefused, Sentinel: ErrRefused},
+	encoding.ErrorPart{Kind: partTxAborted, Sentinel: nodeerr.ErrTxAborted},
+	encoding.ErrorPart{Kind: partStopped, Sentinel: nodeerr.ErrStopped},
+	encoding.ErrorPart{Kind: partRefused, Sentinel: nodeerr.ErrRefused},
 	encoding.ErrorPart{Kind: partCanceled, Sentinel: context.Canceled},
 	encoding.ErrorPart{Kind: partDeadline, Sentinel: context.DeadlineExceeded},
 	encoding.ErrorPart{Kind: partCorruptCommand, Sentinel: ErrCorruptCommand},
-	encoding.ErrorPart{Kind: partNotApplied, Sentinel: ErrNotApplied},
-	encoding.ErrorPart{Kind: partTooLarge, Sentinel: ErrTooLarge},
+	encoding.ErrorPart{Kind: partNotApplied, Sentinel: nodeerr.ErrNotApplied},
+	encoding.ErrorPart{Kind: partTooLarge, Sentinel: nodeerr.ErrTooLarge},
 )
 
 // sqliteMessage returns what e.Error() prints after its code's text: the

@@ -9,6 +9,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/hiqlite/hiqlite/internal/encoding"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // The state machine stores MarshalResults' bytes in the replicated database:
@@ -87,7 +88,7 @@ func uniqueError(tb testing.TB) error {
 // encode again to the same bytes.
 func FuzzUnmarshalResults(f *testing.F) {
 	f.Add(mustMarshalResults(f, []Result{{Columns: []string{"a"}, Rows: [][]any{{int64(1), "x", []byte(nil), []byte{}, 2.5, nil}}}}))
-	f.Add(mustMarshalResults(f, []Result{{Err: &RefusedError{SQL: "x", Reason: "y"}}, {Err: ErrTooLarge}}))
+	f.Add(mustMarshalResults(f, []Result{{Err: &RefusedError{SQL: "x", Reason: "y"}}, {Err: nodeerr.ErrTooLarge}}))
 	f.Add(mustMarshalResults(f, nil))
 	f.Add([]byte{resultsV1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, data []byte) {

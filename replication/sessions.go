@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/ncruces/go-sqlite3"
 )
 
@@ -16,11 +17,6 @@ import (
 // number is not above the recorded one is never applied again: it gets the
 // recorded outcome if it is the recorded write, else ErrNotApplied. The
 // table is replicated state like any other: every node decides the same.
-
-// ErrNotApplied: the write was not applied and never will be, because a
-// later write of its session or a KindFence for it was applied first. It is
-// safe to retry as a new write.
-var ErrNotApplied = errors.New("hiqlite: the write was not applied (a later write of its session, or a check of its outcome, came first); it is safe to retry")
 
 // sessionRetention is how long, in command time, a session's record is kept
 // after its last write. A retry arriving later than that is applied as new.
@@ -350,7 +346,7 @@ func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord)
 		if cmd.Kind == KindFence {
 			return &Response{Index: index, NotApplied: true}, nil
 		}
-		return &Response{Index: index, NotApplied: true, Err: ErrNotApplied}, nil
+		return &Response{Index: index, NotApplied: true, Err: nodeerr.ErrNotApplied}, nil
 	}
 	resp := &Response{Index: rec.index, Duplicate: true}
 	if cmd.Kind == KindExec || (cmd.Kind == KindFence && rec.hasRes) {

@@ -9,17 +9,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/ncruces/go-sqlite3"
 )
 
 // Errors of the state machine.
 var (
-	// ErrTxAborted: the interactive transaction no longer exists on the
-	// writer (rolled back by SQLite, by leadership loss, or by Close).
-	ErrTxAborted = errors.New("hiqlite: transaction aborted")
-	// ErrStopped: the state machine stopped applying after a fault that
-	// could make this node diverge; see StateMachine.Fault.
-	ErrStopped = errors.New("hiqlite: state machine stopped")
 	// ErrInterrupted: Interrupt cut short the entry being applied (the
 	// node is closing). The entry is not recorded as applied, here or as
 	// the command's own error: the next start applies it again, as every
@@ -325,7 +320,7 @@ func (sm *StateMachine) stop(err error) error {
 	if IsCorrupt(err) {
 		err = sm.corruptFault(err)
 	}
-	err = fmt.Errorf("%w: %w", ErrStopped, err)
+	err = fmt.Errorf("%w: %w", nodeerr.ErrStopped, err)
 	sm.fault.CompareAndSwap(nil, &err)
 	sm.stopOnce.Do(func() { close(sm.stopped) })
 	sm.broadcast()
@@ -592,7 +587,7 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	}
 	p := sm.pending
 	if p == nil || p.origin != origin {
-		return Result{}, ErrTxAborted
+		return Result{}, nodeerr.ErrTxAborted
 	}
 	if err := CheckSize(p.size, []Statement{st}); err != nil {
 		// Not run and not recorded: the transaction goes on without it.
@@ -626,7 +621,7 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 		if why == nil {
 			why = ErrInterrupted
 		}
-		return res, fmt.Errorf("%w: the statement was interrupted: %w", ErrTxAborted, why)
+		return res, fmt.Errorf("%w: the statement was interrupted: %w", nodeerr.ErrTxAborted, why)
 	}
 	if readOnly && sm.w.TotalChanges() != before {
 		// The caller's classification was wrong: what changed rows must
@@ -646,9 +641,9 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 		// SQLite ended the transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)).
 		sm.pending = nil
 		if err == nil {
-			err = ErrTxAborted
+			err = nodeerr.ErrTxAborted
 		}
-		return res, fmt.Errorf("%w: %w", ErrTxAborted, err)
+		return res, fmt.Errorf("%w: %w", nodeerr.ErrTxAborted, err)
 	}
 	return res, err
 }
@@ -660,7 +655,7 @@ func (sm *StateMachine) CommitCommand(origin Origin) (*Command, error) {
 	defer sm.mu.Unlock()
 	p := sm.pending
 	if p == nil || p.origin != origin {
-		return nil, ErrTxAborted
+		return nil, nodeerr.ErrTxAborted
 	}
 	return &Command{Kind: KindTx, Time: p.time, Seed: p.seed, Origin: p.origin, Flags: p.flags, Stmts: p.stmts}, nil
 }

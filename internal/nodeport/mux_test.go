@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 const muxTestSecret = "mux-test-secret-7b1f2c9e"
@@ -111,7 +112,7 @@ func muxEcho(t *testing.T, m *Mux) *atomic.Int64 {
 		for {
 			c, err := m.AcceptRPC()
 			if err != nil {
-				if !errors.Is(err, ErrClosed) {
+				if !errors.Is(err, nodeerr.ErrClosed) {
 					t.Errorf("AcceptRPC: %v", err)
 				}
 				return
