@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/durable"
 	"github.com/ncruces/go-sqlite3"
 )
 
@@ -121,25 +122,8 @@ func (sm *StateMachine) corruptFault(err error) error {
 		// No next open: the database goes with the node.
 		return fmt.Errorf("database corrupt: %w", err)
 	}
-	if werr := writeSync(sm.path+CorruptMarker, []byte(note)); werr != nil {
+	if werr := durable.WriteFile(sm.path+CorruptMarker, []byte(note), 0o600); werr != nil {
 		err = fmt.Errorf("%w (and the marker for the next open failed: %v)", err, werr)
 	}
 	return fmt.Errorf("database corrupt; restart the node to rebuild it from a snapshot and the log: %w", err)
-}
-
-// writeSync writes data to path and syncs it.
-func writeSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
