@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -194,41 +193,15 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 	return nil
 }
 
-// close stops the group's Raft and closes its transport; the machine's
-// lock requests end with ErrClosed.
-func (g *cacheGroup) close() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return nil
-	}
-	g.closed = true
-	close(g.done)
-	var errs []error
-	if r := g.raft.Load(); r != nil {
-		errs = append(errs, r.Shutdown().Error())
-	}
-	if g.trans != nil {
-		errs = append(errs, closeTransport(g.trans))
-	}
-	g.m.Shutdown(nodeerr.ErrClosed)
-	g.client.close()
-	return errors.Join(errs...)
-}
-
-func closeTransport(t raft.Transport) error {
-	if c, ok := t.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
-
 // Replicate implements extensions.Replicator: on the group's leader it
 // stamps cmd with this node's clock and applies it; elsewhere it forwards
 // cmd to the leader and waits until this node has applied it too. It waits
 // up to the node's timeout for a leader.
 func (g *cacheGroup) Replicate(ctx context.Context, cmd extensions.Command, idempotent bool) (extensions.Result, error) {
 	if err := ctx.Err(); err != nil {
+		return extensions.Result{}, err
+	}
+	if err := g.m.Fault(); err != nil {
 		return extensions.Result{}, err
 	}
 	var maybe bool // an earlier local attempt may have been applied
@@ -470,6 +443,9 @@ func (g *cacheGroup) run() {
 		case <-t.C:
 		case <-g.m.Changed():
 		case <-g.notify:
+		case <-g.m.Faulted():
+			g.stopOnFault()
+			return
 		case <-g.m.SnapshotDue():
 			if r := g.raft.Load(); r != nil {
 				if err := r.Snapshot().Error(); err != nil {
