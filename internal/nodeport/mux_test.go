@@ -412,7 +412,6 @@ func TestMuxGarbage(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			start := time.Now()
 			tt.run(t, c)
 			muxDialRoundTrip(t, client, srv.Addr())
 
@@ -426,9 +425,6 @@ func TestMuxGarbage(t *testing.T) {
 				_, err := io.Copy(io.Discard, c)
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					t.Fatal("the server did not close the connection")
-				}
-				if elapsed := time.Since(start); tt.stall && elapsed > opts.handshakeTimeout+5*time.Second {
-					t.Errorf("closed after %v, handshake timeout %v", elapsed, opts.handshakeTimeout)
 				}
 			}
 			muxRoundTrip(t, early)
