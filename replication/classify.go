@@ -162,7 +162,7 @@ func ClassifySQL(sql string) (Class, error) {
 
 // classifySQL is ClassifySQL of the statement st; decided is as classify says.
 func (st *parsedStmt) classifySQL() (c Class, decided bool, err error) {
-	if name := st.renamedTo(); IsInternal(name) {
+	if name := st.renamedTo(); isInternal(name) {
 		return Class{}, false, &InternalObjectError{Name: name}
 	}
 	c, decided, err = st.classify()

@@ -180,7 +180,7 @@ func TestNewerCommandVersionStopsApply(t *testing.T) {
 	}
 	defer sm.Close()
 	newer := faultLog(t, 2, `INSERT INTO t VALUES (2)`)
-	newer.Data[0] = CommandVersion + 1
+	newer.Data[0] = commandVersion + 1
 	batch := []*raft.Log{faultLog(t, 1, `CREATE TABLE t(v)`), newer, faultLog(t, 3, `INSERT INTO t VALUES (3)`)}
 	out := sm.ApplyBatch(batch)
 	for i, r := range out {

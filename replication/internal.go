@@ -22,9 +22,9 @@ import (
 // error on every node alike), and on each database/sql connection's read
 // connection, which refuses the statement before it is sent.
 
-// InternalPrefix starts the name of every object that belongs to hiqlite
+// internalPrefix starts the name of every object that belongs to hiqlite
 // (compared case-insensitively, as SQLite compares names).
-const InternalPrefix = "_hiqlite"
+const internalPrefix = "_hiqlite"
 
 // MigrationsTable is where the root package's Migrate records what it
 // applied. The state machine does not depend on it: the writer refuses it
@@ -66,9 +66,9 @@ func (st *parsedStmt) renamedTo() string {
 	return name
 }
 
-// IsInternal reports whether name is that of an object of hiqlite.
-func IsInternal(name string) bool {
-	return len(name) >= len(InternalPrefix) && equalFold(name[:len(InternalPrefix)], InternalPrefix)
+// isInternal reports whether name is that of an object of hiqlite.
+func isInternal(name string) bool {
+	return len(name) >= len(internalPrefix) && equalFold(name[:len(internalPrefix)], internalPrefix)
 }
 
 // Guard is the authorizer that keeps client SQL away from internal objects.
@@ -120,7 +120,7 @@ func internalTarget(action sqlite3.AuthorizerActionCode, name3rd, name4th string
 		names[0] = name4th // the table (name3rd is its schema); the savepoint
 	}
 	for _, n := range names {
-		if IsInternal(n) {
+		if isInternal(n) {
 			return n
 		}
 	}

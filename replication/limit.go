@@ -32,9 +32,9 @@ func (e *TooLargeError) Unwrap() error { return nodeerr.ErrTooLarge }
 // and the statement count.
 const commandOverhead = 2 + 4*10 + 2*10 + 255
 
-// StatementsSize is an upper bound of the bytes stmts add to an encoded
+// statementsSize is an upper bound of the bytes stmts add to an encoded
 // command, without allocating.
-func StatementsSize(stmts []Statement) int {
+func statementsSize(stmts []Statement) int {
 	n := 0
 	for i := range stmts {
 		s := &stmts[i]
@@ -55,7 +55,7 @@ func StatementsSize(stmts []Statement) int {
 // CheckSize refuses stmts when, added to earlier bytes of the same command
 // (a transaction's writes so far), they would exceed MaxCommandBytes.
 func CheckSize(earlier int, stmts []Statement) error {
-	if n := earlier + commandOverhead + StatementsSize(stmts); n > MaxCommandBytes {
+	if n := earlier + commandOverhead + statementsSize(stmts); n > MaxCommandBytes {
 		return &TooLargeError{Size: n - commandOverhead}
 	}
 	return nil

@@ -167,8 +167,8 @@ func DecodeResult(d *encoding.Decoder, r *Result, errs *encoding.ErrorTable) {
 	r.Err = errs.DecodeError(d)
 }
 
-// MarshalResults encodes results as the state machine records them.
-func MarshalResults(results []Result) ([]byte, error) {
+// marshalResults encodes results as the state machine records them.
+func marshalResults(results []Result) ([]byte, error) {
 	b := []byte{resultsV1}
 	b = encoding.AppendUvarint(b, uint64(len(results)))
 	for i := range results {
@@ -180,14 +180,14 @@ func MarshalResults(results []Result) ([]byte, error) {
 	return b, nil
 }
 
-// ErrCorruptResults is matched by every decoding failure of
-// UnmarshalResults but a newer version (encoding.ErrUnknownVersion).
-var ErrCorruptResults = errors.New("hiqlite: corrupt session results")
+// errCorruptResults is matched by every decoding failure of
+// unmarshalResults but a newer version (encoding.ErrUnknownVersion).
+var errCorruptResults = errors.New("hiqlite: corrupt session results")
 
-// UnmarshalResults decodes what MarshalResults encoded. Blobs in the
+// unmarshalResults decodes what marshalResults encoded. Blobs in the
 // results alias b.
-func UnmarshalResults(b []byte) ([]Result, error) {
-	d := encoding.NewDecoder(b, ErrCorruptResults)
+func unmarshalResults(b []byte) ([]Result, error) {
+	d := encoding.NewDecoder(b, errCorruptResults)
 	d.Version(resultsFormat, resultsV1)
 	n := d.Count(4) // a result takes at least 4 bytes
 	var out []Result

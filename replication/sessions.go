@@ -41,10 +41,10 @@ const sessionSchema = `CREATE TABLE IF NOT EXISTS _hiqlite_sessions(
 	PRIMARY KEY (node, session)
 ) WITHOUT ROWID;`
 
-// ErrResultsLost: a retried write was applied before, but its results could
+// errResultsLost: a retried write was applied before, but its results could
 // not be kept (they failed to encode) or cannot be read back (see
-// UnmarshalResults).
-var ErrResultsLost = errors.New("hiqlite: the write was applied, but its results were not kept for a retry")
+// unmarshalResults).
+var errResultsLost = errors.New("hiqlite: the write was applied, but its results were not kept for a retry")
 
 // sessionKey names a session: the node it started on and its id.
 type sessionKey struct {
@@ -287,7 +287,7 @@ func (sm *StateMachine) recordSession(cmd *Command, index uint64, applied bool, 
 	k := keyOf(cmd.Origin)
 	var blob []byte
 	if applied && cmd.Kind == KindExec {
-		if b, err := MarshalResults(results); err == nil {
+		if b, err := marshalResults(results); err == nil {
 			blob = b
 		}
 	}
@@ -352,7 +352,7 @@ func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord)
 	if cmd.Kind == KindExec || (cmd.Kind == KindFence && rec.hasRes) {
 		if !rec.hasRes {
 			if cmd.Kind == KindExec {
-				resp.Err = fmt.Errorf("%w (index %d)", ErrResultsLost, rec.index)
+				resp.Err = fmt.Errorf("%w (index %d)", errResultsLost, rec.index)
 			}
 			return resp, nil
 		}
@@ -360,10 +360,10 @@ func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord)
 		if err != nil {
 			return nil, err
 		}
-		res, err := UnmarshalResults(blob)
+		res, err := unmarshalResults(blob)
 		if err != nil {
 			if cmd.Kind == KindExec {
-				resp.Err = fmt.Errorf("%w (index %d): %w", ErrResultsLost, rec.index, err)
+				resp.Err = fmt.Errorf("%w (index %d): %w", errResultsLost, rec.index, err)
 			}
 			return resp, nil
 		}

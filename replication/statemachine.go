@@ -104,7 +104,7 @@ type pendingTx struct {
 	seed   uint64
 	flags  Flags
 	stmts  []Statement
-	size   int // StatementsSize(stmts)
+	size   int // statementsSize(stmts)
 }
 
 // Options configure a state machine; they are fixed at Open.
@@ -129,7 +129,7 @@ func Open(path string, opts Options) (*StateMachine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: open state database %s: %w", path, err)
 	}
-	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{}), stopped: make(chan struct{}),
+	sm := &StateMachine{path: path, w: w, env: newEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{}), stopped: make(chan struct{}),
 		logLimit: opts.LogLimit}
 	if opts.LogLimit > 0 {
 		sm.logFull = make(chan struct{}, 1)
@@ -179,7 +179,7 @@ func (sm *StateMachine) init() error {
 		return err
 	}
 	sm.ref = ref
-	if err := InstallDeterministic(sm.w, sm.ref, sm.env); err != nil {
+	if err := installDeterministic(sm.w, sm.ref, sm.env); err != nil {
 		return fmt.Errorf("hiqlite: install deterministic functions: %w", err)
 	}
 	if err := sm.installNotify(); err != nil {
@@ -635,7 +635,7 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	if !readOnly {
 		st.Failed = err != nil
 		p.stmts = append(p.stmts, st)
-		p.size += StatementsSize([]Statement{st})
+		p.size += statementsSize([]Statement{st})
 	}
 	if sm.w.GetAutocommit() {
 		// SQLite ended the transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)).
