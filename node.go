@@ -3,6 +3,7 @@ package hiqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -213,7 +214,7 @@ func (n *Node) statusAppliedIndex() uint64 { return n.c.AppliedIndex() }
 
 func (n *Node) statusNodes() []nodeRow {
 	ms, err := n.c.MemberStatuses()
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrClosed) {
 		return nil
 	}
 	rows := make([]nodeRow, 0, len(ms))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/hiqlite/hiqlite/extensions"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/wire"
 )
 
@@ -195,41 +195,6 @@ func (g *cacheGroup) start(conf raft.Configuration) error {
 	return nil
 }
 
-// close stops the group's Raft and closes its transport; the machine's
-// lock requests end with ErrClosed.
-func (g *cacheGroup) close() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return nil
-	}
-	g.closed = true
-	close(g.done)
-	var errs []error
-	if r := g.raft.Load(); r != nil {
-		f := r.Shutdown()
-		// As for the main group (Node.Close): the transport first, so
-		// that raft's wait for its replication goroutines is not held by
-		// a peer that stopped answering.
-		if g.trans != nil {
-			errs = append(errs, closeTransport(g.trans))
-		}
-		errs = append(errs, f.Error())
-	} else if g.trans != nil {
-		errs = append(errs, closeTransport(g.trans))
-	}
-	g.m.Shutdown(ErrClosed)
-	g.client.close()
-	return errors.Join(errs...)
-}
-
-func closeTransport(t raft.Transport) error {
-	if c, ok := t.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
-
 // Replicate implements extensions.Replicator: on the group's leader it
 // stamps cmd with this node's clock and applies it; elsewhere it forwards
 // cmd to the leader and waits until this node has applied it too. It waits
@@ -245,17 +210,20 @@ func (g *cacheGroup) replicate(ctx context.Context, cmd extensions.Command, idem
 	if err := ctx.Err(); err != nil {
 		return extensions.Result{}, err
 	}
+	if err := g.m.Fault(); err != nil {
+		return extensions.Result{}, err
+	}
 	var maybe bool // an earlier local attempt may have been applied
 	if r := g.raft.Load(); r != nil && r.State() == raft.Leader {
 		// The common case, without a timer: raft bounds the wait.
 		res, err := g.applyLocal(cmd)
 		switch {
-		case errors.Is(err, errLeadershipLost):
+		case errors.Is(err, nodeerr.ErrLeadershipLost):
 			if !idempotent {
 				return res, unsettled(err)
 			}
 			maybe = true
-		case !errors.Is(err, ErrNotLeader):
+		case !errors.Is(err, nodeerr.ErrNotLeader):
 			return res, err
 		}
 	}
@@ -269,14 +237,14 @@ func (g *cacheGroup) replicate(ctx context.Context, cmd extensions.Command, idem
 		case r != nil && r.State() == raft.Leader:
 			var res extensions.Result
 			res, err = g.applyLocal(cmd)
-			if errors.Is(err, errLeadershipLost) {
+			if errors.Is(err, nodeerr.ErrLeadershipLost) {
 				maybe = true
 				if idempotent {
 					break // try again, wherever the leader is now
 				}
 				return res, unsettled(err)
 			}
-			if !errors.Is(err, ErrNotLeader) {
+			if !errors.Is(err, nodeerr.ErrNotLeader) {
 				return res, err
 			}
 		case r != nil && g.n.mux != nil && g.leaderAddr() != "":
@@ -286,7 +254,7 @@ func (g *cacheGroup) replicate(ctx context.Context, cmd extensions.Command, idem
 			}
 			return res, err
 		default:
-			err = ErrNoLeader
+			err = nodeerr.ErrNoLeader
 		}
 		select {
 		case <-ctx.Done():
@@ -296,7 +264,7 @@ func (g *cacheGroup) replicate(ctx context.Context, cmd extensions.Command, idem
 			}
 			return extensions.Result{}, err
 		case <-g.done:
-			return extensions.Result{}, ErrClosed
+			return extensions.Result{}, nodeerr.ErrClosed
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 100*time.Millisecond)
@@ -335,7 +303,7 @@ func (g *cacheGroup) applyLocal(cmd extensions.Command) (extensions.Result, erro
 	select {
 	case g.proposals <- p:
 	case <-g.done:
-		return extensions.Result{}, ErrClosed
+		return extensions.Result{}, nodeerr.ErrClosed
 	}
 	select {
 	case <-p.done:
@@ -345,7 +313,7 @@ func (g *cacheGroup) applyLocal(cmd extensions.Command) (extensions.Result, erro
 		default:
 			// The node closed with the command proposed: it may commit.
 			// p stays with propose or settle, never back in the pool.
-			return extensions.Result{}, fmt.Errorf("%w: %w", errLeadershipLost, ErrClosed)
+			return extensions.Result{}, fmt.Errorf("%w: %w", nodeerr.ErrLeadershipLost, nodeerr.ErrClosed)
 		}
 	}
 	res, err := p.res, p.err
@@ -370,7 +338,7 @@ func (g *cacheGroup) propose(r *raft.Raft) {
 			for {
 				select {
 				case p := <-g.proposals:
-					p.finish(extensions.Result{}, ErrClosed)
+					p.finish(extensions.Result{}, nodeerr.ErrClosed)
 				default:
 					return
 				}
@@ -453,7 +421,7 @@ func (g *cacheGroup) forward(ctx context.Context, cmd *extensions.Command, idemp
 func (g *cacheGroup) serve(data []byte) (uint64, []byte, error) {
 	r := g.raft.Load()
 	if r == nil || r.State() != raft.Leader {
-		return 0, nil, ErrNotLeader
+		return 0, nil, nodeerr.ErrNotLeader
 	}
 	cmd, err := extensions.UnmarshalCommand(data)
 	if err != nil {
@@ -484,6 +452,9 @@ func (g *cacheGroup) run() {
 		case <-t.C:
 		case <-g.m.Changed():
 		case <-g.notify:
+		case <-g.m.Faulted():
+			g.stopOnFault()
+			return
 		case <-g.m.SnapshotDue():
 			if r := g.raft.Load(); r != nil {
 				if err := r.Snapshot().Error(); err != nil {
@@ -603,7 +574,7 @@ func (n *Node) CacheLeader() (id, addr string) {
 func (n *Node) SnapshotCache() error {
 	r := n.cache.raft.Load()
 	if r == nil {
-		return ErrNoLeader
+		return nodeerr.ErrNoLeader
 	}
 	return r.Snapshot().Error()
 }

@@ -50,14 +50,17 @@ func TestCloseInterruptsLongApply(t *testing.T) {
 		return f.raft.CommitIndex() > before && f.AppliedIndex() == before
 	})
 	start := time.Now()
-	if err := f.Close(); err != nil {
-		t.Errorf("close: %v", err)
+	closed := make(chan error, 1)
+	go func() { closed <- f.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("close: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Close did not return with a long write in flight")
 	}
-	took := time.Since(start)
-	t.Logf("closed in %v with the long write in flight", took)
-	if took > 15*time.Second {
-		t.Errorf("close took %v with a long write in flight", took)
-	}
+	t.Logf("closed in %v with the long write in flight", time.Since(start))
 	if got := f.AppliedIndex(); got != before {
 		t.Fatalf("close waited for the long write (applied index %d, was %d): not interrupted", got, before)
 	}

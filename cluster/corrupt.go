@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/hiqlite/hiqlite/internal/durable"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -77,7 +78,7 @@ func moveAsideCorrupt(path string, now time.Time) (string, error) {
 			return "", fmt.Errorf("hiqlite: move aside the corrupt database: %w", err)
 		}
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 		return "", fmt.Errorf("hiqlite: move aside the corrupt database: %w", err)
 	}
 	return aside, nil
@@ -107,15 +108,6 @@ func pruneCorrupt(path string, keep int) ([]string, error) {
 		removed = append(removed, base)
 	}
 	return removed, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Corrupt reports an error of a read on this node's database (the local

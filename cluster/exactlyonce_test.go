@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/testaddr"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -151,7 +152,7 @@ func TestResolve(t *testing.T) {
 	}
 	// The write arrives after all (a delayed copy): it must not apply.
 	_, err = f.Exec(ctx, time.Second, lost, 0, stmt(`INSERT INTO t(v) VALUES ('fenced')`))
-	if !errors.Is(err, replication.ErrNotApplied) {
+	if !errors.Is(err, nodeerr.ErrNotApplied) {
 		t.Fatalf("write after its fence: %v, want ErrNotApplied", err)
 	}
 	countEverywhere(t, nodes, `v = 'fenced'`, 0)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -107,7 +108,7 @@ func (s *rpcServer) handle(c net.Conn) {
 			resp = &wire.OK{}
 		case *wire.TxExecRequest:
 			if tx == nil {
-				err = replication.ErrTxAborted
+				err = nodeerr.ErrTxAborted
 				break
 			}
 			var res replication.Result
@@ -121,7 +122,7 @@ func (s *rpcServer) handle(c net.Conn) {
 			}
 		case *wire.TxCommitRequest:
 			if tx == nil {
-				err = replication.ErrTxAborted
+				err = nodeerr.ErrTxAborted
 				break
 			}
 			var idx uint64
@@ -157,14 +158,14 @@ func (s *rpcServer) handle(c net.Conn) {
 		}
 		if err != nil {
 			if s.ctx.Err() != nil && errors.Is(err, s.ctx.Err()) {
-				err = ErrClosed // this node is closing, not the caller's context
+				err = nodeerr.ErrClosed // this node is closing, not the caller's context
 			}
-			if errors.Is(err, replication.ErrStopped) && startsWork(req) {
+			if errors.Is(err, nodeerr.ErrStopped) && startsWork(req) {
 				// This node stopped before taking the request (apply's
 				// faults come as errLeadershipLost): it leads no more
 				// than a dead one, and shuts raft down (stopOnFault).
 				// The caller tries the leader the others elect.
-				err = fmt.Errorf("%w: this node stopped: %v", ErrNotLeader, err)
+				err = fmt.Errorf("%w: this node stopped: %v", nodeerr.ErrNotLeader, err)
 			}
 			resp = &wire.ErrorResponse{Err: s.n.notLeaderHint(err)}
 		}
@@ -229,11 +230,11 @@ func isTimeout(err error) bool {
 // notLeaderHint adds the leader's identity to ErrNotLeader, so the
 // follower can go there at once.
 func (n *Node) notLeaderHint(err error) error {
-	if !errors.Is(err, ErrNotLeader) {
+	if !errors.Is(err, nodeerr.ErrNotLeader) {
 		return err
 	}
 	id, addr := n.Leader()
-	return &wire.NotLeaderError{LeaderID: id, LeaderAddr: addr}
+	return &nodeerr.NotLeaderError{LeaderID: id, LeaderAddr: addr}
 }
 
 // rpcConn is one client session to a leader.
@@ -290,19 +291,15 @@ func (rc *rpcConn) call(ctx context.Context, req wire.Message) (wire.Message, er
 			// Settled by the new leader: it has the request in its
 			// log or it never commits (forwardVia sends an idempotent
 			// request there; Resolve settles a COMMIT).
-			return nil, fmt.Errorf("%w: %w", errLeadershipLost, err)
+			return nil, fmt.Errorf("%w: %w", nodeerr.ErrLeadershipLost, err)
 		}
-		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctxErr(err))
+		return nil, fmt.Errorf("%w: %w", nodeerr.ErrOutcomeUnknown, ctxErr(err))
 	}
 	if e, ok := resp.(*wire.ErrorResponse); ok {
 		return nil, e.Err
 	}
 	return resp, nil
 }
-
-// ErrOutcomeUnknown: the leader may or may not have applied a forwarded
-// write whose reply was lost. Check with a read before retrying.
-var ErrOutcomeUnknown = errors.New("hiqlite: the write may or may not have been applied (its reply was lost and its outcome could not be learned)")
 
 // errLeaderMoved: this node learned that another node leads while it
 // waited for the old leader to take a request or to answer it.
@@ -428,7 +425,7 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 		switch {
 		case isRead(req):
 			// A read has nothing that may have been applied.
-			again = again || errors.Is(err, errReplyLost) || errors.Is(err, errLeadershipLost)
+			again = again || errors.Is(err, errReplyLost) || errors.Is(err, nodeerr.ErrLeadershipLost)
 		case maybeApplied(err):
 			maybe = true
 			again = idempotent
@@ -444,7 +441,7 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 		case <-ctx.Done():
 			stop = ctx.Err()
 		case <-n.stopCh:
-			stop = ErrClosed
+			stop = nodeerr.ErrClosed
 		case <-time.After(backoff):
 		}
 		if stop != nil {
@@ -461,32 +458,32 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 // noLeader marks err, the last failure of a request that found no leader
 // to take it before its deadline, with ErrNoLeader.
 func noLeader(err error) error {
-	if !retryable(err) || errors.Is(err, ErrNoLeader) {
+	if !retryable(err) || errors.Is(err, nodeerr.ErrNoLeader) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrNoLeader, err)
+	return fmt.Errorf("%w: %w", nodeerr.ErrNoLeader, err)
 }
 
 // unsettled marks err, the last failure of a request an earlier copy of
 // which may have been applied, with ErrOutcomeUnknown: only a response
 // (or ErrNotApplied from the state machine) settles that copy.
 func unsettled(err error) error {
-	if errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, replication.ErrNotApplied) {
+	if errors.Is(err, nodeerr.ErrOutcomeUnknown) || errors.Is(err, nodeerr.ErrNotApplied) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	return fmt.Errorf("%w: %w", nodeerr.ErrOutcomeUnknown, err)
 }
 
 // maybeApplied: err leaves the request's outcome open (it reached a leader,
 // which may have applied it).
 func maybeApplied(err error) bool {
-	return errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, errLeadershipLost)
+	return errors.Is(err, nodeerr.ErrOutcomeUnknown) || errors.Is(err, nodeerr.ErrLeadershipLost)
 }
 
 // isTransportError: the session is unusable after err.
 func isTransportError(err error) bool {
 	var ns *notSentError
-	return errors.As(err, &ns) || errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, errReplyLost) || errors.Is(err, errLeaderMoved)
+	return errors.As(err, &ns) || errors.Is(err, nodeerr.ErrOutcomeUnknown) || errors.Is(err, errReplyLost) || errors.Is(err, errLeaderMoved)
 }
 
 // retryable: err proves the request was not applied by any leader (unless
@@ -497,5 +494,5 @@ func retryable(err error) bool {
 		return false
 	}
 	var ns *notSentError
-	return errors.As(err, &ns) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrClosed)
+	return errors.As(err, &ns) || errors.Is(err, nodeerr.ErrNotLeader) || errors.Is(err, nodeerr.ErrNoLeader) || errors.Is(err, nodeerr.ErrClosed)
 }

@@ -1,28 +1,16 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hiqlite/hiqlite/internal/discovery"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // Identity: a node told to join never forms a cluster of its own
 // (see bootstrapExpect), and a node that is not part of a cluster says why,
 // in the errors of its writes and in its log, instead of a bare "no leader".
-
-var (
-	// ErrNotInCluster: this node, in cluster mode, is not part of a cluster
-	// yet (its seeds do not answer or refuse it, or not enough voters are
-	// in gossip to bootstrap). Errors that wrap it are also ErrNoLeader,
-	// and say why.
-	ErrNotInCluster = errors.New("hiqlite: not part of a cluster yet")
-	// ErrNodeIDInUse: the node's _node is the id of a live member of the
-	// cluster it tried to join. The node gave up joining; the cluster was
-	// not touched. It lasts until the node restarts with another _node.
-	ErrNodeIDInUse = discovery.ErrNodeIDInUse
-)
 
 // notInClusterError is ErrNoLeader with the reason this node has no
 // cluster; a write that gets it waits, as for any missing leader, until
@@ -34,7 +22,7 @@ func (e *notInClusterError) Error() string {
 }
 
 func (e *notInClusterError) Is(target error) bool {
-	return target == ErrNoLeader || target == ErrNotInCluster
+	return target == nodeerr.ErrNoLeader || target == nodeerr.ErrNotInCluster
 }
 
 // noLeader is the error of a request that finds no leader: why this node
@@ -43,7 +31,7 @@ func (n *Node) noLeader() error {
 	if err := n.clusterErr(); err != nil {
 		return err
 	}
-	return ErrNoLeader
+	return nodeerr.ErrNoLeader
 }
 
 // clusterErr says why this node is not part of a cluster: an error

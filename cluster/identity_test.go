@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/waitfor"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -149,13 +150,13 @@ func TestJoinUnreachableSeedsNeverBootstraps(t *testing.T) {
 	if nd.IsLeader() || nd.raftHasState() {
 		t.Fatalf("the node bootstrapped alone: state %s", nd.State())
 	}
-	err := refusedWrite(t, nd, ErrNotInCluster, "no seed in _join ("+seed+") answered")
-	if !errors.Is(err, ErrNoLeader) {
+	err := refusedWrite(t, nd, nodeerr.ErrNotInCluster, "no seed in _join ("+seed+") answered")
+	if !errors.Is(err, nodeerr.ErrNoLeader) {
 		t.Fatalf("write error %q is not ErrNoLeader", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if err := nd.WaitReady(ctx); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrNotInCluster) || !strings.Contains(err.Error(), seed) {
+	if err := nd.WaitReady(ctx); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, nodeerr.ErrNotInCluster) || !strings.Contains(err.Error(), seed) {
 		t.Fatalf("WaitReady: %v; want the deadline and why the node is not in a cluster", err)
 	}
 	waitfor.Cond(t, "two warnings", identityWait, func() bool {
@@ -186,7 +187,7 @@ func TestJoinWrongSecretRefused(t *testing.T) {
 
 	logs := &discoveryLogBuffer{}
 	nd := openJoiner(t, "stranger", gossipSeeds(nodes), []byte("not-the-cluster-secret"), logs)
-	refusedWrite(t, nd, ErrNotInCluster, "wrong secret?")
+	refusedWrite(t, nd, nodeerr.ErrNotInCluster, "wrong secret?")
 	waitfor.Cond(t, "a warning about the secret", identityWait, func() bool {
 		return strings.Contains(logs.String(), "wrong secret?")
 	})
@@ -216,7 +217,7 @@ func TestJoinDuplicateIDRefused(t *testing.T) {
 
 	logs := &discoveryLogBuffer{}
 	nd := openJoiner(t, victim.ID(), gossipSeeds(nodes), []byte("exactly-once-test-secret"), logs)
-	refusedWrite(t, nd, ErrNodeIDInUse, fmt.Sprintf("%q is the id of the live member at %s", victim.ID(), victim.addr))
+	refusedWrite(t, nd, nodeerr.ErrNodeIDInUse, fmt.Sprintf("%q is the id of the live member at %s", victim.ID(), victim.addr))
 	waitfor.Cond(t, "the refusal logged as an error", identityWait, func() bool {
 		l := logs.String()
 		return strings.Contains(l, "[ERROR]") && strings.Contains(l, "node id in use")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -83,7 +84,7 @@ func (n *Node) Leader() (id, addr string) {
 func (n *Node) WaitReady(ctx context.Context) error {
 	for {
 		if n.closed.Load() {
-			return ErrClosed
+			return nodeerr.ErrClosed
 		}
 		if err := n.sm.Fault(); err != nil {
 			return err
@@ -108,7 +109,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 			}
 			return fmt.Errorf("hiqlite: node %s not ready: %w", n.id, ctx.Err())
 		case <-n.stopCh:
-			return ErrClosed
+			return nodeerr.ErrClosed
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -126,7 +127,7 @@ func (n *Node) waitLeaderReady(ctx context.Context) error {
 		default:
 		}
 		if !n.IsLeader() {
-			return ErrNotLeader
+			return nodeerr.ErrNotLeader
 		}
 		if tick == nil {
 			tick = time.NewTicker(10 * time.Millisecond)
@@ -138,7 +139,7 @@ func (n *Node) waitLeaderReady(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("hiqlite: node %s not ready: %w", n.id, ctx.Err())
 		case <-n.stopCh:
-			return ErrClosed
+			return nodeerr.ErrClosed
 		case <-tick.C:
 		}
 	}
@@ -161,13 +162,13 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 		if n.mux == nil || n.IsLeader() {
 			idx, err = n.readIndexLocal(ctx)
 		}
-		if n.mux != nil && (!n.IsLeader() || errors.Is(err, ErrNotLeader)) {
+		if n.mux != nil && (!n.IsLeader() || errors.Is(err, nodeerr.ErrNotLeader)) {
 			var m wire.Message
 			if m, err = n.forward(ctx, &wire.ReadIndexRequest{}, true); err == nil {
 				idx = m.(*wire.ReadIndexResponse).Index
 			}
 		}
-		if errors.Is(err, ErrNotLeader) && n.mux == nil {
+		if errors.Is(err, nodeerr.ErrNotLeader) && n.mux == nil {
 			// A single node that has not elected itself yet.
 			err = w.wait(ctx, n, err)
 			if err == nil {
@@ -193,9 +194,9 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	if err := n.futureErr(ctx, n.raft.VerifyLeader()); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-			return 0, ErrNotLeader
+			return 0, nodeerr.ErrNotLeader
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return 0, ErrClosed
+			return 0, nodeerr.ErrClosed
 		}
 		return 0, fmt.Errorf("hiqlite: confirm leadership: %w", err)
 	}
@@ -219,7 +220,7 @@ func (n *Node) futureErr(ctx context.Context, f raft.Future) error {
 	case err := <-done:
 		return err
 	case <-n.stopCh:
-		return ErrClosed
+		return nodeerr.ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}

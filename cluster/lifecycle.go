@@ -10,6 +10,7 @@ import (
 
 	"github.com/hiqlite/hiqlite/extensions"
 	"github.com/hiqlite/hiqlite/internal/discovery"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
 )
 
@@ -304,7 +305,7 @@ func (n *Node) Close() error {
 		errs = append(errs, n.cache.close())
 	}
 	close(n.stopCh)
-	n.hub.Close(fmt.Errorf("%w: %w", extensions.ErrListenerClosed, ErrClosed))
+	n.hub.Close(fmt.Errorf("%w: %w", extensions.ErrListenerClosed, nodeerr.ErrClosed))
 	if n.rpc != nil {
 		n.rpc.close()
 		n.client.close()

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // lockDir takes an exclusive advisory lock on dir's LOCK file, so that a
@@ -21,7 +23,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("hiqlite: data dir %s is in use by another process: %w", dir, ErrLocked)
+			return nil, fmt.Errorf("hiqlite: data dir %s is in use by another process: %w", dir, nodeerr.ErrLocked)
 		}
 		return nil, fmt.Errorf("hiqlite: lock data dir %s: %w", dir, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"sync"
 	"testing"
+
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // Closing a node and opening its DATA_DIR again in the same process works
@@ -36,7 +38,7 @@ func TestLockReopenWhileForking(t *testing.T) {
 	for i := range 100 {
 		f, err := lockDir(dir)
 		if err != nil {
-			if errors.Is(err, ErrLocked) {
+			if errors.Is(err, nodeerr.ErrLocked) {
 				t.Fatalf("cycle %d: reopen failed while forking: %v", i, err)
 			}
 			t.Fatal(err)

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -13,20 +12,7 @@ import (
 	"github.com/hiqlite/hiqlite/extensions"
 	"github.com/hiqlite/hiqlite/internal/discovery"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
-	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
-)
-
-// Errors of the node.
-var (
-	ErrNotLeader = wire.ErrNotLeader
-	ErrClosed    = wire.ErrClosed
-	ErrNoLeader  = wire.ErrNoLeader
-	ErrLocked    = errors.New("hiqlite: data dir locked")
-	// errLeadershipLost: this node lost its leadership while a write was
-	// in its log. Writes with an origin are resolved on the new leader
-	// before the caller sees an error.
-	errLeadershipLost = wire.ErrLeadershipLost
 )
 
 // Node is one member of a hiqlite cluster: a Raft instance whose state

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // Raft's state on disk when it cannot be read.
@@ -25,12 +26,6 @@ import (
 // segment list, so moving the log aside also forgets the vote, and a node
 // that forgets its vote may vote twice in one term. That is the operator's
 // call, made with the cluster in view (ARCHITECTURE.md, crash story).
-
-// ErrUnreadableLog: the node's Raft log (DATA_DIR/raft) cannot be read, so
-// the node cannot start. The error names the directory; moving it aside
-// makes a cluster member start empty and be rebuilt by the leader, and a
-// single node continue a new log from its database.
-var ErrUnreadableLog = errors.New("hiqlite: the Raft log cannot be read")
 
 // errRaftExited: the goroutine that ran raft's code ended by
 // runtime.Goexit, as faultStable and faultLog end it when raft's state
@@ -63,7 +58,7 @@ func guard(f func() error) (err error) {
 // unreadableLog is the error of a Raft log in dir that cannot be read.
 func unreadableLog(dir string, cause error) error {
 	return fmt.Errorf("%w: %s: %w; move that directory aside and start the node again: a cluster member is then rebuilt from the leader, a single node continues from its database",
-		ErrUnreadableLog, filepath.Join(dir, raftDir), cause)
+		nodeerr.ErrUnreadableLog, filepath.Join(dir, raftDir), cause)
 }
 
 // Raft's state on disk when it cannot be written.
@@ -281,7 +276,7 @@ func (n *Node) bootstrapLive(conf raft.Configuration) error {
 	case <-n.faulted:
 		return n.Fault()
 	case <-n.stopCh:
-		return ErrClosed
+		return nodeerr.ErrClosed
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/raft-wal/metadb"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/waitfor"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -89,7 +90,7 @@ func TestUnreadableLog(t *testing.T) {
 				again.Close()
 				t.Fatal("a node with a broken raft log started")
 			}
-			if !errors.Is(err, ErrUnreadableLog) || !strings.Contains(err.Error(), filepath.Join(dir, raftDir)) || !strings.Contains(err.Error(), "move that directory aside") {
+			if !errors.Is(err, nodeerr.ErrUnreadableLog) || !strings.Contains(err.Error(), filepath.Join(dir, raftDir)) || !strings.Contains(err.Error(), "move that directory aside") {
 				t.Fatalf("Open: %v, want ErrUnreadableLog naming %s and the way out", err, filepath.Join(dir, raftDir))
 			}
 			t.Logf("Open: %v", err)
@@ -282,10 +283,10 @@ func TestRemovedDataDirStopsSingleNode(t *testing.T) {
 	waitfor.Cond(t, "the node's fault", 10*time.Second, func() bool { return nd.Fault() != nil })
 	fault := nd.Fault()
 	t.Logf("first failed write: %v\nfault: %v", werr, fault)
-	if !errors.Is(fault, replication.ErrStopped) || !strings.Contains(fault.Error(), "could not write its log in "+filepath.Join(dir, raftDir)) {
+	if !errors.Is(fault, nodeerr.ErrStopped) || !strings.Contains(fault.Error(), "could not write its log in "+filepath.Join(dir, raftDir)) {
 		t.Errorf("fault %q: want ErrStopped naming the log that could not be written", fault)
 	}
-	if _, err := nd.Exec(context.Background(), time.Second, replication.Origin{}, 0, stmt(`INSERT INTO t VALUES (1)`)); !errors.Is(err, replication.ErrStopped) {
+	if _, err := nd.Exec(context.Background(), time.Second, replication.Origin{}, 0, stmt(`INSERT INTO t VALUES (1)`)); !errors.Is(err, nodeerr.ErrStopped) {
 		t.Errorf("a write after the fault: %v, want the fault", err)
 	}
 	waitfor.Cond(t, "raft to shut down", 10*time.Second, func() bool { return nd.State() == "shutdown" })
@@ -337,10 +338,10 @@ func TestRemovedDataDirStopsClusterMember(t *testing.T) {
 	waitfor.Cond(t, "the victim's fault", 20*time.Second, func() bool { return victim.Fault() != nil })
 	fault := victim.Fault()
 	t.Logf("%s: %v", victim.ID(), fault)
-	if !errors.Is(fault, replication.ErrStopped) || !strings.Contains(fault.Error(), filepath.Join(victim.dataDir(), cacheDir, cacheStableFile)) {
+	if !errors.Is(fault, nodeerr.ErrStopped) || !strings.Contains(fault.Error(), filepath.Join(victim.dataDir(), cacheDir, cacheStableFile)) {
 		t.Errorf("fault %q: want ErrStopped naming the file that could not be saved", fault)
 	}
-	if _, err := victim.Exec(context.Background(), time.Second, replication.Origin{}, 0, stmt(`INSERT INTO t(v) VALUES ('victim')`)); !errors.Is(err, replication.ErrStopped) {
+	if _, err := victim.Exec(context.Background(), time.Second, replication.Origin{}, 0, stmt(`INSERT INTO t(v) VALUES ('victim')`)); !errors.Is(err, nodeerr.ErrStopped) {
 		t.Errorf("a write through the victim: %v, want its fault", err)
 	}
 	waitfor.Cond(t, "the victim's raft to shut down", 30*time.Second, func() bool { return victim.State() == "shutdown" })

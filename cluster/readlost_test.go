@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
@@ -50,7 +51,7 @@ func TestLostReplyOfReadIsNoWrite(t *testing.T) {
 	}
 	// Not "write": on a loaded machine the dial itself can time out, and
 	// the network error then reads "write tcp ...: i/o timeout".
-	if errors.Is(err, ErrOutcomeUnknown) || strings.Contains(err.Error(), "may or may not") || strings.Contains(err.Error(), "applied") {
+	if errors.Is(err, nodeerr.ErrOutcomeUnknown) || strings.Contains(err.Error(), "may or may not") || strings.Contains(err.Error(), "applied") {
 		t.Errorf("a read's lost reply speaks of a write: %v", err)
 	}
 
@@ -58,7 +59,7 @@ func TestLostReplyOfReadIsNoWrite(t *testing.T) {
 	defer cancel()
 	_, err = nd.forwardVia(ctx, cl, &wire.ExecRequest{Origin: replication.Origin{Node: "x", Session: 1, Seq: 1}, Stmts: stmt(`SELECT 1`)}, false)
 	t.Logf("write: %v", err)
-	if !errors.Is(err, ErrOutcomeUnknown) {
+	if !errors.Is(err, nodeerr.ErrOutcomeUnknown) {
 		t.Errorf("a write's lost reply: %v, want ErrOutcomeUnknown", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/raft"
+	"github.com/hiqlite/hiqlite/internal/durable"
 )
 
 // fileStable is a raft.StableStore in one small file, rewritten (and
@@ -69,7 +70,7 @@ func (s *fileStable) saveLocked() error {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
-	return writeFileSync(s.path, b)
+	return durable.WriteFile(s.path, b, privateFile)
 }
 
 func (s *fileStable) Set(key, val []byte) error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hiqlite/hiqlite/extensions"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/waitfor"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -218,14 +219,14 @@ func TestLeaderFrozen(t *testing.T) {
 	if err := <-plain; err != nil {
 		// Sent before the election: its outcome is open, but known to
 		// be so as soon as the new leader is, not at the timeout.
-		if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, errLeadershipLost) || errors.Is(err, context.DeadlineExceeded) {
+		if !errors.Is(err, nodeerr.ErrOutcomeUnknown) || !errors.Is(err, nodeerr.ErrLeadershipLost) || errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("write without an origin in flight to the frozen leader: %v, want ErrOutcomeUnknown for ErrLeadershipLost", err)
 		}
 		wantPlain = -1 // applied or not: the frozen leader never committed it, but the log may hold it
 	}
 	wantTx := int64(1)
 	if err := <-commit; err != nil {
-		if !errors.Is(err, replication.ErrNotApplied) {
+		if !errors.Is(err, nodeerr.ErrNotApplied) {
 			t.Fatalf("COMMIT in flight to the frozen leader: %v, want nil or ErrNotApplied", err)
 		}
 		wantTx = 0

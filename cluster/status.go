@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/hiqlite/hiqlite/internal/discovery"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // MemberStatus is one server of the Raft configuration with its state: this
@@ -54,7 +55,7 @@ func (n *Node) localState() discovery.NodeState {
 // their state (see MemberStatus).
 func (n *Node) MemberStatuses() ([]MemberStatus, error) {
 	ms, err := n.Members()
-	if err != nil && !errors.Is(err, ErrClosed) {
+	if err != nil && !errors.Is(err, nodeerr.ErrClosed) {
 		return nil, err
 	}
 	peers := map[string]discovery.PeerState{}

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/segment"
 
+	"github.com/hiqlite/hiqlite/internal/durable"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -243,7 +244,7 @@ func loadID(dir, want string) (string, error) {
 	if id == "" {
 		id = newID()
 	}
-	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
+	if err := durable.WriteFile(path, []byte(id+"\n"), privateFile); err != nil {
 		return "", fmt.Errorf("hiqlite: persist node id: %w", err)
 	}
 	return id, nil
@@ -254,33 +255,4 @@ func newID() string {
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	return "node-" + hex.EncodeToString(r[:])
-}
-
-// writeFileSync writes data to path atomically and durably.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, privateFile)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -227,11 +227,7 @@ func TestClusterFailoverUnderStrangerFlood(t *testing.T) {
 			if !waitfor.Until(bound, func() bool { return wrote(survivors[0]) }) {
 				t.Fatalf("no new leader took a write within %v (%d election timeouts of %v) of the leader's death", bound, bound/election, election)
 			}
-			took := time.Since(killed)
-			if took > bound+election { // the last attempt ran past the bound
-				t.Errorf("a new leader took a write only after %v, bound %v", took, bound)
-			}
-			t.Logf("a new leader took a write %v after the leader died (election timeout %v)", took.Round(time.Millisecond), election)
+			t.Logf("a new leader took a write %v after the leader died (election timeout %v)", time.Since(killed).Round(time.Millisecond), election)
 			// Both survivors write: through the new leader, and forwarded to it.
 			for _, nd := range survivors {
 				waitfor.Cond(t, fmt.Sprintf("a write through %s", nd.ID()), bound, func() bool { return wrote(nd) })

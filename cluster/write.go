@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -48,10 +49,10 @@ func (n *Node) exec(ctx context.Context, busy time.Duration, origin replication.
 		if n.mux == nil || n.IsLeader() {
 			var resp *replication.Response
 			resp, err = n.execLocal(ctx, busy, origin, flags, stmts)
-			if errors.Is(err, errLeadershipLost) {
+			if errors.Is(err, nodeerr.ErrLeadershipLost) {
 				maybe = true
 			}
-			if again := errors.Is(err, ErrNotLeader) || (dedup && maybe && n.mux != nil); !again {
+			if again := errors.Is(err, nodeerr.ErrNotLeader) || (dedup && maybe && n.mux != nil); !again {
 				if maybe && err != nil {
 					return nil, unsettled(err)
 				}
@@ -91,11 +92,6 @@ func (n *Node) execRemote(ctx, caller context.Context, req *wire.ExecRequest, de
 	return &replication.Response{Index: out.Index, Results: out.Results}, nil
 }
 
-// ErrNotVisible: a write (or COMMIT) was committed by the leader, but this
-// node had not applied it when the wait for it ended, so a read here might
-// not see it yet. The write happened: do not run it again.
-var ErrNotVisible = errors.New("hiqlite: the write was committed, but this node has not applied it yet")
-
 // waitVisible waits until this node has applied index, which the leader
 // committed for this node's write: read your writes. The wait is bounded by
 // the caller's context and a fresh _timeout, not by what the round trip
@@ -113,7 +109,7 @@ func (n *Node) waitVisible(caller context.Context, index uint64) error {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return fmt.Errorf("%w (index %d): %w", ErrNotVisible, index, err)
+		return fmt.Errorf("%w (index %d): %w", nodeerr.ErrNotVisible, index, err)
 	}
 	return nil
 }
@@ -126,8 +122,8 @@ type leaderWait struct{ backoff time.Duration }
 // ended (wrapping ErrNoLeader and last, the error of the last try) or the
 // node closed.
 func (w *leaderWait) wait(ctx context.Context, n *Node, last error) error {
-	if errors.Is(last, ErrNotLeader) {
-		last = ErrNoLeader // no leader could take it: this node is none, and knows no other
+	if errors.Is(last, nodeerr.ErrNotLeader) {
+		last = nodeerr.ErrNoLeader // no leader could take it: this node is none, and knows no other
 	}
 	w.backoff = min(max(2*w.backoff, 5*time.Millisecond), 100*time.Millisecond)
 	t := time.NewTimer(w.backoff)
@@ -136,7 +132,7 @@ func (w *leaderWait) wait(ctx context.Context, n *Node, last error) error {
 	case <-ctx.Done():
 		return fmt.Errorf("hiqlite: waiting for a leader: %w (last error: %w)", ctx.Err(), last)
 	case <-n.stopCh:
-		return ErrClosed
+		return nodeerr.ErrClosed
 	case <-t.C:
 		return nil
 	}
@@ -164,7 +160,7 @@ func (n *Node) execLocal(ctx context.Context, busy time.Duration, origin replica
 // a new leader.
 func (n *Node) leaderReady(ctx context.Context) error {
 	if n.closed.Load() {
-		return ErrClosed
+		return nodeerr.ErrClosed
 	}
 	if err := n.sm.Fault(); err != nil {
 		return err // a stopped node takes no writes (persist.go)
@@ -173,7 +169,7 @@ func (n *Node) leaderReady(ctx context.Context) error {
 		return err
 	}
 	if !n.IsLeader() {
-		return ErrNotLeader
+		return nodeerr.ErrNotLeader
 	}
 	return n.waitLeaderReady(ctx)
 }
@@ -199,14 +195,14 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 	if errors.Is(resp.Err, replication.ErrInterrupted) {
 		// Close cut the apply short here; the entry is committed and the
 		// other nodes apply it.
-		return nil, fmt.Errorf("%w: %w", errLeadershipLost, ErrClosed)
+		return nil, fmt.Errorf("%w: %w", nodeerr.ErrLeadershipLost, nodeerr.ErrClosed)
 	}
-	if errors.Is(resp.Err, replication.ErrStopped) {
+	if errors.Is(resp.Err, nodeerr.ErrStopped) {
 		// This node stopped, but raft hands the state machine committed
 		// entries only: the other nodes apply this one. Its outcome is
 		// theirs to tell, so it must not read as settled (ErrStopped is,
 		// for commitSettled), nor as failed.
-		return nil, fmt.Errorf("%w: the entry is committed, but this node stopped before applying it: %v", errLeadershipLost, resp.Err)
+		return nil, fmt.Errorf("%w: the entry is committed, but this node stopped before applying it: %v", nodeerr.ErrLeadershipLost, resp.Err)
 	}
 	if resp.Err != nil {
 		return nil, resp.Err
@@ -218,12 +214,12 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 func raftError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):
-		return ErrNotLeader
+		return nodeerr.ErrNotLeader
 	case errors.Is(err, raft.ErrRaftShutdown):
 		// The node closed with the write in flight: it may still commit.
-		return fmt.Errorf("%w: %w", errLeadershipLost, ErrClosed)
+		return fmt.Errorf("%w: %w", nodeerr.ErrLeadershipLost, nodeerr.ErrClosed)
 	case errors.Is(err, raft.ErrLeadershipLost):
-		return errLeadershipLost
+		return nodeerr.ErrLeadershipLost
 	}
 	return fmt.Errorf("hiqlite: replicate: %w", err)
 }
@@ -247,7 +243,7 @@ func (n *Node) resolve(ctx context.Context, origin replication.Origin) (applied 
 	if n.mux == nil || n.IsLeader() {
 		o, err = n.fenceLocal(ctx, origin)
 	}
-	if n.mux != nil && (!n.IsLeader() || errors.Is(err, ErrNotLeader) || errors.Is(err, errLeadershipLost)) {
+	if n.mux != nil && (!n.IsLeader() || errors.Is(err, nodeerr.ErrNotLeader) || errors.Is(err, nodeerr.ErrLeadershipLost)) {
 		fctx, cancel := n.forwardContext(ctx)
 		defer cancel()
 		var m wire.Message
@@ -295,18 +291,18 @@ func (n *Node) settleCommit(ctx context.Context, origin replication.Origin, cerr
 	defer cancel()
 	applied, _, err := n.resolve(ctx, origin)
 	switch {
-	case applied && errors.Is(err, ErrNotVisible):
+	case applied && errors.Is(err, nodeerr.ErrNotVisible):
 		return err // committed: saying "unknown" would invite a retry
 	case err != nil:
-		return fmt.Errorf("%w: could not learn whether the transaction committed (%v): %w", ErrOutcomeUnknown, cerr, err)
+		return fmt.Errorf("%w: could not learn whether the transaction committed (%v): %w", nodeerr.ErrOutcomeUnknown, cerr, err)
 	case applied:
 		return nil
 	}
-	return fmt.Errorf("hiqlite: the transaction did not commit (%v): %w", cerr, replication.ErrNotApplied)
+	return fmt.Errorf("hiqlite: the transaction did not commit (%v): %w", cerr, nodeerr.ErrNotApplied)
 }
 
 // commitSettled: err from a COMMIT proves the transaction did not commit.
 func commitSettled(err error) bool {
-	return errors.Is(err, replication.ErrTxAborted) || errors.Is(err, ErrTxIdle) || errors.Is(err, errTxDone) ||
-		errors.Is(err, replication.ErrNotApplied) || errors.Is(err, replication.ErrStopped) || errors.Is(err, replication.ErrTooLarge)
+	return errors.Is(err, nodeerr.ErrTxAborted) || errors.Is(err, nodeerr.ErrTxIdle) || errors.Is(err, errTxDone) ||
+		errors.Is(err, nodeerr.ErrNotApplied) || errors.Is(err, nodeerr.ErrStopped) || errors.Is(err, nodeerr.ErrTooLarge)
 }

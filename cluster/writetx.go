@@ -10,6 +10,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -18,9 +19,6 @@ import (
 // exclusive write slot from BeginTx to COMMIT, ROLLBACK or the idle
 // timeout, and remoteTx, a follower's transaction forwarded to the leader
 // on a session of its own.
-
-// ErrTxIdle ends a write transaction left idle longer than its idle timeout.
-var ErrTxIdle = wire.ErrTxIdle
 
 // Tx is an interactive write transaction, run on the leader's writer: a
 // *writeTx on the leader itself, or a session forwarded to it.
@@ -84,7 +82,7 @@ func (n *Node) beginTx(ctx context.Context, busy, idle time.Duration, origin rep
 	for {
 		if n.mux == nil || n.IsLeader() {
 			tx, err := n.beginLocal(ctx, busy, idle, origin, flags, snap)
-			if !errors.Is(err, ErrNotLeader) {
+			if !errors.Is(err, nodeerr.ErrNotLeader) {
 				if err != nil {
 					return nil, err
 				}
@@ -141,7 +139,7 @@ func (tx *writeTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 	}
 	tx.timer.Stop()
 	res, err := tx.n.sm.ExecTx(ctx, tx.origin, st, readOnly)
-	if errors.Is(err, replication.ErrTxAborted) || errors.Is(err, replication.ErrStopped) {
+	if errors.Is(err, nodeerr.ErrTxAborted) || errors.Is(err, nodeerr.ErrStopped) {
 		tx.finishLocked(err)
 		return res, err
 	}
@@ -156,11 +154,11 @@ func (tx *writeTx) Commit(ctx context.Context) error {
 	_, err := tx.commit()
 	switch {
 	case err == nil:
-	case tx.n.mux != nil && errors.Is(err, errLeadershipLost):
+	case tx.n.mux != nil && errors.Is(err, nodeerr.ErrLeadershipLost):
 		return tx.n.settleCommit(ctx, tx.origin, err)
-	case errors.Is(err, ErrNotLeader):
+	case errors.Is(err, nodeerr.ErrNotLeader):
 		// raft refused the entry: it never entered the log.
-		return fmt.Errorf("hiqlite: the transaction did not commit: this node lost its leadership before COMMIT: %w", replication.ErrNotApplied)
+		return fmt.Errorf("hiqlite: the transaction did not commit: this node lost its leadership before COMMIT: %w", nodeerr.ErrNotApplied)
 	}
 	return err
 }
@@ -212,7 +210,7 @@ func (tx *writeTx) expire() {
 		return
 	}
 	if tx.err == nil {
-		tx.finishLocked(fmt.Errorf("%w (_txidle=%v)", ErrTxIdle, tx.idle))
+		tx.finishLocked(fmt.Errorf("%w (_txidle=%v)", nodeerr.ErrTxIdle, tx.idle))
 	}
 }
 
@@ -290,9 +288,9 @@ func (t *remoteTx) Exec(ctx context.Context, st replication.Statement, readOnly 
 			if cerr != nil {
 				// Our deadline closed the session; the leader interrupts
 				// the statement when it sees the session go.
-				t.lost = fmt.Errorf("%w: the statement was interrupted: %w", replication.ErrTxAborted, cerr)
+				t.lost = fmt.Errorf("%w: the statement was interrupted: %w", nodeerr.ErrTxAborted, cerr)
 			} else {
-				t.lost = fmt.Errorf("%w: the connection to the leader was lost: %v", replication.ErrTxAborted, err)
+				t.lost = fmt.Errorf("%w: the connection to the leader was lost: %v", nodeerr.ErrTxAborted, err)
 			}
 			return replication.Result{}, t.lost
 		}
@@ -318,7 +316,7 @@ func (t *remoteTx) Commit(ctx context.Context) error {
 		var ns *notSentError
 		if errors.As(err, &ns) {
 			// Not sent: dropping the session rolled the transaction back.
-			return fmt.Errorf("%w: the connection to the leader was lost before COMMIT was sent: %v", replication.ErrTxAborted, err)
+			return fmt.Errorf("%w: the connection to the leader was lost before COMMIT was sent: %v", nodeerr.ErrTxAborted, err)
 		}
 		return t.n.settleCommit(ctx, t.origin, err)
 	}

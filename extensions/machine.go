@@ -3,8 +3,6 @@ package extensions
 import (
 	"bytes"
 	"container/heap"
-	"errors"
-	"fmt"
 	"io"
 	"math"
 	"sync"
@@ -50,6 +48,8 @@ type Machine struct {
 	due      deadlines
 	watchers map[uint64]*watch // lock requests of this node, by waiter id
 	shutdown error             // set by Shutdown: no more requests
+	fault    error             // set by stop: no more entries applied (applied.go)
+	faulted  chan struct{}     // closed by stop
 	names    map[string]string // interned cache and lock names
 
 	applied  atomic.Uint64 // index of the last entry applied
@@ -100,6 +100,7 @@ func NewMachine() *Machine {
 		changed:  make(chan struct{}, 1),
 		snapDue:  make(chan struct{}, 1),
 		waitCh:   make(chan struct{}),
+		faulted:  make(chan struct{}),
 	}
 }
 
@@ -123,10 +124,14 @@ func (m *Machine) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	var size int64
 	m.mu.Lock()
+	applied := uint64(0)
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
 			out[i] = m.applyLocked(l)
 			size += int64(len(l.Data))
+		}
+		if m.fault == nil {
+			applied = l.Index
 		}
 	}
 	m.mu.Unlock()
@@ -136,8 +141,8 @@ func (m *Machine) ApplyBatch(logs []*raft.Log) []any {
 		default:
 		}
 	}
-	if len(logs) > 0 {
-		m.applied.Store(logs[len(logs)-1].Index)
+	if applied > 0 {
+		m.applied.Store(applied)
 		m.broadcast()
 	}
 	return out
@@ -145,9 +150,13 @@ func (m *Machine) ApplyBatch(logs []*raft.Log) []any {
 
 func (m *Machine) applyLocked(l *raft.Log) *Applied {
 	out := &Applied{Index: l.Index}
+	if m.fault != nil {
+		out.Err = m.fault
+		return out
+	}
 	t, cmds, err := unmarshalEntry(l.Data, m.intern)
 	if err != nil {
-		out.Err = fmt.Errorf("cache entry %d: %w", l.Index, err)
+		out.Err = m.stop(l.Index, err)
 		return out
 	}
 	m.term = l.Term
@@ -408,33 +417,6 @@ func (m *Machine) NextDeadline() (int64, bool) {
 // Changed is signalled (capacity 1) when a command adds a deadline earlier
 // than every other.
 func (m *Machine) Changed() <-chan struct{} { return m.changed }
-
-// AppliedIndex is the Raft index of the last entry the machine applied.
-func (m *Machine) AppliedIndex() uint64 { return m.applied.Load() }
-
-// WaitApplied blocks until the machine has applied index, or done is closed.
-func (m *Machine) WaitApplied(index uint64, done <-chan struct{}) error {
-	for {
-		m.waitMu.Lock()
-		ch := m.waitCh
-		m.waitMu.Unlock()
-		if m.applied.Load() >= index {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-done:
-			return errors.New("hiqlite: gave up waiting for the cache state machine")
-		}
-	}
-}
-
-func (m *Machine) broadcast() {
-	m.waitMu.Lock()
-	close(m.waitCh)
-	m.waitCh = make(chan struct{})
-	m.waitMu.Unlock()
-}
 
 // deadline is when an entry (or, with lock, a lease) expires. Entries
 // replaced or renewed leave their old deadline behind; expire skips a

@@ -1,13 +1,13 @@
 package replication
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/internal/sqltext"
 )
 
@@ -76,9 +76,6 @@ type Class struct {
 	On bool
 }
 
-// ErrRefused is matched with errors.Is by every refusal of Classify and ClassifySQL.
-var ErrRefused = errors.New("hiqlite: statement refused")
-
 // RefusedError is a statement hiqlite will not run, because it would break replication,
 // make nodes diverge, or reach state that is not this session's. errors.Is(err,
 // ErrRefused) matches it.
@@ -92,7 +89,7 @@ func (e *RefusedError) Error() string {
 }
 
 // Unwrap returns ErrRefused.
-func (e *RefusedError) Unwrap() error { return ErrRefused }
+func (e *RefusedError) Unwrap() error { return nodeerr.ErrRefused }
 
 // shorten collapses runs of whitespace to one space and cuts s to at most n bytes, on
 // a rune boundary, marking a cut with "...".
@@ -165,7 +162,7 @@ func ClassifySQL(sql string) (Class, error) {
 
 // classifySQL is ClassifySQL of the statement st; decided is as classify says.
 func (st *parsedStmt) classifySQL() (c Class, decided bool, err error) {
-	if name := st.renamedTo(); IsInternal(name) {
+	if name := st.renamedTo(); isInternal(name) {
 		return Class{}, false, &InternalObjectError{Name: name}
 	}
 	c, decided, err = st.classify()

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/ncruces/go-sqlite3"
 )
 
@@ -358,7 +359,7 @@ func checkClass(t *testing.T, fn string, tc classifyCase, got Class, err error, 
 		}
 		return
 	}
-	if !errors.Is(err, ErrRefused) {
+	if !errors.Is(err, nodeerr.ErrRefused) {
 		t.Fatalf("%s = %+v, %v; want a refusal", fn, got, err)
 	}
 	var re *RefusedError
@@ -425,7 +426,7 @@ func TestRefusedError(t *testing.T) {
 	t.Parallel()
 	long := "INSERT INTO t(b)\n\tVALUES " + strings.Repeat("('é'), ", 40) + "('x')"
 	err := fmt.Errorf("exec: %w", &RefusedError{SQL: long, Reason: "because"})
-	if !errors.Is(err, ErrRefused) {
+	if !errors.Is(err, nodeerr.ErrRefused) {
 		t.Fatal("errors.Is(wrapped, ErrRefused) = false")
 	}
 	var re *RefusedError
@@ -479,7 +480,7 @@ func FuzzClassifySQL(f *testing.F) {
 		cls, err := ClassifySQL(sql)
 		if err != nil {
 			var re *RefusedError
-			if !errors.Is(err, ErrRefused) || !errors.As(err, &re) || re.Reason == "" || err.Error() == "" {
+			if !errors.Is(err, nodeerr.ErrRefused) || !errors.As(err, &re) || re.Reason == "" || err.Error() == "" {
 				t.Fatalf("ClassifySQL(%q): bad refusal %#v", sql, err)
 			}
 			if cls != (Class{}) {

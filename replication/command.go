@@ -8,7 +8,7 @@ import (
 	"github.com/hiqlite/hiqlite/internal/encoding"
 )
 
-// CommandVersion is the version byte that starts every encoded command. A
+// commandVersion is the version byte that starts every encoded command. A
 // node that meets a newer version in its log stops applying (a node fault,
 // the error an *encoding.VersionError), so a node that is not upgraded yet
 // never misreads nor skips an entry; it applies again once upgraded.
@@ -24,7 +24,7 @@ import (
 //
 // Values are tagged as in package encoding; a nil blob is logged as
 // TagNull (it binds as NULL, as on the leader), never TagNilBlob.
-const CommandVersion = 1
+const commandVersion = 1
 
 // commandFormat names the format in errors.
 const commandFormat = "Raft log command"
@@ -122,14 +122,14 @@ type Arg struct {
 // version (encoding.ErrUnknownVersion).
 var ErrCorruptCommand = errors.New("hiqlite: corrupt command")
 
-// MarshalBinary encodes c with the current CommandVersion.
+// MarshalBinary encodes c with the current commandVersion.
 func (c *Command) MarshalBinary() ([]byte, error) {
 	n := 32 + len(c.Origin.Node)
 	for i := range c.Stmts {
 		n += 8 + len(c.Stmts[i].SQL) + 12*len(c.Stmts[i].Args)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, CommandVersion, byte(c.Kind))
+	b = append(b, commandVersion, byte(c.Kind))
 	b = encoding.AppendVarint(b, c.Time)
 	b = encoding.AppendUvarint(b, c.Seed)
 	b = encoding.AppendString(b, c.Origin.Node)
@@ -164,7 +164,7 @@ func (c *Command) MarshalBinary() ([]byte, error) {
 func UnmarshalCommand(data []byte) (*Command, error) {
 	d := encoding.NewDecoder(data, ErrCorruptCommand)
 	d.CopyBlobs = true
-	d.Version(commandFormat, CommandVersion)
+	d.Version(commandFormat, commandVersion)
 	c := &Command{Kind: CommandKind(d.Byte())}
 	c.Time = d.Varint()
 	c.Seed = d.Uvarint()

@@ -32,7 +32,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b[0] != CommandVersion {
+		if b[0] != commandVersion {
 			t.Errorf("version byte %d", b[0])
 		}
 		got, err := UnmarshalCommand(b)
@@ -54,10 +54,10 @@ func TestCommandRoundTrip(t *testing.T) {
 func TestCommandRefusesUnknownVersion(t *testing.T) {
 	t.Parallel()
 	b, _ := (&Command{Kind: KindNoop}).MarshalBinary()
-	b[0] = CommandVersion + 1
+	b[0] = commandVersion + 1
 	_, err := UnmarshalCommand(b)
 	var ve *encoding.VersionError
-	if !errors.As(err, &ve) || ve.Version != CommandVersion+1 || ve.Known != CommandVersion || !errors.Is(err, encoding.ErrUnknownVersion) {
+	if !errors.As(err, &ve) || ve.Version != commandVersion+1 || ve.Known != commandVersion || !errors.Is(err, encoding.ErrUnknownVersion) {
 		t.Fatalf("err = %v, want a VersionError", err)
 	}
 	b[0] = 0

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/durable"
 	"github.com/ncruces/go-sqlite3"
 )
 
@@ -18,38 +19,38 @@ import (
 const CorruptMarker = "-corrupt"
 
 // maxCheckProblems bounds the lines of PRAGMA quick_check kept in a
-// CorruptError.
+// corruptError.
 const maxCheckProblems = 10
 
-// CorruptError is a database that failed PRAGMA quick_check. It matches
+// corruptError is a database that failed PRAGMA quick_check. It matches
 // sqlite3.CORRUPT with errors.Is.
-type CorruptError struct {
+type corruptError struct {
 	Path     string
 	Problems []string // the first lines quick_check reported
 }
 
-func (e *CorruptError) Error() string {
+func (e *corruptError) Error() string {
 	return fmt.Sprintf("hiqlite: %s failed quick_check: %s", e.Path, strings.Join(e.Problems, "; "))
 }
 
-func (e *CorruptError) Unwrap() error { return sqlite3.CORRUPT }
+func (e *corruptError) Unwrap() error { return sqlite3.CORRUPT }
 
 // IsCorrupt reports whether err says a database file is damaged:
 // SQLITE_CORRUPT (any extended code but SQLITE_CORRUPT_VTAB, see
-// IsVTabCorrupt), SQLITE_NOTADB (a damaged header), or a failed
+// isVTabCorrupt), SQLITE_NOTADB (a damaged header), or a failed
 // quick_check.
 func IsCorrupt(err error) bool {
-	return err != nil && (errors.Is(err, sqlite3.CORRUPT) || errors.Is(err, sqlite3.NOTADB)) && !IsVTabCorrupt(err)
+	return err != nil && (errors.Is(err, sqlite3.CORRUPT) || errors.Is(err, sqlite3.NOTADB)) && !isVTabCorrupt(err)
 }
 
-// IsVTabCorrupt reports whether err is SQLITE_CORRUPT_VTAB: a virtual
+// isVTabCorrupt reports whether err is SQLITE_CORRUPT_VTAB: a virtual
 // table found its own content inconsistent, as FTS5 does for a 'delete'
 // whose values are not those indexed (external content out of step with
 // its index) and R*Tree for shadow tables written by hand. SQL put that
 // content there, through the log, so every node holds the same and fails
 // alike: it is the statement's error, never damage of this node's file
 // (the b-trees under those tables report plain SQLITE_CORRUPT).
-func IsVTabCorrupt(err error) bool {
+func isVTabCorrupt(err error) bool {
 	return errors.Is(err, sqlite3.CORRUPT_VTAB)
 }
 
@@ -57,7 +58,7 @@ func IsVTabCorrupt(err error) bool {
 // and of the freelist is read once and its structure checked (cell
 // bounds, key order, page ownership, NOT NULL), but index entries are not
 // matched against their rows (that is integrity_check, several times
-// slower). It returns a *CorruptError when the check finds problems.
+// slower). It returns a *corruptError when the check finds problems.
 func quickCheck(conn *sqlite3.Conn, path string) error {
 	stmt, _, err := conn.Prepare(`PRAGMA quick_check(` + fmt.Sprint(maxCheckProblems) + `)`)
 	if err != nil {
@@ -74,7 +75,7 @@ func quickCheck(conn *sqlite3.Conn, path string) error {
 		return fmt.Errorf("hiqlite: quick_check of %s: %w", path, err)
 	}
 	if len(problems) > 0 {
-		return &CorruptError{Path: path, Problems: problems}
+		return &corruptError{Path: path, Problems: problems}
 	}
 	return nil
 }
@@ -126,25 +127,8 @@ func (sm *StateMachine) corruptFault(err error) error {
 		// No next open: the database goes with the node.
 		return fmt.Errorf("database corrupt: %w", err)
 	}
-	if werr := writeSync(sm.path+CorruptMarker, []byte(note)); werr != nil {
+	if werr := durable.WriteFile(sm.path+CorruptMarker, []byte(note), 0o600); werr != nil {
 		err = fmt.Errorf("%w (and the marker for the next open failed: %v)", err, werr)
 	}
 	return fmt.Errorf("database corrupt; restart the node to rebuild it from a snapshot and the log: %w", err)
-}
-
-// writeSync writes data to path and syncs it.
-func writeSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/hiqlite/hiqlite/internal/damage"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // filledDB applies rows rows of a 1 KiB text each, with an index, to a new
@@ -111,13 +112,13 @@ func TestCorruptReadStops(t *testing.T) {
 		t.Fatalf("Corrupt returned %v, want the read's error", err)
 	}
 	fault := sm.Fault()
-	if !errors.Is(fault, ErrStopped) || !errors.Is(fault, sqlite3.CORRUPT) || !strings.Contains(fault.Error(), "restart the node") {
+	if !errors.Is(fault, nodeerr.ErrStopped) || !errors.Is(fault, sqlite3.CORRUPT) || !strings.Contains(fault.Error(), "restart the node") {
 		t.Fatalf("Fault() = %v, want ErrStopped with SQLITE_CORRUPT, saying to restart", fault)
 	}
 	if why, ok := MarkedCorrupt(path); !ok || !strings.Contains(why, "malformed") {
 		t.Fatalf("marker %q (%v), want the read's error", why, ok)
 	}
-	if r := sm.ApplyBatch([]*raft.Log{faultLog(t, 1, `CREATE TABLE t(v)`)})[0].(*Response); !errors.Is(r.Err, ErrStopped) {
+	if r := sm.ApplyBatch([]*raft.Log{faultLog(t, 1, `CREATE TABLE t(v)`)})[0].(*Response); !errors.Is(r.Err, nodeerr.ErrStopped) {
 		t.Fatalf("apply after the fault: %v, want ErrStopped", r.Err)
 	}
 }

@@ -24,7 +24,7 @@ const detNowLayout = "2006-01-02 15:04:05.000Z"
 var errEnvClosed = errors.New("hiqlite: deterministic function called after Env.Close")
 
 // Env is what the deterministic SQL functions installed by
-// [InstallDeterministic] read: the time and the random seed of the command
+// [installDeterministic] read: the time and the random seed of the command
 // being applied, and whether they run in live mode.
 //
 // # Contract
@@ -67,9 +67,9 @@ type detKey struct {
 	nArg int
 }
 
-// NewEnv returns an Env in command mode at the Unix epoch with seed 0, so a
+// newEnv returns an Env in command mode at the Unix epoch with seed 0, so a
 // state machine that forgets Reset is still deterministic.
-func NewEnv() *Env {
+func newEnv() *Env {
 	e := &Env{
 		rng:   rand.NewChaCha8([32]byte{}),
 		stmts: map[detKey]*sqlite3.Stmt{},
@@ -116,7 +116,7 @@ func (e *Env) Close() error {
 	return errors.Join(errs...)
 }
 
-// InstallDeterministic replaces SQLite's non-deterministic built-ins on
+// installDeterministic replaces SQLite's non-deterministic built-ins on
 // writer with functions that read env: current_timestamp, current_date,
 // current_time, date, time, datetime, julianday, unixepoch, strftime,
 // timediff, random and randomblob; and the UUID functions of
@@ -153,9 +153,9 @@ func (e *Env) Close() error {
 // SQLite (built with STAT4) may also call the DETERMINISTIC functions while
 // preparing a statement, to estimate selectivity: such calls see the Env of
 // that moment, so Reset before preparing a command's statements.
-func InstallDeterministic(writer, ref *sqlite3.Conn, env *Env) error {
+func installDeterministic(writer, ref *sqlite3.Conn, env *Env) error {
 	if writer == nil || ref == nil || env == nil {
-		return errors.New("hiqlite: InstallDeterministic needs a writer, a reference connection and an Env")
+		return errors.New("hiqlite: installDeterministic needs a writer, a reference connection and an Env")
 	}
 	if writer == ref {
 		return errors.New("hiqlite: the reference connection must not be the writer")

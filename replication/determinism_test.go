@@ -45,7 +45,7 @@ func detOpen(t *testing.T, path string, seed uint64) *detNode {
 		w.Close()
 		t.Fatal(err)
 	}
-	n := &detNode{w: w, ref: ref, env: NewEnv()}
+	n := &detNode{w: w, ref: ref, env: newEnv()}
 	t.Cleanup(func() {
 		if err := n.env.Close(); err != nil {
 			t.Error(err)
@@ -57,7 +57,7 @@ func detOpen(t *testing.T, path string, seed uint64) *detNode {
 			t.Error(err)
 		}
 	})
-	if err := InstallDeterministic(w, ref, n.env); err != nil {
+	if err := installDeterministic(w, ref, n.env); err != nil {
 		t.Fatal(err)
 	}
 	n.env.Reset(detTime, seed)
@@ -413,7 +413,7 @@ func detCheckSubstitution(t *testing.T, plain *sqlite3.Conn) {
 		}
 	}
 	// Env spells the time exactly as SQLite does.
-	env := NewEnv()
+	env := newEnv()
 	env.Reset(detTime, 0)
 	if want := detRow(t, plain, `SELECT strftime('%Y-%m-%d %H:%M:%fZ', ?)`, detText)[0]; env.nowText != want {
 		t.Errorf("Env time text %q, SQLite's %q", env.nowText, want)
@@ -661,13 +661,13 @@ func TestDeterministicInstallAndClose(t *testing.T) {
 	t.Parallel()
 	n := detOpen(t, ":memory:", detSeed)
 	other := detPlain(t, ":memory:")
-	if err := InstallDeterministic(n.w, other, n.env); err == nil {
+	if err := installDeterministic(n.w, other, n.env); err == nil {
 		t.Error("an Env accepted a second reference connection")
 	}
-	if err := InstallDeterministic(n.w, n.w, NewEnv()); err == nil {
+	if err := installDeterministic(n.w, n.w, newEnv()); err == nil {
 		t.Error("the writer was accepted as its own reference connection")
 	}
-	if err := InstallDeterministic(nil, other, NewEnv()); err == nil {
+	if err := installDeterministic(nil, other, newEnv()); err == nil {
 		t.Error("a nil writer was accepted")
 	}
 
@@ -715,9 +715,9 @@ func BenchmarkDeterministic(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer ref.Close()
-					env := NewEnv()
+					env := newEnv()
 					defer env.Close()
-					if err := InstallDeterministic(c, ref, env); err != nil {
+					if err := installDeterministic(c, ref, env); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -118,13 +118,13 @@ func runStmt(stmt *sqlite3.Stmt, args []Arg, res *Result) error {
 // A command cannot provoke the codes below: the pragmas that could (a low
 // max_page_count for SQLITE_FULL, query_only for SQLITE_READONLY) and
 // ATTACH/VACUUM INTO (SQLITE_CANTOPEN) are refused by ClassifySQL.
-// SQLITE_CORRUPT_VTAB is a command's error (see IsVTabCorrupt).
+// SQLITE_CORRUPT_VTAB is a command's error (see isVTabCorrupt).
 func isNodeFault(err error) bool {
 	if err == nil {
 		return false // the common case, without errors.As's allocation
 	}
 	var code sqlite3.ErrorCode
-	if !errors.As(err, &code) || IsVTabCorrupt(err) {
+	if !errors.As(err, &code) || isVTabCorrupt(err) {
 		return false
 	}
 	switch code {

@@ -10,6 +10,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/hiqlite/hiqlite/internal/encoding"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 func faultLog(t *testing.T, index uint64, sql string) *raft.Log {
@@ -48,21 +49,21 @@ func TestDiskFullStopsApply(t *testing.T) {
 	}
 	for i, r := range sm.ApplyBatch(batch) {
 		resp := r.(*Response)
-		if !errors.Is(resp.Err, ErrStopped) {
+		if !errors.Is(resp.Err, nodeerr.ErrStopped) {
 			t.Errorf("entry %d: %v, want ErrStopped", batch[i].Index, resp.Err)
 		}
 	}
 	fault := sm.Fault()
-	if !errors.Is(fault, ErrStopped) || !errors.Is(fault, sqlite3.FULL) || !strings.Contains(fault.Error(), "entry 4") {
+	if !errors.Is(fault, nodeerr.ErrStopped) || !errors.Is(fault, sqlite3.FULL) || !strings.Contains(fault.Error(), "entry 4") {
 		t.Fatalf("Fault() = %v, want ErrStopped at entry 4 with SQLITE_FULL", fault)
 	}
 	if got := sm.AppliedIndex(); got != 2 {
 		t.Fatalf("applied index %d after the fault, want 2: the failed batch must not count", got)
 	}
-	if r := sm.ApplyBatch([]*raft.Log{faultLog(t, 6, `INSERT INTO t VALUES (4)`)})[0].(*Response); !errors.Is(r.Err, ErrStopped) {
+	if r := sm.ApplyBatch([]*raft.Log{faultLog(t, 6, `INSERT INTO t VALUES (4)`)})[0].(*Response); !errors.Is(r.Err, nodeerr.ErrStopped) {
 		t.Fatalf("entry after the fault: %v, want ErrStopped", r.Err)
 	}
-	if err := sm.WaitApplied(3, nil); !errors.Is(err, ErrStopped) {
+	if err := sm.WaitApplied(3, nil); !errors.Is(err, nodeerr.ErrStopped) {
 		t.Fatalf("WaitApplied after the fault: %v, want ErrStopped", err)
 	}
 	if err := sm.Close(); err != nil {
@@ -122,7 +123,7 @@ func TestDiskFullRollsBackSessions(t *testing.T) {
 		write(4, 3, `INSERT INTO t VALUES (randomblob(200000))`),
 	}
 	for _, r := range sm.ApplyBatch(batch) {
-		if err := r.(*Response).Err; !errors.Is(err, ErrStopped) {
+		if err := r.(*Response).Err; !errors.Is(err, nodeerr.ErrStopped) {
 			t.Fatalf("%v, want ErrStopped", err)
 		}
 	}
@@ -179,16 +180,16 @@ func TestNewerCommandVersionStopsApply(t *testing.T) {
 	}
 	defer sm.Close()
 	newer := faultLog(t, 2, `INSERT INTO t VALUES (2)`)
-	newer.Data[0] = CommandVersion + 1
+	newer.Data[0] = commandVersion + 1
 	batch := []*raft.Log{faultLog(t, 1, `CREATE TABLE t(v)`), newer, faultLog(t, 3, `INSERT INTO t VALUES (3)`)}
 	out := sm.ApplyBatch(batch)
 	for i, r := range out {
-		if err := r.(*Response).Err; !errors.Is(err, ErrStopped) {
+		if err := r.(*Response).Err; !errors.Is(err, nodeerr.ErrStopped) {
 			t.Errorf("entry %d: %v, want ErrStopped", batch[i].Index, err)
 		}
 	}
 	var ve *encoding.VersionError
-	if fault := sm.Fault(); !errors.Is(fault, ErrStopped) || !errors.As(fault, &ve) || !strings.Contains(fault.Error(), "entry 2") {
+	if fault := sm.Fault(); !errors.Is(fault, nodeerr.ErrStopped) || !errors.As(fault, &ve) || !strings.Contains(fault.Error(), "entry 2") {
 		t.Fatalf("Fault() = %v, want ErrStopped with a VersionError at entry 2", fault)
 	}
 	if got := sm.AppliedIndex(); got != 0 {

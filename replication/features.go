@@ -20,7 +20,7 @@ import (
 //   - the rtree and geopoly virtual tables (ncruces/go-sqlite3/ext/rtree);
 //   - uuid4(), gen_random_uuid() and uuid() (a version 4 UUID), uuid(4),
 //     uuid(7) and uuid7() (a version 7 UUID), as text: here from the local
-//     clock and randomness. On the writer, [InstallDeterministic] replaces
+//     clock and randomness. On the writer, [installDeterministic] replaces
 //     them with functions of the command, so a write stores the same UUIDs
 //     on every node. (Built with Go 1.27, ncruces registers a random uuid()
 //     on every connection itself; this replaces it.)

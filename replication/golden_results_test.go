@@ -29,7 +29,7 @@ func TestGoldenSessionResults(t *testing.T) {
 		{RowsAffected: -1},
 	}
 	in[0].Rows[2][0] = int64(math.MaxInt64)
-	enc, err := MarshalResults(in)
+	enc, err := marshalResults(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestGoldenSessionResults(t *testing.T) {
 	if !bytes.Equal(enc, b) {
 		t.Errorf("encoding changed:\n got %x\nwant %x", enc, b)
 	}
-	got, err := UnmarshalResults(b)
+	got, err := unmarshalResults(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestGoldenSessionResults(t *testing.T) {
 			t.Errorf("result %d: %+v\nwant %+v", i, g, w)
 		}
 	}
-	again, err := MarshalResults(got)
+	again, err := marshalResults(got)
 	if err != nil || !bytes.Equal(again, b) {
 		t.Errorf("re-encoding: %x, %v\nwant %x", again, err, b)
 	}

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/ncruces/go-sqlite3"
 )
 
@@ -21,9 +22,9 @@ import (
 // error on every node alike), and on each database/sql connection's read
 // connection, which refuses the statement before it is sent.
 
-// InternalPrefix starts the name of every object that belongs to hiqlite
+// internalPrefix starts the name of every object that belongs to hiqlite
 // (compared case-insensitively, as SQLite compares names).
-const InternalPrefix = "_hiqlite"
+const internalPrefix = "_hiqlite"
 
 // MigrationsTable is where the root package's Migrate records what it
 // applied. The state machine does not depend on it: the writer refuses it
@@ -44,7 +45,7 @@ func (e *InternalObjectError) Error() string {
 }
 
 // Unwrap returns ErrRefused and sqlite3.AUTH.
-func (e *InternalObjectError) Unwrap() []error { return []error{ErrRefused, sqlite3.AUTH} }
+func (e *InternalObjectError) Unwrap() []error { return []error{nodeerr.ErrRefused, sqlite3.AUTH} }
 
 // renamedTo returns the new name of an ALTER TABLE ... RENAME TO statement,
 // or "". SQLite shows the authorizer only the old name of a renamed table
@@ -65,9 +66,9 @@ func (st *parsedStmt) renamedTo() string {
 	return name
 }
 
-// IsInternal reports whether name is that of an object of hiqlite.
-func IsInternal(name string) bool {
-	return len(name) >= len(InternalPrefix) && equalFold(name[:len(InternalPrefix)], InternalPrefix)
+// isInternal reports whether name is that of an object of hiqlite.
+func isInternal(name string) bool {
+	return len(name) >= len(internalPrefix) && equalFold(name[:len(internalPrefix)], internalPrefix)
 }
 
 // Guard is the authorizer that keeps client SQL away from internal objects.
@@ -119,7 +120,7 @@ func internalTarget(action sqlite3.AuthorizerActionCode, name3rd, name4th string
 		names[0] = name4th // the table (name3rd is its schema); the savepoint
 	}
 	for _, n := range names {
-		if IsInternal(n) {
+		if isInternal(n) {
 			return n
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -69,7 +70,7 @@ func TestInternalObjectsRefusedInLog(t *testing.T) {
 		}
 		err := r.Results[len(r.Results)-1].Err
 		var ie *replication.InternalObjectError
-		if !errors.Is(err, sqlite3.AUTH) || !errors.Is(err, replication.ErrRefused) || !errors.As(err, &ie) {
+		if !errors.Is(err, sqlite3.AUTH) || !errors.Is(err, nodeerr.ErrRefused) || !errors.As(err, &ie) {
 			t.Errorf("%s: error %v, want an InternalObjectError matching sqlite3.AUTH", sql, err)
 		}
 	}

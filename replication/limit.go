@@ -1,8 +1,9 @@
 package replication
 
 import (
-	"fmt"
 	"strconv"
+
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // MaxCommandBytes bounds the encoded size of one command: an autocommit
@@ -12,10 +13,6 @@ import (
 // over this limit is refused on the node that sends it, before anything
 // goes on the wire or into the log.
 const MaxCommandBytes = 63 << 20
-
-// ErrTooLarge is matched by the error of a write, or of a transaction's
-// statement, that would make one command larger than MaxCommandBytes.
-var ErrTooLarge = fmt.Errorf("hiqlite: command exceeds the %d MiB limit", MaxCommandBytes>>20)
 
 // TooLargeError is a write refused for its size. errors.Is(err,
 // ErrTooLarge) matches it.
@@ -28,16 +25,16 @@ func (e *TooLargeError) Error() string {
 }
 
 // Unwrap returns ErrTooLarge.
-func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+func (e *TooLargeError) Unwrap() error { return nodeerr.ErrTooLarge }
 
 // commandOverhead bounds the bytes of a command outside its statements:
 // version, kind, time, seed, origin (its node id up to 255 bytes), flags
 // and the statement count.
 const commandOverhead = 2 + 4*10 + 2*10 + 255
 
-// StatementsSize is an upper bound of the bytes stmts add to an encoded
+// statementsSize is an upper bound of the bytes stmts add to an encoded
 // command, without allocating.
-func StatementsSize(stmts []Statement) int {
+func statementsSize(stmts []Statement) int {
 	n := 0
 	for i := range stmts {
 		s := &stmts[i]
@@ -58,7 +55,7 @@ func StatementsSize(stmts []Statement) int {
 // CheckSize refuses stmts when, added to earlier bytes of the same command
 // (a transaction's writes so far), they would exceed MaxCommandBytes.
 func CheckSize(earlier int, stmts []Statement) error {
-	if n := earlier + commandOverhead + StatementsSize(stmts); n > MaxCommandBytes {
+	if n := earlier + commandOverhead + statementsSize(stmts); n > MaxCommandBytes {
 		return &TooLargeError{Size: n - commandOverhead}
 	}
 	return nil

@@ -3,8 +3,10 @@ package replication_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -27,7 +29,7 @@ func TestTxSizeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := ins(append(half, 1))
-	if !errors.Is(err, replication.ErrTooLarge) {
+	if !errors.Is(err, nodeerr.ErrTooLarge) {
 		t.Fatalf("second half and a byte: %v, want ErrTooLarge", err)
 	}
 	t.Log(err)
@@ -45,7 +47,7 @@ func TestTxSizeLimit(t *testing.T) {
 	if n := a.count(); n != 2 {
 		t.Fatalf("%d rows, want 2", n)
 	}
-	if err := replication.CheckSize(0, []replication.Statement{{SQL: "x", Args: []replication.Arg{{Ordinal: 1, Value: make([]byte, replication.MaxCommandBytes)}}}}); !errors.Is(err, replication.ErrTooLarge) {
+	if err := replication.CheckSize(0, []replication.Statement{{SQL: "x", Args: []replication.Arg{{Ordinal: 1, Value: make([]byte, replication.MaxCommandBytes)}}}}); !errors.Is(err, nodeerr.ErrTooLarge) {
 		t.Fatalf("CheckSize of a value of MaxCommandBytes: %v", err)
 	}
 }
@@ -114,5 +116,14 @@ func TestInterruptAtBatchCommit(t *testing.T) {
 	}
 	if got := a.sm.AppliedIndex(); got != applied {
 		t.Fatalf("applied index %d after an interrupted commit, want %d", got, applied)
+	}
+}
+
+// nodeerr.ErrTooLarge names the limit in MiB as text; it must say
+// MaxCommandBytes.
+func TestErrTooLargeNamesTheLimit(t *testing.T) {
+	want := fmt.Sprintf("hiqlite: command exceeds the %d MiB limit", replication.MaxCommandBytes>>20)
+	if got := nodeerr.ErrTooLarge.Error(); got != want {
+		t.Errorf("ErrTooLarge = %q, want %q", got, want)
 	}
 }

@@ -97,7 +97,7 @@ func (sm *StateMachine) installNotify() error {
 // notifyFunc is hiqlite_notify on the writer: it records the notification
 // in the open transaction and returns NULL.
 func (sm *StateMachine) notifyFunc(ctx sqlite3.Context, args ...sqlite3.Value) {
-	channel, payload, err := NotifyArgs(args)
+	channel, payload, err := notifyArgs(args)
 	if err != nil {
 		ctx.ResultError(err)
 		return
@@ -133,10 +133,10 @@ func (sm *StateMachine) notifyFunc(ctx sqlite3.Context, args ...sqlite3.Value) {
 	ctx.ResultNull()
 }
 
-// NotifyArgs reads the arguments of hiqlite_notify: a channel, which must
+// notifyArgs reads the arguments of hiqlite_notify: a channel, which must
 // be a non-empty text, and an optional payload, taken as text (NULL is the
 // empty payload).
-func NotifyArgs(args []sqlite3.Value) (channel, payload string, err error) {
+func notifyArgs(args []sqlite3.Value) (channel, payload string, err error) {
 	if len(args) == 0 || args[0].Type() == sqlite3.NULL || args[0].Text() == "" {
 		return "", "", errors.New("hiqlite: hiqlite_notify(channel, payload): the channel must be a non-empty text")
 	}

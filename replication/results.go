@@ -8,6 +8,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/hiqlite/hiqlite/internal/encoding"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // Session results, the results of a session's last KindExec that the state
@@ -97,14 +98,14 @@ var ResultErrors = encoding.NewErrorTable(
 			reason := d.String()
 			return &RefusedError{SQL: sql, Reason: reason}
 		}},
-	encoding.ErrorPart{Kind: partTxAborted, Sentinel: ErrTxAborted},
-	encoding.ErrorPart{Kind: partStopped, Sentinel: ErrStopped},
-	encoding.ErrorPart{Kind: partRefused, Sentinel: ErrRefused},
+	encoding.ErrorPart{Kind: partTxAborted, Sentinel: nodeerr.ErrTxAborted},
+	encoding.ErrorPart{Kind: partStopped, Sentinel: nodeerr.ErrStopped},
+	encoding.ErrorPart{Kind: partRefused, Sentinel: nodeerr.ErrRefused},
 	encoding.ErrorPart{Kind: partCanceled, Sentinel: context.Canceled},
 	encoding.ErrorPart{Kind: partDeadline, Sentinel: context.DeadlineExceeded},
 	encoding.ErrorPart{Kind: partCorruptCommand, Sentinel: ErrCorruptCommand},
-	encoding.ErrorPart{Kind: partNotApplied, Sentinel: ErrNotApplied},
-	encoding.ErrorPart{Kind: partTooLarge, Sentinel: ErrTooLarge},
+	encoding.ErrorPart{Kind: partNotApplied, Sentinel: nodeerr.ErrNotApplied},
+	encoding.ErrorPart{Kind: partTooLarge, Sentinel: nodeerr.ErrTooLarge},
 )
 
 // sqliteMessage returns what e.Error() prints after its code's text: the
@@ -166,8 +167,8 @@ func DecodeResult(d *encoding.Decoder, r *Result, errs *encoding.ErrorTable) {
 	r.Err = errs.DecodeError(d)
 }
 
-// MarshalResults encodes results as the state machine records them.
-func MarshalResults(results []Result) ([]byte, error) {
+// marshalResults encodes results as the state machine records them.
+func marshalResults(results []Result) ([]byte, error) {
 	b := []byte{resultsV1}
 	b = encoding.AppendUvarint(b, uint64(len(results)))
 	for i := range results {
@@ -179,14 +180,14 @@ func MarshalResults(results []Result) ([]byte, error) {
 	return b, nil
 }
 
-// ErrCorruptResults is matched by every decoding failure of
-// UnmarshalResults but a newer version (encoding.ErrUnknownVersion).
-var ErrCorruptResults = errors.New("hiqlite: corrupt session results")
+// errCorruptResults is matched by every decoding failure of
+// unmarshalResults but a newer version (encoding.ErrUnknownVersion).
+var errCorruptResults = errors.New("hiqlite: corrupt session results")
 
-// UnmarshalResults decodes what MarshalResults encoded. Blobs in the
+// unmarshalResults decodes what marshalResults encoded. Blobs in the
 // results alias b.
-func UnmarshalResults(b []byte) ([]Result, error) {
-	d := encoding.NewDecoder(b, ErrCorruptResults)
+func unmarshalResults(b []byte) ([]Result, error) {
+	d := encoding.NewDecoder(b, errCorruptResults)
 	d.Version(resultsFormat, resultsV1)
 	n := d.Count(4) // a result takes at least 4 bytes
 	var out []Result

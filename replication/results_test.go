@@ -9,9 +9,10 @@ import (
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/hiqlite/hiqlite/internal/encoding"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
-// The state machine stores MarshalResults' bytes in the replicated database:
+// The state machine stores marshalResults' bytes in the replicated database:
 // they must round-trip, be the same for equal results, and reject garbage.
 func TestResultsRoundTrip(t *testing.T) {
 	t.Parallel()
@@ -20,15 +21,15 @@ func TestResultsRoundTrip(t *testing.T) {
 		{Columns: []string{"id", "v"}, DeclTypes: []string{"INTEGER", ""}, Rows: [][]any{{int64(1), "x"}, {int64(2), []byte{0, 1}}, {int64(3), nil}, {int64(4), 1.5}}, LastInsertID: 4, RowsAffected: 4},
 		{RowsAffected: 0, Err: sq["unique"]},
 	}
-	b, err := MarshalResults(in)
+	b, err := marshalResults(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b2, _ := MarshalResults(in)
+	b2, _ := marshalResults(in)
 	if !bytes.Equal(b, b2) {
-		t.Fatal("MarshalResults is not deterministic")
+		t.Fatal("marshalResults is not deterministic")
 	}
-	out, err := UnmarshalResults(b)
+	out, err := unmarshalResults(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,26 +39,26 @@ func TestResultsRoundTrip(t *testing.T) {
 	if !errors.Is(out[1].Err, sqlite3.CONSTRAINT_UNIQUE) || out[1].Err.Error() != in[1].Err.Error() {
 		t.Fatalf("error result: got %v, want %v", out[1].Err, in[1].Err)
 	}
-	if none, err := UnmarshalResults(mustMarshalResults(t, nil)); err != nil || len(none) != 0 {
+	if none, err := unmarshalResults(mustMarshalResults(t, nil)); err != nil || len(none) != 0 {
 		t.Fatalf("no results: %v %v", none, err)
 	}
 	for i := range b {
-		if _, err := UnmarshalResults(b[:i]); !errors.Is(err, ErrCorruptResults) {
-			t.Fatalf("truncated to %d bytes: %v, want ErrCorruptResults", i, err)
+		if _, err := unmarshalResults(b[:i]); !errors.Is(err, errCorruptResults) {
+			t.Fatalf("truncated to %d bytes: %v, want errCorruptResults", i, err)
 		}
 	}
 	var ve *encoding.VersionError
-	if _, err := UnmarshalResults(append([]byte{2}, b[1:]...)); !errors.As(err, &ve) || ve.Version != 2 || ve.Known != 1 {
+	if _, err := unmarshalResults(append([]byte{2}, b[1:]...)); !errors.As(err, &ve) || ve.Version != 2 || ve.Known != 1 {
 		t.Fatalf("newer version: %v, want a VersionError", err)
 	}
-	if _, err := UnmarshalResults(append([]byte{0}, b[1:]...)); !errors.Is(err, ErrCorruptResults) {
-		t.Fatalf("version 0: %v, want ErrCorruptResults", err)
+	if _, err := unmarshalResults(append([]byte{0}, b[1:]...)); !errors.Is(err, errCorruptResults) {
+		t.Fatalf("version 0: %v, want errCorruptResults", err)
 	}
 }
 
 func mustMarshalResults(t testing.TB, rs []Result) []byte {
 	t.Helper()
-	b, err := MarshalResults(rs)
+	b, err := marshalResults(rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +88,11 @@ func uniqueError(tb testing.TB) error {
 // encode again to the same bytes.
 func FuzzUnmarshalResults(f *testing.F) {
 	f.Add(mustMarshalResults(f, []Result{{Columns: []string{"a"}, Rows: [][]any{{int64(1), "x", []byte(nil), []byte{}, 2.5, nil}}}}))
-	f.Add(mustMarshalResults(f, []Result{{Err: &RefusedError{SQL: "x", Reason: "y"}}, {Err: ErrTooLarge}}))
+	f.Add(mustMarshalResults(f, []Result{{Err: &RefusedError{SQL: "x", Reason: "y"}}, {Err: nodeerr.ErrTooLarge}}))
 	f.Add(mustMarshalResults(f, nil))
 	f.Add([]byte{resultsV1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rs, err := UnmarshalResults(data)
+		rs, err := unmarshalResults(data)
 		if err != nil {
 			return
 		}
@@ -102,15 +103,15 @@ func FuzzUnmarshalResults(f *testing.F) {
 		if len(rs)+rows > len(data) {
 			t.Fatalf("%d results and %d rows and names from %d bytes", len(rs), rows, len(data))
 		}
-		b1, err := MarshalResults(rs)
+		b1, err := marshalResults(rs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rs2, err := UnmarshalResults(b1)
+		rs2, err := unmarshalResults(b1)
 		if err != nil {
 			t.Fatalf("re-encoded results do not decode: %v", err)
 		}
-		b2, _ := MarshalResults(rs2)
+		b2, _ := marshalResults(rs2)
 		if !bytes.Equal(b1, b2) {
 			t.Fatalf("unstable encoding:\n%x\n%x", b1, b2)
 		}

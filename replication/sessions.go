@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/ncruces/go-sqlite3"
 )
 
@@ -16,11 +17,6 @@ import (
 // number is not above the recorded one is never applied again: it gets the
 // recorded outcome if it is the recorded write, else ErrNotApplied. The
 // table is replicated state like any other: every node decides the same.
-
-// ErrNotApplied: the write was not applied and never will be, because a
-// later write of its session or a KindFence for it was applied first. It is
-// safe to retry as a new write.
-var ErrNotApplied = errors.New("hiqlite: the write was not applied (a later write of its session, or a check of its outcome, came first); it is safe to retry")
 
 // sessionRetention is how long, in command time, a session's record is kept
 // after its last write. A retry arriving later than that is applied as new.
@@ -45,10 +41,10 @@ const sessionSchema = `CREATE TABLE IF NOT EXISTS _hiqlite_sessions(
 	PRIMARY KEY (node, session)
 ) WITHOUT ROWID;`
 
-// ErrResultsLost: a retried write was applied before, but its results could
+// errResultsLost: a retried write was applied before, but its results could
 // not be kept (they failed to encode) or cannot be read back (see
-// UnmarshalResults).
-var ErrResultsLost = errors.New("hiqlite: the write was applied, but its results were not kept for a retry")
+// unmarshalResults).
+var errResultsLost = errors.New("hiqlite: the write was applied, but its results were not kept for a retry")
 
 // sessionKey names a session: the node it started on and its id.
 type sessionKey struct {
@@ -291,7 +287,7 @@ func (sm *StateMachine) recordSession(cmd *Command, index uint64, applied bool, 
 	k := keyOf(cmd.Origin)
 	var blob []byte
 	if applied && cmd.Kind == KindExec {
-		if b, err := MarshalResults(results); err == nil {
+		if b, err := marshalResults(results); err == nil {
 			blob = b
 		}
 	}
@@ -350,13 +346,13 @@ func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord)
 		if cmd.Kind == KindFence {
 			return &Response{Index: index, NotApplied: true}, nil
 		}
-		return &Response{Index: index, NotApplied: true, Err: ErrNotApplied}, nil
+		return &Response{Index: index, NotApplied: true, Err: nodeerr.ErrNotApplied}, nil
 	}
 	resp := &Response{Index: rec.index, Duplicate: true}
 	if cmd.Kind == KindExec || (cmd.Kind == KindFence && rec.hasRes) {
 		if !rec.hasRes {
 			if cmd.Kind == KindExec {
-				resp.Err = fmt.Errorf("%w (index %d)", ErrResultsLost, rec.index)
+				resp.Err = fmt.Errorf("%w (index %d)", errResultsLost, rec.index)
 			}
 			return resp, nil
 		}
@@ -364,10 +360,10 @@ func (sm *StateMachine) duplicate(cmd *Command, index uint64, rec sessionRecord)
 		if err != nil {
 			return nil, err
 		}
-		res, err := UnmarshalResults(blob)
+		res, err := unmarshalResults(blob)
 		if err != nil {
 			if cmd.Kind == KindExec {
-				resp.Err = fmt.Errorf("%w (index %d): %w", ErrResultsLost, rec.index, err)
+				resp.Err = fmt.Errorf("%w (index %d): %w", errResultsLost, rec.index, err)
 			}
 			return resp, nil
 		}

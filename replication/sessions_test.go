@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -102,7 +103,7 @@ func TestExactlyOnceRetriedExec(t *testing.T) {
 	// A copy of seq 1 arriving after seq 2 is refused, not applied.
 	o.Seq = 1
 	late := a.exec(o, `INSERT INTO t(v) VALUES ('z')`)
-	if !errors.Is(late.Err, replication.ErrNotApplied) || !late.NotApplied {
+	if !errors.Is(late.Err, nodeerr.ErrNotApplied) || !late.NotApplied {
 		t.Fatalf("late copy: err=%v notApplied=%v, want ErrNotApplied", late.Err, late.NotApplied)
 	}
 	if n := a.count(); n != 2 {
@@ -135,7 +136,7 @@ func TestExactlyOnceFence(t *testing.T) {
 		t.Fatal("fence of an unknown write did not report it as not applied")
 	}
 	late := a.exec(o, `INSERT INTO t(v) VALUES ('fenced')`)
-	if !errors.Is(late.Err, replication.ErrNotApplied) {
+	if !errors.Is(late.Err, nodeerr.ErrNotApplied) {
 		t.Fatalf("write after its fence: %v, want ErrNotApplied", late.Err)
 	}
 	if n := a.count(); n != 0 {
@@ -195,7 +196,7 @@ func TestExactlyOnceFenceBeatsPendingCommit(t *testing.T) {
 	if f := a.must(a.fence(o)); !f.NotApplied {
 		t.Fatal("fence of an uncommitted transaction reported it applied")
 	}
-	if r := a.apply(cmd); !errors.Is(r.Err, replication.ErrNotApplied) {
+	if r := a.apply(cmd); !errors.Is(r.Err, nodeerr.ErrNotApplied) {
 		t.Fatalf("commit after its fence: %v, want ErrNotApplied", r.Err)
 	}
 	if n := a.count(); n != 0 {

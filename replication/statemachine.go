@@ -9,17 +9,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/ncruces/go-sqlite3"
 )
 
 // Errors of the state machine.
 var (
-	// ErrTxAborted: the interactive transaction no longer exists on the
-	// writer (rolled back by SQLite, by leadership loss, or by Close).
-	ErrTxAborted = errors.New("hiqlite: transaction aborted")
-	// ErrStopped: the state machine stopped applying after a fault that
-	// could make this node diverge; see StateMachine.Fault.
-	ErrStopped = errors.New("hiqlite: state machine stopped")
 	// ErrInterrupted: Interrupt cut short the entry being applied (the
 	// node is closing). The entry is not recorded as applied, here or as
 	// the command's own error: the next start applies it again, as every
@@ -110,7 +105,7 @@ type pendingTx struct {
 	seed   uint64
 	flags  Flags
 	stmts  []Statement
-	size   int // StatementsSize(stmts)
+	size   int // statementsSize(stmts)
 }
 
 // Options configure a state machine; they are fixed at Open.
@@ -139,7 +134,7 @@ func Open(path string, opts Options) (*StateMachine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: open state database %s: %w", path, err)
 	}
-	sm := &StateMachine{path: path, w: w, env: NewEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{}), stopped: make(chan struct{}),
+	sm := &StateMachine{path: path, w: w, env: newEnv(), cache: map[string]*sqlite3.Stmt{}, waitCh: make(chan struct{}), stopped: make(chan struct{}),
 		logLimit: opts.LogLimit, connInit: opts.ConnInit}
 	if opts.LogLimit > 0 {
 		sm.logFull = make(chan struct{}, 1)
@@ -196,7 +191,7 @@ func (sm *StateMachine) init() error {
 		return err
 	}
 	sm.ref = ref
-	if err := InstallDeterministic(sm.w, sm.ref, sm.env); err != nil {
+	if err := installDeterministic(sm.w, sm.ref, sm.env); err != nil {
 		return fmt.Errorf("hiqlite: install deterministic functions: %w", err)
 	}
 	if err := sm.installNotify(); err != nil {
@@ -337,7 +332,7 @@ func (sm *StateMachine) stop(err error) error {
 	if IsCorrupt(err) {
 		err = sm.corruptFault(err)
 	}
-	err = fmt.Errorf("%w: %w", ErrStopped, err)
+	err = fmt.Errorf("%w: %w", nodeerr.ErrStopped, err)
 	sm.fault.CompareAndSwap(nil, &err)
 	sm.stopOnce.Do(func() { close(sm.stopped) })
 	sm.broadcast()
@@ -604,7 +599,7 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	}
 	p := sm.pending
 	if p == nil || p.origin != origin {
-		return Result{}, ErrTxAborted
+		return Result{}, nodeerr.ErrTxAborted
 	}
 	if err := CheckSize(p.size, []Statement{st}); err != nil {
 		// Not run and not recorded: the transaction goes on without it.
@@ -638,7 +633,7 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 		if why == nil {
 			why = ErrInterrupted
 		}
-		return res, fmt.Errorf("%w: the statement was interrupted: %w", ErrTxAborted, why)
+		return res, fmt.Errorf("%w: the statement was interrupted: %w", nodeerr.ErrTxAborted, why)
 	}
 	if readOnly && sm.w.TotalChanges() != before {
 		// The caller's classification was wrong: what changed rows must
@@ -652,15 +647,15 @@ func (sm *StateMachine) ExecTx(ctx context.Context, origin Origin, st Statement,
 	if !readOnly {
 		st.Failed = err != nil
 		p.stmts = append(p.stmts, st)
-		p.size += StatementsSize([]Statement{st})
+		p.size += statementsSize([]Statement{st})
 	}
 	if sm.w.GetAutocommit() {
 		// SQLite ended the transaction (ON CONFLICT ROLLBACK, RAISE(ROLLBACK)).
 		sm.pending = nil
 		if err == nil {
-			err = ErrTxAborted
+			err = nodeerr.ErrTxAborted
 		}
-		return res, fmt.Errorf("%w: %w", ErrTxAborted, err)
+		return res, fmt.Errorf("%w: %w", nodeerr.ErrTxAborted, err)
 	}
 	return res, err
 }
@@ -672,7 +667,7 @@ func (sm *StateMachine) CommitCommand(origin Origin) (*Command, error) {
 	defer sm.mu.Unlock()
 	p := sm.pending
 	if p == nil || p.origin != origin {
-		return nil, ErrTxAborted
+		return nil, nodeerr.ErrTxAborted
 	}
 	return &Command{Kind: KindTx, Time: p.time, Seed: p.seed, Origin: p.origin, Flags: p.flags, Stmts: p.stmts}, nil
 }

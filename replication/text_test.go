@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // TestTextMatchesClassify checks that what the driver carries from its one reading of a
@@ -49,7 +51,7 @@ func sameError(a, b error) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.Error() == b.Error() && errors.Is(a, ErrRefused) == errors.Is(b, ErrRefused)
+	return a.Error() == b.Error() && errors.Is(a, nodeerr.ErrRefused) == errors.Is(b, nodeerr.ErrRefused)
 }
 
 func TestReadText(t *testing.T) {
@@ -79,7 +81,7 @@ func TestReadText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		txt, err := ReadText(tt.sql)
-		if tt.refused != errors.Is(err, ErrRefused) || err != nil && !tt.refused {
+		if tt.refused != errors.Is(err, nodeerr.ErrRefused) || err != nil && !tt.refused {
 			t.Errorf("ReadText(%q): %v, want refused %v", tt.sql, err, tt.refused)
 		}
 		if txt.Atomic != tt.atomic {

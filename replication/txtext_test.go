@@ -3,6 +3,8 @@ package replication
 import (
 	"errors"
 	"testing"
+
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 func TestTransactionBody(t *testing.T) {
@@ -28,7 +30,7 @@ func TestTransactionBody(t *testing.T) {
 		{sql: "BEGIN; ROLLBACK; INSERT INTO t VALUES(1); COMMIT", refused: true},
 	} {
 		body, ok, err := TransactionBody(tc.sql)
-		if tc.refused != errors.Is(err, ErrRefused) || (err != nil && !tc.refused) {
+		if tc.refused != errors.Is(err, nodeerr.ErrRefused) || (err != nil && !tc.refused) {
 			t.Errorf("%q: err = %v, want refused %v", tc.sql, err, tc.refused)
 		}
 		if ok != tc.ok || body != tc.body {

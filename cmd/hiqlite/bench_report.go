@@ -134,7 +134,7 @@ func (r *benchReport) print(w io.Writer) {
 		}
 		cells = append(cells, append(line, target, met))
 	}
-	printAligned(w, "llrrrrrrrll", header, cells)
+	printAligned(w, "", "llrrrrrrrll", header, cells)
 
 	fmt.Fprintln(w, "\nper operation (a transaction is one): latency p50 / p99 / CPU time the process used (all nodes):")
 	header = []string{"scenario"}
@@ -153,7 +153,7 @@ func (r *benchReport) print(w io.Writer) {
 		}
 		cells = append(cells, line)
 	}
-	printAligned(w, "lrrrr", header, cells)
+	printAligned(w, "", "lrrrr", header, cells)
 
 	fmt.Fprintln(w, "\nratio: hiqlite's rate divided by the baseline's. hiqlite: 3 nodes on 127.0.0.1, every write fsynced")
 	fmt.Fprintln(w, "by a majority; reads local on a follower. SQLite FULL and NORMAL: plain ncruces/go-sqlite3/driver,")
@@ -175,41 +175,6 @@ func rateCell(m *measurement) string {
 		return "-"
 	}
 	return formatRate(m.PerSecond)
-}
-
-// printAligned prints a header, a rule and rows as columns. align has a
-// letter per column: 'r' aligns it right (numbers), anything else left.
-func printAligned(w io.Writer, align string, header []string, cells [][]string) {
-	width := make([]int, len(header))
-	for _, row := range append([][]string{header}, cells...) {
-		for i, c := range row {
-			width[i] = max(width[i], len([]rune(c)))
-		}
-	}
-	line := func(row []string) {
-		var b strings.Builder
-		for i, c := range row {
-			pad := strings.Repeat(" ", width[i]-len([]rune(c)))
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			if i < len(align) && align[i] == 'r' {
-				b.WriteString(pad + c)
-			} else {
-				b.WriteString(c + pad)
-			}
-		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-	}
-	line(header)
-	rule := make([]string, len(header))
-	for i := range rule {
-		rule[i] = strings.Repeat("-", width[i])
-	}
-	line(rule)
-	for _, row := range cells {
-		line(row)
-	}
 }
 
 // formatRate prints a rate with thousands separators: 12,345.

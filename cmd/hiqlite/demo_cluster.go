@@ -226,28 +226,13 @@ func contents(ctx context.Context, n *localNode) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		cols, err := rows.Columns()
-		if err != nil {
-			rows.Close()
-			return "", err
-		}
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				rows.Close()
-				return "", err
-			}
+		if _, err := eachRow(rows, func(vals []any) error {
 			for _, v := range vals {
 				fmt.Fprintf(&b, "%T:%v ", v, v)
 			}
 			b.WriteByte('\n')
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		}); err != nil {
 			return "", err
 		}
 	}

@@ -11,16 +11,34 @@ import (
 	"unicode/utf8"
 )
 
-// printRows prints rows as aligned columns (a header, a rule, one line per
+// printRows prints rows as an aligned table (header, rule, a line per
 // row, then the row count), each line prefixed by indent. It reads rows to
 // the end and closes them.
 func printRows(w io.Writer, rows *sql.Rows, indent string) (n int, err error) {
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
+	var cells [][]string
+	cols, err := eachRow(rows, func(vals []any) error {
+		row := make([]string, len(vals))
+		for i, v := range vals {
+			row[i] = formatValue(v)
+		}
+		cells = append(cells, row)
+		return nil
+	})
+	if err != nil || len(cols) == 0 {
 		return 0, err
 	}
-	var cells [][]string
+	printTable(w, indent, cols, cells)
+	return len(cells), nil
+}
+
+// eachRow calls f with the values of each row of rows (the slice is reused
+// between calls), reads rows to the end and closes them, and returns the
+// column names.
+func eachRow(rows *sql.Rows, f func(vals []any) error) (cols []string, err error) {
+	defer rows.Close()
+	if cols, err = rows.Columns(); err != nil {
+		return nil, err
+	}
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -28,32 +46,32 @@ func printRows(w io.Writer, rows *sql.Rows, indent string) (n int, err error) {
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return 0, err
+			return nil, err
 		}
-		row := make([]string, len(cols))
-		for i, v := range vals {
-			row[i] = formatValue(v)
+		if err := f(vals); err != nil {
+			return nil, err
 		}
-		cells = append(cells, row)
 	}
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	if len(cols) == 0 {
-		return 0, nil
-	}
-	printTable(w, indent, cols, cells)
-	return len(cells), nil
+	return cols, rows.Err()
 }
 
 // printTable prints a header and rows of cells as aligned columns, then the
 // number of rows.
 func printTable(w io.Writer, indent string, header []string, cells [][]string) {
-	width := make([]int, len(header))
-	for i, h := range header {
-		width[i] = utf8.RuneCountInString(h)
+	printAligned(w, indent, "", header, cells)
+	if len(cells) == 1 {
+		fmt.Fprintf(w, "%s(1 row)\n", indent)
+	} else {
+		fmt.Fprintf(w, "%s(%d rows)\n", indent, len(cells))
 	}
-	for _, row := range cells {
+}
+
+// printAligned prints a header, a rule and rows as columns, each line
+// prefixed by indent. align has a letter per column: 'r' aligns it right
+// (numbers); a missing letter or any other aligns it left.
+func printAligned(w io.Writer, indent, align string, header []string, cells [][]string) {
+	width := make([]int, len(header))
+	for _, row := range append([][]string{header}, cells...) {
 		for i, c := range row {
 			width[i] = max(width[i], utf8.RuneCountInString(c))
 		}
@@ -62,12 +80,17 @@ func printTable(w io.Writer, indent string, header []string, cells [][]string) {
 		var b strings.Builder
 		b.WriteString(indent)
 		for i, c := range row {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
 			if i > 0 {
 				b.WriteString("  ")
 			}
-			b.WriteString(c)
-			if i < len(row)-1 {
-				b.WriteString(strings.Repeat(" ", width[i]-utf8.RuneCountInString(c)))
+			switch {
+			case i < len(align) && align[i] == 'r':
+				b.WriteString(pad + c)
+			case i < len(row)-1:
+				b.WriteString(c + pad)
+			default:
+				b.WriteString(c)
 			}
 		}
 		fmt.Fprintln(w, b.String())
@@ -80,11 +103,6 @@ func printTable(w io.Writer, indent string, header []string, cells [][]string) {
 	line(rule)
 	for _, row := range cells {
 		line(row)
-	}
-	if len(cells) == 1 {
-		fmt.Fprintf(w, "%s(1 row)\n", indent)
-	} else {
-		fmt.Fprintf(w, "%s(%d rows)\n", indent, len(cells))
 	}
 }
 

@@ -12,8 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
-
-	"github.com/hiqlite/hiqlite/internal/wire"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // Statuses of a peer in gossip (PeerState.Status).
@@ -30,10 +29,6 @@ const (
 	StatusDead    = "dead"
 	StatusLeft    = "left"
 )
-
-// ErrNodeIDInUse: this node's id is the id of a live member of the
-// cluster it tried to join (see Discovery.IDTaken).
-var ErrNodeIDInUse = errors.New("hiqlite: node id in use by a live member")
 
 // Peer is what a node announces about itself in gossip, as memberlist node
 // metadata (see encodePeerMeta).
@@ -233,7 +228,7 @@ func (d *Discovery) Update(self Peer) error {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	if d.closed {
-		return wire.ErrClosed
+		return nodeerr.ErrClosed
 	}
 	if d.left {
 		return errors.New("hiqlite: gossip update: the node has left the cluster")
@@ -275,7 +270,7 @@ func (d *Discovery) Leave(timeout time.Duration) error {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	if d.closed {
-		return wire.ErrClosed
+		return nodeerr.ErrClosed
 	}
 	if d.left {
 		return nil

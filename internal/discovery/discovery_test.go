@@ -17,8 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
-
-	"github.com/hiqlite/hiqlite/internal/wire"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 const discoveryWait = 15 * time.Second
@@ -213,10 +212,10 @@ func TestDiscoveryCluster(t *testing.T) {
 	if got := discoveryIDs(n1.Peers()); strings.Join(got, " ") != "node-1=alive" {
 		t.Errorf("after Forget: Peers = %v, want only node-1", got)
 	}
-	if err := n2.Update(p2); !errors.Is(err, wire.ErrClosed) {
+	if err := n2.Update(p2); !errors.Is(err, nodeerr.ErrClosed) {
 		t.Errorf("Update after Close = %v, want wire.ErrClosed", err)
 	}
-	if err := n2.Leave(time.Second); !errors.Is(err, wire.ErrClosed) {
+	if err := n2.Leave(time.Second); !errors.Is(err, nodeerr.ErrClosed) {
 		t.Errorf("Leave after Close = %v, want wire.ErrClosed", err)
 	}
 }

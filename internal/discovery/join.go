@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // Joining: the loop that joins the seeds and rejoins a node left alone,
@@ -151,7 +152,7 @@ func (d *Discovery) conflict(existing, other *memberlist.Node) {
 	first := d.idTaken == nil && !d.self.InCluster
 	if first {
 		d.idTaken = fmt.Errorf("%w: %q is the id of the live member at %s (gossip %s); this node (gossip %s) gives up joining: give it another _node",
-			ErrNodeIDInUse, d.id, raftAddr, other.Address(), d.addr)
+			nodeerr.ErrNodeIDInUse, d.id, raftAddr, other.Address(), d.addr)
 	}
 	d.mu.Unlock()
 	if first {

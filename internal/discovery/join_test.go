@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // TestDiscoveryWrongSecret: a node with another secret, or none, never gets
@@ -136,7 +137,7 @@ func TestDiscoveryIDTaken(t *testing.T) {
 
 	imp := startDiscoveryNode(t, "n2", discoveryOpts{secret: discoverySecret, join: []string{n1.Addr()}})
 	waitDiscovery(t, "the impostor to learn its id is taken", discoveryWait, func() bool { return imp.IDTaken() != nil })
-	if err := imp.IDTaken(); !errors.Is(err, ErrNodeIDInUse) || !strings.Contains(err.Error(), n2.Addr()) {
+	if err := imp.IDTaken(); !errors.Is(err, nodeerr.ErrNodeIDInUse) || !strings.Contains(err.Error(), n2.Addr()) {
 		t.Fatalf("IDTaken() = %v; want ErrNodeIDInUse naming the live member's gossip address %s", err, n2.Addr())
 	}
 	if err := n2.IDTaken(); err != nil {

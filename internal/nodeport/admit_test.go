@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // inHandshake reports whether the connection from remote is in handshake.
@@ -243,7 +244,7 @@ func TestMuxCloseMidHandshake(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		if !errors.Is(err, ErrClosed) {
+		if !errors.Is(err, nodeerr.ErrClosed) {
 			t.Errorf("blocked call returned %v, want ErrClosed", err)
 		}
 	}
@@ -254,10 +255,10 @@ func TestMuxCloseMidHandshake(t *testing.T) {
 		}
 		c.Close()
 	}
-	if _, err := m.AcceptRPC(); !errors.Is(err, ErrClosed) {
+	if _, err := m.AcceptRPC(); !errors.Is(err, nodeerr.ErrClosed) {
 		t.Errorf("AcceptRPC after Close: %v", err)
 	}
-	if _, err := m.DialRPC(context.Background(), mute.Addr().String()); !errors.Is(err, ErrClosed) {
+	if _, err := m.DialRPC(context.Background(), mute.Addr().String()); !errors.Is(err, nodeerr.ErrClosed) {
 		t.Errorf("DialRPC after Close: %v", err)
 	}
 	if err := m.Close(); err != nil {

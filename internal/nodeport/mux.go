@@ -14,8 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-
-	"github.com/hiqlite/hiqlite/internal/wire"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // Defaults of a Mux.
@@ -126,9 +125,6 @@ func Listen(addr, advertise string, secret []byte, logger hclog.Logger) (*Mux, e
 func ListenTLS(addr, advertise string, secret []byte, logger hclog.Logger, t *TLS) (*Mux, error) {
 	return listenMux(addr, advertise, secret, logger, defaultMuxOptions(t))
 }
-
-// ErrClosed is what a closed Mux returns, the node's own ErrClosed.
-var ErrClosed = wire.ErrClosed
 
 func defaultMuxOptions(t *TLS) muxOptions {
 	return muxOptions{
@@ -388,7 +384,7 @@ func (m *Mux) streamOf(st StreamType) *muxStream {
 // dial connects to addr and runs the client handshake for stream s.
 func (m *Mux) dial(ctx context.Context, addr string, s *muxStream) (net.Conn, error) {
 	if s.isClosed() {
-		return nil, ErrClosed
+		return nil, nodeerr.ErrClosed
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -407,7 +403,7 @@ func (m *Mux) dial(ctx context.Context, addr string, s *muxStream) (net.Conn, er
 	}
 	if err != nil {
 		if m.ctx.Err() != nil {
-			return nil, ErrClosed
+			return nil, nodeerr.ErrClosed
 		}
 		if cerr := dialCtxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w: %w", cerr, err)
@@ -417,7 +413,7 @@ func (m *Mux) dial(ctx context.Context, addr string, s *muxStream) (net.Conn, er
 	mc, ok := s.track(c)
 	if !ok {
 		c.Close()
-		return nil, ErrClosed
+		return nil, nodeerr.ErrClosed
 	}
 	return mc, nil
 }

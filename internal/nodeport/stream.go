@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // Streams: each kind of connection the port carries (Raft, RPC, the cache
@@ -97,12 +98,12 @@ func (s *muxStream) accept() (net.Conn, error) {
 		select {
 		case <-s.done:
 			c.Close()
-			return nil, ErrClosed
+			return nil, nodeerr.ErrClosed
 		default:
 			return c, nil
 		}
 	case <-s.done:
-		return nil, ErrClosed
+		return nil, nodeerr.ErrClosed
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 )
 
 // TestTransportRaftLayerClose: closing the Raft side (as NetworkTransport
@@ -44,11 +45,11 @@ func TestTransportRaftLayerClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 { // at once, every time: raft's listen loop must not block
-		if _, err := srv.RaftLayer().Accept(); !errors.Is(err, ErrClosed) {
+		if _, err := srv.RaftLayer().Accept(); !errors.Is(err, nodeerr.ErrClosed) {
 			t.Fatalf("Accept after Close: %v", err)
 		}
 	}
-	if _, err := srv.RaftLayer().Dial(raft.ServerAddress(peer.Addr().String()), time.Second); !errors.Is(err, ErrClosed) {
+	if _, err := srv.RaftLayer().Dial(raft.ServerAddress(peer.Addr().String()), time.Second); !errors.Is(err, nodeerr.ErrClosed) {
 		t.Errorf("Dial after Close: %v", err)
 	}
 	for _, c := range []net.Conn{accepted, out} {

@@ -470,7 +470,9 @@ func TestMuxTLSConfig(t *testing.T) {
 // displaces them and gets through while they wait.
 func TestMuxTLSStrangersBounded(t *testing.T) {
 	ca := tlsTestCA(t, "ca")
-	opts := muxOptions{handshakeTimeout: 5 * time.Second, maxHandshakes: 4, tls: tlsTestNode(t, ca, time.Now().Add(time.Hour))}
+	// The strangers' deadline is far beyond the member's round trip (10 s
+	// at most), so the member getting through shows it did not wait for it.
+	opts := muxOptions{handshakeTimeout: 5 * time.Minute, maxHandshakes: 4, tls: tlsTestNode(t, ca, time.Now().Add(time.Hour))}
 	var log muxLog
 	m := muxTestListen(t, muxTestSecret, opts, &log)
 	muxEcho(t, m)
@@ -482,11 +484,7 @@ func TestMuxTLSStrangersBounded(t *testing.T) {
 		t.Fatalf("%d handshakes in flight, want at most 4", n)
 	}
 	member := tlsTestListen(t, tlsTestNode(t, ca, time.Now().Add(time.Hour)), nil)
-	start := time.Now()
 	muxDialRoundTrip(t, member, m.Addr())
-	if d := time.Since(start); d > opts.handshakeTimeout {
-		t.Errorf("the member waited %v, as long as the strangers' deadline", d)
-	}
 	muxWaitFor(t, "the displaced strangers in the log", 10*time.Second, func() bool {
 		return regexp.MustCompile(`displaced-source-full=[1-9]`).MatchString(log.String())
 	})

@@ -23,9 +23,10 @@
 // An error (in [ErrorResponse] or in a [replication.Result]) crosses the wire
 // as its Error() text plus the parts of its tree the receiver can rebuild:
 // *sqlite3.Error, sqlite3.ErrorCode and sqlite3.ExtendedErrorCode values,
-// [*NotLeaderError], *replication.RefusedError, and the sentinels
-// [ErrNotLeader], [ErrNoLeader], [ErrClosed], [ErrTxIdle],
-// replication.ErrTxAborted, ErrStopped, ErrRefused, ErrCorruptCommand,
+// *nodeerr.NotLeaderError, *replication.RefusedError, the sentinels of
+// package nodeerr (ErrNotLeader, ErrNoLeader, ErrClosed, ErrTxIdle,
+// ErrLeadershipLost, ErrTxAborted, ErrStopped, ErrRefused, ...),
+// replication.ErrCorruptCommand,
 // context.Canceled and context.DeadlineExceeded. The received error has the
 // same text, and errors.Is and errors.As match it as they matched the
 // original. A received *sqlite3.Error is a real one, made by SQLite on a

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -68,19 +69,19 @@ func errCases(t *testing.T) map[string]error {
 		"ExtendedErrorCode":      sqlite3.BUSY_SNAPSHOT,
 		"NOMEM code":             sqlite3.NOMEM,
 		"gate busy":              fmt.Errorf("hiqlite: the writer is busy with a transaction: %w", sqlite3.BUSY),
-		"aborted by a statement": fmt.Errorf("%w: %w", replication.ErrTxAborted, sq["unique"]),
-		"ErrNotLeader":           ErrNotLeader,
-		"wrapped ErrNotLeader":   fmt.Errorf("exec: %w", ErrNotLeader),
-		"NotLeaderError":         &NotLeaderError{LeaderID: "node-2", LeaderAddr: "10.0.0.2:4001"},
-		"NotLeaderError no addr": &NotLeaderError{LeaderID: "node-2"},
-		"NotLeaderError no id":   &NotLeaderError{LeaderAddr: "[::1]:4001"},
-		"NotLeaderError unknown": &NotLeaderError{},
-		"ErrNoLeader":            ErrNoLeader,
-		"ErrClosed":              ErrClosed,
-		"ErrTxIdle":              ErrTxIdle,
-		"ErrTxAborted":           replication.ErrTxAborted,
-		"ErrStopped":             fmt.Errorf("%w: apply failed: %w", replication.ErrStopped, sqlite3.IOERR_WRITE),
-		"ErrRefused":             replication.ErrRefused,
+		"aborted by a statement": fmt.Errorf("%w: %w", nodeerr.ErrTxAborted, sq["unique"]),
+		"ErrNotLeader":           nodeerr.ErrNotLeader,
+		"wrapped ErrNotLeader":   fmt.Errorf("exec: %w", nodeerr.ErrNotLeader),
+		"NotLeaderError":         &nodeerr.NotLeaderError{LeaderID: "node-2", LeaderAddr: "10.0.0.2:4001"},
+		"NotLeaderError no addr": &nodeerr.NotLeaderError{LeaderID: "node-2"},
+		"NotLeaderError no id":   &nodeerr.NotLeaderError{LeaderAddr: "[::1]:4001"},
+		"NotLeaderError unknown": &nodeerr.NotLeaderError{},
+		"ErrNoLeader":            nodeerr.ErrNoLeader,
+		"ErrClosed":              nodeerr.ErrClosed,
+		"ErrTxIdle":              nodeerr.ErrTxIdle,
+		"ErrTxAborted":           nodeerr.ErrTxAborted,
+		"ErrStopped":             fmt.Errorf("%w: apply failed: %w", nodeerr.ErrStopped, sqlite3.IOERR_WRITE),
+		"ErrRefused":             nodeerr.ErrRefused,
 		"RefusedError":           &replication.RefusedError{SQL: "PRAGMA journal_mode=delete", Reason: "journal_mode is the cluster's"},
 		"wrapped RefusedError":   fmt.Errorf("statement 2: %w", &replication.RefusedError{SQL: "ATTACH 'x' AS y", Reason: "ATTACH"}),
 		"ErrCorruptCommand":      fmt.Errorf("%w: truncated", replication.ErrCorruptCommand),
@@ -88,7 +89,7 @@ func errCases(t *testing.T) map[string]error {
 		"DeadlineExceeded":       context.DeadlineExceeded,
 		"wrapped deadline":       fmt.Errorf("waiting for apply: %w", context.DeadlineExceeded),
 		"generic":                errors.New("something else ☹"),
-		"joined":                 errors.Join(ErrClosed, sqlite3.FULL, errors.New("x")),
+		"joined":                 errors.Join(nodeerr.ErrClosed, sqlite3.FULL, errors.New("x")),
 		"opaque sqlite":          fmt.Errorf("lost: %v", sqlite3.CONSTRAINT),
 	}
 	for name, err := range sq {
@@ -99,8 +100,8 @@ func errCases(t *testing.T) map[string]error {
 
 // targets are what callers match with errors.Is.
 var targets = []error{
-	ErrNotLeader, ErrNoLeader, ErrClosed, ErrTxIdle,
-	replication.ErrTxAborted, replication.ErrStopped, replication.ErrRefused, replication.ErrCorruptCommand,
+	nodeerr.ErrNotLeader, nodeerr.ErrNoLeader, nodeerr.ErrClosed, nodeerr.ErrTxIdle,
+	nodeerr.ErrTxAborted, nodeerr.ErrStopped, nodeerr.ErrRefused, replication.ErrCorruptCommand,
 	context.Canceled, context.DeadlineExceeded,
 	sqlite3.BUSY, sqlite3.BUSY_SNAPSHOT, sqlite3.CONSTRAINT, sqlite3.CONSTRAINT_UNIQUE,
 	sqlite3.CONSTRAINT_NOTNULL, sqlite3.CONSTRAINT_CHECK, sqlite3.CONSTRAINT_PRIMARYKEY,
@@ -165,7 +166,7 @@ func checkSameError(t *testing.T, got, want error) {
 	if g, w := errors.As(got, &gx), errors.As(want, &wx); g != w || gx != wx {
 		t.Errorf("errors.As(ExtendedErrorCode): got %v %v, want %v %v", g, gx, w, wx)
 	}
-	var gn, wn *NotLeaderError
+	var gn, wn *nodeerr.NotLeaderError
 	if g, w := errors.As(got, &gn), errors.As(want, &wn); g != w || g && *gn != *wn {
 		t.Errorf("errors.As(*NotLeaderError): got %v %v, want %v %v", g, gn, w, wn)
 	}
@@ -179,15 +180,15 @@ func checkSameError(t *testing.T, got, want error) {
 // arrives as that value, not a wrapper.
 func TestErrorIdentity(t *testing.T) {
 	t.Parallel()
-	for _, want := range []error{ErrNotLeader, ErrNoLeader, ErrClosed, ErrTxIdle, replication.ErrTxAborted,
-		replication.ErrStopped, replication.ErrRefused, context.Canceled, context.DeadlineExceeded, sqlite3.BUSY, sqlite3.BUSY_SNAPSHOT,
-		ErrLeadershipLost, replication.ErrNotApplied} {
+	for _, want := range []error{nodeerr.ErrNotLeader, nodeerr.ErrNoLeader, nodeerr.ErrClosed, nodeerr.ErrTxIdle, nodeerr.ErrTxAborted,
+		nodeerr.ErrStopped, nodeerr.ErrRefused, context.Canceled, context.DeadlineExceeded, sqlite3.BUSY, sqlite3.BUSY_SNAPSHOT,
+		nodeerr.ErrLeadershipLost, nodeerr.ErrNotApplied} {
 		if got, _ := roundTripError(t, want); got != want {
 			t.Errorf("got %#v, want %#v", got, want)
 		}
 	}
-	got, _ := roundTripError(t, &NotLeaderError{LeaderID: "a", LeaderAddr: "b:1"})
-	if n, ok := got.(*NotLeaderError); !ok || *n != (NotLeaderError{LeaderID: "a", LeaderAddr: "b:1"}) {
+	got, _ := roundTripError(t, &nodeerr.NotLeaderError{LeaderID: "a", LeaderAddr: "b:1"})
+	if n, ok := got.(*nodeerr.NotLeaderError); !ok || *n != (nodeerr.NotLeaderError{LeaderID: "a", LeaderAddr: "b:1"}) {
 		t.Errorf("got %#v, want a *NotLeaderError", got)
 	}
 	sq := sqliteErrs(t)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -19,10 +20,10 @@ func FuzzReadMessage(f *testing.F) {
 		f.Add(encode(f, m))
 	}
 	for _, err := range []error{
-		fmt.Errorf("%w: %w", replication.ErrTxAborted, uniqueError(f)),
-		&NotLeaderError{LeaderID: "n2", LeaderAddr: "h:1"},
+		fmt.Errorf("%w: %w", nodeerr.ErrTxAborted, uniqueError(f)),
+		&nodeerr.NotLeaderError{LeaderID: "n2", LeaderAddr: "h:1"},
 		&replication.RefusedError{SQL: "ATTACH", Reason: "no"},
-		errors.Join(ErrClosed, sqlite3.BUSY, context.Canceled),
+		errors.Join(nodeerr.ErrClosed, sqlite3.BUSY, context.Canceled),
 		sqlite3.BUSY_TIMEOUT,
 	} {
 		f.Add(encode(f, &ErrorResponse{Err: err}))
@@ -84,7 +85,7 @@ func BenchmarkExecRequest(b *testing.B) {
 // BenchmarkErrorResponse is the whole path of a constraint error: encode,
 // frame, decode and rebuild.
 func BenchmarkErrorResponse(b *testing.B) {
-	m := &ErrorResponse{Err: fmt.Errorf("%w: %w", replication.ErrTxAborted,
+	m := &ErrorResponse{Err: fmt.Errorf("%w: %w", nodeerr.ErrTxAborted,
 		uniqueError(b))}
 	var buf []byte
 	r := bytes.NewReader(nil)

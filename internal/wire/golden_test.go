@@ -13,6 +13,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/hiqlite/hiqlite/internal/golden"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -71,11 +72,11 @@ func goldenMessages(t *testing.T) []goldenMessage {
 		{"rpc_v1_outcome_request", "RPC frame OutcomeRequest: origin node-1/2^63+5/42", &OutcomeRequest{Origin: origin}},
 		{"rpc_v1_outcome_response", "RPC frame OutcomeResponse: applied at index 99", &OutcomeResponse{Applied: true, Index: 99}},
 		{"rpc_v1_error_not_leader_at", "RPC frame ErrorResponse: a NotLeaderError naming leader n2 at 127.0.0.1:7000", &ErrorResponse{
-			Err: &NotLeaderError{LeaderID: "n2", LeaderAddr: "127.0.0.1:7000"}}},
-		{"rpc_v1_error_sentinel", "RPC frame ErrorResponse: the sentinel ErrTxIdle alone", &ErrorResponse{Err: ErrTxIdle}},
+			Err: &nodeerr.NotLeaderError{LeaderID: "n2", LeaderAddr: "127.0.0.1:7000"}}},
+		{"rpc_v1_error_sentinel", "RPC frame ErrorResponse: the sentinel ErrTxIdle alone", &ErrorResponse{Err: nodeerr.ErrTxIdle}},
 		{"rpc_v1_error_sqlite", "RPC frame ErrorResponse: a SQLite error (UNIQUE constraint, extended code)", &ErrorResponse{Err: sq["unique"]}},
 		{"rpc_v1_error_codes", "RPC frame ErrorResponse: wrapped parts: sqlite3.BUSY, sqlite3.IOERR_READ,\na RefusedError, ErrClosed, context.Canceled", &ErrorResponse{
-			Err: fmt.Errorf("while writing: %w", errors.Join(sqlite3.BUSY, sqlite3.IOERR_READ, refused, ErrClosed, context.Canceled))}},
+			Err: fmt.Errorf("while writing: %w", errors.Join(sqlite3.BUSY, sqlite3.IOERR_READ, refused, nodeerr.ErrClosed, context.Canceled))}},
 		{"rpc_v1_error_text", "RPC frame ErrorResponse: an error with no part (text only)", &ErrorResponse{Err: errors.New("disk on fire")}},
 		{"rpc_v1_cache_request", "RPC frame CacheRequest: 3 opaque bytes", &CacheRequest{Cmd: []byte{1, 2, 3}}},
 		{"rpc_v1_cache_response", "RPC frame CacheResponse: index 5, 2 opaque bytes", &CacheResponse{Index: 5, Result: []byte{4, 5}}},

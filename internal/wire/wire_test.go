@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hiqlite/hiqlite/internal/encoding"
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
 )
 
@@ -70,7 +71,7 @@ func messages(big bool) []Message {
 		&ExecRequest{Stmts: make([]replication.Statement, 20)},
 		&TxExecRequest{Stmt: replication.Statement{Args: make([]replication.Arg, 20)}},
 		&ResultResponse{Result: replication.Result{Columns: make([]string, 20), DeclTypes: make([]string, 20), Rows: make([][]any, 20)}},
-		&ErrorResponse{Err: errors.Join(ErrClosed, ErrClosed, ErrClosed, ErrClosed, ErrClosed, ErrClosed)},
+		&ErrorResponse{Err: errors.Join(nodeerr.ErrClosed, nodeerr.ErrClosed, nodeerr.ErrClosed, nodeerr.ErrClosed, nodeerr.ErrClosed, nodeerr.ErrClosed)},
 		&ExecResponse{Index: 1 << 40, Results: []replication.Result{result, {RowsAffected: 1}, {Err: errors.New("boom")}}},
 		&TxBeginRequest{},
 		&TxBeginRequest{Origin: origin, Flags: 0xffffffff, Busy: time.Millisecond, Idle: -time.Minute, SnapIndex: 99, SnapValid: true},
@@ -87,7 +88,7 @@ func messages(big bool) []Message {
 		&OutcomeRequest{Origin: origin},
 		&OutcomeResponse{Applied: true, Index: 12},
 		&OutcomeResponse{},
-		&ErrorResponse{Err: ErrNoLeader},
+		&ErrorResponse{Err: nodeerr.ErrNoLeader},
 		&ErrorResponse{},
 		&CacheRequest{},
 		&CacheRequest{Cmd: []byte{1, 2, 0, 0xff}},
