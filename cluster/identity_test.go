@@ -237,6 +237,15 @@ func TestJoinDuplicateIDRefused(t *testing.T) {
 	if _, err := n4.Exec(ctx, time.Second, noOrigin, 0, stmt("INSERT INTO t(v) VALUES ('n4')")); err != nil {
 		t.Fatalf("write on the new node: %v", err)
 	}
+	// A voter joins as a non-voter and is promoted once it has caught up.
+	waitfor.Cond(t, "n4 promoted to voter", identityWait, func() bool {
+		for _, m := range viewOf(t, nodes).members {
+			if m.ID == "n4" {
+				return m.Voter
+			}
+		}
+		return false
+	})
 	after := viewOf(t, nodes)
 	if after.leader != before.leader {
 		t.Fatalf("the leader moved from %s to %s", before.leader, after.leader)

@@ -154,8 +154,11 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 		Logger:  cfg.logger.Named("transport"),
 	})
 	var trans raft.Transport = n.trans
-	if !has {
-		g := guardVotes(n.trans, n.hasLogOrSnapshot, n.stopCh, func(candidate []byte, last uint64) {
+	// Not !has: raft counts a saved term as state, and a node that lost its
+	// log saves the leader's term at the first heartbeat, long before it
+	// has the log again (a restart during the catch-up).
+	if n.lastLogOrSnapshot() == 0 {
+		g := guardVotes(n.trans, n.lastLogOrSnapshot, n.stopCh, func(candidate []byte, last uint64) {
 			n.cfg.logger.Warn("refusing votes until a leader sends this node the log: it has no Raft state (new, or its raft directory was lost) and a candidate's log shows an existing cluster",
 				"candidate", string(candidate), "candidate-last-index", last)
 		})
@@ -295,9 +298,11 @@ func (n *Node) Close() error {
 		// raft joins its replication goroutines before it closes the
 		// transport: one waiting on a peer that stopped answering (a
 		// paused process) held Close for the transport's 30 s timeout.
-		// Closing the stream first fails those calls at once.
+		// Closing the transport first (which closes the stream and its
+		// connections) fails those calls at once; raft closes it again,
+		// a no-op.
 		if n.mux != nil {
-			n.mux.RaftLayer().Close()
+			errs = append(errs, closeTransport(n.trans))
 		}
 		errs = append(errs, f.Error())
 	}

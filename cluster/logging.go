@@ -3,6 +3,8 @@ package cluster
 import (
 	"log"
 	"os"
+	"reflect"
+	"strings"
 
 	"github.com/hiqlite/hiqlite/internal/discovery"
 	"github.com/hiqlite/hiqlite/internal/logging"
@@ -17,7 +19,17 @@ import (
 // logger over in its own init: flags 0, its own writer. This package
 // imports raft-wal, so its init runs after capnslog's and before the
 // application's main package can set the logger up.
+//
+// It resets only what capnslog left (flags 0 and a writer of its own), so
+// that an application package whose init set the logger up before this
+// one ran keeps its settings.
 func init() {
+	if log.Flags() != 0 || log.Writer() == os.Stderr {
+		return
+	}
+	if t := reflect.TypeOf(log.Writer()); t == nil || !strings.Contains(t.String(), "capnslog") {
+		return
+	}
 	log.SetFlags(log.LstdFlags)
 	log.SetPrefix("")
 	log.SetOutput(os.Stderr)

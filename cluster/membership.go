@@ -174,8 +174,16 @@ func (n *Node) reconcile() {
 			if (!member || string(s.Address) != p.RaftAddr) && !n.canAdd(p.ID, p.RaftAddr) {
 				continue // not reachable over the port: never a member
 			}
+			// A voter joins as a non-voter and is promoted once it has
+			// caught up: a new node refuses votes until it has the log
+			// (voteguard.go), so as a voter it could leave the others
+			// short of a quorum if the leader failed meanwhile.
+			promote := member && string(s.Address) == p.RaftAddr && wantVoter
+			if promote && !caughtUp(p, index) {
+				continue
+			}
 			var err error
-			if wantVoter {
+			if promote {
 				err = n.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout).Error()
 			} else {
 				err = n.raft.AddNonvoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout).Error()
@@ -184,7 +192,7 @@ func (n *Node) reconcile() {
 				n.cfg.logger.Warn("add server", "id", p.ID, "error", err)
 				return // the configuration changed under us: retry on the next round
 			}
-			n.cfg.logger.Info("added server", "id", p.ID, "voter", wantVoter)
+			n.cfg.logger.Info("added server", "id", p.ID, "voter", promote, "to_be_voter", wantVoter)
 			return
 		case "left":
 			if member {
@@ -261,4 +269,12 @@ func (p *probeLog) forget(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.last, id)
+}
+
+// caughtUp reports whether peer p, a non-voter to be promoted, has applied
+// the configuration at index that holds it: it then has the log or a
+// snapshot. A peer that gossips no Raft state (a node of an older version)
+// counts as caught up, as before.
+func caughtUp(p discovery.PeerState, index uint64) bool {
+	return p.StateAt.IsZero() || p.State.AppliedIndex >= index
 }

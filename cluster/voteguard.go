@@ -17,29 +17,36 @@ import (
 // voteGuard closes that hole. It sits between the transport and raft on a
 // node that starts without Raft state and refuses (pre-)votes to a
 // candidate whose log goes past the bootstrap entry (index 1) for as long
-// as the node has neither a log entry nor a snapshot. A cluster that is
-// being bootstrapped still elects its first leader: that candidate holds
-// the bootstrap configuration alone. Once a leader has sent the node its
-// log or a snapshot, it votes by raft's rules again.
+// as the node's log (or snapshot) does not reach the highest commit index
+// a leader has told it of: a log a leader has sent only in part may still
+// lack entries the node had acknowledged. A cluster that is being
+// bootstrapped still elects its first leader: that candidate holds the
+// bootstrap configuration alone. Once the node has caught up, it votes by
+// raft's rules again.
 //
-// The cost of the rule: in a cluster whose first leader failed before its
-// entries reached a majority, a node that never had state cannot help
-// elect another until that leader returns.
+// The cost of the rule: a voter without state cannot help elect anyone
+// past the bootstrap. So new voters join as non-voters and are promoted
+// once they have caught up (reconcile); and in a new cluster whose first
+// leader fails before its second entry reached every voter, the voters
+// without it wait for that leader to return.
 type voteGuard struct {
 	raft.Transport
-	hasState func() bool // the node has a log entry or a snapshot
-	stop     <-chan struct{}
-	out      chan raft.RPC
-	armed    atomic.Bool // false once the node had state: the guard only forwards
-	warned   atomic.Bool
-	refused  atomic.Int64 // votes and pre-votes refused
-	warn     func(candidate []byte, lastIndex uint64)
+	lastIndex func() uint64 // the last index of the node's log or snapshot
+	// seen is the highest commit index a leader sent this node, in an
+	// AppendEntries or (as the snapshot's index) an InstallSnapshot.
+	seen    atomic.Uint64
+	stop    <-chan struct{}
+	out     chan raft.RPC
+	armed   atomic.Bool // false once the node had state: the guard only forwards
+	warned  atomic.Bool
+	refused atomic.Int64 // votes and pre-votes refused
+	warn    func(candidate []byte, lastIndex uint64)
 }
 
 // guardVotes wraps trans for a node that starts without Raft state. The
 // guard's goroutine forwards RPCs until stop closes.
-func guardVotes(trans raft.Transport, hasState func() bool, stop <-chan struct{}, warn func(candidate []byte, lastIndex uint64)) *voteGuard {
-	g := &voteGuard{Transport: trans, hasState: hasState, stop: stop, out: make(chan raft.RPC), warn: warn}
+func guardVotes(trans raft.Transport, lastIndex func() uint64, stop <-chan struct{}, warn func(candidate []byte, lastIndex uint64)) *voteGuard {
+	g := &voteGuard{Transport: trans, lastIndex: lastIndex, stop: stop, out: make(chan raft.RPC), warn: warn}
 	g.armed.Store(true)
 	return g
 }
@@ -56,6 +63,7 @@ func (g *voteGuard) run() {
 		case <-g.stop:
 			return
 		case rpc := <-in:
+			g.note(rpc)
 			if g.refuse(rpc) {
 				continue
 			}
@@ -64,6 +72,28 @@ func (g *voteGuard) run() {
 			case <-g.stop:
 				return
 			}
+		}
+	}
+}
+
+// note records the commit index a leader's request tells of.
+func (g *voteGuard) note(rpc raft.RPC) {
+	if !g.armed.Load() {
+		return
+	}
+	var idx uint64
+	switch req := rpc.Command.(type) {
+	case *raft.AppendEntriesRequest:
+		idx = req.LeaderCommitIndex
+	case *raft.InstallSnapshotRequest:
+		idx = req.LastLogIndex
+	default:
+		return
+	}
+	for {
+		cur := g.seen.Load()
+		if idx <= cur || g.seen.CompareAndSwap(cur, idx) {
+			return
 		}
 	}
 }
@@ -88,7 +118,7 @@ func (g *voteGuard) refuse(rpc raft.RPC) bool {
 	if last <= 1 {
 		return false // the first election of a new cluster
 	}
-	if g.hasState() {
+	if last := g.lastIndex(); last > 0 && last >= g.seen.Load() {
 		g.armed.Store(false)
 		return false
 	}
@@ -122,12 +152,16 @@ var (
 	_ raft.WithPreVote = (*voteGuard)(nil)
 )
 
-// hasLogOrSnapshot reports whether the node holds a Raft log entry or a
-// snapshot: state a leader sent it, or that it had before a restart.
-func (n *Node) hasLogOrSnapshot() bool {
-	if last, err := n.rawLog().LastIndex(); err == nil && last > 0 {
-		return true
+// lastLogOrSnapshot is the last index of the node's Raft log, or of its
+// newest snapshot when that is later (after a snapshot install the log
+// may be empty); 0 for a node without state.
+func (n *Node) lastLogOrSnapshot() uint64 {
+	var last uint64
+	if l, err := n.rawLog().LastIndex(); err == nil {
+		last = l
 	}
-	metas, err := n.snaps.List()
-	return err == nil && len(metas) > 0
+	if metas, err := n.snaps.List(); err == nil && len(metas) > 0 {
+		last = max(last, metas[0].Index)
+	}
+	return last
 }

@@ -76,6 +76,11 @@ func TestMachineStopsOnUndecodableEntry(t *testing.T) {
 			if err := m.WaitApplied(1, make(chan struct{})); err != nil {
 				t.Errorf("WaitApplied(1) = %v, want nil", err)
 			}
+			// raft would label a snapshot with its own index, past the
+			// entry the machine could not apply.
+			if _, err := m.Snapshot(); err != m.Fault() {
+				t.Errorf("Snapshot after the fault: %v, want the fault", err)
+			}
 		})
 	}
 }

@@ -458,9 +458,15 @@ const SnapshotBytes = 64 << 20
 func (m *Machine) SnapshotDue() <-chan struct{} { return m.snapDue }
 
 // Snapshot implements raft.FSM.
+// A stopped machine takes none: raft would label it with an index past
+// the entry it could not apply, and a follower installing it would skip
+// the entries between.
 func (m *Machine) Snapshot() (raft.FSMSnapshot, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if m.fault != nil {
+		return nil, m.fault
+	}
 	m.logBytes.Store(0)
 	return &machineSnapshot{data: m.encodeLocked()}, nil
 }

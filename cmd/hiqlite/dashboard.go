@@ -22,6 +22,7 @@ package main
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
@@ -32,8 +33,11 @@ import (
 	"io"
 	"io/fs"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,9 +59,14 @@ const (
 	dashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	// Bounds of the SQL console.
-	maxQueryBody = 1 << 20
-	maxQueryRows = 1000
-	queryTimeout = 30 * time.Second
+	maxQueryBody  = 1 << 20
+	maxQueryRows  = 1000
+	maxQueryBytes = 8 << 20 // of row values in one answer; the rest is cut (Truncated)
+	// maxQueries is how many console statements run at once; more wait.
+	maxQueries = 4
+	// sessionMaxAge is how long a dashboard session lasts.
+	sessionMaxAge = 12 * time.Hour
+	queryTimeout  = 30 * time.Second
 	// maxLeaderChanges is how many leader changes the dashboard lists.
 	maxLeaderChanges = 20
 )
@@ -104,7 +113,11 @@ type dashboard struct {
 	db      *sql.DB
 	acc     httpAccess
 	leaders *leaderLog
-	session []byte // the session cookie's value under a token; nil without one
+	// sessionKey signs the session cookies under a token (nil without
+	// one): random for each serve process, so a restart ends every
+	// session, and a cookie never reveals or stands for the token itself.
+	sessionKey []byte
+	queries    chan struct{} // a slot per console statement running
 	// reads and writes count the console's statements on this node.
 	reads, writes atomic.Uint64
 }
@@ -112,11 +125,12 @@ type dashboard struct {
 // withDashboard serves the dashboard of node in front of h, which answers
 // every other path.
 func withDashboard(h http.Handler, db *sql.DB, node *hiqlite.Node, acc httpAccess, leaders *leaderLog) http.Handler {
-	d := &dashboard{node: node, db: db, acc: acc, leaders: leaders}
+	d := &dashboard{node: node, db: db, acc: acc, leaders: leaders, queries: make(chan struct{}, maxQueries)}
 	if acc.tokenSum != nil {
-		m := hmac.New(sha256.New, acc.tokenSum)
-		io.WriteString(m, "hiqlite dashboard session v1")
-		d.session = []byte(hex.EncodeToString(m.Sum(nil)))
+		d.sessionKey = make([]byte, 32)
+		if _, err := rand.Read(d.sessionKey); err != nil {
+			panic(err) // crypto/rand never fails on supported platforms
+		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
@@ -127,17 +141,82 @@ func withDashboard(h http.Handler, db *sql.DB, node *hiqlite.Node, acc httpAcces
 	mux.Handle("GET /api/members", d.guard(http.HandlerFunc(d.members)))
 	mux.Handle("GET /api/stats", d.guard(http.HandlerFunc(d.stats)))
 	mux.Handle("POST /api/query", d.guard(d.post(d.query)))
-	return http.NewCrossOriginProtection().Handler(mux)
+	return http.NewCrossOriginProtection().Handler(d.loopbackHost(mux))
+}
+
+// loopbackHost refuses, on a loopback listener without a token, a POST or
+// an /api/ request whose Host is not a loopback name. A page of another
+// site can point its own name at 127.0.0.1 (DNS rebinding); its requests
+// are then same-origin to the browser and pass every other check, but
+// they carry that name as Host.
+func (d *dashboard) loopbackHost(next http.Handler) http.Handler {
+	if d.acc.tokenSum != nil || !d.acc.snapshotOpen {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodPost || strings.HasPrefix(r.URL.Path, "/api/")) && !isLoopbackHost(r.Host) {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "Host " + jsonQuote(r.Host) +
+				" is not a loopback name: without --http-token-file, serve answers this only to localhost, 127.0.0.1 or [::1]"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isLoopbackHost reports whether host (with or without a port) is
+// localhost or a loopback address.
+func isLoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// newSession is a session cookie's value: when it was issued, and an HMAC
+// of that under the process's session key.
+func (d *dashboard) newSession(now time.Time) string {
+	issued := strconv.FormatInt(now.Unix(), 10)
+	return issued + "." + d.sessionMAC(issued)
+}
+
+func (d *dashboard) sessionMAC(issued string) string {
+	m := hmac.New(sha256.New, d.sessionKey)
+	io.WriteString(m, "hiqlite dashboard session v2 ")
+	io.WriteString(m, issued)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// validSession reports whether v is a session this process issued less
+// than sessionMaxAge ago.
+func (d *dashboard) validSession(v string, now time.Time) bool {
+	issued, mac, ok := strings.Cut(v, ".")
+	if !ok {
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(mac), []byte(d.sessionMAC(issued))) != 1 {
+		return false
+	}
+	sec, err := strconv.ParseInt(issued, 10, 64)
+	if err != nil {
+		return false
+	}
+	age := now.Sub(time.Unix(sec, 0))
+	return age >= -time.Minute && age < sessionMaxAge
 }
 
 // authorized reports whether r carries the token or the session cookie;
 // always true without a token.
 func (d *dashboard) authorized(r *http.Request) bool {
-	if d.session == nil || d.acc.check(r) == bearerOK {
+	if d.sessionKey == nil || d.acc.check(r) == bearerOK {
 		return true
 	}
 	c, err := r.Cookie(sessionCookie)
-	return err == nil && subtle.ConstantTimeCompare([]byte(c.Value), d.session) == 1
+	return err == nil && d.validSession(c.Value, time.Now())
 }
 
 func (d *dashboard) guard(next http.Handler) http.Handler {
@@ -203,7 +282,7 @@ func (d *dashboard) serveFile(w http.ResponseWriter, name string) {
 }
 
 func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
-	if d.session == nil {
+	if d.sessionKey == nil {
 		writeJSON(w, http.StatusOK, map[string]string{}) // nothing to log in to
 		return
 	}
@@ -219,8 +298,8 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "that is not the token of serve's --http-token-file"})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: string(d.session), Path: "/",
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: d.newSession(time.Now()), Path: "/",
+		MaxAge: int(sessionMaxAge / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	writeJSON(w, http.StatusOK, map[string]string{})
 }
 
@@ -343,6 +422,13 @@ func (d *dashboard) query(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
+	select {
+	case d.queries <- struct{}{}:
+		defer func() { <-d.queries }()
+	case <-ctx.Done():
+		writeJSON(w, http.StatusServiceUnavailable, queryResult{Error: "the console is busy with other statements; try again"})
+		return
+	}
 	res, err := runQuery(ctx, d.db, req.SQL, args, cons)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, queryResult{Error: d.hide(err.Error())})

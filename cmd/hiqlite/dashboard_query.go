@@ -76,8 +76,9 @@ func runInTx(ctx context.Context, conn *sql.Conn, text string, args []any, write
 	if cols != nil { // nil for a statement that returns no rows
 		res.Columns = cols
 	}
+	size := 0 // what the rows kept so far take in JSON, about
 	for rows.Next() {
-		if len(res.Rows) == maxQueryRows {
+		if len(res.Rows) == maxQueryRows || size >= maxQueryBytes {
 			res.Truncated = true
 			break
 		}
@@ -91,6 +92,7 @@ func runInTx(ctx context.Context, conn *sql.Conn, text string, args []any, write
 		}
 		for i, v := range vals {
 			vals[i] = jsonValue(v)
+			size += valueSize(vals[i])
 		}
 		res.Rows = append(res.Rows, vals)
 	}
@@ -116,6 +118,14 @@ func jsonValue(v any) any {
 		return v.Format(time.RFC3339Nano)
 	}
 	return v
+}
+
+// valueSize is about what v takes in the JSON answer.
+func valueSize(v any) int {
+	if s, ok := v.(string); ok {
+		return len(s) + 2
+	}
+	return 16
 }
 
 // isReadOnlyErr reports whether err is a write refused in a read-only

@@ -166,11 +166,17 @@ func (r *Rules) level(level slog.Level, msg string, args []any) (slog.Level, []a
 			}
 		}
 	}
-	if level == slog.LevelWarn && (containsAny(msg, routine[:]) || msg == firstElection && lastLeader == "") {
+	// "failed to get previous log" is routine only for an entry that is
+	// not there (the follower is behind); raft logs any read error of the
+	// log store with it, and a disk or corruption error must stay a warning.
+	if level == slog.LevelWarn && (containsAny(msg, routine[:]) && (!strings.Contains(msg, "failed to get previous log") || strings.Contains(text, "log not found")) ||
+		msg == firstElection && lastLeader == "") {
 		return slog.LevelInfo, nil
 	}
 	closed := containsAny(text, connGone[:])
-	isRetried := containsAny(msg, retried[:])
+	// A leader stepping down for want of a quorum is not a retried
+	// failure against one peer: each one is a warning.
+	isRetried := containsAny(msg, retried[:]) && !strings.Contains(msg, "quorum")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing && (closed || isRetried || peer != "") {

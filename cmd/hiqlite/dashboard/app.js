@@ -43,11 +43,16 @@ function role(m) {
   return "follower";
 }
 
+// A member re-announces its state at least every 10 s when nothing changed
+// (and at once when its index, term or role does): only an age well past
+// that says its gossip stopped.
+const staleAfterMs = 25000;
+
 function health(m, rep) {
   if (m.node_id === rep.self) return rep.fault ? "fault: " + rep.fault : "ok";
   if (!known(m.state) || m.state === "unknown") return "not reported to this node";
   if (m.state === "shutdown") return "down";
-  if (known(m.state_age_ms) && m.state_age_ms > 10000) return "stale (" + Math.round(m.state_age_ms / 1000) + "s)";
+  if (known(m.state_age_ms) && m.state_age_ms > staleAfterMs) return "stale (" + Math.round(m.state_age_ms / 1000) + "s)";
   return "ok";
 }
 
