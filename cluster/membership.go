@@ -34,6 +34,7 @@ func (n *Node) runMembership() {
 			if n.refuse() {
 				return
 			}
+			n.trustFreshCluster()
 			n.maybeBootstrap()
 			n.warnStray(&lastWarn)
 		} else if n.IsLeader() {
@@ -277,4 +278,33 @@ func (p *probeLog) forget(id string) {
 // counts as caught up, as before.
 func caughtUp(p discovery.PeerState, index uint64) bool {
 	return p.StateAt.IsZero() || p.State.AppliedIndex >= index
+}
+
+// trustFreshCluster lifts the vote guard of a node that takes part in a
+// new cluster: gossip shows another live node and none in a cluster, so no
+// cluster existed whose entries this node could have acknowledged. Without
+// it, a first leader that lost leadership before its second entry reached
+// the others could never be elected again (they would refuse it), nor
+// anyone else. A node whose data was wiped sees the members of its
+// cluster, which announce themselves in one from their first gossip.
+func (n *Node) trustFreshCluster() {
+	if n.votes == nil || !n.votes.armed.Load() {
+		return
+	}
+	others := 0
+	for _, p := range n.disc.Peers() {
+		if p.Status != discovery.StatusAlive {
+			continue
+		}
+		if p.InCluster {
+			return
+		}
+		if p.ID != n.id {
+			others++
+		}
+	}
+	if others > 0 {
+		n.votes.armed.Store(false)
+		n.cfg.logger.Debug("vote guard lifted: this node takes part in a new cluster")
+	}
 }

@@ -26,9 +26,8 @@ import (
 //
 // The cost of the rule: a voter without state cannot help elect anyone
 // past the bootstrap. So new voters join as non-voters and are promoted
-// once they have caught up (reconcile); and in a new cluster whose first
-// leader fails before its second entry reached every voter, the voters
-// without it wait for that leader to return.
+// once they have caught up (reconcile), and the nodes of a new cluster
+// lift their guard (trustFreshCluster).
 type voteGuard struct {
 	raft.Transport
 	lastIndex func() uint64 // the last index of the node's log or snapshot

@@ -29,6 +29,17 @@ func TestWipedNodeCannotElectStaleLeader(t *testing.T) {
 	})
 	rest := others(nodes, a)
 	b, c := rest[0], rest[1]
+	// The members announce in gossip that they are in a cluster (a node
+	// that restarts without state and sees none in one takes part in a new
+	// cluster, and trusts it).
+	waitfor.Cond(t, "every node announces it is in the cluster", 30*time.Second, func() bool {
+		for _, nd := range nodes {
+			if !nd.inCluster.Load() {
+				return false
+			}
+		}
+		return true
+	})
 	mustNodeExec(t, a, replication.Origin{}, `CREATE TABLE t(x INTEGER)`)
 
 	c.freezeTransport(true)                                                     // c misses the write
