@@ -241,7 +241,7 @@ func (s *shellSession) run(ctx context.Context, src lineSource, file string, int
 			pendingLine += strings.Count(text[:at], "\n")
 		}
 		if ctx.Err() != nil {
-			return true, failed, ctx.Err()
+			return false, failed, ctx.Err()
 		}
 		if eof {
 			if !isBlankSQL(pending) {
@@ -263,21 +263,27 @@ func startLine(text string) int {
 	return strings.Count(text[:len(text)-len(strings.TrimLeft(text, " \t\r\n"))], "\n")
 }
 
-// statementContext is the context of one statement: its reads use the
-// consistency .consistency chose, and interrupt cancels it. done must be
-// called when the statement ends.
+// statementContext is the context of one statement or dot command: its
+// reads use the consistency .consistency chose, and interrupt cancels it.
+// Inside a .read, interrupt cancels the outermost one: the whole .read.
+// done must be called when it ends.
 func (s *shellSession) statementContext(ctx context.Context) (sctx context.Context, done func()) {
 	sctx, cancel := context.WithCancel(ctx)
 	if s.consistency != nil {
 		sctx = hiqlite.WithConsistency(sctx, *s.consistency)
 	}
 	s.mu.Lock()
-	s.cancelStmt = cancel
+	outer := s.cancelStmt == nil
+	if outer {
+		s.cancelStmt = cancel
+	}
 	s.mu.Unlock()
 	return sctx, func() {
-		s.mu.Lock()
-		s.cancelStmt = nil
-		s.mu.Unlock()
+		if outer {
+			s.mu.Lock()
+			s.cancelStmt = nil
+			s.mu.Unlock()
+		}
 		cancel()
 	}
 }

@@ -22,7 +22,7 @@ const shellHelp = `Statements end with ';' and may span lines. Dot commands, at 
   .timer on|off             print the time each statement took
   .consistency [local|linearizable]
                             the consistency of reads (without an argument: the current one)
-  .read FILE                run the statements and commands of FILE
+  .read FILE                run the statements and commands of FILE (Ctrl-C stops it)
   .dump                     the schema and rows of the user tables as SQL that plain SQLite loads
   .quit                     leave (also .exit, Ctrl-D, or Ctrl-C twice at an empty prompt)
 Ctrl-C stops the running statement. hiqlite has no backups yet, so there is no .backup.
@@ -40,6 +40,8 @@ const maxReadDepth = 16
 func (s *shellSession) dotCommand(ctx context.Context, cmd string) (quit bool, err error) {
 	fields := strings.Fields(cmd)
 	name, args := fields[0], fields[1:]
+	ctx, done := s.statementContext(ctx) // Ctrl-C stops a long .dump or .read
+	defer done()
 	wantArgs := func(min, max int, synopsis string) error {
 		if len(args) < min || len(args) > max {
 			return fmt.Errorf("usage: %s", synopsis)
@@ -137,9 +139,7 @@ func onOff(v string) (bool, error) {
 
 // query runs q (with args) and prints its rows in the current mode.
 func (s *shellSession) query(ctx context.Context, q string, args ...any) error {
-	sctx, done := s.statementContext(ctx)
-	defer done()
-	rows, err := s.conn.QueryContext(sctx, q, args...)
+	rows, err := s.conn.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
@@ -175,6 +175,7 @@ func (s *shellSession) schema(ctx context.Context, args []string) error {
 }
 
 // read runs the lines of file as if typed, errors naming the file and line.
+// A Ctrl-C stops the whole file.
 func (s *shellSession) read(ctx context.Context, file string) (quit bool, err error) {
 	if s.readDepth >= maxReadDepth {
 		return false, fmt.Errorf(".read %s: files read each other more than %d deep", file, maxReadDepth)
@@ -186,11 +187,15 @@ func (s *shellSession) read(ctx context.Context, file string) (quit bool, err er
 	defer f.Close()
 	s.readDepth++
 	defer func() { s.readDepth-- }()
-	quit, failed, err := s.run(ctx, newPlainSource(f, io.Discard, false), file, false)
-	if err == nil && failed > 0 {
-		err = fmt.Errorf(".read %s: %d statement(s) failed", file, failed)
+	// A .quit in the file ends the file, not the shell.
+	_, failed, err := s.run(ctx, newPlainSource(f, io.Discard, false), file, false)
+	if err != nil {
+		return false, fmt.Errorf(".read %s: %w", file, err)
 	}
-	return quit, err
+	if failed > 0 {
+		return false, fmt.Errorf(".read %s: %d statement(s) failed", file, failed)
+	}
+	return false, nil
 }
 
 // quoteName quotes an SQL name with double quotes.

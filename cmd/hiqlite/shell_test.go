@@ -134,6 +134,41 @@ func TestShellInterrupt(t *testing.T) {
 	}
 }
 
+// TestShellInterruptRead checks that a Ctrl-C during .read stops the whole
+// file, not only its running statement.
+func TestShellInterruptRead(t *testing.T) {
+	t.Parallel()
+	ctx, db, s, _, _ := newTestShell(t)
+	file := filepath.Join(t.TempDir(), "long.sql")
+	text := "CREATE TABLE t(x);\nWITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;\nINSERT INTO t VALUES (1);\n"
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sout, serr syncBuffer
+	s.out, s.errOut = &sout, &serr
+	done := make(chan int, 1)
+	go func() {
+		_, failed, _ := s.run(ctx, newPlainSource(strings.NewReader(".read "+file+"\n.mode list\n.headers off\nSELECT count(*) FROM t;\n"), &sout, false), "", false)
+		done <- failed
+	}()
+	// Once t exists, the file is past its first statement: whether the
+	// interrupt comes before or during the endless one, the file stops.
+	waitfor.Cond(t, "the file's CREATE TABLE", 30*time.Second, func() bool {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = 't'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	if !s.interrupt() {
+		t.Fatal("interrupt found no .read running")
+	}
+	if failed := <-done; failed != 1 {
+		t.Errorf("failed %d, want 1 (the .read)", failed)
+	}
+	if got := sout.String(); got != "0\n" {
+		t.Errorf("rows of t after the interrupted .read: %q, want the INSERT after the interrupt not run", got)
+	}
+}
+
 // scriptedSource hands out lines and Ctrl-Cs as a terminal would.
 type scriptedSource struct{ items []any } // string or error
 
