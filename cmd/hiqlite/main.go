@@ -46,7 +46,13 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if len(os.Args) > 1 && os.Args[1] == "shell" {
+		// The shell handles SIGINT itself: Ctrl-C cancels the running
+		// statement, not the shell.
+		sigs = sigs[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	defer stop()
 	go func() {
 		// After the first signal, a second one kills the process at once.
