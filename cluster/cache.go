@@ -375,7 +375,7 @@ func (g *cacheGroup) propose(r *raft.Raft) {
 func (g *cacheGroup) settle() {
 	for fl := range g.flights {
 		var out *extensions.Applied
-		err := fl.f.Error()
+		err := g.n.futureErr(context.Background(), fl.f)
 		if err != nil {
 			err = raftError(err)
 		} else if out, _ = fl.f.Response().(*extensions.Applied); out == nil {
@@ -457,7 +457,7 @@ func (g *cacheGroup) run() {
 			return
 		case <-g.m.SnapshotDue():
 			if r := g.raft.Load(); r != nil {
-				if err := r.Snapshot().Error(); err != nil {
+				if err := g.n.futureErr(context.Background(), r.Snapshot()); err != nil {
 					g.n.cfg.logger.Warn("cache group snapshot", "error", err)
 				}
 			}
@@ -537,9 +537,9 @@ func (g *cacheGroup) reconcile(r *raft.Raft) {
 		}
 		var err error
 		if voter {
-			err = r.AddVoter(s.ID, s.Address, f.Index(), timeout).Error()
+			err = g.n.futureErr(context.Background(), r.AddVoter(s.ID, s.Address, f.Index(), timeout))
 		} else {
-			err = r.AddNonvoter(s.ID, s.Address, f.Index(), timeout).Error()
+			err = g.n.futureErr(context.Background(), r.AddNonvoter(s.ID, s.Address, f.Index(), timeout))
 		}
 		if err != nil {
 			g.n.cfg.logger.Warn("cache group: add server", "id", s.ID, "error", err)
@@ -548,7 +548,7 @@ func (g *cacheGroup) reconcile(r *raft.Raft) {
 	}
 	for id := range have {
 		if !wanted[id] {
-			if err := r.RemoveServer(id, f.Index(), timeout).Error(); err != nil {
+			if err := g.n.futureErr(context.Background(), r.RemoveServer(id, f.Index(), timeout)); err != nil {
 				g.n.cfg.logger.Warn("cache group: remove server", "id", id, "error", err)
 			}
 			return

@@ -211,8 +211,10 @@ func (n *Node) State() string { return strings.ToLower(n.raft.State().String()) 
 // ErrClosed when the node closes and with ctx's error when ctx ends. Raft
 // can leave a future unanswered as it shuts down (hashicorp/raft#498): a
 // linearizable read that waited on its leadership check that way held the
-// node's Close forever, and the process never exited on SIGTERM. Only
-// then is the goroutine that waits for raft left behind.
+// node's Close forever (the process never exited on SIGTERM), and so did
+// a cache group membership change in CI. Every wait on a raft future in a
+// goroutine that Close joins goes through here. Only when raft never
+// answers is the goroutine that waits for it left behind.
 func (n *Node) futureErr(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()

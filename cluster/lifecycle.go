@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -263,7 +264,7 @@ func (n *Node) snapshotOnLogSize(full <-chan struct{}) {
 			}
 		}
 		trailing := rc.TrailingLogs
-		err := n.raft.Snapshot().Error()
+		err := n.futureErr(context.Background(), n.raft.Snapshot())
 		if rc.TrailingLogs != keep {
 			rc.TrailingLogs = keep
 			if rerr := n.raft.ReloadConfig(rc); rerr != nil {

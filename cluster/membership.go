@@ -185,9 +185,9 @@ func (n *Node) reconcile() {
 			}
 			var err error
 			if promote {
-				err = n.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout).Error()
+				err = n.futureErr(context.Background(), n.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout))
 			} else {
-				err = n.raft.AddNonvoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout).Error()
+				err = n.futureErr(context.Background(), n.raft.AddNonvoter(raft.ServerID(p.ID), raft.ServerAddress(p.RaftAddr), index, n.cfg.Timeout))
 			}
 			if err != nil {
 				n.cfg.logger.Warn("add server", "id", p.ID, "error", err)
@@ -197,7 +197,7 @@ func (n *Node) reconcile() {
 			return
 		case "left":
 			if member {
-				if err := n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout).Error(); err != nil {
+				if err := n.futureErr(context.Background(), n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout)); err != nil {
 					n.cfg.logger.Warn("remove server that left", "id", p.ID, "error", err)
 					return
 				}
@@ -210,7 +210,7 @@ func (n *Node) reconcile() {
 				continue
 			}
 			if member {
-				if err := n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout).Error(); err != nil {
+				if err := n.futureErr(context.Background(), n.raft.RemoveServer(raft.ServerID(p.ID), index, n.cfg.Timeout)); err != nil {
 					n.cfg.logger.Warn("reap dead server", "id", p.ID, "error", err)
 					return
 				}
