@@ -159,21 +159,7 @@ func (h *history) save() error {
 // statement instead of the shell. main leaves SIGINT to the shell.
 func interactiveShell(ctx context.Context, s *shellSession, stdin *os.File) error {
 	src := newTermSource(stdin, s.out, s.errOut)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt)
-	defer signal.Stop(sig)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case <-sig:
-				s.interrupt()
-			case <-done:
-				return
-			}
-		}
-	}()
+	defer catchInterrupts(s, nil)()
 	return s.main(ctx, src, true)
 }
 
@@ -183,17 +169,23 @@ func interactiveShell(ctx context.Context, s *shellSession, stdin *os.File) erro
 func pipedShell(ctx context.Context, s *shellSession, stdin io.Reader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer catchInterrupts(s, cancel)()
+	return s.main(ctx, newPlainSource(stdin, s.out, false), false)
+}
+
+// catchInterrupts makes SIGINT cancel the statement s runs. A SIGINT while
+// none runs calls idle, if not nil, and gives SIGINT back its default (a
+// second one ends the process). The returned func stops catching.
+func catchInterrupts(s *shellSession, idle func()) (stop func()) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt)
-	defer signal.Stop(sig)
 	done := make(chan struct{})
-	defer close(done)
 	go func() {
 		for {
 			select {
 			case <-sig:
-				if !s.interrupt() {
-					cancel()
+				if !s.interrupt() && idle != nil {
+					idle()
 					signal.Stop(sig)
 					return
 				}
@@ -202,5 +194,8 @@ func pipedShell(ctx context.Context, s *shellSession, stdin io.Reader) error {
 			}
 		}
 	}()
-	return s.main(ctx, newPlainSource(stdin, s.out, false), false)
+	return func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }
