@@ -187,6 +187,17 @@ func (n *Node) Members() ([]Member, error) {
 	return ms, nil
 }
 
+// Leave takes this node out of the cluster for good, to decommission it:
+// a leader first hands leadership to another voter, then the node tells
+// the others through gossip, and the leader removes it from the cluster's
+// configuration. Leave returns once this node has seen its removal, or
+// with an error when ctx ends first. Close the node afterwards: until then
+// it still serves local reads, but its writes have no cluster to go to. A
+// node started again from the same DATA_DIR is added back like any new
+// one. The cluster's only voter cannot leave, nor can a node without
+// _gossip.
+func (n *Node) Leave(ctx context.Context) error { return n.c.Leave(ctx) }
+
 // Fault returns the error that stopped this node's state machine, or nil.
 // A stopped node serves reads of the state it reached but applies nothing
 // more until it is restarted. A fault that says the database is corrupt

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -327,19 +328,69 @@ func (n *Node) Close() error {
 	return errors.Join(errs...)
 }
 
-// leave leaves the cluster gracefully: a leader first hands leadership to
-// another voter, then the node announces its departure in gossip so the
-// leader removes it from the configuration. Close the node afterwards.
-func (n *Node) leave(timeout time.Duration) error {
-	if n.disc == nil || n.refusedErr() != nil {
-		return nil // no gossip, or stopped by refuse
+// Leave takes this node out of the cluster for good (to decommission it):
+// a leader first hands leadership to another voter, then the node announces
+// its departure in gossip, and the leader removes it from the configuration
+// (both groups). Leave waits until this node sees its removal, or ctx ends.
+// Close the node afterwards; a node started again from the same DATA_DIR
+// is added back as any other node found in gossip.
+//
+// The last voter cannot leave (nobody would be left to remove it), nor can
+// a node without gossip (nobody would hear it).
+func (n *Node) Leave(ctx context.Context) error {
+	if n.disc == nil {
+		return errors.New("hiqlite: leave: this node has no gossip (_gossip), so no leader can hear it leave")
+	}
+	if err := n.refusedErr(); err != nil {
+		return err
+	}
+	conf, ok := n.mainConfiguration()
+	if !ok {
+		return errors.New("hiqlite: leave: this node is not in a cluster yet")
+	}
+	self := raft.ServerID(n.ID())
+	voters, member := 0, false
+	for _, s := range conf.Servers {
+		if s.Suffrage == raft.Voter && s.ID != self {
+			voters++
+		}
+		member = member || s.ID == self
+	}
+	if !member {
+		return nil // removed already: a second Leave, or reaped
+	}
+	if voters == 0 {
+		return errors.New("hiqlite: leave: this node is the cluster's only voter; add another voter first")
 	}
 	if n.IsLeader() {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
-			n.cfg.logger.Warn("leadership transfer before leave", "error", err)
+		if err := n.futureErr(ctx, n.raft.LeadershipTransfer()); err != nil {
+			return fmt.Errorf("hiqlite: leave: hand leadership to another voter: %w", err)
 		}
 	}
-	return n.disc.Leave(timeout)
+	timeout := n.cfg.Timeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := n.disc.Leave(timeout); err != nil {
+		return fmt.Errorf("hiqlite: leave: %w", err)
+	}
+	// The leader sends the configuration without this node to this node
+	// too, before it stops replicating to it (best effort): wait for it.
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		conf, ok := n.mainConfiguration()
+		if ok && !slices.ContainsFunc(conf.Servers, func(s raft.Server) bool { return s.ID == self }) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("hiqlite: leave: left gossip, but this node has not seen its removal (the leader removes it once it hears of the leave): %w", ctx.Err())
+		case <-n.stopCh:
+			return nodeerr.ErrClosed
+		case <-t.C:
+		}
+	}
 }
 
 func (n *Node) closeResources() error {

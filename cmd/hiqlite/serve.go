@@ -42,7 +42,7 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	dsn := fs.String("dsn", "", "the node to run: DATA_DIR[?param=value&...] (required)")
 	var o httpOptions
 	fs.StringVar(&o.addr, "http", defaultHTTP,
-		"host:port where GET /healthz, /readyz, /status, POST /snapshot and the dashboard at / answer\n"+
+		"host:port where GET /healthz, /readyz, /status, POST /snapshot, POST /leave and the dashboard at / answer\n"+
 			"(port 0 picks a free port; empty: no HTTP). Off loopback, set --http-token-file and --http-tls-cert")
 	tokenFile := fs.String("http-token-file", "",
 		"a file holding a bearer token (at least 16 bytes, surrounding white space trimmed): every\n"+
@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg *hiqlite.Config, o httpOptions, stdout, stde
 	if ln != nil {
 		acc := newHTTPAccess(o.token, isLoopback(ln.Addr()))
 		srv = &http.Server{
-			Handler:           withDashboard(withFaultsuite(newStatusHandler(node, acc), db, node), db, node, acc, leaders),
+			Handler:           withLeave(withDashboard(withFaultsuite(newStatusHandler(node, acc), db, node), db, node, acc, leaders), node, acc, stop),
 			ConnState:         conns.track,
 			ReadHeaderTimeout: 10 * time.Second,
 			// Requests in flight (a /readyz waiting) end with serve.
@@ -286,6 +286,8 @@ func describeLeader(node *hiqlite.Node) string {
 //   - POST /snapshot: take a snapshot now and compact the log (keeping
 //     _snapshot_entries behind it); 200 when done.
 //   - GET /metrics: the node's Prometheus metrics (Node.MetricsHandler).
+//   - POST /leave (withLeave, serve_leave.go): the node leaves the cluster
+//     for good, then serve stops.
 //
 // serve puts the dashboard (withDashboard) in front of these.
 //
