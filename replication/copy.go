@@ -79,19 +79,6 @@ func (sm *StateMachine) CopyDatabase(ctx context.Context, dir string) (_ *Copy, 
 	return c, nil
 }
 
-// SchemaHash returns the SHA-256 of the database's schema at path: the sql
-// texts of sqlite_schema, sorted bytewise, each followed by a zero byte.
-// Two databases with the same tables, indexes, views and triggers, created
-// by the same statements, have the same hash.
-func SchemaHash(path string) ([sha256.Size]byte, error) {
-	conn, err := openReadOnly(path)
-	if err != nil {
-		return [sha256.Size]byte{}, err
-	}
-	defer conn.Close()
-	return schemaHash(conn)
-}
-
 func schemaHash(conn *sqlite3.Conn) ([sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
 	stmt, _, err := conn.Prepare(`SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY sql COLLATE BINARY`)
@@ -111,19 +98,21 @@ func schemaHash(conn *sqlite3.Conn) ([sha256.Size]byte, error) {
 	return sum, nil
 }
 
-// IntegrityCheck runs PRAGMA integrity_check on the database file at path,
-// which nothing else has open (a restored or verified copy). A damaged
-// file fails with an error that IsCorrupt recognises.
-func IntegrityCheck(path string) error {
+// CheckDatabase runs PRAGMA integrity_check on the database file at path,
+// which nothing else has open (a restored or verified copy), and returns
+// the SHA-256 of its schema: the sql texts of sqlite_schema, sorted
+// bytewise, each followed by a zero byte. A damaged file fails with an
+// error that IsCorrupt recognises. It opens the file read-write, though
+// it writes nothing, so that its close removes the -wal and -shm files the
+// open made (see checkFile).
+func CheckDatabase(path string) (sum [sha256.Size]byte, err error) {
 	conn, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READWRITE|sqlite3.OPEN_EXRESCODE)
 	if err != nil {
-		return err
+		return sum, err
 	}
-	err = runCheck(conn, path, "integrity_check")
-	return errors.Join(err, conn.Close())
-}
-
-// openReadOnly opens the database file at path to read it.
-func openReadOnly(path string) (*sqlite3.Conn, error) {
-	return sqlite3.OpenFlags(path, sqlite3.OPEN_READONLY|sqlite3.OPEN_EXRESCODE)
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	if err := runCheck(conn, path, "integrity_check"); err != nil {
+		return sum, err
+	}
+	return schemaHash(conn)
 }

@@ -176,12 +176,9 @@ func Extract(ctx context.Context, s Store, name string, identities []age.Identit
 	if err != nil {
 		return h, path, fmt.Errorf("%s: %w", name, err)
 	}
-	if err := replication.IntegrityCheck(path); err != nil {
-		return h, path, fmt.Errorf("%s: %w: the database in it fails its integrity check: %w", name, ErrDamaged, err)
-	}
-	sum, err := replication.SchemaHash(path)
+	sum, err := replication.CheckDatabase(path)
 	if err != nil {
-		return h, path, fmt.Errorf("%s: read the schema: %w", name, err)
+		return h, path, fmt.Errorf("%s: %w: the database in it fails its integrity check: %w", name, ErrDamaged, err)
 	}
 	if sum != h.SchemaHash {
 		return h, path, fmt.Errorf("%s: %w: the schema hash %x of the database differs from the header's %x", name, ErrDamaged, sum[:8], h.SchemaHash[:8])
