@@ -2,6 +2,7 @@ package hiqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,9 +41,19 @@ type BackupInfo struct {
 // Backup writes a backup of the node's database to dest, a directory path
 // (or file:// URL) or an s3:// URL: the database as of the node's applied
 // index, from a read snapshot, so writes go on meanwhile. Any node can take
-// one; the object says which node and index. See the README's Backups
-// section for the format and restoring.
+// one; the object says which node and index. An empty dest is the DSN's
+// _backup, with its _backup_key_file unless opts names keys. See the
+// README's Backups section for the format and restoring.
 func (n *Node) Backup(ctx context.Context, dest string, opts BackupOptions) (BackupInfo, error) {
+	if dest == "" {
+		if n.backupDest == "" {
+			return BackupInfo{}, errors.New("hiqlite: Backup: no destination given and the DSN has no _backup")
+		}
+		dest = n.backupDest
+		if opts.KeyFile == "" && len(opts.Recipients) == 0 {
+			opts.KeyFile = n.backupKeyFile
+		}
+	}
 	recipients, err := opts.recipients()
 	if err != nil {
 		return BackupInfo{}, err

@@ -285,6 +285,9 @@ func describeLeader(node *hiqlite.Node) string {
 //   - GET /status: the node's status as JSON (nodeStatus).
 //   - POST /snapshot: take a snapshot now and compact the log (keeping
 //     _snapshot_entries behind it); 200 when done.
+//   - POST /backup?to=DEST[&key_file=FILE]: take a backup now (Node.Backup)
+//     to DEST (default: the DSN's _backup, with its _backup_key_file);
+//     200 with the object's name when done.
 //   - GET /metrics: the node's Prometheus metrics (Node.MetricsHandler).
 //
 // serve puts the dashboard (withDashboard) in front of these.
@@ -292,7 +295,8 @@ func describeLeader(node *hiqlite.Node) string {
 // With a token in acc, every endpoint except /healthz and /readyz requires
 // it (401 otherwise). Only callers with the token see paths: the data
 // directory in /status, and in any error text it shows as DATA_DIR.
-// Without a token, POST /snapshot answers 403 unless acc.snapshotOpen.
+// Without a token, POST /snapshot and /backup answer 403 unless
+// acc.snapshotOpen.
 func newStatusHandler(node *hiqlite.Node, acc httpAccess) http.Handler {
 	// hide takes the data directory out of a text for a caller without the
 	// token; errors of the state machine may name its files.
@@ -338,6 +342,20 @@ func newStatusHandler(node *hiqlite.Node, acc httpAccess) http.Handler {
 			return
 		}
 		writeText(w, fmt.Sprintf("snapshot taken; applied index now %d", node.AppliedIndex()))
+	})
+	mux.HandleFunc("POST /backup", func(w http.ResponseWriter, r *http.Request) {
+		if acc.tokenSum == nil && !acc.snapshotOpen {
+			http.Error(w, "POST /backup is refused: serve's --http is not on a loopback address and has no token; start serve with --http-token-file FILE", http.StatusForbidden)
+			return
+		}
+		q := r.URL.Query()
+		// Without ?to, the DSN's _backup and _backup_key_file.
+		info, err := node.Backup(r.Context(), q.Get("to"), hiqlite.BackupOptions{KeyFile: q.Get("key_file")})
+		if err != nil {
+			http.Error(w, hide(r, "backup: "+err.Error()), http.StatusServiceUnavailable)
+			return
+		}
+		writeText(w, fmt.Sprintf("backup %s taken: index %d, %d bytes, %v", info.Name, info.Index, info.Size, info.Duration.Round(time.Millisecond)))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		s := statusOf(node)

@@ -206,3 +206,16 @@ func NodeOf(name string) string {
 	// hiqlite-<16 time>-<20 index>-<node>
 	return rest[len(namePrefix)+len(timeLayout)+1+20+1:]
 }
+
+// TimeOf returns when the backup object name was taken, zero if the name
+// is not one.
+func TimeOf(name string) time.Time {
+	if !IsBackupName(name) {
+		return time.Time{}
+	}
+	t, err := time.Parse(timeLayout, name[len(namePrefix):len(namePrefix)+len(timeLayout)])
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}

@@ -137,9 +137,13 @@ func (s *DirStore) Open(_ context.Context, name string) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// List implements Store.
+// List implements Store. A directory that does not exist yet holds no
+// object.
 func (s *DirStore) List(_ context.Context) ([]Object, error) {
 	entries, err := os.ReadDir(s.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // created by the first Put
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: backup: list %w", err)
 	}
