@@ -142,4 +142,3 @@ func fileSizeB(b *testing.B, path string) int64 {
 	}
 	return st.Size
 }
-
