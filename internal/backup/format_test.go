@@ -181,3 +181,25 @@ func TestBadObjects(t *testing.T) {
 		t.Errorf("magic flipped: %v, want ErrNotBackup", err)
 	}
 }
+
+// FuzzDecode: no input makes Decode panic or allocate beyond its bounds;
+// whatever it accepts has a trailer that matches.
+func FuzzDecode(f *testing.F) {
+	f.Add(AppendHeader(nil, goldenHeader()))
+	var plain bytes.Buffer
+	h := goldenHeader()
+	if err := Encode(context.Background(), &plain, h, strings.NewReader("database"), nil); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(plain.Bytes())
+	f.Add([]byte(magic + "\x01\xff\xff\xff\xff\x0f"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var out bytes.Buffer
+		if _, err := Decode(context.Background(), bytes.NewReader(b), nil, &out); err == nil {
+			sum := sha256.Sum256(b[:len(b)-trailerSize])
+			if !bytes.Equal(sum[:], b[len(b)-trailerSize:]) {
+				t.Fatal("accepted an object whose trailer does not match")
+			}
+		}
+	})
+}
