@@ -71,6 +71,40 @@ func TestBackupRestoreSingle(t *testing.T) {
 	}
 }
 
+// An in-memory node's backup restores into a data directory like any other.
+func TestBackupInMemory(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("hiqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustExec(t, db, `CREATE TABLE t(x)`)
+	mustExec(t, db, `INSERT INTO t VALUES ('in memory')`)
+	n, _ := hiqlite.NodeOf(ctx, db)
+	dest := t.TempDir()
+	info, err := n.Backup(ctx, dest, hiqlite.BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if _, err := backup.Restore(ctx, backup.NewDirStore(dest), info.Name, dir, "m1", nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sql.Open("hiqlite", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var x string
+	if err := r.QueryRow(`SELECT x FROM t`).Scan(&x); err != nil || x != "in memory" {
+		t.Fatalf("restored %q, %v", x, err)
+	}
+	if _, err := n.Backup(ctx, "", hiqlite.BackupOptions{}); err == nil || !strings.Contains(err.Error(), "no _backup") {
+		t.Fatalf("Backup without a destination: %v", err)
+	}
+}
+
 // A wrong key, a truncated object and a flipped byte (header, body,
 // trailer) are each refused with a clear error, and restore nothing.
 func TestRestoreRefusesBadObjects(t *testing.T) {
