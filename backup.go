@@ -22,6 +22,11 @@ type BackupOptions struct {
 	// Recipients are age public keys ("age1...") to encrypt to, besides
 	// KeyFile's. A passphrase cannot be combined with them.
 	Recipients []string
+	// Progress, when set, is called as the backup streams out, with the
+	// bytes of the database copy read so far and the copy's size, on a
+	// goroutine of the backup (often: keep it quick). The copy itself,
+	// before, is not reported.
+	Progress func(read, size int64)
 }
 
 // BackupInfo describes a backup taken.
@@ -62,17 +67,17 @@ func (n *Node) Backup(ctx context.Context, dest string, opts BackupOptions) (Bac
 	if err != nil {
 		return BackupInfo{}, err
 	}
-	return n.backupTo(ctx, store, recipients)
+	return n.backupTo(ctx, store, recipients, opts.Progress)
 }
 
-func (n *Node) backupTo(ctx context.Context, store backup.Store, recipients []age.Recipient) (BackupInfo, error) {
+func (n *Node) backupTo(ctx context.Context, store backup.Store, recipients []age.Recipient, progress func(read, size int64)) (BackupInfo, error) {
 	start := time.Now()
 	c, err := n.c.CopyDatabase(ctx)
 	if err != nil {
 		return BackupInfo{}, err
 	}
 	defer c.Remove()
-	info, err := backup.Take(ctx, store, c, "", n.ID(), recipients)
+	info, err := backup.Take(ctx, store, c, "", n.ID(), recipients, progress)
 	return BackupInfo{Name: info.Name, Index: info.Index, Term: info.Term, Size: info.Size, Duration: time.Since(start)}, err
 }
 

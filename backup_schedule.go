@@ -98,7 +98,7 @@ func (s *backupSchedule) run(ctx context.Context) {
 		if now.Before(due) {
 			continue
 		}
-		info, err := s.n.backupTo(ctx, s.store, s.recipients)
+		info, err := s.n.backupTo(ctx, s.store, s.recipients, nil)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("scheduled backup failed; trying again later", "destination", s.store.String(), "retry_in", check, "error", err)

@@ -32,9 +32,13 @@ func TestBackupRestoreSingle(t *testing.T) {
 		t.Fatal(err)
 	}
 	dest := t.TempDir()
-	info, err := n.Backup(ctx, dest, hiqlite.BackupOptions{})
+	var lastRead, lastSize int64
+	info, err := n.Backup(ctx, dest, hiqlite.BackupOptions{Progress: func(read, size int64) { lastRead, lastSize = read, size }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if lastSize == 0 || lastRead != lastSize {
+		t.Errorf("progress ended at %d of %d bytes", lastRead, lastSize)
 	}
 	mustExec(t, db, `INSERT INTO kv VALUES ('after', 'the backup')`)
 	dir := filepath.Join(t.TempDir(), "restored")

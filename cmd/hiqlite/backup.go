@@ -57,8 +57,10 @@ func cmdBackup(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "backing up node %s at applied index %d to %s ...\n", n.ID(), n.AppliedIndex(), *to)
-	info, err := n.Backup(ctx, *to, hiqlite.BackupOptions{KeyFile: *keyFile})
+	fmt.Fprintf(stderr, "backing up node %s at applied index %d to %s: copying the database ...\n", n.ID(), n.AppliedIndex(), *to)
+	p := startProgress(stderr, "backup")
+	info, err := n.Backup(ctx, *to, hiqlite.BackupOptions{KeyFile: *keyFile, Progress: p.set})
+	p.stop()
 	if err != nil {
 		return err
 	}
@@ -215,7 +217,7 @@ func sizeText(n int64) string {
 }
 
 // progress prints, every progressEvery while work runs, how many bytes of
-// the object were read.
+// the object (restore, verify) or of the database copy (backup) were read.
 type progress struct {
 	mu    sync.Mutex
 	n     int64
@@ -252,6 +254,13 @@ func startProgress(w io.Writer, label string) *progress {
 		}
 	}()
 	return p
+}
+
+// set records n bytes of size done (BackupOptions.Progress).
+func (p *progress) set(n, size int64) {
+	p.mu.Lock()
+	p.n, p.size = n, size
+	p.mu.Unlock()
 }
 
 func (p *progress) add(n int) {

@@ -90,7 +90,10 @@ type Info struct {
 // encrypted to recipients when there are any. The object streams from the
 // copy's file through the format's encoder into the store's Put (an
 // io.Pipe between them): memory stays bounded.
-func Take(ctx context.Context, s Store, c *replication.Copy, cluster, node string, recipients []age.Recipient) (Info, error) {
+//
+// progress, when not nil, is called on the encoder's goroutine with the
+// bytes of the copy read so far and its size, as the encoder reads.
+func Take(ctx context.Context, s Store, c *replication.Copy, cluster, node string, recipients []age.Recipient, progress func(read, size int64)) (Info, error) {
 	start := time.Now()
 	h := Header{Cluster: cluster, Node: node, Index: c.Index, Term: c.Term, Time: start.UTC().Truncate(time.Second), SchemaHash: c.SchemaHash}
 	info := Info{Name: ObjectName(h), Index: c.Index, Term: c.Term}
@@ -99,11 +102,19 @@ func Take(ctx context.Context, s Store, c *replication.Copy, cluster, node strin
 		return info, err
 	}
 	defer f.Close()
+	var src io.Reader = f
+	if progress != nil {
+		fi, err := f.Stat()
+		if err != nil {
+			return info, err
+		}
+		src = &progressReader{r: f, size: fi.Size(), fn: progress}
+	}
 	pr, pw := io.Pipe()
 	cw := &countWriter{w: pw}
 	done := make(chan error, 1)
 	go func() {
-		err := Encode(ctx, cw, h, f, recipients)
+		err := Encode(ctx, cw, h, src, recipients)
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -119,6 +130,20 @@ func Take(ctx context.Context, s Store, c *replication.Copy, cluster, node strin
 	info.Size = cw.n
 	info.Duration = time.Since(start)
 	return info, nil
+}
+
+type progressReader struct {
+	r    io.Reader
+	n    int64
+	size int64
+	fn   func(read, size int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	p.fn(p.n, p.size)
+	return n, err
 }
 
 type countWriter struct {
