@@ -45,6 +45,9 @@ func Seed(ctx context.Context, dir, id, db string, index uint64) error {
 	if err := durable.WriteFile(filepath.Join(dir, idFile), []byte(id+"\n"), privateFile); err != nil {
 		return fmt.Errorf("hiqlite: persist node id: %w", err)
 	}
+	if err := replication.ForgetSeen(db); err != nil {
+		return fmt.Errorf("hiqlite: restore: %w", err)
+	}
 	path := filepath.Join(dir, dbFile)
 	if err := os.Rename(db, path); err != nil {
 		return err

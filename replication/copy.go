@@ -116,3 +116,17 @@ func CheckDatabase(path string) (sum [sha256.Size]byte, err error) {
 	}
 	return schemaHash(conn)
 }
+
+// ForgetSeen sets the seen index of the database file at path, which
+// nothing else has open, to its applied index. A restored backup starts a
+// new Raft log after its applied index: the entries its old cluster had
+// seen beyond it (configuration changes) are not those of the new log, so
+// waits on those indexes must not count them as seen.
+func ForgetSeen(path string) (err error) {
+	conn, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READWRITE|sqlite3.OPEN_EXRESCODE)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	return conn.Exec(`UPDATE _hiqlite_state SET seen_index = applied_index WHERE id = 1`)
+}
