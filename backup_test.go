@@ -49,6 +49,19 @@ func TestBackupRestoreSingle(t *testing.T) {
 	if h.Encrypted || h.Node != n.ID() || h.Index != info.Index {
 		t.Fatalf("header %+v, info %+v", h, info)
 	}
+	// What restore leaves: the database whole (no WAL, no temporary),
+	// the node id and one snapshot.
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "hiqlite.db node-id snapshots" {
+		t.Fatalf("the restored dir holds %v", names)
+	}
+	if id, _ := os.ReadFile(filepath.Join(dir, "node-id")); strings.TrimSpace(string(id)) != n.ID() {
+		t.Fatalf("node-id %q, want %q", id, n.ID())
+	}
 	r, err := sql.Open("hiqlite", dir+"?_node="+n.ID())
 	if err != nil {
 		t.Fatal(err)
