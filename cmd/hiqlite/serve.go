@@ -42,12 +42,12 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	dsn := fs.String("dsn", "", "the node to run: DATA_DIR[?param=value&...] (required)")
 	var o httpOptions
 	fs.StringVar(&o.addr, "http", defaultHTTP,
-		"host:port where GET /healthz, /readyz, /status, POST /snapshot and the dashboard at / answer\n"+
+		"host:port where GET /healthz, /readyz, /status, POST /snapshot, /backup and the dashboard at / answer\n"+
 			"(port 0 picks a free port; empty: no HTTP). Off loopback, set --http-token-file and --http-tls-cert")
 	tokenFile := fs.String("http-token-file", "",
 		"a file holding a bearer token (at least 16 bytes, surrounding white space trimmed): every\n"+
 			"endpoint except /healthz and /readyz then requires Authorization: Bearer TOKEN. Without it,\n"+
-			"/status hides the data directory and POST /snapshot works only when --http is on loopback")
+			"/status hides the data directory and POST /snapshot and /backup work only when --http is on loopback")
 	fs.StringVar(&o.tlsCert, "http-tls-cert", "",
 		"a PEM certificate (chain) file: serve HTTPS (TLS 1.2 or later) instead of HTTP; the file and\n"+
 			"its key are read again when they change, so a renewed certificate needs no restart")
