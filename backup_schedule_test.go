@@ -23,9 +23,12 @@ func TestScheduledBackups(t *testing.T) {
 	mustExec(t, c.Members[l].DB, `CREATE TABLE t(x)`)
 	store := backup.NewDirStore(dest)
 	seen := map[string]bool{}
+	leaders := map[string]bool{leader: true} // every node seen leading
 	most := 0
 	c.WaitFor("5 scheduled backups", 60*time.Second, func() bool {
-		mustExec(t, c.Members[c.Leader()].DB, `INSERT INTO t VALUES (1)`)
+		l := c.Leader()
+		leaders[c.Members[l].ID] = true
+		mustExec(t, c.Members[l].DB, `INSERT INTO t VALUES (1)`)
 		objs, err := backup.Backups(ctx, store)
 		if err != nil {
 			return false // the leader has not created the directory yet
@@ -36,18 +39,21 @@ func TestScheduledBackups(t *testing.T) {
 		}
 		return len(seen) >= 5
 	})
-	if c.Members[c.Leader()].ID != leader {
-		t.Skip("leadership moved during the test; which node takes backups is then not checked")
-	}
+	leaders[c.Members[c.Leader()].ID] = true
 	// Between a new backup and the retention that follows it there is one
 	// more than keep, never more.
 	if most > keep+1 {
 		t.Errorf("%d backups at once, keep is %d", most, keep)
 	}
+	// Leadership rarely moves in this test; a backup may only come from a
+	// node seen leading, so the followers took none.
 	for name := range seen {
-		if node := backup.NodeOf(name); node != leader {
-			t.Errorf("backup %s taken by %s, not by the leader %s", name, node, leader)
+		if node := backup.NodeOf(name); !leaders[node] {
+			t.Errorf("backup %s taken by %s, which never led (leaders: %v)", name, node, leaders)
 		}
+	}
+	if len(leaders) == len(c.Members) {
+		t.Logf("every node led at some point: the followers' abstention is not shown by this run")
 	}
 	for i := range c.Members {
 		c.Kill(i)

@@ -108,10 +108,10 @@ func Take(ctx context.Context, s Store, c *replication.Copy, cluster, node strin
 		if err != nil {
 			return info, err
 		}
-		src = &progressReader{r: f, size: fi.Size(), fn: progress}
+		src = &copyProgress{r: f, size: fi.Size(), fn: progress}
 	}
 	pr, pw := io.Pipe()
-	cw := &countWriter{w: pw}
+	cw := &byteCounter{w: pw}
 	done := make(chan error, 1)
 	go func() {
 		err := Encode(ctx, cw, h, src, recipients)
@@ -132,26 +132,26 @@ func Take(ctx context.Context, s Store, c *replication.Copy, cluster, node strin
 	return info, nil
 }
 
-type progressReader struct {
+type copyProgress struct {
 	r    io.Reader
 	n    int64
 	size int64
 	fn   func(read, size int64)
 }
 
-func (p *progressReader) Read(b []byte) (int, error) {
+func (p *copyProgress) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
 	p.fn(p.n, p.size)
 	return n, err
 }
 
-type countWriter struct {
+type byteCounter struct {
 	w io.Writer
 	n int64
 }
 
-func (c *countWriter) Write(p []byte) (int, error) {
+func (c *byteCounter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err

@@ -26,8 +26,8 @@ func init() { schemes["file"] = openDir }
 // temporaries (and every name starting with a dot); a Put removes those
 // that no Put has written to for staleTemp (left by a crash).
 const (
-	dirMode   = 0o700
-	fileMode  = 0o600
+	storeDirMode   = 0o700
+	storeFileMode  = 0o600
 	tempInfix = ".tmp-"
 	staleTemp = time.Hour
 )
@@ -57,8 +57,8 @@ func NewDirStore(dir string) *DirStore { return &DirStore{dir: filepath.Clean(di
 
 func (s *DirStore) String() string { return s.dir }
 
-// checkName refuses a name that is not a plain file name of the store.
-func checkName(name string) error {
+// checkObjectName refuses a name that is not a plain file name of the store.
+func checkObjectName(name string) error {
 	if name == "" || name != filepath.Base(name) || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
 		return fmt.Errorf("hiqlite: backup: object name %q: want a plain file name, not starting with a dot", name)
 	}
@@ -67,17 +67,17 @@ func checkName(name string) error {
 
 // Put implements Store.
 func (s *DirStore) Put(ctx context.Context, name string, r io.Reader) (err error) {
-	if err := checkName(name); err != nil {
+	if err := checkObjectName(name); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.dir, dirMode); err != nil {
+	if err := os.MkdirAll(s.dir, storeDirMode); err != nil {
 		return fmt.Errorf("hiqlite: backup: create %s: %w", s.dir, err)
 	}
 	s.removeStale(time.Now())
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(s.dir, "."+name+tempInfix+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, storeFileMode)
 	if err != nil {
 		return fmt.Errorf("hiqlite: backup: %w", err)
 	}
@@ -87,7 +87,7 @@ func (s *DirStore) Put(ctx context.Context, name string, r io.Reader) (err error
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(f, ctxReader{r, ctx}); err != nil {
+	if _, err := io.Copy(f, stopReader{r, ctx}); err != nil {
 		return fmt.Errorf("hiqlite: backup: write %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -127,7 +127,7 @@ func isTemp(name string) bool {
 
 // Open implements Store.
 func (s *DirStore) Open(_ context.Context, name string) (io.ReadCloser, error) {
-	if err := checkName(name); err != nil {
+	if err := checkObjectName(name); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(filepath.Join(s.dir, name))
@@ -167,7 +167,7 @@ func (s *DirStore) List(_ context.Context) ([]Object, error) {
 
 // Remove implements Store.
 func (s *DirStore) Remove(_ context.Context, name string) error {
-	if err := checkName(name); err != nil {
+	if err := checkObjectName(name); err != nil {
 		return err
 	}
 	if err := os.Remove(filepath.Join(s.dir, name)); err != nil {

@@ -40,11 +40,11 @@ func TestDirStore(t *testing.T) {
 	if string(b) != "object b" {
 		t.Fatalf("read %q", b)
 	}
-	if fi, _ := os.Stat(dir); fi.Mode().Perm() != dirMode {
-		t.Errorf("directory mode %v, want %v", fi.Mode().Perm(), os.FileMode(dirMode))
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != storeDirMode {
+		t.Errorf("directory mode %v, want %v", fi.Mode().Perm(), os.FileMode(storeDirMode))
 	}
-	if fi, _ := os.Stat(filepath.Join(dir, "a")); fi.Mode().Perm() != fileMode {
-		t.Errorf("file mode %v, want %v", fi.Mode().Perm(), os.FileMode(fileMode))
+	if fi, _ := os.Stat(filepath.Join(dir, "a")); fi.Mode().Perm() != storeFileMode {
+		t.Errorf("file mode %v, want %v", fi.Mode().Perm(), os.FileMode(storeFileMode))
 	}
 	if err := s.Remove(ctx, "a"); err != nil {
 		t.Fatal(err)
@@ -65,9 +65,9 @@ func TestDirStore(t *testing.T) {
 	}
 }
 
-type failingReader struct{ n int }
+type failAfter struct{ n int }
 
-func (f *failingReader) Read(p []byte) (int, error) {
+func (f *failAfter) Read(p []byte) (int, error) {
 	if f.n <= 0 {
 		return 0, errors.New("source failed")
 	}
@@ -83,7 +83,7 @@ func TestDirStorePartial(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := NewDirStore(dir)
-	if err := s.Put(ctx, "x", &failingReader{n: 100 << 10}); err == nil {
+	if err := s.Put(ctx, "x", &failAfter{n: 100 << 10}); err == nil {
 		t.Fatal("a failing source was stored")
 	}
 	cctx, cancel := context.WithCancel(ctx)

@@ -113,7 +113,7 @@ func decodeHeader(p []byte) (Header, error) {
 func ReadHeader(r io.Reader) (Header, error) {
 	br, ok := r.(io.ByteReader)
 	if !ok {
-		br = byteReader{r}
+		br = oneByteReader{r}
 	}
 	head := make([]byte, len(magic)+1)
 	if _, err := io.ReadFull(r, head); err != nil {
@@ -173,7 +173,7 @@ func Encode(ctx context.Context, w io.Writer, h Header, db io.Reader, recipients
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(enc, ctxReader{db, ctx}); err != nil {
+	if _, err := io.Copy(enc, stopReader{db, ctx}); err != nil {
 		enc.Close()
 		return err
 	}
@@ -232,7 +232,7 @@ func decodeBody(ctx context.Context, r io.Reader, h Header, identities []age.Ide
 		return err
 	}
 	defer dec.Close()
-	if _, err := io.Copy(out, ctxReader{dec, ctx}); err != nil {
+	if _, err := io.Copy(out, stopReader{dec, ctx}); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -297,22 +297,22 @@ func (t *tailReader) damaged(err error) error {
 	return err
 }
 
-// ctxReader fails with ctx's error once ctx ends.
-type ctxReader struct {
+// stopReader fails with ctx's error once ctx ends.
+type stopReader struct {
 	r   io.Reader
 	ctx context.Context
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
+func (c stopReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
 	return c.r.Read(p)
 }
 
-type byteReader struct{ r io.Reader }
+type oneByteReader struct{ r io.Reader }
 
-func (b byteReader) ReadByte() (byte, error) {
+func (b oneByteReader) ReadByte() (byte, error) {
 	var p [1]byte
 	_, err := io.ReadFull(b.r, p[:])
 	return p[0], err

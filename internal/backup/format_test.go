@@ -72,7 +72,7 @@ func testBody(n int) []byte {
 
 const secretRow = "zebra-quartz-plaintext-marker-7761"
 
-func encode(t *testing.T, body []byte, recipients []age.Recipient) []byte {
+func encodeObject(t *testing.T, body []byte, recipients []age.Recipient) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	if err := Encode(context.Background(), &out, goldenHeader(), bytes.NewReader(body), recipients); err != nil {
@@ -96,7 +96,7 @@ func TestRoundTrip(t *testing.T) {
 		{"x25519", []age.Recipient{id.Recipient()}, []age.Identity{id}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			obj := encode(t, body, tc.rs)
+			obj := encodeObject(t, body, tc.rs)
 			if len(obj) >= len(body)/2 {
 				t.Errorf("object of %d bytes for a body of %d: not compressed", len(obj), len(body))
 			}
@@ -124,7 +124,7 @@ func TestPassphrase(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.SetWorkFactor(10) // cheap for the test
-	obj := encode(t, testBody(1<<16), []age.Recipient{r})
+	obj := encodeObject(t, testBody(1<<16), []age.Recipient{r})
 	good, _ := age.NewScryptIdentity("correct horse")
 	if _, err := Decode(context.Background(), bytes.NewReader(obj), []age.Identity{good}, io.Discard); err != nil {
 		t.Fatalf("right passphrase: %v", err)
@@ -140,8 +140,8 @@ func TestBadObjects(t *testing.T) {
 	id, _ := age.GenerateX25519Identity()
 	other, _ := age.GenerateX25519Identity()
 	body := testBody(256 << 10)
-	enc := encode(t, body, []age.Recipient{id.Recipient()})
-	plain := encode(t, body, nil)
+	enc := encodeObject(t, body, []age.Recipient{id.Recipient()})
+	plain := encodeObject(t, body, nil)
 	headerLen := len(AppendHeader(nil, goldenHeader()))
 	decode := func(obj []byte, ids ...age.Identity) error {
 		_, err := Decode(context.Background(), bytes.NewReader(obj), ids, io.Discard)

@@ -55,7 +55,7 @@ func TestKeyFiles(t *testing.T) {
 		t.Fatalf("a malformed key: %v", err)
 	}
 	// Encrypted to the public keys, opened by the second secret key only.
-	obj := encode(t, []byte("body"), rs)
+	obj := encodeObject(t, []byte("body"), rs)
 	var out bytes.Buffer
 	if _, err := Decode(context.Background(), bytes.NewReader(obj), ids[1:], &out); err != nil || out.String() != "body" {
 		t.Fatalf("decoded %q, %v", out.String(), err)
@@ -65,7 +65,7 @@ func TestKeyFiles(t *testing.T) {
 	if err != nil || len(prs) != 1 {
 		t.Fatalf("passphrase: %v", err)
 	}
-	obj = encode(t, []byte("body"), prs)
+	obj = encodeObject(t, []byte("body"), prs)
 	good, _ := age.NewScryptIdentity("correct horse battery staple")
 	if _, err := Decode(context.Background(), bytes.NewReader(obj), []age.Identity{good}, io.Discard); err != nil {
 		t.Fatalf("the passphrase's first line does not open it: %v", err)

@@ -26,7 +26,7 @@ func Restore(ctx context.Context, s Store, name, dir, id string, identities []ag
 	}
 	defer func() {
 		if err != nil {
-			clean(dir, created)
+			undoRestore(dir, created)
 		}
 	}()
 	// restore-*.db: what a node's start removes, should this process die.
@@ -62,9 +62,9 @@ func prepareEmpty(dir string) (created bool, err error) {
 	return false, cluster.MakePrivateDir(dir)
 }
 
-// clean undoes a failed restore: it removes what it put in dir, and dir
+// undoRestore undoes a failed restore: it removes what it put in dir, and dir
 // if it created it.
-func clean(dir string, created bool) {
+func undoRestore(dir string, created bool) {
 	if created {
 		os.RemoveAll(dir)
 		return
