@@ -26,10 +26,10 @@ func init() { schemes["file"] = openDir }
 // temporaries (and every name starting with a dot); a Put removes those
 // that no Put has written to for staleTemp (left by a crash).
 const (
-	storeDirMode   = 0o700
-	storeFileMode  = 0o600
-	tempInfix = ".tmp-"
-	staleTemp = time.Hour
+	storeDirMode  = 0o700
+	storeFileMode = 0o600
+	tempInfix     = ".tmp-"
+	staleTemp     = time.Hour
 )
 
 // DirStore is a Store in a directory of the local file system.
