@@ -134,3 +134,24 @@ func TestNames(t *testing.T) {
 		t.Fatalf("names do not sort by time: %q <= %q", ObjectName(later), name)
 	}
 }
+
+// A plain path is a directory as written, whatever characters it holds; a
+// file:// URL is unescaped as URLs are.
+func TestDirDestinations(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ dest, dir string }{
+		{"my backups/x", "my backups/x"},
+		{"/tmp/a%20b", "/tmp/a%20b"},
+		{"/tmp/50%", "/tmp/50%"},
+		{"/tmp/a#b", "/tmp/a#b"},
+		{"./rel", "rel"},
+		{"file:///abs/y", "/abs/y"},
+		{"file:///abs/a%20b", "/abs/a b"},
+		{"file://rel/dir", "rel/dir"},
+	} {
+		s, err := OpenStore(ctx, tc.dest)
+		if err != nil || s.String() != tc.dir {
+			t.Errorf("OpenStore(%q) = %v, %v; want the directory %q", tc.dest, s, err, tc.dir)
+		}
+	}
+}
