@@ -294,6 +294,7 @@ func TestRun(t *testing.T) {
 		{args: []string{"backup", "list", "ftp://x/y"}, code: exitFail, err: `unknown scheme "ftp"`},
 		{args: []string{"backup", "verify", "/nonexistent/hiqlite-backups"}, code: exitFail, err: "no backup in /nonexistent/hiqlite-backups"},
 		{args: []string{"restore", "--from", "x"}, code: exitUsage, err: "give --from SRC and --dir DATA_DIR"},
+		{args: []string{"restore", "--from", "/nonexistent/b", "--dir", "/nonexistent/d", "--node", "a b", "--name", "x.hqb"}, code: exitFail, err: `node id "a b"`},
 		{args: []string{"restore", "--from", "/nonexistent/b", "--dir", "/nonexistent/d", "--identity", "/nonexistent/key"}, code: exitFail, err: "/nonexistent/key"},
 	}
 	for _, tt := range tests {

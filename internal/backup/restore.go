@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/hiqlite/hiqlite/cluster"
+	"github.com/hiqlite/hiqlite/internal/nodeid"
 )
 
 // Restore makes dir, which must be empty or absent, the data directory of
@@ -20,6 +21,11 @@ import (
 // checked whole (checksum, integrity_check, schema hash) before anything
 // takes its place; on any error dir is left as it was found.
 func Restore(ctx context.Context, s Store, name, dir, id string, identities []age.Identity) (_ Header, err error) {
+	if id != "" {
+		if err := nodeid.Check(id); err != nil {
+			return Header{}, fmt.Errorf("hiqlite: restore: node id %q: %w", id, err)
+		}
+	}
 	created, err := prepareEmpty(dir)
 	if err != nil {
 		return Header{}, err
