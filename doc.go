@@ -92,6 +92,12 @@
 //	               bytes of log entries that trigger one (>= 1MiB)      256MiB
 //	_log_segment   size of a Raft log segment file (1MiB to 1GiB);      4MiB
 //	               preallocated, so about what an empty node takes
+//	_backup        scheduled backups to a directory or s3://bucket/...  unset: none
+//	               taken by the leader (Node.Backup on demand)
+//	_backup_every  how often (at least 1s)                              24h
+//	_backup_keep   how many the destination keeps (at least 1)          7
+//	_backup_key_file
+//	               age keys, one per line, or a passphrase: encrypts    unset: not encrypted
 //	_tls_cert      PEM file: this node's certificate (mutual TLS)       unset: no TLS
 //	_tls_key       PEM file: its private key                            unset
 //	_tls_ca        PEM file: the CA of every node's certificate         unset

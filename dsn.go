@@ -90,6 +90,21 @@ type Config struct {
 	// 4MiB, from 1MiB to 1GiB.
 	LogSegment uint64
 
+	// Backup (_backup) turns on scheduled backups: the leader writes one to
+	// this destination, a directory or an s3://bucket/prefix URL, every
+	// BackupEvery (_backup_every, default 24h, at least 1s) and then
+	// removes the oldest backups there beyond BackupKeep (_backup_keep,
+	// default 7). A destination holds the backups of one cluster: every
+	// backup named as one there counts towards BackupKeep. BackupKeyFile
+	// (_backup_key_file) encrypts them: a file of age keys, one per line
+	// (public "age1..." or secret "AGE-SECRET-KEY-1..." keys), or else a
+	// passphrase on its first line. Without Backup the other three must
+	// keep their defaults.
+	Backup        string
+	BackupEvery   time.Duration
+	BackupKeep    int
+	BackupKeyFile string
+
 	// TLSCert, TLSKey and TLSCA (_tls_cert, _tls_key, _tls_ca) are PEM
 	// files: this node's certificate, its key, and the CA that signs every
 	// node's certificate. Set all three or none. With them, every
@@ -146,6 +161,10 @@ const (
 	defaultBusy    = 5 * time.Second
 	defaultReap    = 5 * time.Minute
 	defaultTxLock  = "deferred"
+	// Scheduled backups: daily, the last week kept.
+	defaultBackupEvery = 24 * time.Hour
+	defaultBackupKeep  = 7
+	minBackupEvery     = time.Second
 	// defaultSnapshotEntries is raft's own default threshold.
 	defaultSnapshotEntries = 8192
 	// minSnapshotEntries keeps a snapshot from being taken every few writes.
@@ -200,6 +219,9 @@ func NewConfig() *Config {
 		SnapshotEntries: defaultSnapshotEntries,
 		SnapshotBytes:   defaultSnapshotBytes,
 		LogSegment:      defaultLogSegment,
+
+		BackupEvery: defaultBackupEvery,
+		BackupKeep:  defaultBackupKeep,
 	}
 }
 
@@ -290,6 +312,7 @@ var knownParams = map[string]bool{
 	"_snapshot_bytes": true, "_log_segment": true,
 	"_tls_cert": true, "_tls_key": true, "_tls_ca": true,
 	"_txlock": true,
+	"_backup": true, "_backup_every": true, "_backup_keep": true, "_backup_key_file": true,
 }
 
 // sqliteParams are the SQLite URI parameters ParseDSN accepts, for the
@@ -364,6 +387,14 @@ func (c *Config) setParam(name, value string) error {
 		c.SnapshotBytes, err = parseSize(value)
 	case "_log_segment":
 		c.LogSegment, err = parseSize(value)
+	case "_backup":
+		c.Backup = value
+	case "_backup_every":
+		c.BackupEvery, err = time.ParseDuration(value)
+	case "_backup_keep":
+		c.BackupKeep, err = strconv.Atoi(value)
+	case "_backup_key_file":
+		c.BackupKeyFile = value
 	case "_tls_cert":
 		c.TLSCert = value
 	case "_tls_key":
@@ -450,6 +481,12 @@ func (c *Config) format(redact bool) string {
 	if c.LogSegment != defaultLogSegment {
 		add("_log_segment", formatSize(c.LogSegment))
 	}
+	addString("_backup", c.Backup)
+	addDuration("_backup_every", c.BackupEvery, defaultBackupEvery)
+	if c.BackupKeep != defaultBackupKeep {
+		add("_backup_keep", strconv.Itoa(c.BackupKeep))
+	}
+	addString("_backup_key_file", c.BackupKeyFile)
 	addString("_tls_cert", c.TLSCert)
 	addString("_tls_key", c.TLSKey)
 	addString("_tls_ca", c.TLSCA)

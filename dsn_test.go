@@ -123,6 +123,21 @@ var dsnTests = []struct {
 	{dsn: "data?_txlock=", err: `invalid _txlock "": empty value`},
 	{dsn: "data?_txlock=write", err: `invalid _txlock "write": want deferred, immediate or exclusive`},
 	{dsn: "data?_txlock=immediate&_txlock=deferred", err: "_txlock given twice"},
+	// _backup, _backup_every, _backup_keep, _backup_key_file.
+	{dsn: "data?_backup=/var/backups/hq", want: conf("data", func(c *Config) { c.Backup = "/var/backups/hq" }), format: "data?_backup=%2Fvar%2Fbackups%2Fhq"},
+	{dsn: "data?_backup=s3%3A%2F%2Fbucket%2Fprefix&_backup_every=1h&_backup_keep=3&_backup_key_file=%2Fetc%2Fhq.key",
+		want: conf("data", func(c *Config) {
+			c.Backup, c.BackupEvery, c.BackupKeep, c.BackupKeyFile = "s3://bucket/prefix", time.Hour, 3, "/etc/hq.key"
+		}),
+		format: "data?_backup=s3%3A%2F%2Fbucket%2Fprefix&_backup_every=1h0m0s&_backup_keep=3&_backup_key_file=%2Fetc%2Fhq.key"},
+	{dsn: "data?_backup=b&_backup_every=24h&_backup_keep=7", want: conf("data", func(c *Config) { c.Backup = "b" }), format: "data?_backup=b"},
+	{dsn: "data?_backup_every=1h", err: "_backup_every 1h0m0s requires _backup"},
+	{dsn: "data?_backup_keep=2", err: "_backup_keep 2 requires _backup"},
+	{dsn: "data?_backup_key_file=k", err: "_backup_key_file \"k\" requires _backup"},
+	{dsn: "data?_backup=b&_backup_every=10ms", err: `invalid _backup_every "10ms": must be at least 1s`},
+	{dsn: "data?_backup=b&_backup_every=daily", err: `invalid _backup_every "daily"`},
+	{dsn: "data?_backup=b&_backup_keep=0", err: `invalid _backup_keep "0": must be at least 1`},
+	{dsn: "data?_backup=ftp%3A%2F%2Fhost%2Fx", err: `invalid _backup "ftp://host/x": unknown scheme "ftp"`},
 	// _snapshot_bytes and _log_segment.
 	{dsn: "data?_snapshot_bytes=64MiB&_log_segment=1MiB",
 		want:   conf("data", func(c *Config) { c.SnapshotBytes = 64 << 20; c.LogSegment = 1 << 20 }),

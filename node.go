@@ -26,6 +26,11 @@ type Node struct {
 	connInit func(*sqlite3.Conn) error
 	// refs counts the connectors sharing the node; guarded by registry.mu.
 	refs int
+	// backupDest and backupKeyFile are the DSN's _backup and
+	// _backup_key_file: Backup's defaults. backups is their schedule (nil
+	// without _backup).
+	backupDest, backupKeyFile string
+	backups                   *backupSchedule
 }
 
 // registry: the nodes this process runs, by absolute DATA_DIR: the
@@ -76,7 +81,11 @@ func startNode(cfg *Config, dir string, secret []byte) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{c: cn, dir: dir, refs: 1, connInit: cfg.ConnInit}, nil
+	n := &Node{c: cn, dir: dir, refs: 1, connInit: cfg.ConnInit, backupDest: cfg.Backup, backupKeyFile: cfg.BackupKeyFile}
+	if err := n.startBackups(cfg); err != nil {
+		return nil, errors.Join(err, cn.Close())
+	}
+	return n, nil
 }
 
 // clusterConfig is the node's configuration for c, in dir, with the
@@ -118,6 +127,7 @@ func (n *Node) release() error {
 	if registry.nodes[n.dir] == n {
 		delete(registry.nodes, n.dir)
 	}
+	n.backups.close()
 	return n.c.Close()
 }
 

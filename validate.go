@@ -125,6 +125,9 @@ func (c *Config) validateFields() error {
 	if c.Consistency > Linearizable {
 		return fmt.Errorf("hiqlite: invalid _consistency %d: want local or linearizable", c.Consistency)
 	}
+	if err := c.validateBackup(); err != nil {
+		return err
+	}
 	switch c.TxLock {
 	case "deferred", "immediate", "exclusive":
 	default:
@@ -297,4 +300,29 @@ func (c *Config) loadSecret() ([]byte, error) {
 		return secret, nil
 	}
 	return nil, nil
+}
+
+// validateBackup checks the scheduled backup's settings (_backup ...).
+func (c *Config) validateBackup() error {
+	if c.Backup == "" {
+		switch {
+		case c.BackupEvery != defaultBackupEvery:
+			return fmt.Errorf("hiqlite: _backup_every %v requires _backup (the destination)", c.BackupEvery)
+		case c.BackupKeep != defaultBackupKeep:
+			return fmt.Errorf("hiqlite: _backup_keep %d requires _backup (the destination)", c.BackupKeep)
+		case c.BackupKeyFile != "":
+			return fmt.Errorf("hiqlite: _backup_key_file %s requires _backup (the destination)", quotePath(c.BackupKeyFile))
+		}
+		return nil
+	}
+	if scheme, _, ok := strings.Cut(c.Backup, "://"); ok && scheme != "file" && scheme != "s3" {
+		return invalidValue("_backup", c.Backup, fmt.Errorf("unknown scheme %q: want a directory path, file:// or s3://", scheme))
+	}
+	if c.BackupEvery < minBackupEvery {
+		return invalidValue("_backup_every", c.BackupEvery.String(), fmt.Errorf("must be at least %v", minBackupEvery))
+	}
+	if c.BackupKeep < 1 {
+		return invalidValue("_backup_keep", strconv.Itoa(c.BackupKeep), errors.New("must be at least 1"))
+	}
+	return nil
 }

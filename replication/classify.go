@@ -260,7 +260,7 @@ func (st *parsedStmt) classify() (c Class, decided bool, err error) {
 	case "VACUUM":
 		// VACUUM [schema] [INTO file]; INTO is reserved, so it is never the schema.
 		if st.tok(1).Is("INTO") || st.tok(2).Is("INTO") {
-			return Class{}, false, st.refuse("VACUUM INTO is not supported: every node would write the file it names; use hiqlite's backups")
+			return Class{}, false, st.refuse("VACUUM INTO is not supported: every node would write the file it names; use hiqlite backup (Node.Backup, POST /backup)")
 		}
 		return Class{Kind: Write}, true, nil
 	case "CREATE":

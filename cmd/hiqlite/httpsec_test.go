@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,7 +78,7 @@ func TestServeToken(t *testing.T) {
 			t.Errorf("GET %s without a token: %d %q", path, code, body)
 		}
 	}
-	for _, ep := range []struct{ method, path string }{{"GET", "/status"}, {"POST", "/snapshot"}, {"GET", "/nope"}} {
+	for _, ep := range []struct{ method, path string }{{"GET", "/status"}, {"POST", "/snapshot"}, {"POST", "/backup"}, {"GET", "/nope"}} {
 		for _, tok := range []string{"", "tok-wrong-but-long-enough", testToken + "x"} {
 			code, auth, body := do(t, c, ep.method, base+ep.path, tok)
 			if code != http.StatusUnauthorized || !strings.HasPrefix(auth, `Bearer realm="hiqlite"`) {
@@ -157,10 +158,17 @@ func TestSnapshotNeedsToken(t *testing.T) {
 	} {
 		srv := httptest.NewServer(newStatusHandler(node, tt.acc))
 		code, _, body := do(t, c, "POST", srv.URL+"/snapshot", tt.tok)
-		srv.Close()
 		if code != tt.code || !strings.Contains(body, tt.body) {
 			t.Errorf("%s: POST /snapshot: %d %q, want %d with %q", tt.name, code, body, tt.code, tt.body)
 		}
+		// POST /backup follows the same rule.
+		dest := t.TempDir()
+		wantBody := strings.Replace(tt.body, "snapshot taken", "backup hiqlite-", 1)
+		code, _, body = do(t, c, "POST", srv.URL+"/backup?to="+url.QueryEscape(dest), tt.tok)
+		if code != tt.code || !strings.Contains(body, wantBody) {
+			t.Errorf("%s: POST /backup: %d %q, want %d with %q", tt.name, code, body, tt.code, wantBody)
+		}
+		srv.Close()
 	}
 }
 

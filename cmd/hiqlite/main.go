@@ -6,6 +6,8 @@
 //	hiqlite serve --dsn DSN [--http ADDR]    run a node, with health and status over HTTP
 //	hiqlite shell --dsn DSN                  an SQL shell on a node
 //	hiqlite status --dsn DSN | --http ADDR   print a node's id, leader, applied index, members
+//	hiqlite backup --dsn DSN --to DEST       take a backup (a directory or s3://bucket/prefix); also backup list|verify SRC
+//	hiqlite restore --from SRC --dir DIR     make a data dir from a backup that boots a new cluster with its data
 //	hiqlite cert --dir DIR [--nodes N,...]   make a development CA and node certificates for TLS
 //	hiqlite bench [--json FILE] [--quick]    measure a 3-node loopback cluster beside plain SQLite and bare Raft
 //	hiqlite version                          print the module version and VCS revision (also --version)
@@ -14,10 +16,11 @@
 // --http (default 127.0.0.1:8080; empty turns it off) it answers
 // GET /healthz (200 while the node has no fault), GET /readyz (200 once the
 // node is ready: leader known, caught up; ?timeout=DURATION, default 1s),
-// GET /status (JSON) and POST /snapshot (take a snapshot now). With
+// GET /status (JSON), POST /snapshot (take a snapshot now) and
+// POST /backup?to=DEST (take a backup now). With
 // --http-token-file every endpoint but /healthz and /readyz requires that
 // bearer token; without one, /status hides the data directory and
-// POST /snapshot is allowed only on a loopback --http. --http-tls-cert and
+// POST /snapshot and /backup are allowed only on a loopback --http. --http-tls-cert and
 // --http-tls-key serve HTTPS, re-reading renewed files. status --dsn
 // opens the node in its own process, which fails while another process runs
 // it; status --http asks a running serve (--http-token-file, --http-ca).
@@ -76,9 +79,11 @@ type command struct {
 // commands lists the subcommands in the order usage shows them.
 var commands = []command{
 	{"demo", "[--dir DIR]", "walk through a 3-node cluster on 127.0.0.1: writes, reads, failover (a temporary directory unless --dir)", cmdDemo},
-	{"serve", "--dsn DSN [--http ADDR]", "run the node of DSN until interrupted, with /healthz, /readyz, /status and /snapshot on HTTP(S)", cmdServe},
+	{"serve", "--dsn DSN [--http ADDR]", "run the node of DSN until interrupted, with /healthz, /readyz, /status, /snapshot and /backup on HTTP(S)", cmdServe},
 	{"shell", "--dsn DSN", "an SQL shell: statements end with ';', .help lists the dot commands", cmdShell},
 	{"status", "--dsn DSN | --http ADDR", "print a node's id, leader, applied index and members: open it here, or ask a running serve", cmdStatus},
+	{"backup", "--dsn DSN --to DEST | list SRC | verify SRC", "take a backup of a node (a directory or s3://bucket/prefix), list the backups of SRC, or check one whole", cmdBackup},
+	{"restore", "--from SRC --dir DATA_DIR", "make DATA_DIR from a backup: a node started on it forms a new cluster with exactly that data", cmdRestore},
 	{"cert", "--dir DIR [--nodes N,...]", "make a development CA and node certificates for mutual TLS (_tls_*) and HTTPS", cmdCert},
 	{"bench", "[--json FILE] [--quick]", "measure a 3-node cluster on 127.0.0.1 beside plain SQLite and bare Raft, against hiqlite's performance targets", cmdBench},
 	{"version", "", "print hiqlite's module version, the VCS revision it was built from, and the Go, SQLite and Raft versions (also --version)", cmdVersion},

@@ -287,6 +287,15 @@ func TestRun(t *testing.T) {
 		{args: []string{"help"}, code: exitOK, out: "version"},
 		{args: []string{"version", "extra"}, code: exitUsage, err: `unexpected argument "extra"`},
 		{args: []string{"status", "--dsn", "?_bogus=1"}, code: exitUsage, err: "empty data directory"},
+		{args: []string{"help"}, code: exitOK, out: "restore --from SRC --dir DATA_DIR"},
+		{args: []string{"backup"}, code: exitUsage, err: "give --dsn DSN and --to DEST"},
+		{args: []string{"backup", "list"}, code: exitUsage, err: "give the source"},
+		{args: []string{"backup", "verify", "a", "b"}, code: exitUsage, err: `unexpected argument "b"`},
+		{args: []string{"backup", "list", "ftp://x/y"}, code: exitFail, err: `unknown scheme "ftp"`},
+		{args: []string{"backup", "verify", "/nonexistent/hiqlite-backups"}, code: exitFail, err: "no backup in /nonexistent/hiqlite-backups"},
+		{args: []string{"restore", "--from", "x"}, code: exitUsage, err: "give --from SRC and --dir DATA_DIR"},
+		{args: []string{"restore", "--from", "/nonexistent/b", "--dir", "/nonexistent/d", "--node", "a b", "--name", "x.hqb"}, code: exitFail, err: `node id "a b"`},
+		{args: []string{"restore", "--from", "/nonexistent/b", "--dir", "/nonexistent/d", "--identity", "/nonexistent/key"}, code: exitFail, err: "/nonexistent/key"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(append([]string{"hiqlite"}, tt.args...), " "), func(t *testing.T) {

@@ -42,12 +42,12 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	dsn := fs.String("dsn", "", "the node to run: DATA_DIR[?param=value&...] (required)")
 	var o httpOptions
 	fs.StringVar(&o.addr, "http", defaultHTTP,
-		"host:port where GET /healthz, /readyz, /status, POST /snapshot, POST /leave and the dashboard at / answer\n"+
+		"host:port where GET /healthz, /readyz, /status, POST /snapshot, /backup, /leave and the dashboard at / answer\n"+
 			"(port 0 picks a free port; empty: no HTTP). Off loopback, set --http-token-file and --http-tls-cert")
 	tokenFile := fs.String("http-token-file", "",
 		"a file holding a bearer token (at least 16 bytes, surrounding white space trimmed): every\n"+
 			"endpoint except /healthz and /readyz then requires Authorization: Bearer TOKEN. Without it,\n"+
-			"/status hides the data directory and POST /snapshot works only when --http is on loopback")
+			"/status hides the data directory and POST /snapshot and /backup work only when --http is on loopback")
 	fs.StringVar(&o.tlsCert, "http-tls-cert", "",
 		"a PEM certificate (chain) file: serve HTTPS (TLS 1.2 or later) instead of HTTP; the file and\n"+
 			"its key are read again when they change, so a renewed certificate needs no restart")
@@ -285,6 +285,9 @@ func describeLeader(node *hiqlite.Node) string {
 //   - GET /status: the node's status as JSON (nodeStatus).
 //   - POST /snapshot: take a snapshot now and compact the log (keeping
 //     _snapshot_entries behind it); 200 when done.
+//   - POST /backup?to=DEST[&key_file=FILE]: take a backup now (Node.Backup)
+//     to DEST (default: the DSN's _backup, with its _backup_key_file);
+//     200 with the object's name when done.
 //   - GET /metrics: the node's Prometheus metrics (Node.MetricsHandler).
 //   - POST /leave (withLeave, serve_leave.go): the node leaves the cluster
 //     for good, then serve stops.
@@ -294,7 +297,8 @@ func describeLeader(node *hiqlite.Node) string {
 // With a token in acc, every endpoint except /healthz and /readyz requires
 // it (401 otherwise). Only callers with the token see paths: the data
 // directory in /status, and in any error text it shows as DATA_DIR.
-// Without a token, POST /snapshot answers 403 unless acc.snapshotOpen.
+// Without a token, POST /snapshot and /backup answer 403 unless
+// acc.snapshotOpen.
 func newStatusHandler(node *hiqlite.Node, acc httpAccess) http.Handler {
 	// hide takes the data directory out of a text for a caller without the
 	// token; errors of the state machine may name its files.
@@ -340,6 +344,20 @@ func newStatusHandler(node *hiqlite.Node, acc httpAccess) http.Handler {
 			return
 		}
 		writeText(w, fmt.Sprintf("snapshot taken; applied index now %d", node.AppliedIndex()))
+	})
+	mux.HandleFunc("POST /backup", func(w http.ResponseWriter, r *http.Request) {
+		if acc.tokenSum == nil && !acc.snapshotOpen {
+			http.Error(w, "POST /backup is refused: serve's --http is not on a loopback address and has no token; start serve with --http-token-file FILE", http.StatusForbidden)
+			return
+		}
+		q := r.URL.Query()
+		// Without ?to, the DSN's _backup and _backup_key_file.
+		info, err := node.Backup(r.Context(), q.Get("to"), hiqlite.BackupOptions{KeyFile: q.Get("key_file")})
+		if err != nil {
+			http.Error(w, hide(r, "backup: "+err.Error()), http.StatusServiceUnavailable)
+			return
+		}
+		writeText(w, fmt.Sprintf("backup %s taken: index %d, %d bytes, %v", info.Name, info.Index, info.Size, info.Duration.Round(time.Millisecond)))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		s := statusOf(node)

@@ -386,7 +386,7 @@ func procLeader(t *testing.T, procs []*serveProc) int {
 // (go vet ./... compiles the same dependencies) this takes seconds; with a
 // cold cache compiling SQLite alone takes minutes on two cores, hence the
 // generous bound, which still fits go test's default 10m timeout.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {

@@ -25,7 +25,7 @@ const shellHelp = `Statements end with ';' and may span lines. Dot commands, at 
   .read FILE                run the statements and commands of FILE (Ctrl-C stops it)
   .dump                     the schema and rows of the user tables as SQL that plain SQLite loads
   .quit                     leave (also .exit, Ctrl-D, or Ctrl-C twice at an empty prompt)
-Ctrl-C stops the running statement. hiqlite has no backups yet, so there is no .backup.
+Ctrl-C stops the running statement. Backups are "hiqlite backup" and "hiqlite restore" (no .backup).
 `
 
 // userObjects is the SQL condition that keeps out SQLite's and hiqlite's

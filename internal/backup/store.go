@@ -52,7 +52,9 @@ func OpenStore(ctx context.Context, dest string) (Store, error) {
 	}
 	scheme, _, hasScheme := strings.Cut(dest, "://")
 	if !hasScheme {
-		scheme, dest = "file", "file://"+dest
+		// A plain path is taken as it is: as a URL, "%20" or "#" in it
+		// would name another directory.
+		return NewDirStore(dest), nil
 	}
 	u, err := url.Parse(dest)
 	if err != nil {
