@@ -100,10 +100,12 @@ func newS3Store(c s3Config) (*s3Store, error) {
 
 func (s *s3Store) String() string { return s.display }
 
-// key is the object key of the backup name.
+// key is the object key of the backup name. Names follow the directory
+// store's rule, a plain file name not starting with a dot, so that a backup
+// can move between the two.
 func (s *s3Store) key(op, name string) (string, error) {
-	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
-		return "", fmt.Errorf("hiqlite: backup: %s: %s: bad object name %q (want a name without \"/\")", s, op, name)
+	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("hiqlite: backup: %s: %s: object name %q: want a plain file name, not starting with a dot", s, op, name)
 	}
 	if s.prefix == "" {
 		return name, nil
@@ -119,20 +121,20 @@ func (s *s3Store) Put(ctx context.Context, name string, r io.Reader) error {
 	}
 	// Sequential parts (no ConcurrentStreamParts): one buffer of partSize.
 	opts := minio.PutObjectOptions{PartSize: uint64(s.partSize), ContentType: "application/octet-stream"}
-	if _, err := s.client.PutObject(ctx, s.bucket, key, &ctxReader{ctx: ctx, r: r}, -1, opts); err != nil {
+	if _, err := s.client.PutObject(ctx, s.bucket, key, &uploadReader{ctx: ctx, r: r}, -1, opts); err != nil {
 		return s.opErr("put", name, key, err)
 	}
 	return nil
 }
 
-// ctxReader fails its reads once ctx is done, so that a cancelled Put stops
+// uploadReader fails its reads once ctx is done, so that a cancelled Put stops
 // reading its source at once rather than at the next part's request.
-type ctxReader struct {
+type uploadReader struct {
 	ctx context.Context
 	r   io.Reader
 }
 
-func (c *ctxReader) Read(p []byte) (int, error) {
+func (c *uploadReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -177,7 +179,8 @@ func (r *s3Reader) Close() error { return r.obj.Close() }
 
 // List returns the objects directly under the prefix, by name. Incomplete
 // uploads are not objects, so they never show; neither do deeper keys
-// (prefix/a/b) nor keys outside the prefix.
+// (prefix/a/b), keys outside the prefix, nor names starting with a dot
+// (which Put refuses, as the directory store does).
 func (s *s3Store) List(ctx context.Context) ([]Object, error) {
 	under := ""
 	if s.prefix != "" {
@@ -189,8 +192,8 @@ func (s *s3Store) List(ctx context.Context) ([]Object, error) {
 			return nil, s.opErr("list", "", under, info.Err)
 		}
 		name, ok := strings.CutPrefix(info.Key, under)
-		if !ok || name == "" || strings.Contains(name, "/") {
-			continue // a "directory" (common prefix) or a foreign key
+		if !ok || name == "" || strings.Contains(name, "/") || strings.HasPrefix(name, ".") {
+			continue // a "directory" (common prefix), or a name Put does not write
 		}
 		out = append(out, Object{Name: name, Size: info.Size, Modified: info.LastModified})
 	}

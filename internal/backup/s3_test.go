@@ -172,7 +172,7 @@ func TestS3ListOnlyUnderPrefix(t *testing.T) {
 	srv, s := newTestS3(t, "hq")
 	ctx := testCtx(t)
 	c := srv.Client(t)
-	for _, key := range []string{"top.hqb", "hqx/near.hqb", "other/hq/far.hqb", "hq/deeper/nested.hqb"} {
+	for _, key := range []string{"top.hqb", "hqx/near.hqb", "other/hq/far.hqb", "hq/deeper/nested.hqb", "hq/.hidden"} {
 		if _, err := c.PutObject(ctx, "backups", key, strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -211,14 +211,14 @@ func TestS3ListOnlyUnderPrefix(t *testing.T) {
 	}
 }
 
-// failingReader serves n bytes, then fails with err.
-type failingReader struct {
+// failAfter serves n bytes, then fails with err.
+type failAfter struct {
 	r   io.Reader
 	n   int
 	err error
 }
 
-func (f *failingReader) Read(p []byte) (int, error) {
+func (f *failAfter) Read(p []byte) (int, error) {
 	if f.n <= 0 {
 		return 0, f.err
 	}
@@ -234,7 +234,7 @@ func TestS3PutReaderFailsLeavesNothing(t *testing.T) {
 	boom := errors.New("the database went away")
 	data := randomBytes(3 * testPartSize)
 	// One part is sent, and half of the next read, before the source fails.
-	r := &failingReader{r: bytes.NewReader(data), n: testPartSize + testPartSize/2, err: boom}
+	r := &failAfter{r: bytes.NewReader(data), n: testPartSize + testPartSize/2, err: boom}
 	err := s.Put(testCtx(t), "half.hqb", r)
 	if !errors.Is(err, boom) {
 		t.Fatalf("Put = %v; want the reader's error", err)
@@ -373,5 +373,25 @@ func TestS3OpenStoreFromEnvironment(t *testing.T) {
 	}
 	if objs, err := st2.List(ctx); err != nil || !slices.Equal(names(objs), []string{"one.hqb"}) {
 		t.Fatalf("List = %v, %v; want [one.hqb]", names(objs), err)
+	}
+}
+
+func TestS3BadNames(t *testing.T) {
+	s, err := newS3Store(s3Config{bucket: "b", prefix: "p", host: "127.0.0.1:1", creds: credentials.NewStaticV4("k", "s", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"", "a/b", `a\b`, ".hidden", "..", "../x"} {
+		_, openErr := s.Open(ctx, name)
+		for op, err := range map[string]error{
+			"put":    s.Put(ctx, name, strings.NewReader("x")),
+			"open":   openErr,
+			"remove": s.Remove(ctx, name),
+		} {
+			if err == nil || !strings.Contains(err.Error(), "object name") {
+				t.Errorf("%s(%q) = %v; want the name refused", op, name, err)
+			}
+		}
 	}
 }
