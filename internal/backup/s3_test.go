@@ -1,12 +1,16 @@
 package backup
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -393,5 +397,124 @@ func TestS3BadNames(t *testing.T) {
 				t.Errorf("%s(%q) = %v; want the name refused", op, name, err)
 			}
 		}
+	}
+}
+
+// crashChildEnv, set in a child process, makes TestS3PutKilledLeavesNoObject
+// upload to the server it names ("host access secret") until it is killed.
+const crashChildEnv = "HIQLITE_TEST_S3_CRASH_CHILD"
+
+// midUpload is what the child prints once a part is stored and the next is
+// being read: it is then in the middle of its upload.
+const midUpload = "mid-upload"
+
+// stallAfter serves random bytes; at the first read past n it prints
+// midUpload and never returns.
+type stallAfter struct {
+	n, read int
+}
+
+func (s *stallAfter) Read(p []byte) (int, error) {
+	if s.read >= s.n {
+		fmt.Println(midUpload)
+		select {}
+	}
+	p = p[:min(len(p), s.n-s.read)]
+	for i := range p {
+		p[i] = byte(s.read + i)
+	}
+	s.read += len(p)
+	return len(p), nil
+}
+
+// TestS3PutKilledLeavesNoObject kills (SIGKILL) a process in the middle of
+// a Put: no object appears under the name, only an incomplete upload that
+// listings do not show.
+func TestS3PutKilledLeavesNoObject(t *testing.T) {
+	if args := os.Getenv(crashChildEnv); args != "" {
+		f := strings.Fields(args)
+		s, err := newS3Store(s3Config{bucket: "backups", prefix: "k", host: f[0], region: s3test.Region,
+			pathStyle: "true", creds: credentials.NewStaticV4(f[1], f[2], ""), partSize: testPartSize})
+		if err == nil {
+			err = s.Put(context.Background(), "killed.hqb", &stallAfter{n: testPartSize})
+		}
+		fmt.Println("child: Put returned:", err)
+		os.Exit(2)
+	}
+	t.Parallel()
+	srv, s := newTestS3(t, "k")
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestS3PutKilledLeavesNoObject$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+srv.Host+" "+srv.AccessKey+" "+srv.SecretKey)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reached := make(chan struct{})
+	var lines []string // the child's output, read by the scanner until reached or EOF
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == midUpload {
+				close(reached)
+				io.Copy(io.Discard, stdout)
+				return
+			}
+			lines = append(lines, sc.Text())
+		}
+	}()
+	killed := false
+	defer func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	select {
+	case <-reached:
+	case <-scanned:
+		cmd.Wait()
+		killed = true
+		t.Fatalf("the child ended before the middle of its upload: %q", lines)
+	case <-time.After(s3TestTimeout):
+		t.Fatal("the child did not reach the middle of its upload")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killed = true
+
+	ctx := testCtx(t)
+	if objs, err := s.List(ctx); err != nil || len(objs) != 0 {
+		t.Errorf("List = %v, %v; want no objects", names(objs), err)
+	}
+	c := srv.Client(t)
+	if _, err := c.StatObject(ctx, "backups", "k/killed.hqb", minio.StatObjectOptions{}); minio.ToErrorResponse(err).Code != minio.NoSuchKey {
+		t.Errorf("StatObject = %v; want NoSuchKey", err)
+	}
+	if _, err := s.Open(ctx, "killed.hqb"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open = %v; want fs.ErrNotExist", err)
+	}
+	if srv.Exists(t, "backups", "k/killed.hqb") {
+		t.Error("the server's directory holds a file for the killed upload")
+	}
+	// What the crash leaves: one incomplete upload, which a lifecycle rule
+	// (AbortIncompleteMultipartUpload) would remove.
+	var ups int
+	for up := range c.ListIncompleteUploads(ctx, "backups", "k/killed.hqb", true) {
+		if up.Err != nil {
+			t.Fatal(up.Err)
+		}
+		ups++
+	}
+	if ups != 1 {
+		t.Errorf("%d incomplete uploads of k/killed.hqb; want the killed one", ups)
 	}
 }
