@@ -144,6 +144,8 @@ func (c *uploadReader) Read(p []byte) (int, error) {
 // Open streams the object name. It asks for the object before returning, so
 // that a missing object or a refusal shows here rather than at the first
 // Read; the error then wraps fs.ErrNotExist when there is no such object.
+// The object streams over the one response, which ctx governs: it must stay
+// live until the reader is closed.
 func (s *s3Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	key, err := s.key("open", name)
 	if err != nil {
