@@ -39,6 +39,7 @@ func (n *Node) watchLeadership() {
 				continue
 			}
 			if n.raft.State() == raft.Leader {
+				n.correctOwnAddress()
 				n.setReady(true)
 			}
 		}

@@ -60,7 +60,12 @@ func isVTabCorrupt(err error) bool {
 // matched against their rows (that is integrity_check, several times
 // slower). It returns a *corruptError when the check finds problems.
 func quickCheck(conn *sqlite3.Conn, path string) error {
-	stmt, _, err := conn.Prepare(`PRAGMA quick_check(` + fmt.Sprint(maxCheckProblems) + `)`)
+	return runCheck(conn, path, "quick_check")
+}
+
+// runCheck runs PRAGMA pragma (quick_check or integrity_check) on conn.
+func runCheck(conn *sqlite3.Conn, path, pragma string) error {
+	stmt, _, err := conn.Prepare(`PRAGMA ` + pragma + `(` + fmt.Sprint(maxCheckProblems) + `)`)
 	if err != nil {
 		return err
 	}
@@ -72,7 +77,7 @@ func quickCheck(conn *sqlite3.Conn, path string) error {
 		}
 	}
 	if err := stmt.Err(); err != nil {
-		return fmt.Errorf("hiqlite: quick_check of %s: %w", path, err)
+		return fmt.Errorf("hiqlite: %s of %s: %w", pragma, path, err)
 	}
 	if len(problems) > 0 {
 		return &corruptError{Path: path, Problems: problems}

@@ -25,14 +25,15 @@ import (
 const (
 	persistTemp = "snapshot-*.db"
 	restoreTemp = "restore-*.db"
+	backupTemp  = "backup-*.db"
 )
 
-// RemoveTemp deletes the temporary files a snapshot persist or restore
-// left in dir when its process died (with their SQLite journals). Call it
+// RemoveTemp deletes the temporary files a snapshot persist or restore, or
+// a backup, left in dir when its process died (with their SQLite journals). Call it
 // only while no state machine of dir is open. It returns the names removed.
 func RemoveTemp(dir string) ([]string, error) {
 	var removed []string
-	for _, pattern := range []string{persistTemp, restoreTemp} {
+	for _, pattern := range []string{persistTemp, restoreTemp, backupTemp} {
 		names, err := filepath.Glob(filepath.Join(dir, pattern+"*"))
 		if err != nil {
 			return removed, err
@@ -62,28 +63,42 @@ func (sm *StateMachine) Snapshot() (raft.FSMSnapshot, error) {
 	if err := sm.usable(); err != nil {
 		return nil, err
 	}
-	conn, err := sqlite3.OpenFlags(sm.path, sqlite3.OPEN_READONLY|sqlite3.OPEN_EXRESCODE)
+	conn, st, err := sm.pin()
 	if err != nil {
 		return nil, err
 	}
-	if err := runConnInit(conn, sm.connInit); err != nil {
+	if idx := st.applied; idx != sm.applied.Load() {
 		conn.Close()
-		return nil, err
-	}
-	// The first read of a transaction fixes its snapshot: from here on,
-	// conn sees the database exactly as of the applied index.
-	if err := conn.Exec(`BEGIN`); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	idx, err := ReadAppliedIndex(conn)
-	if err != nil || idx != sm.applied.Load() {
-		conn.Close()
-		return nil, fmt.Errorf("hiqlite: snapshot read index %d, applied %d: %v", idx, sm.applied.Load(), err)
+		return nil, fmt.Errorf("hiqlite: snapshot read index %d, applied %d", idx, sm.applied.Load())
 	}
 	// The entries counted so far are the ones this snapshot covers; Persist
 	// takes them off the count once the snapshot is stored.
 	return &fsmSnapshot{conn: conn, dir: filepath.Dir(sm.path), sm: sm, bytes: sm.logBytes.Load(), entries: sm.logEntries.Load()}, nil
+}
+
+// pin opens a read-only connection on the database with a read transaction
+// open: from then on it sees the database exactly as of the applied index
+// it returns, whatever the writer commits.
+func (sm *StateMachine) pin() (*sqlite3.Conn, dbState, error) {
+	conn, err := sqlite3.OpenFlags(sm.path, sqlite3.OPEN_READONLY|sqlite3.OPEN_EXRESCODE)
+	if err != nil {
+		return nil, dbState{}, err
+	}
+	if err := runConnInit(conn, sm.connInit); err != nil {
+		conn.Close()
+		return nil, dbState{}, err
+	}
+	// The first read of a transaction fixes its snapshot.
+	if err := conn.Exec(`BEGIN`); err != nil {
+		conn.Close()
+		return nil, dbState{}, err
+	}
+	st, err := readState(conn)
+	if err != nil {
+		conn.Close()
+		return nil, dbState{}, fmt.Errorf("hiqlite: read the applied index: %w", err)
+	}
+	return conn, st, nil
 }
 
 type fsmSnapshot struct {
@@ -152,6 +167,16 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 		s.sm.stop(err)
 		return fmt.Errorf("hiqlite: snapshot copy: %w", err)
 	}
+	return encodeSnapshot(s.sm.stopping, w, tmp)
+}
+
+// EncodeSnapshot writes the database file at path to w as a snapshot
+// stream (what Persist writes and Restore reads), until ctx ends.
+func EncodeSnapshot(ctx context.Context, w io.Writer, path string) error {
+	return encodeSnapshot(ctx, w, tempDB{uri: path})
+}
+
+func encodeSnapshot(ctx context.Context, w io.Writer, tmp tempDB) error {
 	if _, err := io.WriteString(w, snapshotMagic); err != nil {
 		return err
 	}
@@ -168,7 +193,7 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := copyOut(enc, tmp, s.sm.stopping); err != nil {
+	if err := copyOut(enc, tmp, ctx); err != nil {
 		enc.Close()
 		return err
 	}
@@ -193,13 +218,19 @@ func copyOut(w io.Writer, tmp tempDB, ctx context.Context) error {
 // backup API, in steps, so that Interrupt (a closing node) stops it within
 // a step instead of after the whole database.
 func (s *fsmSnapshot) copyTo(name string) error {
-	b, err := s.conn.BackupInit("main", name)
+	return copyPinned(s.conn, name, s.sm.stopping)
+}
+
+// copyPinned copies the database conn reads, in its open read transaction,
+// into the file name with SQLite's backup API, checking ctx between steps.
+func copyPinned(conn *sqlite3.Conn, name string, ctx context.Context) error {
+	b, err := conn.BackupInit("main", name)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 	for {
-		if s.sm.stopping.Err() != nil {
+		if ctx.Err() != nil {
 			return ErrInterrupted
 		}
 		done, err := b.Step(snapshotStepPages)
