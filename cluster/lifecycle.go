@@ -172,6 +172,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	n.rpc = newRPCServer(n)
 	n.client = &rpcClient{n: n}
 	n.goFunc(n.rpc.serve)
+	n.goFunc(n.serveClients)
 	n.goFunc(func() { n.client.followLeader(n.raft, n.stopCh) })
 	if cfg.Gossip == "" {
 		// No gossip: a one-voter cluster reachable over the network.
