@@ -219,6 +219,9 @@ func NewConfig() *Config {
 // Errors name the parameter and the offending value, except the value of
 // _secret, which never appears in an error.
 func ParseDSN(dsn string) (*Config, error) {
+	if IsRemoteDSN(dsn) {
+		return nil, fmt.Errorf("hiqlite: %s... is the DSN of a remote client, not of a node: parse it with ParseClientDSN (sql.Open takes either)", RemotePrefix)
+	}
 	c := NewConfig()
 	dir, query, _ := strings.Cut(strings.TrimPrefix(dsn, filePrefix), "?")
 	if dir == "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"path/filepath"
 	"sync"
 
@@ -76,7 +77,14 @@ func startNode(cfg *Config, dir string, secret []byte) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{c: cn, dir: dir, refs: 1, connInit: cfg.ConnInit}, nil
+	n := &Node{c: cn, dir: dir, refs: 1, connInit: cfg.ConnInit}
+	// Remote clients' sessions run as connections of this node, with the
+	// settings (_busy, _txidle, _txlock, _foreign_keys) of the Config
+	// that started it.
+	scfg := *cfg
+	scfg.Join = append([]string(nil), cfg.Join...)
+	cn.ServeClients(func(ctx context.Context, c net.Conn) { n.serveClient(ctx, &scfg, c) })
+	return n, nil
 }
 
 // clusterConfig is the node's configuration for c, in dir, with the

@@ -40,7 +40,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hiqlite: dial %s: %w", addr, err)
 	}
-	hc, err := dialHandshake(ctx, c, addr, StreamClient, d.key, d.tls, d.timeout)
+	hc, err := dialHandshake(ctx, c, addr, StreamClient, d.key, d.tls, d.timeout, "this client's")
 	if err != nil {
 		c.Close()
 		if cerr := dialCtxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
@@ -56,7 +56,9 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 // handshake timeout or ctx's deadline, whichever is sooner). Cancelling ctx
 // interrupts it. It returns the connection to use: c, or the TLS
 // connection over it.
-func dialHandshake(ctx context.Context, c net.Conn, addr string, st StreamType, key []byte, t *TLS, timeout time.Duration) (net.Conn, error) {
+//
+// who names the dialing side in a refusal of its certificate.
+func dialHandshake(ctx context.Context, c net.Conn, addr string, st StreamType, key []byte, t *TLS, timeout time.Duration, who string) (net.Conn, error) {
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -65,7 +67,7 @@ func dialHandshake(ctx context.Context, c net.Conn, addr string, st StreamType, 
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-	conn, err := dialHandshakes(c, addr, st, key, t)
+	conn, err := dialHandshakes(c, addr, st, key, t, who)
 	if !stop() {
 		// ctx is done, and its func may yet expire the deadline.
 		if err == nil {
@@ -79,7 +81,7 @@ func dialHandshake(ctx context.Context, c net.Conn, addr string, st StreamType, 
 	return conn, c.SetDeadline(time.Time{})
 }
 
-func dialHandshakes(c net.Conn, addr string, st StreamType, key []byte, t *TLS) (net.Conn, error) {
+func dialHandshakes(c net.Conn, addr string, st StreamType, key []byte, t *TLS, who string) (net.Conn, error) {
 	conn := c
 	if t != nil {
 		cfg, err := t.client(addr)
@@ -97,7 +99,7 @@ func dialHandshakes(c net.Conn, addr string, st StreamType, key []byte, t *TLS) 
 	// first read, here.
 	if err := clientHandshake(conn, key, st); err != nil {
 		if r, ok := tlsRefusal(err); ok && t != nil && r == dropTLSRefusedOurs {
-			return nil, fmt.Errorf("the peer refused this node's TLS certificate: %w", err)
+			return nil, fmt.Errorf("the peer refused %s TLS certificate: %w", who, err)
 		}
 		if errors.Is(err, ErrAuth) {
 			return nil, fmt.Errorf("%w (is the cluster secret the same on both sides?)", err)

@@ -444,5 +444,5 @@ func dialCtxErr(ctx context.Context) error {
 // clientHandshake runs the client handshakes for stream st on c, a
 // connection dialed to addr (see dialHandshake).
 func (m *Mux) clientHandshake(ctx context.Context, c net.Conn, addr string, st StreamType) (net.Conn, error) {
-	return dialHandshake(ctx, c, addr, st, m.key, m.opts.tls, m.opts.handshakeTimeout)
+	return dialHandshake(ctx, c, addr, st, m.key, m.opts.tls, m.opts.handshakeTimeout, "this node's")
 }

@@ -26,8 +26,7 @@ const (
 	OpRollback  ClientOp = 7
 	OpPing      ClientOp = 8
 	OpOutcome   ClientOp = 9  // was the write sent with Seq (of this session) applied?
-	OpStatus    ClientOp = 10 // the member's view: SQL names the query (see the root package)
-	OpExt       ClientOp = 11 // an extension call: SQL names it, Args carry its arguments
+	OpExt       ClientOp = 10 // an extension call: SQL names it, Args carry its arguments
 )
 
 // ClientHello opens a session: the identity the client's writes carry
@@ -89,12 +88,14 @@ func (m *ClientRequest) decodeBody(d decoder) {
 
 // ClientResult answers a ClientRequest: a statement's result, or a batch of
 // rows (Columns and DeclTypes with the first; More: another batch follows
-// on OpNext). TxSeq is the sequence number of the session's open write
-// transaction (0: none), which a client whose COMMIT is interrupted asks
-// about with OpOutcome; Applied answers OpOutcome.
+// on OpNext). InTx says whether the session has a transaction open after
+// the request; TxSeq is the sequence number of its write transaction's
+// origin (0: it has not written), which a client whose COMMIT is
+// interrupted asks about with OpOutcome; Applied answers OpOutcome.
 type ClientResult struct {
 	Result  replication.Result
 	More    bool
+	InTx    bool
 	TxSeq   uint64
 	Applied bool
 }
@@ -107,6 +108,7 @@ func (m *ClientResult) appendBody(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	b = encoding.AppendBool(b, m.More)
+	b = encoding.AppendBool(b, m.InTx)
 	b = encoding.AppendUvarint(b, m.TxSeq)
 	return encoding.AppendBool(b, m.Applied), nil
 }
@@ -114,6 +116,7 @@ func (m *ClientResult) appendBody(b []byte) ([]byte, error) {
 func (m *ClientResult) decodeBody(d decoder) {
 	d.result(&m.Result)
 	m.More = d.Bool()
+	m.InTx = d.Bool()
 	m.TxSeq = d.Uvarint()
 	m.Applied = d.Bool()
 }
