@@ -129,4 +129,3 @@ func (r *remoteRows) ColumnTypeScanType(i int) reflect.Type {
 	}
 	return scanType(r.kinds[i], nil, false)
 }
-
