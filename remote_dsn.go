@@ -136,8 +136,13 @@ func (c *ClientConfig) Validate() error {
 	if c.Timeout <= 0 {
 		return fmt.Errorf("hiqlite: invalid _timeout %s: must be positive", c.Timeout)
 	}
-	if _, err := c.secret(); err != nil {
-		return err
+	if c.SecretFile == "" {
+		// The file is read when the connector is made.
+		if _, err := c.secret(); err != nil {
+			return err
+		}
+	} else if c.Secret != "" {
+		return fmt.Errorf("hiqlite: _secret and _secret_file %s are mutually exclusive", quotePath(c.SecretFile))
 	}
 	if c.Secret == "" && c.SecretFile == "" {
 		for _, h := range c.Hosts {
