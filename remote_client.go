@@ -272,14 +272,20 @@ func (c *remoteConn) call(ctx context.Context, req *wire.ClientRequest) (*wire.C
 		c.inTx, c.txSeq = m.InTx, m.TxSeq
 		return m, nil
 	case *wire.ErrorResponse:
-		if ctx.Err() != nil && (errors.Is(m.Err, context.Canceled) || errors.Is(m.Err, context.DeadlineExceeded) || errors.Is(m.Err, sqlite3.INTERRUPT)) {
-			return nil, ctx.Err()
-		}
-		return nil, m.Err
+		return nil, ctxError(ctx, m.Err)
 	}
 	c.close()
 	c.bad = true
 	return nil, fmt.Errorf("hiqlite: remote session: unexpected %s", m.Type())
+}
+
+// ctxError is err, or ctx's error when err is the member's statement
+// interrupted because ctx ended.
+func ctxError(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sqlite3.INTERRUPT)) {
+		return ctx.Err()
+	}
+	return err
 }
 
 // cancelWait is how long a cancelled request waits for its member's
@@ -458,10 +464,19 @@ func (c *remoteConn) Prepare(query string) (driver.Stmt, error) {
 	return c.PrepareContext(context.Background(), query)
 }
 
-// PrepareContext returns a statement that sends its text with each
-// execution: the member prepares (and caches) it.
+// PrepareContext prepares query on the member, for its errors and its
+// parameter count; the statement sends its text with each execution, and
+// the member's connection finds it in its caches.
 func (c *remoteConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	return &remoteStmt{c: c, query: query}, nil
+	req, err := c.request(ctx, wire.OpPrepare, query, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &remoteStmt{c: c, query: query, numInput: int(res.NumInput)}, nil
 }
 
 func (c *remoteConn) Begin() (driver.Tx, error) {
@@ -504,12 +519,13 @@ func (c *remoteConn) CheckNamedValue(nv *driver.NamedValue) error { return check
 
 // remoteStmt is a statement of a remote connection.
 type remoteStmt struct {
-	c     *remoteConn
-	query string
+	c        *remoteConn
+	query    string
+	numInput int
 }
 
 func (s *remoteStmt) Close() error  { return nil }
-func (s *remoteStmt) NumInput() int { return -1 }
+func (s *remoteStmt) NumInput() int { return s.numInput }
 
 func (s *remoteStmt) CheckNamedValue(nv *driver.NamedValue) error { return checkValue(nv.Value) }
 

@@ -24,6 +24,8 @@ type remoteRows struct {
 	next  int
 	more  bool  // the member holds more rows
 	err   error // why the member's rows are gone before their end
+	end   error // the error that follows the batch (nil: io.EOF or more)
+	null  []byte
 	last  []any // the row Next returned last
 }
 
@@ -31,10 +33,12 @@ var (
 	_ driver.Rows                           = (*remoteRows)(nil)
 	_ driver.RowsColumnTypeDatabaseTypeName = (*remoteRows)(nil)
 	_ driver.RowsColumnTypeScanType         = (*remoteRows)(nil)
+	_ driver.RowsColumnTypeNullable         = (*remoteRows)(nil)
 )
 
 func newRemoteRows(ctx context.Context, c *remoteConn, res *wire.ClientResult) *remoteRows {
-	r := &remoteRows{ctx: ctx, c: c, cols: res.Result.Columns, decl: res.Result.DeclTypes, batch: res.Result.Rows, more: res.More}
+	r := &remoteRows{ctx: ctx, c: c, cols: res.Result.Columns, decl: res.Result.DeclTypes, batch: res.Result.Rows, more: res.More,
+		end: res.Result.Err, null: res.Nullable}
 	if len(r.decl) != len(r.cols) {
 		r.decl = make([]string, len(r.cols))
 	}
@@ -68,6 +72,10 @@ func (r *remoteRows) Next(dest []driver.Value) error {
 		if r.err != nil {
 			return r.err
 		}
+		if r.end != nil {
+			r.err = ctxError(r.ctx, r.end)
+			return r.err
+		}
 		if !r.more {
 			return io.EOF
 		}
@@ -77,7 +85,7 @@ func (r *remoteRows) Next(dest []driver.Value) error {
 			r.err = err
 			return err
 		}
-		r.batch, r.next, r.more = res.Result.Rows, 0, res.More
+		r.batch, r.next, r.more, r.end = res.Result.Rows, 0, res.More, res.Result.Err
 		if !r.more {
 			r.release()
 		}
@@ -128,4 +136,11 @@ func (r *remoteRows) ColumnTypeScanType(i int) reflect.Type {
 		return scanType(r.kinds[i], r.last[i], true)
 	}
 	return scanType(r.kinds[i], nil, false)
+}
+
+func (r *remoteRows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	if i >= len(r.null) || r.null[i] == 0 {
+		return false, false
+	}
+	return r.null[i] == 1, true
 }

@@ -246,7 +246,26 @@ func (s *clientSession) run(req *wire.ClientRequest) (*wire.ClientResult, error)
 		if len(out.Result.DeclTypes) != len(out.Result.Columns) {
 			out.Result.DeclTypes = make([]string, len(out.Result.Columns))
 		}
+		if nr, ok := rows.(driver.RowsColumnTypeNullable); ok {
+			out.Nullable = make([]byte, len(out.Result.Columns))
+			for i := range out.Nullable {
+				if nullable, ok := nr.ColumnTypeNullable(i); ok {
+					out.Nullable[i] = 2
+					if nullable {
+						out.Nullable[i] = 1
+					}
+				}
+			}
+		}
 		return s.batch(out)
+	case wire.OpPrepare:
+		defer cancel()
+		st, err := cn.PrepareContext(ctx, req.Stmt.SQL)
+		if err != nil {
+			return nil, err
+		}
+		n := st.NumInput()
+		return &wire.ClientResult{NumInput: int64(n)}, st.Close()
 	case wire.OpBegin:
 		defer cancel()
 		_, err := cn.BeginTx(ctx, driver.TxOptions{ReadOnly: req.ReadOnly})
@@ -283,8 +302,11 @@ func (s *clientSession) batch(out *wire.ClientResult) (*wire.ClientResult, error
 			return out, s.closeRows()
 		}
 		if err != nil {
+			// The rows read so far, then the error, as the rows of
+			// the member's own connection give them.
 			s.closeRows()
-			return nil, err
+			out.Result.Err = err
+			return out, nil
 		}
 		row := make([]any, n)
 		for i, v := range dest {

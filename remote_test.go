@@ -200,12 +200,18 @@ func TestRemoteBusySnapshot(t *testing.T) {
 	mustExec(t, c.Members[l].DB, `INSERT INTO b VALUES (1, 0)`)
 	db := openRemote(t, c, c.Follower())
 	ctx := hiqlite.WithConsistency(context.Background(), hiqlite.Linearizable)
+	// A linearizable read first: the member has the row before the
+	// transaction's snapshot (reads in a transaction use its snapshot).
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT v FROM b WHERE k = 1`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1) // the same member connection for the transaction
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	var v int
 	if err := tx.QueryRowContext(ctx, `SELECT v FROM b WHERE k = 1`).Scan(&v); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ const (
 	OpPing      ClientOp = 8
 	OpOutcome   ClientOp = 9  // was the write sent with Seq (of this session) applied?
 	OpExt       ClientOp = 10 // an extension call: SQL names it, Args carry its arguments
+	OpPrepare   ClientOp = 11 // prepare SQL: its NumInput, or its error
 )
 
 // ClientHello opens a session: the identity the client's writes carry
@@ -92,12 +93,17 @@ func (m *ClientRequest) decodeBody(d decoder) {
 // the request; TxSeq is the sequence number of its write transaction's
 // origin (0: it has not written), which a client whose COMMIT is
 // interrupted asks about with OpOutcome; Applied answers OpOutcome.
+// Nullable comes with the first batch: per column, 0 unknown, 1 nullable,
+// 2 not null. NumInput answers OpPrepare (-1: not known). A batch whose
+// Result.Err is set ends the rows with that error, after its rows.
 type ClientResult struct {
-	Result  replication.Result
-	More    bool
-	InTx    bool
-	TxSeq   uint64
-	Applied bool
+	Result   replication.Result
+	More     bool
+	InTx     bool
+	TxSeq    uint64
+	Applied  bool
+	Nullable []byte
+	NumInput int64
 }
 
 func (*ClientResult) Type() Type { return TypeClientResult }
@@ -110,7 +116,9 @@ func (m *ClientResult) appendBody(b []byte) ([]byte, error) {
 	b = encoding.AppendBool(b, m.More)
 	b = encoding.AppendBool(b, m.InTx)
 	b = encoding.AppendUvarint(b, m.TxSeq)
-	return encoding.AppendBool(b, m.Applied), nil
+	b = encoding.AppendBool(b, m.Applied)
+	b = encoding.AppendBytes(b, m.Nullable)
+	return encoding.AppendVarint(b, m.NumInput), nil
 }
 
 func (m *ClientResult) decodeBody(d decoder) {
@@ -119,6 +127,10 @@ func (m *ClientResult) decodeBody(d decoder) {
 	m.InTx = d.Bool()
 	m.TxSeq = d.Uvarint()
 	m.Applied = d.Bool()
+	if n := d.Bytes(); len(n) > 0 {
+		m.Nullable = n
+	}
+	m.NumInput = d.Varint()
 }
 
 // ClientCancel cancels the request in flight, if any. It has no answer.

@@ -83,9 +83,9 @@ func goldenMessages(t *testing.T) []goldenMessage {
 		{"rpc_v1_client_hello", "client frame ClientHello: node client-1, session 2^63+5", &ClientHello{Node: "client-1", Session: 1<<63 + 5}},
 		{"rpc_v1_client_request", "client frame ClientRequest: query, seq 42, a statement with every value type,\nlinearizable, timeout 2.5s, read-only", &ClientRequest{
 			Op: OpQuery, Seq: 42, Stmt: stmt, Consistency: 1, Timeout: 2500 * time.Millisecond, ReadOnly: true}},
-		{"rpc_v1_client_result", "client frame ClientResult: a batch of rows of every value type, more to come,\nin a transaction of seq 7, applied", &ClientResult{
-			Result: result, More: true, InTx: true, TxSeq: 7, Applied: true}},
-		{"rpc_v1_client_result_error", "client frame ClientResult: a result with a SQLite UNIQUE constraint error", &ClientResult{Result: failedResult}},
+		{"rpc_v1_client_result", "client frame ClientResult: a batch of rows of every value type, more to come,\nin a transaction of seq 7, applied, nullability of 3 columns, 2 parameters", &ClientResult{
+			Result: result, More: true, InTx: true, TxSeq: 7, Applied: true, Nullable: []byte{0, 1, 2}, NumInput: 2}},
+		{"rpc_v1_client_result_error", "client frame ClientResult: a result with a SQLite UNIQUE constraint error", &ClientResult{Result: failedResult, NumInput: -1}},
 		{"rpc_v1_client_cancel", "client frame ClientCancel", &ClientCancel{}},
 	}
 }

@@ -99,7 +99,7 @@ func messages(big bool) []Message {
 		&ClientRequest{},
 		&ClientRequest{Op: OpExec, Seq: 1 << 40, Stmt: insert, Consistency: 1, Timeout: -time.Second, ReadOnly: true},
 		&ClientResult{},
-		&ClientResult{Result: result, More: true, InTx: true, TxSeq: 3, Applied: true},
+		&ClientResult{Result: result, More: true, InTx: true, TxSeq: 3, Applied: true, Nullable: []byte{2, 1, 0, 0, 2}, NumInput: -1},
 		&ClientCancel{},
 	}
 	if big {
