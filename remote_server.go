@@ -51,6 +51,11 @@ type clientSession struct {
 	rowsCols   int
 	rowsCancel context.CancelFunc
 
+	// the extensions of the session: a lease left held when the session
+	// ends runs to its ttl; the listener closes with the session
+	lease    *Lease
+	listener *Listener
+
 	mu     sync.Mutex
 	cancel context.CancelFunc
 }
@@ -76,6 +81,9 @@ func (n *Node) serveClient(ctx context.Context, cfg *Config, nc net.Conn) {
 	s.cn = cn
 	defer func() {
 		s.closeRows()
+		if s.listener != nil {
+			s.listener.Close()
+		}
 		cn.Close() // rolls back an open transaction
 	}()
 	if s.send(&wire.OK{}) != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/extensions"
 	"github.com/hiqlite/hiqlite/internal/golden"
 	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
@@ -77,6 +78,8 @@ func goldenMessages(t *testing.T) []goldenMessage {
 		{"rpc_v1_error_sqlite", "RPC frame ErrorResponse: a SQLite error (UNIQUE constraint, extended code)", &ErrorResponse{Err: sq["unique"]}},
 		{"rpc_v1_error_codes", "RPC frame ErrorResponse: wrapped parts: sqlite3.BUSY, sqlite3.IOERR_READ,\na RefusedError, ErrClosed, context.Canceled", &ErrorResponse{
 			Err: fmt.Errorf("while writing: %w", errors.Join(sqlite3.BUSY, sqlite3.IOERR_READ, refused, nodeerr.ErrClosed, context.Canceled))}},
+		{"rpc_v1_error_extensions", "RPC frame ErrorResponse: the extensions' sentinels ErrLockLost, ErrLockHeld,\nErrListenerClosed, joined", &ErrorResponse{
+			Err: errors.Join(extensions.ErrLockLost, extensions.ErrLockHeld, extensions.ErrListenerClosed)}},
 		{"rpc_v1_error_text", "RPC frame ErrorResponse: an error with no part (text only)", &ErrorResponse{Err: errors.New("disk on fire")}},
 		{"rpc_v1_cache_request", "RPC frame CacheRequest: 3 opaque bytes", &CacheRequest{Cmd: []byte{1, 2, 3}}},
 		{"rpc_v1_cache_response", "RPC frame CacheResponse: index 5, 2 opaque bytes", &CacheResponse{Index: 5, Result: []byte{4, 5}}},
