@@ -12,6 +12,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -299,23 +300,38 @@ func (c *remoteConn) do(ctx context.Context, req *wire.ClientRequest) (*wire.Cli
 	}
 	wasTx, txSeq := c.inTx, c.txSeq
 	res, err := c.call(ctx, req)
-	if err == nil || !c.moveOn(err, wasTx) {
-		return res, err
+	if req.Op == wire.OpCommit || req.Op == wire.OpRollback {
+		// Whatever the answer, the member's connection has ended its
+		// transaction (or never had one).
+		c.inTx, c.txSeq = false, 0
+	}
+	if err == nil {
+		return res, nil
 	}
 	var be *brokenError
-	if errors.As(err, &be) && !be.sent && !wasTx {
+	broken := errors.As(err, &be)
+	if wasTx {
+		commit := req.Op == wire.OpCommit || req.Op == wire.OpExec && isCommitText(req.Stmt.SQL)
+		if broken || commit && txSeq != 0 && (memberGone(ctx, err) || errors.Is(err, nodeerr.ErrOutcomeUnknown)) {
+			// The session, or the member's view of the COMMIT, is
+			// lost: another member settles it.
+			c.inTx, c.txSeq = false, 0
+			if err := c.lostTx(ctx, req, txSeq, err); err != nil {
+				return nil, err
+			}
+			return &wire.ClientResult{}, nil
+		}
+		return nil, err
+	}
+	if broken && !be.sent {
 		c.bad = true
 		return nil, driver.ErrBadConn
 	}
-	if wasTx {
-		c.inTx, c.txSeq = false, 0
-		if err := c.lostTx(ctx, req, txSeq, err); err != nil {
-			return nil, err
-		}
-		return &wire.ClientResult{}, nil
+	if !broken && !memberGone(ctx, err) && !errors.Is(err, nodeerr.ErrOutcomeUnknown) {
+		return nil, err
 	}
 	// Not in a transaction: the same request, same sequence number, on
-	// another member.
+	// another member; a write that was applied answers with its results.
 	for range c.rc.cfg.Hosts {
 		c.rc.next.Store(uint32(c.host+1) % uint32(len(c.rc.cfg.Hosts)))
 		if cerr := c.connect(ctx); cerr != nil {
@@ -323,22 +339,22 @@ func (c *remoteConn) do(ctx context.Context, req *wire.ClientRequest) (*wire.Cli
 			return nil, fmt.Errorf("%w (and no other member answered: %w)", err, cerr)
 		}
 		res, err = c.call(ctx, req)
-		if err == nil || !c.moveOn(err, false) {
-			return res, err
+		if err == nil {
+			return res, nil
+		}
+		if !errors.As(err, &be) && !memberGone(ctx, err) && !errors.Is(err, nodeerr.ErrOutcomeUnknown) {
+			return nil, err
 		}
 	}
 	c.bad = true
 	return nil, err
 }
 
-// moveOn: err ended the session, or its member is closing, so that the
-// request belongs on another member.
-func (c *remoteConn) moveOn(err error, inTx bool) bool {
-	var be *brokenError
-	if errors.As(err, &be) {
-		return true
-	}
-	return !inTx && (errors.Is(err, nodeerr.ErrClosed) || errors.Is(err, nodeerr.ErrStopped))
+// memberGone: err is the member closing or stopping under a request whose
+// caller still waits, so that the request belongs on another member.
+func memberGone(ctx context.Context, err error) bool {
+	return errors.Is(err, nodeerr.ErrClosed) || errors.Is(err, nodeerr.ErrStopped) ||
+		ctx.Err() == nil && errors.Is(err, context.Canceled)
 }
 
 // lostTx settles a transaction whose session broke during req: if it had
@@ -362,13 +378,24 @@ func (c *remoteConn) lostTx(ctx context.Context, req *wire.ClientRequest, txSeq 
 	if err != nil {
 		return fmt.Errorf("%w: the transaction's member's session broke (%v), and asking another member failed: %w", nodeerr.ErrOutcomeUnknown, cause, err)
 	}
+	commit := req.Op == wire.OpCommit || req.Op == wire.OpExec && isCommitText(req.Stmt.SQL)
 	switch {
-	case res.Applied:
+	case res.Applied && commit:
 		return nil // the COMMIT was applied
-	case req.Op == wire.OpCommit:
+	case res.Applied:
+		// Only a COMMIT applies a transaction: this one was committed by
+		// an earlier request whose answer said otherwise.
+		return fmt.Errorf("%w: the transaction's member's session broke (%v), and its writes turned out committed", nodeerr.ErrOutcomeUnknown, cause)
+	case commit:
 		return fmt.Errorf("%w: the transaction's member's session broke (%v); it was not committed", nodeerr.ErrNotApplied, cause)
 	}
 	return fmt.Errorf("%w: its member's session broke (%v); nothing of it was committed", nodeerr.ErrTxAborted, cause)
+}
+
+// isCommitText reports whether query is a COMMIT (or END) statement.
+func isCommitText(query string) bool {
+	q := strings.ToUpper(strings.TrimSpace(query))
+	return strings.HasPrefix(q, "COMMIT") || strings.HasPrefix(q, "END")
 }
 
 // request builds a request of the next sequence number.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,4 +179,122 @@ func TestRemoteCloseLeavesNoGoroutine(t *testing.T) {
 	waitfor.Cond(t, "the goroutines of the closed client and its sessions to end", 10*time.Second, func() bool {
 		return runtime.NumGoroutine() <= before
 	})
+}
+
+// TestRemoteFailoverInFlight kills the member a remote client's writers
+// are attached to while they write, in autocommit statements
+// and transactions: every write acknowledged is there exactly once, every
+// one reported as not applied or aborted is not there, and the writers go
+// on through another member.
+func TestRemoteFailoverInFlight(t *testing.T) {
+	t.Parallel()
+	c := clustertest.New(t, 3)
+	l := c.Leader()
+	mustExec(t, c.Members[l].DB, `CREATE TABLE fi(k INTEGER PRIMARY KEY)`)
+	db, err := sql.Open("hiqlite", c.RemoteDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The connector starts at a random host and keeps to it: every
+	// session is on this member (the leader or a follower).
+	victim := attachedMember(t, c, db)
+	t.Logf("attached to %s; leader %s", c.Members[victim].ID, c.Members[l].ID)
+
+	type outcome struct {
+		k   int
+		err error
+	}
+	const writers = 4
+	var (
+		mu      sync.Mutex
+		results []outcome
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+	)
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(results)
+	}
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100_000 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := w*1_000_000 + i
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				var err error
+				if i%2 == 0 {
+					_, err = db.ExecContext(ctx, `INSERT INTO fi VALUES (?)`, k)
+				} else {
+					tx, berr := db.BeginTx(ctx, nil)
+					if err = berr; err == nil {
+						if _, err = tx.ExecContext(ctx, `INSERT INTO fi VALUES (?)`, k); err == nil {
+							err = tx.Commit()
+						} else {
+							tx.Rollback()
+						}
+					}
+				}
+				cancel()
+				mu.Lock()
+				results = append(results, outcome{k, err})
+				mu.Unlock()
+			}
+		}()
+	}
+	waitfor.Cond(t, "writes before the kill", 20*time.Second, func() bool { return count() >= 40 })
+	began := time.Now()
+	c.Kill(victim)
+	t.Logf("the kill took %v", time.Since(began).Round(time.Millisecond))
+	before := count()
+	waitfor.Cond(t, "writes after the kill", 60*time.Second, func() bool { return count() >= before+40 })
+	close(stop)
+	wg.Wait()
+
+	ctx := hiqlite.WithConsistency(context.Background(), hiqlite.Linearizable)
+	present := map[int]bool{}
+	rows, err := db.QueryContext(ctx, `SELECT k FROM fi`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k int
+		if err := rows.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		present[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var acked, failed, unknown int
+	for _, o := range results {
+		switch {
+		case o.err == nil:
+			acked++
+			if !present[o.k] {
+				t.Errorf("acknowledged write %d is missing", o.k)
+			}
+		case errors.Is(o.err, hiqlite.ErrOutcomeUnknown):
+			unknown++
+			t.Logf("write %d: %v", o.k, o.err)
+		default:
+			failed++
+			if present[o.k] && (errors.Is(o.err, hiqlite.ErrNotApplied) || errors.Is(o.err, hiqlite.ErrTxAborted)) {
+				t.Errorf("write %d failed with %v but is there", o.k, o.err)
+			}
+			t.Logf("write %d: %v", o.k, o.err)
+		}
+	}
+	t.Logf("%d acknowledged, %d failed, %d unknown; %d rows", acked, failed, unknown, len(present))
+	if acked < 80 {
+		t.Errorf("only %d writes acknowledged", acked)
+	}
 }

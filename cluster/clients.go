@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"net"
+	"time"
 
 	"github.com/hiqlite/hiqlite/replication"
 )
@@ -20,8 +21,15 @@ func (n *Node) ServeClients(h ClientHandler) {
 	n.clientHandler.Store(&h)
 }
 
+// clientsWait bounds how long Close waits for the sessions of remote
+// clients once their connections are closed. A session ends as soon as its
+// statement does; one whose write raft never answers (a future left behind
+// by raft's shutdown) would hold Close for ever.
+const clientsWait = 5 * time.Second
+
 // serveClients is the accept loop of client sessions; each gets a goroutine
-// of its own, joined by Close (the mux closes their connections).
+// of its own (counted in n.clients), which Close waits for, up to
+// clientsWait, after the mux closed their connections.
 func (n *Node) serveClients() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -35,7 +43,28 @@ func (n *Node) serveClients() {
 			c.Close()
 			continue
 		}
-		n.goFunc(func() { (*h)(ctx, c) })
+		n.clients.Add(1)
+		go func() {
+			defer n.clients.Done()
+			(*h)(ctx, c)
+		}()
+	}
+}
+
+// waitClients waits for the sessions of remote clients to end, up to
+// clientsWait; the accept loop has ended (the mux is closed).
+func (n *Node) waitClients() {
+	done := make(chan struct{})
+	go func() {
+		n.clients.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(clientsWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		n.cfg.logger.Warn("remote clients' sessions still run a statement after the node closed; not waiting for them", "waited", clientsWait)
 	}
 }
 

@@ -324,6 +324,9 @@ func (n *Node) Close() error {
 		errs = append(errs, n.disc.Close())
 	}
 	n.wg.Wait()
+	if n.mux != nil {
+		n.waitClients() // after the accept loop, joined above
+	}
 	errs = append(errs, n.closeResources())
 	return errors.Join(errs...)
 }

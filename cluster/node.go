@@ -60,6 +60,7 @@ type Node struct {
 	refused atomic.Pointer[error] // why gossip refused this node (identity.go); nil: not refused
 
 	clientHandler atomic.Pointer[ClientHandler] // remote clients' sessions (clients.go); nil: refused
+	clients       sync.WaitGroup                // the sessions of remote clients (clients.go)
 
 	hub     *extensions.Hub // listeners of hiqlite_notify and Notify
 	metrics *metrics        // Prometheus metrics (metrics.go)

@@ -31,6 +31,8 @@ const (
 	kindLockLost       = 29 // the extensions' errors, for remote clients
 	kindLockHeld       = 30
 	kindListenerClosed = 31
+	kindOutcomeUnknown = 32
+	kindNotVisible     = 33
 )
 
 // nodeErrors is the error table of every message.
@@ -54,6 +56,8 @@ var nodeErrors = replication.ResultErrors.With(
 	encoding.ErrorPart{Kind: kindLockLost, Sentinel: extensions.ErrLockLost},
 	encoding.ErrorPart{Kind: kindLockHeld, Sentinel: extensions.ErrLockHeld},
 	encoding.ErrorPart{Kind: kindListenerClosed, Sentinel: extensions.ErrListenerClosed},
+	encoding.ErrorPart{Kind: kindOutcomeUnknown, Sentinel: nodeerr.ErrOutcomeUnknown},
+	encoding.ErrorPart{Kind: kindNotVisible, Sentinel: nodeerr.ErrNotVisible},
 )
 
 func appendError(b []byte, err error) []byte { return nodeErrors.AppendError(b, err) }

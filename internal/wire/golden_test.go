@@ -80,6 +80,8 @@ func goldenMessages(t *testing.T) []goldenMessage {
 			Err: fmt.Errorf("while writing: %w", errors.Join(sqlite3.BUSY, sqlite3.IOERR_READ, refused, nodeerr.ErrClosed, context.Canceled))}},
 		{"rpc_v1_error_extensions", "RPC frame ErrorResponse: the extensions' sentinels ErrLockLost, ErrLockHeld,\nErrListenerClosed, joined", &ErrorResponse{
 			Err: errors.Join(extensions.ErrLockLost, extensions.ErrLockHeld, extensions.ErrListenerClosed)}},
+		{"rpc_v1_error_outcome", "RPC frame ErrorResponse: ErrOutcomeUnknown and ErrNotVisible, joined (what a\nremote client's member may answer of a COMMIT)", &ErrorResponse{
+			Err: errors.Join(nodeerr.ErrOutcomeUnknown, nodeerr.ErrNotVisible)}},
 		{"rpc_v1_error_text", "RPC frame ErrorResponse: an error with no part (text only)", &ErrorResponse{Err: errors.New("disk on fire")}},
 		{"rpc_v1_cache_request", "RPC frame CacheRequest: 3 opaque bytes", &CacheRequest{Cmd: []byte{1, 2, 3}}},
 		{"rpc_v1_cache_response", "RPC frame CacheResponse: index 5, 2 opaque bytes", &CacheResponse{Index: 5, Result: []byte{4, 5}}},
