@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ncruces/go-sqlite3"
 
@@ -27,6 +28,8 @@ type Node struct {
 	connInit func(*sqlite3.Conn) error
 	// refs counts the connectors sharing the node; guarded by registry.mu.
 	refs int
+	// clientSessions counts the remote clients' sessions it serves.
+	clientSessions atomic.Int64
 }
 
 // registry: the nodes this process runs, by absolute DATA_DIR: the

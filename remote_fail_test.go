@@ -298,3 +298,42 @@ func TestRemoteFailoverInFlight(t *testing.T) {
 		t.Errorf("only %d writes acknowledged", acked)
 	}
 }
+
+// TestRemoteSessionLimit: a member serving its limit of remote sessions
+// refuses the next with an error that says so; a client that knows
+// another member goes there.
+func TestRemoteSessionLimit(t *testing.T) {
+	c := clustertest.New(t, 3)
+	old := hiqlite.SetMaxClientSessions(2)
+	defer hiqlite.SetMaxClientSessions(old)
+	f := c.Follower()
+	db := openRemote(t, c, f)
+	ctx := context.Background()
+	var conns []*sql.Conn
+	defer func() {
+		for _, cn := range conns {
+			cn.Close()
+		}
+	}()
+	for range 2 {
+		cn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+	}
+	_, err := db.Conn(ctx)
+	if err == nil || !strings.Contains(err.Error(), "remote sessions already, its limit") {
+		t.Fatalf("third session on a member with a limit of 2: %v", err)
+	}
+	// A client that knows another member gets its sessions there.
+	other := (f + 1) % len(c.Members)
+	db2 := openRemote(t, c, f, other)
+	for range 2 {
+		cn, err := db2.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+	}
+}

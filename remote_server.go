@@ -33,6 +33,12 @@ const (
 	batchBytes = 1 << 20
 )
 
+// maxClientSessions bounds the sessions of remote clients one node serves
+// at a time: each holds a read connection and two goroutines. A session
+// beyond it is refused with an error that says so, and its client tries
+// the next host.
+var maxClientSessions int64 = 1024
+
 // clientSession is one session. Its goroutines: the one the node started
 // for it (serve: the requests, in order) and reader (the frames, so that a
 // ClientCancel reaches the request it cancels), which serve joins.
@@ -69,6 +75,12 @@ func (n *Node) serveClient(ctx context.Context, cfg *Config, nc net.Conn) {
 	if err != nil {
 		return
 	}
+	if n.clientSessions.Add(1) > maxClientSessions {
+		n.clientSessions.Add(-1)
+		s.send(&wire.ErrorResponse{Err: fmt.Errorf("hiqlite: node %s serves %d remote sessions already, its limit", n.ID(), maxClientSessions)})
+		return
+	}
+	defer n.clientSessions.Add(-1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.ctx = ctx
