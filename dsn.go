@@ -220,7 +220,7 @@ func NewConfig() *Config {
 // _secret, which never appears in an error.
 func ParseDSN(dsn string) (*Config, error) {
 	if IsRemoteDSN(dsn) {
-		return nil, fmt.Errorf("hiqlite: %s... is the DSN of a remote client, not of a node: parse it with ParseClientDSN (sql.Open takes either)", RemotePrefix)
+		return nil, fmt.Errorf("hiqlite: %s... is a remote client's DSN (it attaches to a running cluster), not a node's: sql.Open takes either; ParseClientDSN parses it", RemotePrefix)
 	}
 	c := NewConfig()
 	dir, query, _ := strings.Cut(strings.TrimPrefix(dsn, filePrefix), "?")

@@ -156,6 +156,9 @@ func NodeOf(ctx context.Context, db *sql.DB) (*Node, error) {
 	var n *Node
 	err = sc.Raw(func(dc any) error {
 		c, ok := dc.(*conn)
+		if _, remote := dc.(*remoteConn); remote {
+			return errors.New("hiqlite: NodeOf: the *sql.DB is a remote client's (hiqlite://...), which runs no node; use ClientOf for its extensions")
+		}
 		if !ok {
 			return fmt.Errorf("hiqlite: NodeOf: the *sql.DB uses driver connection %T, not hiqlite's", dc)
 		}

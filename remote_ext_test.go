@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +27,9 @@ func TestRemoteExtensions(t *testing.T) {
 	}
 	if _, err := hiqlite.ClientOf(ctx, c.Members[0].DB); err == nil {
 		t.Fatal("ClientOf took a node's *sql.DB")
+	}
+	if _, err := hiqlite.NodeOf(ctx, db); err == nil || !strings.Contains(err.Error(), "use ClientOf") {
+		t.Fatalf("NodeOf of a remote client: %v, want a pointer to ClientOf", err)
 	}
 	var ext hiqlite.Extensions = cl
 
