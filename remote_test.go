@@ -223,3 +223,74 @@ func TestRemoteBusySnapshot(t *testing.T) {
 		t.Fatalf("write after a concurrent commit: %v, want SQLITE_BUSY_SNAPSHOT", err)
 	}
 }
+
+// TestRemoteCommitInterrupted: a COMMIT whose session is lost right after
+// it was sent (or just before) is settled by another member: committed
+// (nil, and the rows are there) or not (ErrNotApplied, and they are not),
+// never unknown.
+func TestRemoteCommitInterrupted(t *testing.T) {
+	t.Parallel()
+	c := clustertest.New(t, 3)
+	mustExec(t, c.Members[c.Leader()].DB, `CREATE TABLE ci(k INTEGER PRIMARY KEY)`)
+	db := openRemote(t, c)
+	ctx := context.Background()
+	for k := range 6 {
+		sent := k%2 == 0
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO ci VALUES (?)`, k); err != nil {
+			t.Fatal(err)
+		}
+		var commitErr error
+		if err := conn.Raw(func(dc any) error { commitErr = hiqlite.CommitAndDrop(dc, sent); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		var n int
+		lin := hiqlite.WithConsistency(ctx, hiqlite.Linearizable)
+		if err := db.QueryRowContext(lin, `SELECT count(*) FROM ci WHERE k = ?`, k).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case commitErr == nil && n != 1:
+			t.Fatalf("COMMIT %d settled as committed, but the row is not there", k)
+		case errors.Is(commitErr, hiqlite.ErrNotApplied) && n != 0:
+			t.Fatalf("COMMIT %d settled as not applied, but the row is there", k)
+		case commitErr != nil && !errors.Is(commitErr, hiqlite.ErrNotApplied):
+			t.Fatalf("COMMIT %d: %v, want nil or ErrNotApplied", k, commitErr)
+		case !sent && commitErr == nil:
+			t.Fatalf("a COMMIT never sent settled as committed")
+		}
+		t.Logf("COMMIT %d (sent %v): %v", k, sent, commitErr)
+	}
+}
+
+// TestRemoteBusy: while a remote transaction holds the leader's write
+// slot, another remote writer waits the member's _busy, then gets
+// SQLITE_BUSY, as on a member.
+func TestRemoteBusy(t *testing.T) {
+	t.Parallel()
+	c := clustertest.New(t, 3, "_busy=200ms")
+	mustExec(t, c.Members[c.Leader()].DB, `CREATE TABLE bz(k INTEGER PRIMARY KEY)`)
+	db := openRemote(t, c, c.Follower())
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	mustExec(t, tx, `INSERT INTO bz VALUES (1)`)
+	_, err = db.ExecContext(ctx, `INSERT INTO bz VALUES (2)`)
+	if !errors.Is(err, sqlite3.BUSY) {
+		t.Fatalf("a write while a transaction holds the slot: %v, want SQLITE_BUSY", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, `INSERT INTO bz VALUES (2)`)
+}
