@@ -153,7 +153,11 @@ func (c *remoteConn) connect(ctx context.Context) error {
 	var errs []error
 	for i := range hosts {
 		h := (start + i) % len(hosts)
-		err := c.open(ctx, hosts[h])
+		// Each host gets a bounded try, so that one that drops packets
+		// leaves time for the next.
+		hctx, cancel := context.WithTimeout(ctx, hostTimeout)
+		err := c.open(hctx, hosts[h])
+		cancel()
 		if err == nil {
 			c.host = h
 			c.rc.next.Store(uint32(h))
@@ -166,6 +170,10 @@ func (c *remoteConn) connect(ctx context.Context) error {
 	}
 	return fmt.Errorf("hiqlite: remote client: no member accepted a session: %w", errors.Join(errs...))
 }
+
+// hostTimeout bounds one try of one host: the TCP dial, the handshakes and
+// the hello.
+const hostTimeout = 5 * time.Second
 
 // open dials addr and says hello.
 func (c *remoteConn) open(ctx context.Context, addr string) error {
