@@ -108,7 +108,36 @@ func TestRemoteExtensions(t *testing.T) {
 	if l2.Token() <= l1.Token() {
 		t.Fatalf("fencing token %d after %d", l2.Token(), l1.Token())
 	}
+	// A waiter whose context ends leaves the queue; one that waits gets
+	// the lock when it is released.
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = ext.Lock(short, "job", time.Second)
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	clustertest.WaitFor(t, "the abandoned waiter to leave the queue", 10*time.Second, func() bool {
+		return hiqlite.Waiting(node, "job") == 0
+	})
+	got := make(chan *hiqlite.Lease, 1)
+	go func() {
+		l, err := ext.Lock(ctx, "job", 30*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	clustertest.WaitFor(t, "the remote waiter in the queue", 10*time.Second, func() bool {
+		return hiqlite.Waiting(node, "job") == 1
+	})
 	if err := l2.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l3 := <-got
+	if l3 == nil || l3.Token() <= l2.Token() {
+		t.Fatalf("the waiter's lease: %v", l3)
+	}
+	if err := l3.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
 
