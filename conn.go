@@ -24,9 +24,12 @@ type conn struct {
 
 	session uint64
 	seq     uint64
-	fk      bool       // PRAGMA foreign_keys of this session, carried by its writes
-	tx      *tx        // the open transaction, begun by BeginTx or by a BEGIN statement
-	owner   *Connector // with Driver.Open: the connector this conn alone uses
+	// remote is the node name a remote client's session gives its writes
+	// (remote_server.go); "" for the node's own connections
+	remote string
+	fk     bool       // PRAGMA foreign_keys of this session, carried by its writes
+	tx     *tx        // the open transaction, begun by BeginTx or by a BEGIN statement
+	owner  *Connector // with Driver.Open: the connector this conn alone uses
 
 	// what preparing texts on db taught (stmtcache.go)
 	reads  *lru[cachedRead]
@@ -153,6 +156,9 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error { return checkValue(
 // origin names this session's next write.
 func (c *conn) origin() replication.Origin {
 	c.seq++
+	if c.remote != "" {
+		return replication.Origin{Node: c.remote, Session: c.session, Seq: c.seq}
+	}
 	return replication.Origin{Node: c.node.c.ID(), Session: c.session, Seq: c.seq}
 }
 

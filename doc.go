@@ -131,6 +131,22 @@
 // a warning once, then summarised every minute. Importing hiqlite leaves
 // the standard log package as it was.
 //
+// # Remote clients
+//
+// A process that is not a member opens a running cluster with a DSN of the
+// form hiqlite://HOST:PORT[,HOST:PORT...][?param=value&...] (see
+// [ClientConfig], [ParseClientDSN], [NewClientConnector]): it opens no node
+// and stores nothing locally. Each connection is a session on a member's
+// node port, authenticated with the cluster secret (_secret or _secret_file)
+// and, under mutual TLS, the client's certificate (_tls_cert, _tls_key,
+// _tls_ca); the member runs its statements as one of its own connections,
+// so reads (_consistency), writes, transactions and errors behave as on the
+// member. A connection starts at a random host and keeps to the one that
+// last answered; a statement whose session breaks is sent again elsewhere
+// with the same identity, so a write is applied once, and an interrupted
+// COMMIT is settled by another member. [ClientOf] gives the extensions of a
+// remote client, behind the [Extensions] interface a [Node] satisfies too.
+//
 // # Reads and writes
 //
 // Each database/sql connection has its own read-only SQLite connection to
@@ -280,7 +296,8 @@
 //
 // A [Node] also offers what SQL does not: notifications, replicated caches
 // and distributed locks. Reach them from a *sql.DB with [NodeOf], or from
-// a connection through (*sql.Conn).Raw and [NodeConn].
+// a connection through (*sql.Conn).Raw and [NodeConn]; a remote client's
+// *sql.DB reaches them with [ClientOf].
 //
 // Notifications are ordered with the writes: [Node.Notify] goes through the
 // Raft log, and so does the SQL function hiqlite_notify(channel, payload)

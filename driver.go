@@ -28,6 +28,9 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if rc, ok := dc.(*RemoteConnector); ok {
+		return rc.Connect(context.Background())
+	}
 	c := dc.(*Connector)
 	conn, err := newConn(context.Background(), c)
 	if err != nil {
@@ -38,8 +41,17 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 	return conn, nil
 }
 
-// OpenConnector parses dsn and starts (or shares) its node.
+// OpenConnector parses dsn and starts (or shares) its node; a hiqlite://
+// DSN makes a remote client's connector instead (ParseClientDSN), which
+// starts nothing.
 func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
+	if IsRemoteDSN(dsn) {
+		cfg, err := ParseClientDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		return NewClientConnector(cfg)
+	}
 	cfg, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err

@@ -241,6 +241,9 @@ func NewConfig() *Config {
 // Errors name the parameter and the offending value, except the value of
 // _secret, which never appears in an error.
 func ParseDSN(dsn string) (*Config, error) {
+	if IsRemoteDSN(dsn) {
+		return nil, fmt.Errorf("hiqlite: %s... is a remote client's DSN (it attaches to a running cluster), not a node's: sql.Open takes either; ParseClientDSN parses it", RemotePrefix)
+	}
 	c := NewConfig()
 	dir, query, _ := strings.Cut(strings.TrimPrefix(dsn, filePrefix), "?")
 	if dir == "" {

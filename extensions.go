@@ -44,24 +44,50 @@ var _ NodeConn = (*conn)(nil)
 // other writes, whose results depend on what they find, are not: they fail
 // with ErrOutcomeUnknown, as soon as a new leader is known or when the
 // timeout ends. A Cache is safe for concurrent use.
+//
+// A remote client's Cache (Client.Cache) runs each method on a member:
+// Get and Len read the member's replica, over the network.
 type Cache struct {
 	c *extensions.Cache
 	n *cluster.Node // counts the reads in the metrics
+	r *remoteCache  // a remote client's: c and n are nil
 }
 
 // Name is the cache's name.
-func (c *Cache) Name() string { return c.c.Name() }
+func (c *Cache) Name() string {
+	if c.r != nil {
+		return c.r.name
+	}
+	return c.c.Name()
+}
 
 // Get returns the value of key in this node's replica, and whether there is
-// an entry.
+// an entry. On a remote client a failure to ask the member reads as no
+// entry; GetContext reports it.
 func (c *Cache) Get(key string) ([]byte, bool) {
-	v, ok := c.c.Get(key)
-	c.n.CountCacheGet(ok)
+	v, ok, _ := c.GetContext(context.Background(), key)
 	return v, ok
 }
 
-// Len returns how many entries this node's replica holds.
-func (c *Cache) Len() int { return c.c.Len() }
+// GetContext is Get with a context, and the error of a remote client that
+// could not ask its member (on a node it never fails).
+func (c *Cache) GetContext(ctx context.Context, key string) ([]byte, bool, error) {
+	if c.r != nil {
+		return c.r.get(ctx, key)
+	}
+	v, ok := c.c.Get(key)
+	c.n.CountCacheGet(ok)
+	return v, ok, nil
+}
+
+// Len returns how many entries this node's replica holds (-1 when a remote
+// client could not ask its member).
+func (c *Cache) Len() int {
+	if c.r != nil {
+		return c.r.len(context.Background())
+	}
+	return c.c.Len()
+}
 
 // Set stores value under key; with ttl > 0 the entry expires ttl after the
 // leader applied the Set, and with ttl 0 it does not expire. A negative ttl
@@ -69,11 +95,19 @@ func (c *Cache) Len() int { return c.c.Len() }
 // the value is the same, but if another Set of key was applied in between,
 // this value comes back, and a ttl starts again.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if c.r != nil {
+		_, err := c.r.call(ctx, "cache.set", key, value, int64(ttl))
+		return err
+	}
 	return c.c.Set(ctx, key, value, ttl)
 }
 
 // Delete removes key and reports whether it existed.
 func (c *Cache) Delete(ctx context.Context, key string) (bool, error) {
+	if c.r != nil {
+		res, err := c.r.call(ctx, "cache.delete", key)
+		return err == nil && res.Applied, err
+	}
 	return c.c.Delete(ctx, key)
 }
 
@@ -81,17 +115,34 @@ func (c *Cache) Delete(ctx context.Context, key string) (bool, error) {
 // entry holds old, or, when old is nil, only if there is no entry (an
 // empty non-nil old matches an empty value). It reports whether it stored.
 func (c *Cache) CompareAndSet(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
+	if c.r != nil {
+		res, err := c.r.call(ctx, "cache.cas", key, old, value, int64(ttl))
+		return err == nil && res.Applied, err
+	}
 	return c.c.CompareAndSet(ctx, key, old, value, ttl)
 }
 
 // GetAndDelete removes key and returns the value it had, and whether there
 // was an entry.
 func (c *Cache) GetAndDelete(ctx context.Context, key string) ([]byte, bool, error) {
+	if c.r != nil {
+		res, err := c.r.call(ctx, "cache.getdel", key)
+		if err != nil {
+			return nil, false, err
+		}
+		return extValue(res), res.Applied, nil
+	}
 	return c.c.GetAndDelete(ctx, key)
 }
 
 // Clear removes every entry of the cache.
-func (c *Cache) Clear(ctx context.Context) error { return c.c.Clear(ctx) }
+func (c *Cache) Clear(ctx context.Context) error {
+	if c.r != nil {
+		_, err := c.r.call(ctx, "cache.clear")
+		return err
+	}
+	return c.c.Clear(ctx)
+}
 
 // Lease is a held distributed lock; get one with Node.Lock or Node.TryLock.
 // Its Token is a fencing token: it strictly grows with each grant of the
@@ -105,27 +156,60 @@ func (c *Cache) Clear(ctx context.Context) error { return c.c.Clear(ctx) }
 // cannot have ended the lease earlier, provided the clocks of the nodes run
 // at the same rate and agree to well within ttl. A Lease is safe for
 // concurrent use.
-type Lease struct{ l *extensions.Lease }
+//
+// A remote client's lease (Client.Lock) is held by a member for a session
+// of its own; Lost is closed by the client's clock (ttl after the request
+// that granted or last renewed it was sent), by Unlock, or when Renew or
+// Unlock find it lost.
+type Lease struct {
+	l *extensions.Lease
+	r *remoteLease
+}
 
 // Name is the lock's name.
-func (l *Lease) Name() string { return l.l.Name() }
+func (l *Lease) Name() string {
+	if l.r != nil {
+		return l.r.name
+	}
+	return l.l.Name()
+}
 
 // Token is the lease's fencing token.
-func (l *Lease) Token() uint64 { return l.l.Token() }
+func (l *Lease) Token() uint64 {
+	if l.r != nil {
+		return l.r.token
+	}
+	return l.l.Token()
+}
 
 // Lost is closed when the lease ends: lost, expired, or released by Unlock.
-func (l *Lease) Lost() <-chan struct{} { return l.l.Lost() }
+func (l *Lease) Lost() <-chan struct{} {
+	if l.r != nil {
+		return l.r.lost
+	}
+	return l.l.Lost()
+}
 
 // Renew extends the lease to its ttl from now. It fails with ErrLockLost
 // when the lease already ended; other errors leave it running to its
 // deadline.
-func (l *Lease) Renew(ctx context.Context) error { return l.l.Renew(ctx) }
+func (l *Lease) Renew(ctx context.Context) error {
+	if l.r != nil {
+		return l.r.renew(ctx)
+	}
+	return l.l.Renew(ctx)
+}
 
 // Unlock releases the lock (to its first waiter) and closes Lost. It
 // reports ErrLockLost when the lease had ended before; call it even then,
 // as a lease that only this node's clock ended still holds the lock until
 // the leader's clock ends it.
-func (l *Lease) Unlock(ctx context.Context) error { return l.l.Unlock(ctx) }
+func (l *Lease) Unlock(ctx context.Context) error {
+	if l.r != nil {
+		return l.r.unlock(ctx)
+	}
+	return l.l.Unlock(ctx)
+}
 
 // Notification is one message on a channel, sent with Node.Notify or raised
 // by hiqlite_notify in a write that committed; a Listener returns them.
@@ -142,23 +226,40 @@ type Notification struct {
 
 // Listener receives the notifications of one channel on one node; get one
 // with Node.Listen. Read them with Next from one goroutine at a time; Close
-// may be called from any.
-type Listener struct{ l *extensions.Listener }
+// may be called from any. A remote client's listener (Client.Listen) is a
+// listener of its member, read over a session of its own.
+type Listener struct {
+	l *extensions.Listener
+	r *remoteListener
+}
 
 // Channel is the channel the listener receives.
-func (l *Listener) Channel() string { return l.l.Channel() }
+func (l *Listener) Channel() string {
+	if l.r != nil {
+		return l.r.channel
+	}
+	return l.l.Channel()
+}
 
 // Next returns the next notification, waiting for one until ctx ends. Once
 // the listener is closed (by Close, by the end of the context given to
 // Node.Listen, or by the node closing), Next returns what it still holds,
 // then an error matching ErrListenerClosed.
 func (l *Listener) Next(ctx context.Context) (Notification, error) {
+	if l.r != nil {
+		return l.r.next(ctx)
+	}
 	n, err := l.l.Next(ctx)
 	return Notification(n), err
 }
 
 // Close stops the listener. It is idempotent.
-func (l *Listener) Close() error { return l.l.Close() }
+func (l *Listener) Close() error {
+	if l.r != nil {
+		return l.r.close()
+	}
+	return l.l.Close()
+}
 
 // Errors of the extensions.
 var (
@@ -179,7 +280,7 @@ var (
 // (usually milliseconds). The caches survive the restart of any minority
 // of the nodes, but not of the whole cluster: they are caches.
 func (n *Node) Cache(name string) *Cache {
-	return &Cache{extensions.NewCache(n.c.Cache(), name), n.c}
+	return &Cache{c: extensions.NewCache(n.c.Cache(), name), n: n.c}
 }
 
 // Lock waits until this node holds the distributed lock name, and returns
@@ -202,7 +303,7 @@ func lease(l *extensions.Lease, err error) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Lease{l}, nil
+	return &Lease{l: l}, nil
 }
 
 // ListenOption configures Node.Listen.
@@ -247,7 +348,7 @@ func (n *Node) Listen(ctx context.Context, channel string, opts ...ListenOption)
 	if err != nil {
 		return nil, err
 	}
-	return &Listener{l}, nil
+	return &Listener{l: l}, nil
 }
 
 // registerNotify installs hiqlite_notify on a read connection, where it

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ncruces/go-sqlite3"
 
@@ -31,6 +33,8 @@ type Node struct {
 	// without _backup).
 	backupDest, backupKeyFile string
 	backups                   *backupSchedule
+	// clientSessions counts the remote clients' sessions it serves.
+	clientSessions atomic.Int64
 }
 
 // registry: the nodes this process runs, by absolute DATA_DIR: the
@@ -85,6 +89,12 @@ func startNode(cfg *Config, dir string, secret []byte) (*Node, error) {
 	if err := n.startBackups(cfg); err != nil {
 		return nil, errors.Join(err, cn.Close())
 	}
+	// Remote clients' sessions run as connections of this node, with the
+	// settings (_busy, _txidle, _txlock, _foreign_keys) of the Config
+	// that started it.
+	scfg := *cfg
+	scfg.Join = append([]string(nil), cfg.Join...)
+	cn.ServeClients(func(ctx context.Context, c net.Conn) { n.serveClient(ctx, &scfg, c) })
 	return n, nil
 }
 
@@ -155,6 +165,9 @@ func NodeOf(ctx context.Context, db *sql.DB) (*Node, error) {
 	var n *Node
 	err = sc.Raw(func(dc any) error {
 		c, ok := dc.(*conn)
+		if _, remote := dc.(*remoteConn); remote {
+			return errors.New("hiqlite: NodeOf: the *sql.DB is a remote client's (hiqlite://...), which runs no node; use ClientOf for its extensions")
+		}
 		if !ok {
 			return fmt.Errorf("hiqlite: NodeOf: the *sql.DB uses driver connection %T, not hiqlite's", dc)
 		}

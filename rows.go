@@ -84,6 +84,18 @@ func (r *rows) Close() error {
 }
 
 func (r *rows) Next(dest []driver.Value) error {
+	if err := r.nextRaw(dest); err != nil {
+		return err
+	}
+	for i := range dest {
+		dest[i] = decode(r.kinds[i], dest[i])
+	}
+	return nil
+}
+
+// nextRaw is Next with the values as SQLite stores them, for a remote
+// client's session, whose client decodes them (remote_server.go).
+func (r *rows) nextRaw(dest []driver.Value) error {
 	r.first()
 	ok := r.aheadOK
 	if r.ahead {
@@ -99,9 +111,19 @@ func (r *rows) Next(dest []driver.Value) error {
 		return io.EOF
 	}
 	for i := range dest {
-		dest[i] = decode(r.kinds[i], replication.ColumnValue(r.s, i))
+		dest[i] = replication.ColumnValue(r.s, i)
 	}
 	return nil
+}
+
+// declTypes are the columns' declared types.
+func (r *rows) declTypes() []string {
+	r.first()
+	d := make([]string, len(r.names))
+	for i := range d {
+		d[i] = r.s.ColumnDeclType(i)
+	}
+	return d
 }
 
 func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
@@ -171,6 +193,19 @@ func (r *bufRows) Next(dest []driver.Value) error {
 	}
 	return nil
 }
+
+func (r *bufRows) nextRaw(dest []driver.Value) error {
+	if r.next >= len(r.res.Rows) {
+		return io.EOF
+	}
+	for i, v := range r.res.Rows[r.next] {
+		dest[i] = v
+	}
+	r.next++
+	return nil
+}
+
+func (r *bufRows) declTypes() []string { return r.res.DeclTypes }
 
 func (r *bufRows) ColumnTypeDatabaseTypeName(i int) string {
 	return databaseTypeName(r.res.DeclTypes[i])

@@ -25,6 +25,7 @@ type tx struct {
 	reading bool   // a read transaction is open on c.db
 	snap    uint64 // with reading: the applied index of its snapshot
 	w       cluster.Tx
+	seq     uint64 // with w: the sequence number of w's origin
 
 	// savepoint control run before the first write, replayed on the writer
 	// when the transaction is promoted
@@ -77,11 +78,12 @@ func (t *tx) promote(ctx context.Context) error {
 		return fmt.Errorf("hiqlite: write in a read-only transaction: %w", sqlite3.READONLY)
 	}
 	c := t.c
-	w, err := c.node.c.BeginTx(ctx, c.cfg.Busy, c.cfg.TxIdle, c.origin(), c.flags(ctx), cluster.SnapshotCheck{Index: t.snap, Valid: t.reading})
+	origin := c.origin()
+	w, err := c.node.c.BeginTx(ctx, c.cfg.Busy, c.cfg.TxIdle, origin, c.flags(ctx), cluster.SnapshotCheck{Index: t.snap, Valid: t.reading})
 	if err != nil {
 		return err
 	}
-	t.w = w
+	t.w, t.seq = w, origin.Seq
 	for _, sp := range t.sps {
 		if _, err := w.Exec(ctx, replication.Statement{SQL: sp}, false); err != nil {
 			return err

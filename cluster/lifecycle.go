@@ -173,6 +173,7 @@ func (n *Node) startCluster(rc *raft.Config, has bool) (err error) {
 	n.rpc = newRPCServer(n)
 	n.client = &rpcClient{n: n}
 	n.goFunc(n.rpc.serve)
+	n.goFunc(n.serveClients)
 	n.goFunc(func() { n.client.followLeader(n.raft, n.stopCh) })
 	if cfg.Gossip == "" {
 		// No gossip: a one-voter cluster reachable over the network.
@@ -324,6 +325,9 @@ func (n *Node) Close() error {
 		errs = append(errs, n.disc.Close())
 	}
 	n.wg.Wait()
+	if n.mux != nil {
+		n.waitClients() // after the accept loop, joined above
+	}
 	errs = append(errs, n.closeResources())
 	return errors.Join(errs...)
 }

@@ -25,7 +25,8 @@ import (
 // stopOnFault (persist.go), snapshotOnLogSize (lifecycle.go) and the cache
 // group's run, propose and settle; in cluster mode also runMembership
 // (membership.go) and the RPC server (forward.go: its accept loop and one
-// goroutine per connection), plus the goroutines of the port's Mux
+// goroutine per connection), the sessions of remote clients (clients.go:
+// the same), plus the goroutines of the port's Mux
 // (internal/nodeport) and of Discovery (internal/discovery), which own
 // them. All are started in Open (lifecycle.go; or by the accept loop, or
 // by the cache group's start) and joined in Close.
@@ -57,6 +58,9 @@ type Node struct {
 	probes    probeLog // failed probes of discovered nodes (membership.go)
 
 	refused atomic.Pointer[error] // why gossip refused this node (identity.go); nil: not refused
+
+	clientHandler atomic.Pointer[ClientHandler] // remote clients' sessions (clients.go); nil: refused
+	clients       sync.WaitGroup                // the sessions of remote clients (clients.go)
 
 	hub     *extensions.Hub // listeners of hiqlite_notify and Notify
 	metrics *metrics        // Prometheus metrics (metrics.go)

@@ -105,9 +105,23 @@ func (n *Node) waitVisible(caller context.Context, index uint64) error {
 	}
 	ctx, cancel := n.forwardContext(caller)
 	defer cancel()
+	// A node that closes applies nothing more: the wait ends with it (the
+	// sessions of remote clients, which Close waits for, wait here).
+	go func() {
+		select {
+		case <-n.stopCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := n.sm.WaitApplied(index, ctx.Done()); err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
+		}
+		select {
+		case <-n.stopCh:
+			err = nodeerr.ErrClosed
+		default:
 		}
 		return fmt.Errorf("%w (index %d): %w", nodeerr.ErrNotVisible, index, err)
 	}

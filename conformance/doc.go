@@ -3,7 +3,8 @@
 // the driver's go.mod. The package has no API: everything is in its tests.
 //
 // The suites run the same statements over several topologies (a single
-// node, the leader of three, a follower of three) and over plain SQLite
+// node, the leader of three, a follower of three, a remote client of a
+// follower of three) and over plain SQLite
 // through github.com/ncruces/go-sqlite3/driver as the reference, and compare
 // results and errors; see README.md for the differences found.
 //

@@ -84,11 +84,13 @@ var gormModels = []any{&Author{}, &Profile{}, &Book{}, &Tag{}, &AuditLog{}}
 
 // TestGORM runs a GORM application through github.com/ncruces/go-sqlite3's
 // gormlite dialector on plain SQLite and on a follower of a three-node
-// cluster, where every write is forwarded to the leader.
+// cluster, where every write is forwarded to the leader, and through a
+// remote client of such a follower.
 func TestGORM(t *testing.T) {
 	for _, open := range []func(testing.TB) *env{
 		openReference,
 		func(t testing.TB) *env { return openCluster(t, 3, false) },
+		openRemote,
 	} {
 		e := open(t)
 		t.Run(e.name, func(t *testing.T) {
@@ -317,7 +319,7 @@ func dumpSchema(t *testing.T, e *env) string {
 // reference).
 func (e *env) appliedIndex() uint64 {
 	for i, db := range e.nodes {
-		if db == e.db && i < len(e.handles) {
+		if (db == e.db || db == e.via) && i < len(e.handles) {
 			return e.handles[i].AppliedIndex()
 		}
 	}

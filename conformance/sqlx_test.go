@@ -20,11 +20,12 @@ type sqlxPlace struct {
 }
 
 // TestSqlx runs github.com/jmoiron/sqlx on plain SQLite and on a follower
-// of a three-node cluster.
+// of a three-node cluster, and through a remote client of such a follower.
 func TestSqlx(t *testing.T) {
 	for _, open := range []func(testing.TB) *env{
 		openReference,
 		func(t testing.TB) *env { return openCluster(t, 3, false) },
+		openRemote,
 	} {
 		e := open(t)
 		t.Run(e.name, func(t *testing.T) {

@@ -35,8 +35,10 @@ type env struct {
 	name    string
 	db      *sql.DB         // where the statements go
 	hiqlite bool            // false for the plain SQLite reference
-	nodes   []*sql.DB       // every node of the topology, db among them
+	nodes   []*sql.DB       // every node of the topology, db among them unless it is a remote client
 	handles []*hiqlite.Node // with hiqlite: the nodes' handles, in the order of nodes
+	listens []string        // in a cluster: the nodes' node ports, in the order of nodes
+	via     *sql.DB         // with a remote client: the node it goes through
 }
 
 // topology opens an env.
@@ -51,6 +53,20 @@ var topologies = []topology{
 	{"single", openSingle},
 	{"leader", func(t testing.TB) *env { return openCluster(t, 3, true) }},
 	{"follower", func(t testing.TB) *env { return openCluster(t, 3, false) }},
+	{"remote", openRemote},
+}
+
+// openRemote starts a three-node cluster and returns an env whose db is a
+// remote client (a hiqlite:// DSN: no node in this process serves it)
+// attached to a follower.
+func openRemote(t testing.TB) *env {
+	t.Helper()
+	e := openCluster(t, 3, false)
+	f := e.leader(t) + 1
+	f %= len(e.nodes)
+	db := openNode(t, hiqlite.RemotePrefix+e.listens[f]+"?_secret="+url.QueryEscape(secret)+"&_timeout=60s")
+	e.name, e.db, e.via = "remote", db, e.nodes[f]
+	return e
 }
 
 // openReference opens plain SQLite through github.com/ncruces/go-sqlite3's
@@ -120,6 +136,7 @@ func openClusterWith(t testing.TB, n int, onLeader bool, params ...string) *env 
 		}
 		db := openNode(t, dsn)
 		e.nodes = append(e.nodes, db)
+		e.listens = append(e.listens, m.listen)
 		e.handles = append(e.handles, handle(t, db))
 	}
 	for _, h := range e.handles {

@@ -122,6 +122,7 @@ type scenario struct {
 	kind     scenarioKind
 	workers  int
 	follower bool // hiqlite's writes run on a follower (forwarded)
+	remote   bool // hiqlite's operations run through a remote client (hiqlite://) attached to a follower
 	tls      bool // hiqlite runs with mutual TLS on its node ports (a second cluster)
 	per      int  // units per operation
 	target   *target
@@ -190,6 +191,12 @@ func benchScenarios(txRows int) []*scenario {
 		}}
 		return sc
 	}
+	remote := func(sc *scenario) *scenario {
+		sc.remote, sc.follower = true, true
+		sc.title = "remote client " + strings.Replace(sc.title, "follower ", "", 1) + " (via a follower)"
+		sc.target = nil
+		return sc
+	}
 	cacheSet := func(id string, workers int, t *target) *scenario {
 		w := "writers"
 		if workers == 1 {
@@ -210,6 +217,10 @@ func benchScenarios(txRows int) []*scenario {
 			kind: kindTx, workers: 1, per: txRows, target: atLeast(300000, "≥ 300,000/s")},
 		read("select-1", 1),
 		read("select-16", 16),
+		remote(ins("remote-insert-16", 16, true, nil)),
+		remote(ins("remote-insert-64", 64, true, nil)),
+		remote(read("remote-select-1", 1)),
+		remote(read("remote-select-16", 16)),
 		cacheSet("cache-set-1", 1, nil),
 		cacheSet("cache-set-16", 16, nil),
 		cacheSet("cache-set-64", 64, atLeast(100000, "≥ 100,000/s")),

@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 	_ "github.com/ncruces/go-sqlite3/driver" // "sqlite3", the plain SQLite baseline
 
+	"github.com/hiqlite/hiqlite"
 	"github.com/hiqlite/hiqlite/internal/devcert"
 	"github.com/hiqlite/hiqlite/internal/logging"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
@@ -116,6 +117,8 @@ type hiqliteSystem struct {
 	cacheKeys atomic.Int64 // spreads the cache scenarios over their keys
 	fillOnce  sync.Once    // fills the keys the cache get scenario reads
 	fillErr   error
+
+	remote *sql.DB // a remote client attached to the follower, opened by the first remote scenario
 
 	isTLS bool           // this cluster runs mutual TLS on its ports
 	tls   *hiqliteSystem // the cluster with TLS, for the scenarios with tls; nil if none asks
@@ -224,6 +227,13 @@ func (s *hiqliteSystem) ops(sc *scenario) op {
 		on = s.follower
 	}
 	o := sqlOps{write: on.db, read: s.follower.db, txRows: s.txRows}
+	if sc.remote {
+		db, err := s.remoteClient()
+		if err != nil {
+			return func(context.Context, int) error { return err }
+		}
+		o.write, o.read = db, db
+	}
 	switch sc.kind {
 	case kindInsert:
 		return o.insert
@@ -253,6 +263,23 @@ func (s *hiqliteSystem) ops(sc *scenario) op {
 	return nil
 }
 
+// remoteClient is the remote client of the follower, opened once: a
+// hiqlite:// DSN naming the follower's node port, with the cluster's
+// secret file.
+func (s *hiqliteSystem) remoteClient() (*sql.DB, error) {
+	if s.remote != nil {
+		return s.remote, nil
+	}
+	dsn := hiqlite.RemotePrefix + s.follower.listen + "?_secret_file=" + dsnEscaper.Replace(s.c.secretFile)
+	db, err := sql.Open(hiqlite.DriverName, dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxIdleConns(maxWorkers)
+	s.remote = db
+	return db, nil
+}
+
 // fillCache sets the 100 keys the get scenario reads, on the leader, and
 // waits until the follower that reads them has them all.
 func (s *hiqliteSystem) fillCache(ctx context.Context) error {
@@ -269,6 +296,9 @@ func (s *hiqliteSystem) fillCache(ctx context.Context) error {
 
 func (s *hiqliteSystem) close() error {
 	var errs []error
+	if s.remote != nil {
+		errs = append(errs, s.remote.Close())
+	}
 	if s.tls != nil {
 		errs = append(errs, s.tls.close())
 	}

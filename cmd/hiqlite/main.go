@@ -24,6 +24,8 @@
 // --http-tls-key serve HTTPS, re-reading renewed files. status --dsn
 // opens the node in its own process, which fails while another process runs
 // it; status --http asks a running serve (--http-token-file, --http-ca).
+// shell and status also take a remote DSN, hiqlite://HOST:PORT[,...]?_secret=...,
+// which attaches to a running cluster as a remote client, opening no node.
 //
 // Run "hiqlite help" for the details. The exit status is 0 on success, 1
 // when a command fails and 2 for a usage error.
@@ -154,7 +156,10 @@ Commands:
 	}
 	fmt.Fprint(w, `
 DSN is a data directory with optional parameters, as sql.Open("hiqlite", DSN)
-takes it: DATA_DIR[?param=value&...]. See "go doc github.com/hiqlite/hiqlite".
+takes it: DATA_DIR[?param=value&...]. shell and status also take a remote
+client's DSN, hiqlite://HOST:PORT[,HOST:PORT...]?_secret=..., which attaches
+to a running cluster's members without opening a node here. See
+"go doc github.com/hiqlite/hiqlite".
 
 Run "hiqlite <command> -h" for the flags of a command.
 `)

@@ -19,7 +19,7 @@ import (
 
 func cmdShell(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("shell", "--dsn DSN", stderr)
-	dsn := fs.String("dsn", "", "the node to open: DATA_DIR[?param=value&...] (required)")
+	dsn := fs.String("dsn", "", "the node to open: DATA_DIR[?param=value&...], or a running cluster to attach to:\nhiqlite://HOST:PORT[,HOST:PORT...]?_secret=... (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,11 +47,20 @@ func cmdShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 }
 
 // openNode opens the node of dsn and waits until it is ready for writes
-// (for a single node: until it has elected itself).
+// (for a single node: until it has elected itself). A remote DSN
+// (hiqlite://...) opens a remote client instead, once a member accepted
+// its session.
 func openNode(ctx context.Context, dsn string) (*sql.DB, error) {
 	db, err := sql.Open(hiqlite.DriverName, dsn)
 	if err != nil {
 		return nil, err
+	}
+	if hiqlite.IsRemoteDSN(dsn) {
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return db, nil
 	}
 	n, err := hiqlite.NodeOf(ctx, db)
 	if err == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 
 func cmdStatus(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", "--dsn DSN | --http ADDR [--http-token-file FILE] [--http-ca FILE]", stderr)
-	dsn := fs.String("dsn", "", "open the node of DSN in this process: DATA_DIR[?param=value&...]")
+	dsn := fs.String("dsn", "", "open the node of DSN in this process: DATA_DIR[?param=value&...], or ask a member of a\nrunning cluster as a remote client: hiqlite://HOST:PORT[,HOST:PORT...]?_secret=...")
 	httpAddr := fs.String("http", "", "ask a running hiqlite serve instead: its --http host:port, or a URL such as\nhttp://host:port or https://host:port (a serve with --http-tls-cert)")
 	clientFlags := addHTTPClientFlags(fs)
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the node to be ready (--dsn) or to answer (--http)")
@@ -45,6 +46,12 @@ func cmdStatus(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if *clientFlags.tokenFile != "" || *clientFlags.caFile != "" {
 		return &usageError{errors.New("--http-token-file and --http-ca go with --http")}
 	}
+	if hiqlite.IsRemoteDSN(*dsn) {
+		if _, err := hiqlite.ParseClientDSN(*dsn); err != nil {
+			return &usageError{fmt.Errorf("invalid --dsn: %w", err)}
+		}
+		return clientStatus(ctx, *dsn, *wait, stdout)
+	}
 	if _, err := hiqlite.ParseDSN(*dsn); err != nil {
 		return &usageError{fmt.Errorf("invalid --dsn: %w", err)}
 	}
@@ -65,6 +72,8 @@ type nodeStatus struct {
 	// not be read.
 	Members      []memberStatus `json:"members"`
 	MembersError string         `json:"members_error,omitempty"`
+	// remote: read by a remote client, which sees no data directory
+	remote bool
 }
 
 type memberStatus struct {
@@ -116,6 +125,47 @@ func status(ctx context.Context, dsn string, wait time.Duration, w io.Writer) er
 		return err
 	}
 	return printStatus(w, statusOf(n))
+}
+
+// clientStatus prints the status of the member a remote client (a
+// hiqlite:// DSN) attaches to, read through SQL's status functions and
+// hiqlite_nodes.
+func clientStatus(ctx context.Context, dsn string, wait time.Duration, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	db, err := openNode(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	s := nodeStatus{Members: []memberStatus{}, remote: true}
+	var leader sql.NullString
+	var applied int64
+	err = db.QueryRowContext(ctx, `SELECT hiqlite_node_id(), hiqlite_leader_id(), hiqlite_is_leader(), hiqlite_applied_index()`).
+		Scan(&s.ID, &leader, &s.IsLeader, &applied)
+	if err != nil {
+		return err
+	}
+	s.LeaderID, s.AppliedIndex = leader.String, uint64(applied)
+	rows, err := db.QueryContext(ctx, `SELECT node_id, coalesce(raft_addr, ''), voter, is_leader FROM hiqlite_nodes ORDER BY node_id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m memberStatus
+		if err := rows.Scan(&m.ID, &m.Address, &m.Voter, &m.IsLeader); err != nil {
+			return err
+		}
+		if m.IsLeader {
+			s.LeaderAddr = m.Address
+		}
+		s.Members = append(s.Members, m)
+	}
+	if err := rows.Err(); err != nil {
+		s.MembersError = err.Error()
+	}
+	return printStatus(w, s)
 }
 
 // statusURL turns the --http value, host:port or an http(s) URL, into the
@@ -217,6 +267,8 @@ func printStatus(w io.Writer, s nodeStatus) error {
 	fmt.Fprintf(w, "applied index: %d\n", s.AppliedIndex)
 	if s.DataDir != "" {
 		fmt.Fprintf(w, "data dir:      %s\n", s.DataDir)
+	} else if s.remote {
+		fmt.Fprintf(w, "data dir:      (the member's; not shown to a remote client)\n")
 	} else {
 		fmt.Fprintf(w, "data dir:      (shown only with serve's --http-token-file)\n")
 	}

@@ -416,3 +416,18 @@ func Dump(t testing.TB, db *sql.DB) []byte {
 	}
 	return out.Bytes()
 }
+
+// RemoteDSN is the DSN of a remote client of c that knows the members
+// given by index (all of them when none is given), in that order.
+func (c *Cluster) RemoteDSN(members ...int) string {
+	if len(members) == 0 {
+		for i := range c.Members {
+			members = append(members, i)
+		}
+	}
+	hosts := make([]string, len(members))
+	for i, m := range members {
+		hosts[i] = c.Members[m].Listen
+	}
+	return hiqlite.RemotePrefix + strings.Join(hosts, ",") + "?_secret=" + url.QueryEscape(Secret)
+}

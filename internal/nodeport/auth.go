@@ -57,6 +57,9 @@ const (
 	StreamRaft  StreamType = 'R'
 	StreamRPC   StreamType = 'Q'
 	StreamCache StreamType = 'C' // the cache group's Raft (extensions)
+	// StreamClient is a remote client's session: a process that is no
+	// member runs SQL and the extensions through a member (Dialer).
+	StreamClient StreamType = 'S'
 )
 
 func (s StreamType) String() string {
@@ -67,11 +70,15 @@ func (s StreamType) String() string {
 		return "rpc"
 	case StreamCache:
 		return "cache"
+	case StreamClient:
+		return "client"
 	}
 	return fmt.Sprintf("stream(0x%02x)", byte(s))
 }
 
-func (s StreamType) valid() bool { return s == StreamRaft || s == StreamRPC || s == StreamCache }
+func (s StreamType) valid() bool {
+	return s == StreamRaft || s == StreamRPC || s == StreamCache || s == StreamClient
+}
 
 // ProtoVersion is the second byte of every connection, after the stream
 // byte: the version of the handshake.

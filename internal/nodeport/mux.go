@@ -98,6 +98,7 @@ type Mux struct {
 
 	raft, rpc *muxStream
 	cache     *muxStream      // the cache group's Raft (package extensions)
+	client    *muxStream      // sessions of remote clients (not members)
 	ctx       context.Context // cancelled by Close; aborts dials in flight
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // every goroutine started by goFunc
@@ -171,6 +172,7 @@ func listenMux(addr, advertise string, secret []byte, logger hclog.Logger, opts 
 	m.raft = newMuxStream(m, StreamRaft)
 	m.rpc = newMuxStream(m, StreamRPC)
 	m.cache = newMuxStream(m, StreamCache)
+	m.client = newMuxStream(m, StreamClient)
 	m.goFunc(m.acceptLoop)
 	return m, nil
 }
@@ -233,6 +235,12 @@ func (m *Mux) PendingHandshakes() int {
 // it returns ErrClosed. The caller owns the connection.
 func (m *Mux) AcceptRPC() (net.Conn, error) { return m.rpc.accept() }
 
+// AcceptClient blocks until the next authenticated session of a remote
+// client (a process that holds the cluster secret, and a certificate under
+// TLS, but is no member); after Close it returns ErrClosed. The caller owns
+// the connection.
+func (m *Mux) AcceptClient() (net.Conn, error) { return m.client.accept() }
+
 // DialRPC dials addr and authenticates an RPC connection. ctx bounds the
 // dial and the handshake; Close aborts it with ErrClosed. An error means no
 // byte beyond the handshake was sent.
@@ -262,6 +270,7 @@ func (m *Mux) Close() error {
 	m.raft.close()
 	m.rpc.close()
 	m.cache.close()
+	m.client.close()
 	m.wg.Wait()
 	m.drops.flush()
 	if errors.Is(err, net.ErrClosed) {
@@ -377,6 +386,8 @@ func (m *Mux) streamOf(st StreamType) *muxStream {
 		return m.raft
 	case StreamCache:
 		return m.cache
+	case StreamClient:
+		return m.client
 	}
 	return m.rpc
 }
@@ -430,54 +441,8 @@ func dialCtxErr(ctx context.Context) error {
 	return nil
 }
 
-// clientHandshake runs the client handshakes, TLS (if any) to addr then
-// HMAC, under a deadline: the handshake timeout or ctx's deadline,
-// whichever is sooner. Cancelling ctx interrupts it. It returns the
-// connection to use: c, or the TLS connection over it.
+// clientHandshake runs the client handshakes for stream st on c, a
+// connection dialed to addr (see dialHandshake).
 func (m *Mux) clientHandshake(ctx context.Context, c net.Conn, addr string, st StreamType) (net.Conn, error) {
-	deadline := time.Now().Add(m.opts.handshakeTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := c.SetDeadline(deadline); err != nil {
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-	conn, err := m.clientHandshakes(c, addr, st)
-	if !stop() {
-		// ctx is done, and its func may yet expire the deadline.
-		if err == nil {
-			err = ctx.Err()
-		}
-		return nil, err
-	}
-	if err != nil {
-		return nil, err
-	}
-	return conn, c.SetDeadline(time.Time{})
-}
-
-func (m *Mux) clientHandshakes(c net.Conn, addr string, st StreamType) (net.Conn, error) {
-	conn := c
-	if m.opts.tls != nil {
-		cfg, err := m.opts.tls.client(addr)
-		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		tc := tls.Client(c, cfg)
-		if err := tc.Handshake(); err != nil {
-			return nil, err // crypto/tls's errors begin with "tls: "
-		}
-		conn = tc
-	}
-	// In TLS 1.3 the server checks the client's certificate after the
-	// client's handshake is over: a refusal arrives as an alert on the
-	// first read, here.
-	if err := clientHandshake(conn, m.key, st); err != nil {
-		if r, ok := tlsRefusal(err); ok && m.opts.tls != nil && r == dropTLSRefusedOurs {
-			return nil, fmt.Errorf("the peer refused this node's TLS certificate: %w", err)
-		}
-		return nil, err
-	}
-	return conn, nil
+	return dialHandshake(ctx, c, addr, st, m.key, m.opts.tls, m.opts.handshakeTimeout, "this node's")
 }

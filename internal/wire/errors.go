@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 
+	"github.com/hiqlite/hiqlite/extensions"
 	"github.com/hiqlite/hiqlite/internal/encoding"
 	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
@@ -27,6 +28,11 @@ const (
 	kindClosed         = 18
 	kindTxIdle         = 19
 	kindLeadershipLost = 26
+	kindLockLost       = 29 // the extensions' errors, for remote clients
+	kindLockHeld       = 30
+	kindListenerClosed = 31
+	kindOutcomeUnknown = 32
+	kindNotVisible     = 33
 )
 
 // nodeErrors is the error table of every message.
@@ -47,6 +53,11 @@ var nodeErrors = replication.ResultErrors.With(
 	encoding.ErrorPart{Kind: kindClosed, Sentinel: nodeerr.ErrClosed},
 	encoding.ErrorPart{Kind: kindTxIdle, Sentinel: nodeerr.ErrTxIdle},
 	encoding.ErrorPart{Kind: kindLeadershipLost, Sentinel: nodeerr.ErrLeadershipLost},
+	encoding.ErrorPart{Kind: kindLockLost, Sentinel: extensions.ErrLockLost},
+	encoding.ErrorPart{Kind: kindLockHeld, Sentinel: extensions.ErrLockHeld},
+	encoding.ErrorPart{Kind: kindListenerClosed, Sentinel: extensions.ErrListenerClosed},
+	encoding.ErrorPart{Kind: kindOutcomeUnknown, Sentinel: nodeerr.ErrOutcomeUnknown},
+	encoding.ErrorPart{Kind: kindNotVisible, Sentinel: nodeerr.ErrNotVisible},
 )
 
 func appendError(b []byte, err error) []byte { return nodeErrors.AppendError(b, err) }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 
+	"github.com/hiqlite/hiqlite/extensions"
 	"github.com/hiqlite/hiqlite/internal/golden"
 	"github.com/hiqlite/hiqlite/internal/nodeerr"
 	"github.com/hiqlite/hiqlite/replication"
@@ -77,9 +78,20 @@ func goldenMessages(t *testing.T) []goldenMessage {
 		{"rpc_v1_error_sqlite", "RPC frame ErrorResponse: a SQLite error (UNIQUE constraint, extended code)", &ErrorResponse{Err: sq["unique"]}},
 		{"rpc_v1_error_codes", "RPC frame ErrorResponse: wrapped parts: sqlite3.BUSY, sqlite3.IOERR_READ,\na RefusedError, ErrClosed, context.Canceled", &ErrorResponse{
 			Err: fmt.Errorf("while writing: %w", errors.Join(sqlite3.BUSY, sqlite3.IOERR_READ, refused, nodeerr.ErrClosed, context.Canceled))}},
+		{"rpc_v1_error_extensions", "RPC frame ErrorResponse: the extensions' sentinels ErrLockLost, ErrLockHeld,\nErrListenerClosed, joined", &ErrorResponse{
+			Err: errors.Join(extensions.ErrLockLost, extensions.ErrLockHeld, extensions.ErrListenerClosed)}},
+		{"rpc_v1_error_outcome", "RPC frame ErrorResponse: ErrOutcomeUnknown and ErrNotVisible, joined (what a\nremote client's member may answer of a COMMIT)", &ErrorResponse{
+			Err: errors.Join(nodeerr.ErrOutcomeUnknown, nodeerr.ErrNotVisible)}},
 		{"rpc_v1_error_text", "RPC frame ErrorResponse: an error with no part (text only)", &ErrorResponse{Err: errors.New("disk on fire")}},
 		{"rpc_v1_cache_request", "RPC frame CacheRequest: 3 opaque bytes", &CacheRequest{Cmd: []byte{1, 2, 3}}},
 		{"rpc_v1_cache_response", "RPC frame CacheResponse: index 5, 2 opaque bytes", &CacheResponse{Index: 5, Result: []byte{4, 5}}},
+		{"rpc_v1_client_hello", "client frame ClientHello: node client-1, session 2^63+5", &ClientHello{Node: "client-1", Session: 1<<63 + 5}},
+		{"rpc_v1_client_request", "client frame ClientRequest: query, seq 42, a statement with every value type,\nlinearizable, timeout 2.5s, read-only", &ClientRequest{
+			Op: OpQuery, Seq: 42, Stmt: stmt, Consistency: 1, Timeout: 2500 * time.Millisecond, ReadOnly: true}},
+		{"rpc_v1_client_result", "client frame ClientResult: a batch of rows of every value type, more to come,\nin a transaction of seq 7, applied, nullability of 3 columns, 2 parameters", &ClientResult{
+			Result: result, More: true, InTx: true, TxSeq: 7, Applied: true, Nullable: []byte{0, 1, 2}, NumInput: 2}},
+		{"rpc_v1_client_result_error", "client frame ClientResult: a result with a SQLite UNIQUE constraint error", &ClientResult{Result: failedResult, NumInput: -1}},
+		{"rpc_v1_client_cancel", "client frame ClientCancel", &ClientCancel{}},
 	}
 }
 
@@ -100,6 +112,10 @@ func withoutErrors(m Message) (Message, []error) {
 		c.Results = strip(m.Results)
 		return &c, errs
 	case *ResultResponse:
+		c := *m
+		c.Result = strip([]replication.Result{m.Result})[0]
+		return &c, errs
+	case *ClientResult:
 		c := *m
 		c.Result = strip([]replication.Result{m.Result})[0]
 		return &c, errs

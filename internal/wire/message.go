@@ -28,6 +28,10 @@ const (
 	TypeErrorResponse     Type = 14
 	TypeCacheRequest      Type = 15
 	TypeCacheResponse     Type = 16
+	TypeClientHello       Type = 17
+	TypeClientRequest     Type = 18
+	TypeClientResult      Type = 19
+	TypeClientCancel      Type = 20
 )
 
 var typeNames = [...]string{
@@ -47,6 +51,10 @@ var typeNames = [...]string{
 	TypeErrorResponse:     "ErrorResponse",
 	TypeCacheRequest:      "CacheRequest",
 	TypeCacheResponse:     "CacheResponse",
+	TypeClientHello:       "ClientHello",
+	TypeClientRequest:     "ClientRequest",
+	TypeClientResult:      "ClientResult",
+	TypeClientCancel:      "ClientCancel",
 }
 
 func (t Type) String() string {
@@ -91,6 +99,14 @@ func newMessage(t Type) Message {
 		return &CacheRequest{}
 	case TypeCacheResponse:
 		return &CacheResponse{}
+	case TypeClientHello:
+		return &ClientHello{}
+	case TypeClientRequest:
+		return &ClientRequest{}
+	case TypeClientResult:
+		return &ClientResult{}
+	case TypeClientCancel:
+		return &ClientCancel{}
 	}
 	return nil
 }
@@ -124,6 +140,10 @@ var (
 	_ Message = (*ErrorResponse)(nil)
 	_ Message = (*CacheRequest)(nil)
 	_ Message = (*CacheResponse)(nil)
+	_ Message = (*ClientHello)(nil)
+	_ Message = (*ClientRequest)(nil)
+	_ Message = (*ClientResult)(nil)
+	_ Message = (*ClientCancel)(nil)
 )
 
 // ExecRequest is a write outside a transaction: the statements run in order

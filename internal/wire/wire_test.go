@@ -94,6 +94,13 @@ func messages(big bool) []Message {
 		&CacheRequest{Cmd: []byte{1, 2, 0, 0xff}},
 		&CacheResponse{},
 		&CacheResponse{Index: 1 << 50, Result: []byte("result")},
+		&ClientHello{},
+		&ClientHello{Node: "client-ab", Session: math.MaxUint64},
+		&ClientRequest{},
+		&ClientRequest{Op: OpExec, Seq: 1 << 40, Stmt: insert, Consistency: 1, Timeout: -time.Second, ReadOnly: true},
+		&ClientResult{},
+		&ClientResult{Result: result, More: true, InTx: true, TxSeq: 3, Applied: true, Nullable: []byte{2, 1, 0, 0, 2}, NumInput: -1},
+		&ClientCancel{},
 	}
 	if big {
 		ms = append(ms,
@@ -310,7 +317,7 @@ func TestMalformed(t *testing.T) {
 	}{
 		{"empty frame", []byte{0}, "empty frame"},
 		{"unknown type 0", frameOf([]byte{0}), "unknown message type 0"},
-		{"unknown type 17", frameOf([]byte{17}), "unknown message type 17"},
+		{"unknown type 21", frameOf([]byte{21}), "unknown message type 21"},
 		{"unknown type 255", frameOf([]byte{255, 1, 2, 3}), "unknown message type 255"},
 		{"trailing bytes", frameOf(append(bytes.Clone(okBody), 0)), "1 trailing bytes"},
 		{"bad bool", frameOf([]byte{byte(TypeOutcomeResponse), 2, 0}), "bad bool 2"},
