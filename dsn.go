@@ -251,8 +251,41 @@ func ParseDSN(dsn string) (*Config, error) {
 	}
 	c.DataDir = dir
 
-	seen := make(map[string]bool)
 	var mode string
+	seen, err := walkParams(query, func(name string) error {
+		if !knownParams[name] && !sqliteParams[name] {
+			return fmt.Errorf("hiqlite: unknown DSN parameter %s", quoteName(name))
+		}
+		return nil
+	}, func(name, value string) error {
+		if sqliteParams[name] {
+			if name == "mode" {
+				mode = value
+			}
+			return checkSQLiteParam(name, value)
+		}
+		return c.setParam(name, value)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if mode == "memory" {
+		c.DataDir = MemoryDir
+	} else if seen["cache"] && !c.inMemory() {
+		return nil, fmt.Errorf("hiqlite: DSN parameter cache applies to an in-memory database (%s or mode=memory), not to data directory %s", MemoryDir, quotePath(c.DataDir))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// walkParams walks the parameters of a DSN's query: it unescapes each
+// name and asks known whether it is one, refuses one given twice or with
+// an empty or malformed value, and passes the unescaped value to set. It
+// returns the names seen. Errors never show the value of _secret.
+func walkParams(query string, known func(name string) error, set func(name, value string) error) (map[string]bool, error) {
+	seen := make(map[string]bool)
 	for query != "" {
 		var param string
 		param, query, _ = strings.Cut(query, "&")
@@ -264,8 +297,8 @@ func ParseDSN(dsn string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("hiqlite: invalid DSN parameter name %s: %w", quoteName(rawName), err)
 		}
-		if !knownParams[name] && !sqliteParams[name] {
-			return nil, fmt.Errorf("hiqlite: unknown DSN parameter %s", quoteName(name))
+		if err := known(name); err != nil {
+			return nil, err
 		}
 		if seen[name] {
 			return nil, fmt.Errorf("hiqlite: DSN parameter %s given twice", name)
@@ -282,28 +315,11 @@ func ParseDSN(dsn string) (*Config, error) {
 		if value == "" {
 			return nil, fmt.Errorf("hiqlite: invalid %s \"\": empty value", name)
 		}
-		if sqliteParams[name] {
-			if err := checkSQLiteParam(name, value); err != nil {
-				return nil, err
-			}
-			if name == "mode" {
-				mode = value
-			}
-			continue
-		}
-		if err := c.setParam(name, value); err != nil {
+		if err := set(name, value); err != nil {
 			return nil, err
 		}
 	}
-	if mode == "memory" {
-		c.DataDir = MemoryDir
-	} else if seen["cache"] && !c.inMemory() {
-		return nil, fmt.Errorf("hiqlite: DSN parameter cache applies to an in-memory database (%s or mode=memory), not to data directory %s", MemoryDir, quotePath(c.DataDir))
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return seen, nil
 }
 
 // knownParams are the DSN parameter names ParseDSN accepts.

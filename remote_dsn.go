@@ -60,38 +60,15 @@ func ParseClientDSN(dsn string) (*ClientConfig, error) {
 		return nil, errors.New("hiqlite: the remote DSN names no host (want hiqlite://host:port[,host:port...])")
 	}
 	c.Hosts = strings.Split(hosts, ",")
-	seen := map[string]bool{}
-	for query != "" {
-		var param string
-		param, query, _ = strings.Cut(query, "&")
-		if param == "" {
-			continue
+	_, err := walkParams(query, func(name string) error {
+		if clientParams[name] {
+			return nil
 		}
-		rawName, rawValue, _ := strings.Cut(param, "=")
-		name, err := url.QueryUnescape(rawName)
-		if err != nil {
-			return nil, fmt.Errorf("hiqlite: invalid DSN parameter name %s: %w", quoteName(rawName), err)
+		if knownParams[name] || sqliteParams[name] {
+			return fmt.Errorf("hiqlite: DSN parameter %s is a node's; a remote DSN (%s) takes _secret, _secret_file, _tls_cert, _tls_key, _tls_ca, _consistency and _timeout", name, RemotePrefix)
 		}
-		if !clientParams[name] {
-			if knownParams[name] || sqliteParams[name] {
-				return nil, fmt.Errorf("hiqlite: DSN parameter %s is a node's; a remote DSN (%s) takes _secret, _secret_file, _tls_cert, _tls_key, _tls_ca, _consistency and _timeout", name, RemotePrefix)
-			}
-			return nil, fmt.Errorf("hiqlite: unknown DSN parameter %s", quoteName(name))
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("hiqlite: DSN parameter %s given twice", name)
-		}
-		seen[name] = true
-		value, err := url.QueryUnescape(rawValue)
-		if err != nil {
-			if name == "_secret" {
-				return nil, errors.New("hiqlite: invalid _secret: malformed %-escape")
-			}
-			return nil, invalidValue(name, rawValue, err)
-		}
-		if value == "" {
-			return nil, fmt.Errorf("hiqlite: invalid %s \"\": empty value", name)
-		}
+		return fmt.Errorf("hiqlite: unknown DSN parameter %s", quoteName(name))
+	}, func(name, value string) (err error) {
 		switch name {
 		case "_secret":
 			c.Secret = value
@@ -105,13 +82,17 @@ func ParseClientDSN(dsn string) (*ClientConfig, error) {
 			c.TLSCA = value
 		case "_consistency":
 			if c.Consistency, err = ParseConsistency(value); err != nil {
-				return nil, invalidValue(name, value, err)
+				return invalidValue(name, value, err)
 			}
 		case "_timeout":
 			if c.Timeout, err = time.ParseDuration(value); err != nil {
-				return nil, invalidValue(name, value, err)
+				return invalidValue(name, value, err)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
