@@ -21,54 +21,6 @@ import (
 	"github.com/hiqlite/hiqlite/internal/clustertest"
 )
 
-// userDump renders the application's tables of db (not hiqlite's own,
-// whose applied index differs between clusters), value by value.
-func userDump(t *testing.T, db *sql.DB) []byte {
-	t.Helper()
-	var out bytes.Buffer
-	rows, err := db.Query(`SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\_hiqlite%' ESCAPE '\' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for rows.Next() {
-		var name, text string
-		if err := rows.Scan(&name, &text); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, name)
-		fmt.Fprintln(&out, text)
-	}
-	rows.Close()
-	for _, name := range names {
-		fmt.Fprintf(&out, "== %s\n", name)
-		r, err := db.Query(`SELECT * FROM "` + name + `" ORDER BY rowid`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := r.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for r.Next() {
-			if err := r.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for _, v := range vals {
-				fmt.Fprintf(&out, "%T:%v ", v, v)
-			}
-			out.WriteByte('\n')
-		}
-		if err := r.Err(); err != nil {
-			t.Fatal(err)
-		}
-		r.Close()
-	}
-	return out.Bytes()
-}
-
 // writeIdentity writes a new age identity to a key file and returns it.
 func writeIdentity(t *testing.T) (string, *age.X25519Identity) {
 	t.Helper()
@@ -145,7 +97,7 @@ func TestBackupRestoreCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := userDump(t, plain)
+	want := clustertest.UserDump(t, plain)
 	var n int
 	plain.QueryRow(`SELECT count(*) FROM items`).Scan(&n)
 	plain.Close()
@@ -179,7 +131,7 @@ func TestBackupRestoreCluster(t *testing.T) {
 	})
 	c2.EnsureSame()
 	for _, m := range c2.Members {
-		if got := userDump(t, m.DB); !bytes.Equal(got, want) {
+		if got := clustertest.UserDump(t, m.DB); !bytes.Equal(got, want) {
 			t.Fatalf("%s holds other rows than the backup:\n%.2000s\n--- want\n%.2000s", m.ID, got, want)
 		}
 	}

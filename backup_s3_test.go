@@ -42,7 +42,7 @@ func TestBackupRestoreS3(t *testing.T) {
 		mustExec(t, lead, `INSERT INTO items(name, data) VALUES (?, randomblob(200))`, fmt.Sprintf("row-%d", i))
 	}
 	c.EnsureSame()
-	want := userDump(t, lead)
+	want := clustertest.UserDump(t, lead)
 
 	keyFile, id := writeIdentity(t)
 	f := c.Members[c.Follower()]
@@ -110,7 +110,7 @@ func TestBackupRestoreS3(t *testing.T) {
 	})
 	c2.EnsureSame()
 	for _, m := range c2.Members {
-		if got := userDump(t, m.DB); !bytes.Equal(got, want) {
+		if got := clustertest.UserDump(t, m.DB); !bytes.Equal(got, want) {
 			t.Fatalf("%s holds other rows than the backed-up cluster:\n%.2000s\n--- want\n%.2000s", m.ID, got, want)
 		}
 	}

@@ -362,8 +362,22 @@ func columnCount(t testing.TB, db *sql.DB, name string) int {
 // storage class) through the local read path.
 func Dump(t testing.TB, db *sql.DB) []byte {
 	t.Helper()
+	return dump(t, db, `SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
+}
+
+// UserDump is Dump of the application's tables only: not hiqlite's own,
+// whose applied index differs between a cluster and one restored from its
+// backup, nor SQLite's.
+func UserDump(t testing.TB, db *sql.DB) []byte {
+	t.Helper()
+	return dump(t, db, `SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\_hiqlite%' ESCAPE '\' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
+}
+
+// dump renders the tables that tables, a query of (name, sql) pairs, lists.
+func dump(t testing.TB, db *sql.DB, tables string) []byte {
+	t.Helper()
 	var out bytes.Buffer
-	rows, err := db.Query(`SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
+	rows, err := db.Query(tables)
 	if err != nil {
 		t.Fatal(err)
 	}
