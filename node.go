@@ -213,12 +213,13 @@ func (n *Node) Members() ([]Member, error) {
 // Leave takes this node out of the cluster for good, to decommission it:
 // a leader first hands leadership to another voter, then the node tells
 // the others through gossip, and the leader removes it from the cluster's
-// configuration. Leave returns once this node has seen its removal, or
-// with an error when ctx ends first. Close the node afterwards: until then
-// it still serves local reads, but its writes have no cluster to go to. A
-// node started again from the same DATA_DIR is added back like any new
-// one. The cluster's only voter cannot leave, nor can a node without
-// _gossip.
+// configuration when it hears of it (in about a gossip round). Leave
+// returns once the departure is announced; it does not wait for the
+// removal, which the node itself may never learn of. Close the node
+// afterwards: until then it still serves local reads, but its writes have
+// no cluster to go to. A node started again from the same DATA_DIR is
+// added back like any new one. The cluster's only voter cannot leave, nor
+// can a node without _gossip.
 func (n *Node) Leave(ctx context.Context) error { return n.c.Leave(ctx) }
 
 // Fault returns the error that stopped this node's state machine, or nil.

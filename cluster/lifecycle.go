@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -335,8 +334,10 @@ func (n *Node) Close() error {
 // Leave takes this node out of the cluster for good (to decommission it):
 // a leader first hands leadership to another voter, then the node announces
 // its departure in gossip, and the leader removes it from the configuration
-// (both groups). Leave waits until this node sees its removal, or ctx ends.
-// Close the node afterwards; a node started again from the same DATA_DIR
+// (both groups) when it hears of it. Leave returns once the departure is
+// announced: the node may never learn of its removal (raft stops sending
+// to a server it removed), so it does not wait for it. Close the node
+// afterwards; a node started again from the same DATA_DIR
 // is added back as any other node found in gossip.
 //
 // The last voter cannot leave (nobody would be left to remove it), nor can
@@ -378,23 +379,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	if err := n.disc.Leave(timeout); err != nil {
 		return fmt.Errorf("hiqlite: leave: %w", err)
 	}
-	// The leader sends the configuration without this node to this node
-	// too, before it stops replicating to it (best effort): wait for it.
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		conf, ok := n.mainConfiguration()
-		if ok && !slices.ContainsFunc(conf.Servers, func(s raft.Server) bool { return s.ID == self }) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("hiqlite: leave: left gossip, but this node has not seen its removal (the leader removes it once it hears of the leave): %w", ctx.Err())
-		case <-n.stopCh:
-			return nodeerr.ErrClosed
-		case <-t.C:
-		}
-	}
+	return nil
 }
 
 func (n *Node) closeResources() error {

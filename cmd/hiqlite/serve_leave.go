@@ -9,8 +9,8 @@ import (
 	"github.com/hiqlite/hiqlite"
 )
 
-// leaveTimeout bounds POST /leave: the hand-over of leadership, the gossip
-// announcement and the wait for the leader to remove the node.
+// leaveTimeout bounds POST /leave: the hand-over of leadership and the
+// gossip announcement.
 const leaveTimeout = time.Minute
 
 // withLeave answers POST /leave, which decommissions the node: it leaves
@@ -29,7 +29,7 @@ func withLeave(next http.Handler, node *hiqlite.Node, acc httpAccess, stop func(
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		writeText(w, fmt.Sprintf("node %s left the cluster; serve stops", node.ID()))
+		writeText(w, fmt.Sprintf("node %s left the cluster (the leader removes it once it hears of the leave); serve stops", node.ID()))
 		stop()
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
