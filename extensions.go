@@ -312,7 +312,7 @@ type ListenOption func(*listenOptions)
 type listenOptions struct{ buffer int }
 
 // ListenBuffer sets how many notifications a listener holds for its reader
-// (default 256). When it is full the oldest is dropped, and the next
+// (default 256, at most 1,048,576). When it is full the oldest is dropped, and the next
 // notification the reader gets counts it in Missed.
 func ListenBuffer(n int) ListenOption { return func(o *listenOptions) { o.buffer = n } }
 

@@ -161,6 +161,17 @@ func TestRemoteExtensions(t *testing.T) {
 			t.Fatalf("Next: %+v %v, want %q", m, err, want)
 		}
 	}
+	// A buffer too large to allocate is refused by the member, which goes
+	// on serving (it once allocated whatever the client asked for).
+	if huge, err := ext.Listen(ctx, "huge", hiqlite.ListenBuffer(1<<40)); err == nil || !strings.Contains(err.Error(), "1099511627776") {
+		if huge != nil {
+			huge.Close()
+		}
+		t.Fatalf("Listen with a buffer of 1<<40: %v, want an error naming the size", err)
+	}
+	if err := c.Members[f].Node.Notify(ctx, "huge", "still up"); err != nil {
+		t.Fatalf("the member after a refused Listen: %v", err)
+	}
 	// A full buffer drops the oldest and counts it: the member's
 	// listener, read remotely, says so.
 	small, err := ext.Listen(ctx, "small", hiqlite.ListenBuffer(1))

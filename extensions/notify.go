@@ -16,6 +16,10 @@ var ErrListenerClosed = errors.New("hiqlite: listener closed")
 // reader before it drops the oldest.
 const DefaultListenBuffer = 256
 
+// MaxListenBuffer bounds a listener's buffer: it is allocated whole, and a
+// remote client chooses its size.
+const MaxListenBuffer = 1 << 20
+
 // Notification is one message on a channel, raised by Node.Notify or by
 // hiqlite_notify in a write that committed.
 type Notification struct {
@@ -63,6 +67,9 @@ func (h *Hub) Listen(ctx context.Context, channel string, buffer int) (*Listener
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if buffer > MaxListenBuffer {
+		return nil, fmt.Errorf("hiqlite: listen: a buffer of %d notifications is more than the %d allowed", buffer, MaxListenBuffer)
 	}
 	if buffer <= 0 {
 		buffer = DefaultListenBuffer
