@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hiqlite/hiqlite/internal/nodeid"
 	"github.com/hiqlite/hiqlite/internal/nodeport"
 	"github.com/hiqlite/hiqlite/internal/wire"
 	"github.com/hiqlite/hiqlite/replication"
@@ -64,6 +65,8 @@ type clientSession struct {
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
+
+	buf []byte // the last answer's frame, reused by answer
 }
 
 // serveClient is the node's cluster.ClientHandler: it serves the session of
@@ -73,6 +76,7 @@ func (n *Node) serveClient(ctx context.Context, cfg *Config, nc net.Conn) {
 	s := &clientSession{n: n, nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
 	hello, err := s.hello()
 	if err != nil {
+		s.send(&wire.ErrorResponse{Err: err})
 		return
 	}
 	if n.clientSessions.Add(1) > maxClientSessions {
@@ -120,7 +124,7 @@ func (n *Node) serveClient(ctx context.Context, cfg *Config, nc net.Conn) {
 		case <-ctx.Done():
 			return
 		}
-		if s.send(s.handle(req)) != nil {
+		if s.answer(s.handle(req)) != nil {
 			return
 		}
 	}
@@ -137,6 +141,11 @@ func (s *clientSession) hello() (*wire.ClientHello, error) {
 	h, ok := m.(*wire.ClientHello)
 	if !ok || h.Node == "" || h.Session == 0 {
 		return nil, fmt.Errorf("hiqlite: a client session begins with a ClientHello naming the client, not %s", m.Type())
+	}
+	// The name goes into the origin of every write of the session, and so
+	// into _hiqlite_sessions: a node id's rules bound it.
+	if err := nodeid.Check(h.Node); err != nil {
+		return nil, fmt.Errorf("hiqlite: client name %q: %w", h.Node, err)
 	}
 	return h, nil
 }
@@ -167,6 +176,32 @@ func (s *clientSession) read(reqs chan<- *wire.ClientRequest) {
 		}
 	}
 }
+
+// answer sends m, the answer to a request. An answer that cannot be
+// encoded (a row larger than a frame) is replaced by an error that says so,
+// and rows it began are closed: the session goes on. Dropping the session
+// instead made the client send the request to every host in turn.
+func (s *clientSession) answer(m wire.Message) error {
+	b, err := wire.AppendMessage(s.buf[:0], m)
+	if err != nil {
+		s.closeRows()
+		b, err = wire.AppendMessage(s.buf[:0], &wire.ErrorResponse{Err: fmt.Errorf("hiqlite: remote session: the member cannot send its answer: %w (a write the request made stands)", err)})
+		if err != nil {
+			return err
+		}
+	}
+	if cap(b) <= maxKeptAnswer {
+		s.buf = b // reused for the next answer; a huge one is let go
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.w.Flush()
+}
+
+// maxKeptAnswer is the largest answer buffer a session keeps between
+// answers.
+const maxKeptAnswer = 4 << 20
 
 func (s *clientSession) send(m wire.Message) error {
 	if err := wire.WriteMessage(s.w, m); err != nil {
