@@ -101,6 +101,12 @@ func messages(big bool) []Message {
 		&ClientResult{},
 		&ClientResult{Result: result, More: true, InTx: true, TxSeq: 3, Applied: true, Nullable: []byte{2, 1, 0, 0, 2}, NumInput: -1},
 		&ClientCancel{},
+		&ClientBackup{},
+		&ClientBackup{Recipients: []string{"age1a", "age1b"}, Passphrase: "pass", Timeout: time.Minute},
+		&BackupChunk{},
+		&BackupChunk{Name: "hiqlite-x.hqb", Data: []byte{0, 1, 0xff}, Read: 1 << 33, Size: -1},
+		&BackupDone{},
+		&BackupDone{Name: "hiqlite-x.hqb", Index: math.MaxUint64, Term: 3, Size: 1 << 40},
 	}
 	if big {
 		ms = append(ms,
