@@ -323,7 +323,7 @@ func TestMalformed(t *testing.T) {
 	}{
 		{"empty frame", []byte{0}, "empty frame"},
 		{"unknown type 0", frameOf([]byte{0}), "unknown message type 0"},
-		{"unknown type 21", frameOf([]byte{21}), "unknown message type 21"},
+		{"unknown type 24", frameOf([]byte{24}), "unknown message type 24"},
 		{"unknown type 255", frameOf([]byte{255, 1, 2, 3}), "unknown message type 255"},
 		{"trailing bytes", frameOf(append(bytes.Clone(okBody), 0)), "1 trailing bytes"},
 		{"bad bool", frameOf([]byte{byte(TypeOutcomeResponse), 2, 0}), "bad bool 2"},
