@@ -173,6 +173,19 @@ func TestRemoteBackupCancelAndMemberDeath(t *testing.T) {
 		}
 	}
 
+	session := func() uint64 {
+		t.Helper()
+		conn, err := db.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var id uint64
+		conn.Raw(func(dc any) error { id = hiqlite.RemoteSession(dc); return nil })
+		return id
+	}
+	before := session()
+
 	// Cancelled at the third chunk: the object is being written.
 	ctx, cancel := context.WithCancel(context.Background())
 	chunks := 0
@@ -185,6 +198,9 @@ func TestRemoteBackupCancelAndMemberDeath(t *testing.T) {
 		t.Fatalf("a cancelled backup: %v, want context.Canceled", err)
 	}
 	noObject("after a cancelled backup")
+	if after := session(); after != before {
+		t.Errorf("the cancelled backup's session was dropped (session %x, then %x): it should stay usable", before, after)
+	}
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM items`).Scan(&n); err != nil || n != 64 {
 		t.Fatalf("the session after a cancelled backup: %d rows, %v", n, err)
