@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/hiqlite/hiqlite/internal/backup"
 	"github.com/hiqlite/hiqlite/internal/clustertest"
 	"github.com/hiqlite/hiqlite/internal/s3test"
+	"github.com/hiqlite/hiqlite/internal/waitfor"
 )
 
 // remoteBackupClient opens a remote client of c on its member m and
@@ -262,4 +264,33 @@ func TestRemoteBackupS3(t *testing.T) {
 	if !srv.Exists(t, "remote", "from-client/"+info.Name) {
 		t.Errorf("%s is not in the bucket under the prefix", info.Name)
 	}
+}
+
+// Backups through a remote client, whole and cancelled, leave no goroutine
+// behind on the client or on the member once the client is closed.
+func TestRemoteBackupLeavesNoGoroutine(t *testing.T) {
+	c := clustertest.New(t, 1)
+	fillItems(t, c, 32, 64<<10)
+	before := runtime.NumGoroutine()
+	db, err := sql.Open(hiqlite.DriverName, c.RemoteDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := hiqlite.ClientOf(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := t.TempDir()
+	if _, err := client.Backup(context.Background(), dest, hiqlite.BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = client.Backup(ctx, dest, hiqlite.BackupOptions{Progress: func(read, size int64) { cancel() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled backup: %v", err)
+	}
+	db.Close()
+	waitfor.Cond(t, "the goroutines of the closed client and its sessions to end", 10*time.Second, func() bool {
+		return runtime.NumGoroutine() <= before
+	})
 }
