@@ -32,8 +32,8 @@ func cmdBackup(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs := newFlagSet("backup", "--dsn DSN|hiqlite://... --to DEST [--key-file FILE] | list SRC | verify SRC [--name OBJ] [--identity FILE]", stderr)
 	dsn := fs.String("dsn", "", "the DSN of a member whose data dir no other process holds: DATA_DIR[?param=value&...],\nor a running cluster's, as a remote client: hiqlite://HOST:PORT[,HOST:PORT...]?_secret=...\n(a member takes the backup and streams it here)")
 	to := fs.String("to", "", "where to write the backup: a directory, or s3://bucket/prefix (with a remote DSN:\non this machine, with this process's AWS variables)")
-	keyFile := fs.String("key-file", "", "encrypt with age: a file of age keys, one per line (age1... public keys or\nAGE-SECRET-KEY-1... secret keys), or else a passphrase on its first line")
-	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the node to be ready (leader known, caught up)")
+	keyFile := fs.String("key-file", "", "encrypt with age: a file of age keys, one per line (age1... public keys or\nAGE-SECRET-KEY-1... secret keys), or else a passphrase on its first line (with a remote\nDSN it is read here: its public keys, or the passphrase, go to the member, which encrypts)")
+	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the node to be ready (leader known, caught up),\nor with a remote DSN for a member to accept the session")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
