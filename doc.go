@@ -145,7 +145,8 @@
 // last answered; a statement whose session breaks is sent again elsewhere
 // with the same identity, so a write is applied once, and an interrupted
 // COMMIT is settled by another member. [ClientOf] gives the extensions of a
-// remote client, behind the [Extensions] interface a [Node] satisfies too.
+// remote client, behind the [Extensions] interface a [Node] satisfies too,
+// and [Client.Backup], a member's backup written on the client's side.
 //
 // # Reads and writes
 //

@@ -38,3 +38,7 @@ func CommitAndDrop(dc any, send bool) error {
 	c.inTx, c.txSeq = false, 0
 	return c.lostTx(context.Background(), req, txSeq, errors.New("dropped by the test"))
 }
+
+// RemoteSession is the session id of the remote connection dc (reached
+// through (*sql.Conn).Raw): a new connection has a new one.
+func RemoteSession(dc any) uint64 { return dc.(*remoteConn).session }

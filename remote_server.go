@@ -105,7 +105,7 @@ func (n *Node) serveClient(ctx context.Context, cfg *Config, nc net.Conn) {
 	if s.send(&wire.OK{}) != nil {
 		return
 	}
-	reqs := make(chan *wire.ClientRequest)
+	reqs := make(chan wire.Message)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -118,13 +118,20 @@ func (n *Node) serveClient(ctx context.Context, cfg *Config, nc net.Conn) {
 		<-done
 	}()
 	for {
-		var req *wire.ClientRequest
+		var m wire.Message
 		select {
-		case req = <-reqs:
+		case m = <-reqs:
 		case <-ctx.Done():
 			return
 		}
-		if s.answer(s.handle(req)) != nil {
+		var err error
+		switch m := m.(type) {
+		case *wire.ClientRequest:
+			err = s.answer(s.handle(m))
+		case *wire.ClientBackup:
+			err = s.backup(m)
+		}
+		if err != nil {
 			return
 		}
 	}
@@ -151,8 +158,9 @@ func (s *clientSession) hello() (*wire.ClientHello, error) {
 }
 
 // read reads the client's frames until the connection ends or breaks the
-// protocol: requests go to serve, a cancel takes effect at once.
-func (s *clientSession) read(reqs chan<- *wire.ClientRequest) {
+// protocol: requests (and backups) go to serve, a cancel takes effect at
+// once.
+func (s *clientSession) read(reqs chan<- wire.Message) {
 	for {
 		m, err := wire.ReadMessage(s.r)
 		if err != nil {
@@ -165,7 +173,7 @@ func (s *clientSession) read(reqs chan<- *wire.ClientRequest) {
 				s.cancel()
 			}
 			s.mu.Unlock()
-		case *wire.ClientRequest:
+		case *wire.ClientRequest, *wire.ClientBackup:
 			select {
 			case reqs <- m:
 			case <-s.ctx.Done():

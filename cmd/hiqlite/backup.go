@@ -29,16 +29,22 @@ func cmdBackup(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return cmdBackupVerify(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fs := newFlagSet("backup", "--dsn DSN --to DEST [--key-file FILE] | list SRC | verify SRC [--name OBJ] [--identity FILE]", stderr)
-	dsn := fs.String("dsn", "", "the DSN of a member whose data dir no other process holds: DATA_DIR[?param=value&...]\n(for a node that hiqlite serve runs, use its POST /backup instead)")
-	to := fs.String("to", "", "where to write the backup: a directory, or s3://bucket/prefix")
-	keyFile := fs.String("key-file", "", "encrypt with age: a file of age keys, one per line (age1... public keys or\nAGE-SECRET-KEY-1... secret keys), or else a passphrase on its first line")
-	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the node to be ready (leader known, caught up)")
+	fs := newFlagSet("backup", "--dsn DSN|hiqlite://... --to DEST [--key-file FILE] | list SRC | verify SRC [--name OBJ] [--identity FILE]", stderr)
+	dsn := fs.String("dsn", "", "the DSN of a member whose data dir no other process holds: DATA_DIR[?param=value&...],\nor a running cluster's, as a remote client: hiqlite://HOST:PORT[,HOST:PORT...]?_secret=...\n(a member takes the backup and streams it here)")
+	to := fs.String("to", "", "where to write the backup: a directory, or s3://bucket/prefix (with a remote DSN:\non this machine, with this process's AWS variables)")
+	keyFile := fs.String("key-file", "", "encrypt with age: a file of age keys, one per line (age1... public keys or\nAGE-SECRET-KEY-1... secret keys), or else a passphrase on its first line (with a remote\nDSN it is read here: its public keys, or the passphrase, go to the member, which encrypts)")
+	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the node to be ready (leader known, caught up),\nor with a remote DSN for a member to accept the session")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dsn == "" || *to == "" {
 		return &usageError{errors.New("give --dsn DSN and --to DEST (or: backup list SRC, backup verify SRC)")}
+	}
+	if hiqlite.IsRemoteDSN(*dsn) {
+		if _, err := hiqlite.ParseClientDSN(*dsn); err != nil {
+			return &usageError{fmt.Errorf("invalid --dsn: %w", err)}
+		}
+		return remoteBackup(ctx, *dsn, *to, *keyFile, *wait, stdout, stderr)
 	}
 	if _, err := hiqlite.ParseDSN(*dsn); err != nil {
 		return &usageError{fmt.Errorf("invalid --dsn: %w", err)}
@@ -60,6 +66,32 @@ func cmdBackup(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fmt.Fprintf(stderr, "backing up node %s at applied index %d to %s: copying the database ...\n", n.ID(), n.AppliedIndex(), *to)
 	p := startProgress(stderr, "backup")
 	info, err := n.Backup(ctx, *to, hiqlite.BackupOptions{KeyFile: *keyFile, Progress: p.set})
+	p.stop()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: index %d, %s, %v\n", info.Name, info.Index, sizeText(info.Size), info.Duration.Round(time.Millisecond))
+	return nil
+}
+
+// remoteBackup takes a backup through a remote client: a member of the
+// cluster takes it and streams it here, into to. Interrupting it (ctx)
+// stops the member's work and leaves no object.
+func remoteBackup(ctx context.Context, dsn, to, keyFile string, wait time.Duration, stdout, stderr io.Writer) error {
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	db, err := openNode(wctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	client, err := hiqlite.ClientOf(wctx, db)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "backing up a member of the cluster through a remote client to %s: the member copies its database ...\n", to)
+	p := startProgress(stderr, "backup")
+	info, err := client.Backup(ctx, to, hiqlite.BackupOptions{KeyFile: keyFile, Progress: p.set})
 	p.stop()
 	if err != nil {
 		return err

@@ -24,8 +24,10 @@
 // --http-tls-key serve HTTPS, re-reading renewed files. status --dsn
 // opens the node in its own process, which fails while another process runs
 // it; status --http asks a running serve (--http-token-file, --http-ca).
-// shell and status also take a remote DSN, hiqlite://HOST:PORT[,...]?_secret=...,
-// which attaches to a running cluster as a remote client, opening no node.
+// shell, status and backup also take a remote DSN,
+// hiqlite://HOST:PORT[,...]?_secret=..., which attaches to a running
+// cluster as a remote client, opening no node; backup then has the member
+// take the backup and writes it to DEST on this side.
 //
 // Run "hiqlite help" for the details. The exit status is 0 on success, 1
 // when a command fails and 2 for a usage error.
@@ -84,7 +86,7 @@ var commands = []command{
 	{"serve", "--dsn DSN [--http ADDR]", "run the node of DSN until interrupted, with /healthz, /readyz, /status, /snapshot and /backup on HTTP(S)", cmdServe},
 	{"shell", "--dsn DSN", "an SQL shell: statements end with ';', .help lists the dot commands", cmdShell},
 	{"status", "--dsn DSN | --http ADDR", "print a node's id, leader, applied index and members: open it here, or ask a running serve", cmdStatus},
-	{"backup", "--dsn DSN --to DEST | list SRC | verify SRC", "take a backup of a node (a directory or s3://bucket/prefix), list the backups of SRC, or check one whole", cmdBackup},
+	{"backup", "--dsn DSN --to DEST | list SRC | verify SRC", "take a backup of a node, here or through a remote DSN (to a directory or s3://bucket/prefix), list the backups of SRC, or check one whole", cmdBackup},
 	{"restore", "--from SRC --dir DATA_DIR", "make DATA_DIR from a backup: a node started on it forms a new cluster with exactly that data", cmdRestore},
 	{"cert", "--dir DIR [--nodes N,...]", "make a development CA and node certificates for mutual TLS (_tls_*) and HTTPS", cmdCert},
 	{"bench", "[--json FILE] [--quick]", "measure a 3-node cluster on 127.0.0.1 beside plain SQLite and bare Raft, against hiqlite's performance targets", cmdBench},
@@ -156,9 +158,10 @@ Commands:
 	}
 	fmt.Fprint(w, `
 DSN is a data directory with optional parameters, as sql.Open("hiqlite", DSN)
-takes it: DATA_DIR[?param=value&...]. shell and status also take a remote
-client's DSN, hiqlite://HOST:PORT[,HOST:PORT...]?_secret=..., which attaches
-to a running cluster's members without opening a node here. See
+takes it: DATA_DIR[?param=value&...]. shell, status and backup also take a
+remote client's DSN, hiqlite://HOST:PORT[,HOST:PORT...]?_secret=..., which
+attaches to a running cluster's members without opening a node here (backup:
+a member takes it, and it is written to --to on this side). See
 "go doc github.com/hiqlite/hiqlite".
 
 Run "hiqlite <command> -h" for the flags of a command.

@@ -124,3 +124,53 @@ func LoadIdentities(path string) ([]age.Identity, error) {
 	}
 	return out, nil
 }
+
+// RemoteKeys reads the key file path for a backup that another process
+// (a member, for a remote client) encrypts: the age public keys of its
+// keys, as strings ("age1..."; a secret key gives its public key, never
+// itself), or else its passphrase.
+func RemoteKeys(path string) (recipients []string, pass string, err error) {
+	rs, err := LoadRecipients(path)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, r := range rs {
+		x, ok := r.(*age.X25519Recipient)
+		if !ok {
+			// Not age keys: the file holds a passphrase.
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return nil, "", fmt.Errorf("hiqlite: key file: %w", err)
+			}
+			p, err := passphrase(path, data)
+			return nil, p, err
+		}
+		recipients = append(recipients, x.String())
+	}
+	return recipients, "", nil
+}
+
+// ParseRecipients makes the recipients of a backup from age public keys
+// ("age1...") or a passphrase, as RemoteKeys returns them; none of either:
+// no encryption.
+func ParseRecipients(keys []string, passphrase string) ([]age.Recipient, error) {
+	if passphrase != "" {
+		if len(keys) > 0 {
+			return nil, fmt.Errorf("hiqlite: backup: a passphrase cannot be combined with age public keys (%d given)", len(keys))
+		}
+		r, err := age.NewScryptRecipient(passphrase)
+		if err != nil {
+			return nil, fmt.Errorf("hiqlite: backup: passphrase: %w", err)
+		}
+		return []age.Recipient{r}, nil
+	}
+	var out []age.Recipient
+	for i, k := range keys {
+		r, err := age.ParseX25519Recipient(k)
+		if err != nil {
+			return nil, fmt.Errorf("hiqlite: backup: age public key %d %q: %w", i+1, k, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

@@ -81,3 +81,31 @@ func TestKeyFiles(t *testing.T) {
 		t.Fatalf("LoadIdentities of the passphrase file: %v", err)
 	}
 }
+
+// RemoteKeys sends public keys, never a secret key, or the passphrase;
+// ParseRecipients takes them back and names a bad one.
+func TestRemoteKeys(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := age.GenerateX25519Identity()
+	b, _ := age.GenerateX25519Identity()
+	keys := filepath.Join(dir, "keys.txt")
+	os.WriteFile(keys, []byte("# mixed\n"+a.String()+"\n"+b.Recipient().String()+"\n"), 0o600)
+	rs, pass, err := RemoteKeys(keys)
+	if err != nil || pass != "" || len(rs) != 2 || rs[0] != a.Recipient().String() || rs[1] != b.Recipient().String() {
+		t.Fatalf("RemoteKeys(keys) = %q, %q, %v", rs, pass, err)
+	}
+	if _, err := ParseRecipients(rs, ""); err != nil {
+		t.Fatal(err)
+	}
+	phrase := filepath.Join(dir, "phrase.txt")
+	os.WriteFile(phrase, []byte("open sesame\r\nignored\n"), 0o600)
+	if rs, pass, err := RemoteKeys(phrase); err != nil || len(rs) != 0 || pass != "open sesame" {
+		t.Fatalf("RemoteKeys(phrase) = %q, %q, %v", rs, pass, err)
+	}
+	if _, err := ParseRecipients([]string{"age1nope"}, ""); err == nil || !strings.Contains(err.Error(), `"age1nope"`) {
+		t.Errorf("a bad key: %v", err)
+	}
+	if _, err := ParseRecipients(rs, "pass"); err == nil || !strings.Contains(err.Error(), "cannot be combined") {
+		t.Errorf("keys and a passphrase: %v", err)
+	}
+}

@@ -92,6 +92,13 @@ func goldenMessages(t *testing.T) []goldenMessage {
 			Result: result, More: true, InTx: true, TxSeq: 7, Applied: true, Nullable: []byte{0, 1, 2}, NumInput: 2}},
 		{"rpc_v1_client_result_error", "client frame ClientResult: a result with a SQLite UNIQUE constraint error", &ClientResult{Result: failedResult, NumInput: -1}},
 		{"rpc_v1_client_cancel", "client frame ClientCancel", &ClientCancel{}},
+		{"rpc_v1_client_backup", "client frame ClientBackup: two age recipients, no passphrase, timeout 90s", &ClientBackup{
+			Recipients: []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg"}, Timeout: 90 * time.Second}},
+		{"rpc_v1_client_backup_passphrase", "client frame ClientBackup: a passphrase, no deadline", &ClientBackup{Passphrase: "correct horse battery staple"}},
+		{"rpc_v1_backup_chunk", "client frame BackupChunk: the first chunk, naming the object, 12 bytes of it,\n4096 of 65536 bytes of the copy read", &BackupChunk{
+			Name: "hiqlite-20260101T000000Z-00000000000000000042-n1.hqb", Data: []byte("HIQLBKUP\x01abc"), Read: 4096, Size: 65536}},
+		{"rpc_v1_backup_done", "client frame BackupDone: index 42, term 3, 1234567 bytes", &BackupDone{
+			Name: "hiqlite-20260101T000000Z-00000000000000000042-n1.hqb", Index: 42, Term: 3, Size: 1234567}},
 	}
 }
 

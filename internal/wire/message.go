@@ -32,6 +32,9 @@ const (
 	TypeClientRequest     Type = 18
 	TypeClientResult      Type = 19
 	TypeClientCancel      Type = 20
+	TypeClientBackup      Type = 21
+	TypeBackupChunk       Type = 22
+	TypeBackupDone        Type = 23
 )
 
 var typeNames = [...]string{
@@ -55,6 +58,9 @@ var typeNames = [...]string{
 	TypeClientRequest:     "ClientRequest",
 	TypeClientResult:      "ClientResult",
 	TypeClientCancel:      "ClientCancel",
+	TypeClientBackup:      "ClientBackup",
+	TypeBackupChunk:       "BackupChunk",
+	TypeBackupDone:        "BackupDone",
 }
 
 func (t Type) String() string {
@@ -107,6 +113,12 @@ func newMessage(t Type) Message {
 		return &ClientResult{}
 	case TypeClientCancel:
 		return &ClientCancel{}
+	case TypeClientBackup:
+		return &ClientBackup{}
+	case TypeBackupChunk:
+		return &BackupChunk{}
+	case TypeBackupDone:
+		return &BackupDone{}
 	}
 	return nil
 }
@@ -144,6 +156,9 @@ var (
 	_ Message = (*ClientRequest)(nil)
 	_ Message = (*ClientResult)(nil)
 	_ Message = (*ClientCancel)(nil)
+	_ Message = (*ClientBackup)(nil)
+	_ Message = (*BackupChunk)(nil)
+	_ Message = (*BackupDone)(nil)
 )
 
 // ExecRequest is a write outside a transaction: the statements run in order

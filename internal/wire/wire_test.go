@@ -101,6 +101,12 @@ func messages(big bool) []Message {
 		&ClientResult{},
 		&ClientResult{Result: result, More: true, InTx: true, TxSeq: 3, Applied: true, Nullable: []byte{2, 1, 0, 0, 2}, NumInput: -1},
 		&ClientCancel{},
+		&ClientBackup{},
+		&ClientBackup{Recipients: []string{"age1a", "age1b"}, Passphrase: "pass", Timeout: time.Minute},
+		&BackupChunk{},
+		&BackupChunk{Name: "hiqlite-x.hqb", Data: []byte{0, 1, 0xff}, Read: 1 << 33, Size: -1},
+		&BackupDone{},
+		&BackupDone{Name: "hiqlite-x.hqb", Index: math.MaxUint64, Term: 3, Size: 1 << 40},
 	}
 	if big {
 		ms = append(ms,
@@ -317,7 +323,7 @@ func TestMalformed(t *testing.T) {
 	}{
 		{"empty frame", []byte{0}, "empty frame"},
 		{"unknown type 0", frameOf([]byte{0}), "unknown message type 0"},
-		{"unknown type 21", frameOf([]byte{21}), "unknown message type 21"},
+		{"unknown type 24", frameOf([]byte{24}), "unknown message type 24"},
 		{"unknown type 255", frameOf([]byte{255, 1, 2, 3}), "unknown message type 255"},
 		{"trailing bytes", frameOf(append(bytes.Clone(okBody), 0)), "1 trailing bytes"},
 		{"bad bool", frameOf([]byte{byte(TypeOutcomeResponse), 2, 0}), "bad bool 2"},
