@@ -35,6 +35,7 @@ type conn struct {
 	reads  *lru[cachedRead]
 	writes *lru[cachedWrite]
 	closed bool // Close ran: released statements are closed, not cached
+	oom    bool // a statement ran out of memory: retire the connection
 
 	// guard is db's authorizer: statements that would change an object of
 	// hiqlite are refused when they are prepared, before they are sent
@@ -147,9 +148,7 @@ func (c *conn) Ping(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (c *conn) ResetSession(ctx context.Context) error { return nil }
-
-func (c *conn) IsValid() bool { return c.node.c.Fault() == nil }
+func (c *conn) IsValid() bool { return !c.oom && c.node.c.Fault() == nil }
 
 func (c *conn) CheckNamedValue(nv *driver.NamedValue) error { return checkValue(nv.Value) }
 
@@ -424,7 +423,9 @@ func (c *conn) ExecContext(ctx context.Context, query string, nargs []driver.Nam
 // start converts the arguments and prepares an unprepared query. A
 // linearizable read waits for the read index first, so that it prepares
 // against the schema it must see.
-func (c *conn) start(ctx context.Context, query string, nargs []driver.NamedValue) (*prepared, []replication.Arg, error) {
+func (c *conn) start(ctx context.Context, query string, nargs []driver.NamedValue) (_ *prepared, _ []replication.Arg, err error) {
+	defer func() { c.retireOnOOM(err) }()
+	defer replication.RecoverOOM(&err) // preparing (oom.go)
 	args, err := toArgs(nargs)
 	if err != nil {
 		return nil, nil, err
@@ -557,14 +558,16 @@ func (c *conn) linearize(ctx context.Context) (bool, error) {
 }
 
 // execLocal runs every statement of p on the read connection.
-func (c *conn) execLocal(ctx context.Context, p *prepared, args []replication.Arg) error {
+func (c *conn) execLocal(ctx context.Context, p *prepared, args []replication.Arg) (err error) {
 	old := c.db.SetInterrupt(ctx)
 	defer c.db.SetInterrupt(old)
+	defer func() { c.retireOnOOM(err) }()
+	defer replication.RecoverOOM(&err)
 	if !p.multi {
 		if err := replication.BindArgs(p.s, args); err != nil {
 			return err
 		}
-		err := p.s.Exec()
+		err := replication.ExecGuarded(p.s)
 		p.s.ClearBindings()
 		return c.local(err)
 	}

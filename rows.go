@@ -27,10 +27,11 @@ type rows struct {
 	names []string
 	kinds []scanKind
 
-	stepped bool // the first step was taken and the columns read
-	ahead   bool // the first step's outcome is Next's to return
-	aheadOK bool // with ahead: the first step found a row
-	row     bool // s is positioned on a row that Next returned
+	stepped bool  // the first step was taken and the columns read
+	ahead   bool  // the first step's outcome is Next's to return
+	aheadOK bool  // with ahead: the first step found a row
+	row     bool  // s is positioned on a row that Next returned
+	err     error // a step that ran out of memory (stepGuarded)
 }
 
 var (
@@ -60,8 +61,12 @@ func (r *rows) first() {
 
 func (r *rows) step() bool {
 	old := r.c.db.SetInterrupt(r.ctx)
-	ok := r.s.Step()
+	ok, err := replication.StepGuarded(r.s)
 	r.c.db.SetInterrupt(old)
+	if err != nil {
+		r.err = err
+		r.c.retireOnOOM(err)
+	}
 	return ok
 }
 
@@ -105,6 +110,9 @@ func (r *rows) nextRaw(dest []driver.Value) error {
 	}
 	r.row = ok
 	if !ok {
+		if r.err != nil {
+			return r.err
+		}
 		if err := r.s.Err(); err != nil {
 			return r.c.local(err)
 		}

@@ -3,6 +3,8 @@ package hiqlite
 import (
 	"context"
 	"database/sql/driver"
+
+	"github.com/hiqlite/hiqlite/replication"
 )
 
 // stmt is a prepared statement. Reads run on the statement prepared on the
@@ -21,7 +23,9 @@ var (
 	_ driver.NamedValueChecker = (*stmt)(nil)
 )
 
-func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+func (c *conn) PrepareContext(ctx context.Context, query string) (_ driver.Stmt, err error) {
+	defer func() { c.retireOnOOM(err) }()
+	defer replication.RecoverOOM(&err)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -190,6 +190,7 @@ func installDeterministic(writer, ref *sqlite3.Conn, env *Env) error {
 	}
 	for _, f := range funcs {
 		fn := func(ctx sqlite3.Context, args ...sqlite3.Value) {
+			defer GuardOOM(ctx)
 			if env.closed {
 				ctx.ResultError(errEnvClosed)
 				return

@@ -117,11 +117,17 @@ func runStmt(stmt *sqlite3.Stmt, args []Arg, res *Result) error {
 // schema error, TOOBIG, ...) is that command's error, alike on every node.
 // A command cannot provoke the codes below: the pragmas that could (a low
 // max_page_count for SQLITE_FULL, query_only for SQLITE_READONLY) and
-// ATTACH/VACUUM INTO (SQLITE_CANTOPEN) are refused by ClassifySQL.
+// ATTACH/VACUUM INTO (SQLITE_CANTOPEN) are refused by ClassifySQL. SQLITE_NOMEM
+// from a statement that wanted too much memory is an *OutOfMemoryError: the
+// statement's error.
 // SQLITE_CORRUPT_VTAB is a command's error (see isVTabCorrupt).
 func isNodeFault(err error) bool {
 	if err == nil {
 		return false // the common case, without errors.As's allocation
+	}
+	var oom *OutOfMemoryError
+	if errors.As(err, &oom) {
+		return false // a statement that asked for too much memory (oom.go)
 	}
 	var code sqlite3.ErrorCode
 	if !errors.As(err, &code) || isVTabCorrupt(err) {

@@ -97,6 +97,7 @@ func (sm *StateMachine) installNotify() error {
 // notifyFunc is hiqlite_notify on the writer: it records the notification
 // in the open transaction and returns NULL.
 func (sm *StateMachine) notifyFunc(ctx sqlite3.Context, args ...sqlite3.Value) {
+	defer GuardOOM(ctx)
 	channel, payload, err := notifyArgs(args)
 	if err != nil {
 		ctx.ResultError(err)

@@ -462,7 +462,7 @@ func (sm *StateMachine) execText(st Statement) (Result, error) {
 	}
 	sm.sess.touched = false
 	sm.guard.denied, sm.guard.suspended = "", false
-	res, err := sm.execTextCached(st, &first)
+	res, err := sm.execTextGuarded(st, &first)
 	sm.guard.suspended = true
 	if atomic && !sm.w.GetAutocommit() && !isNodeFault(err) {
 		if err != nil {
@@ -538,7 +538,7 @@ func (sm *StateMachine) execTextCached(st Statement, parsed *parsedStmt) (Result
 func (sm *StateMachine) execOne(stmt *sqlite3.Stmt, args []Arg, res *Result) error {
 	before := sm.w.TotalChanges()
 	mark := sm.nt.seq
-	err := runStmt(stmt, args, res)
+	err := runStmtGuarded(stmt, args, res)
 	stmt.Reset()
 	stmt.ClearBindings()
 	if err != nil {
