@@ -108,7 +108,7 @@ func (s *backupSchedule) run(ctx context.Context) {
 		}
 		due = now.Add(s.every)
 		s.log.Info("scheduled backup taken", "name", info.Name, "destination", s.store.String(), "index", info.Index, "bytes", info.Size, "took", info.Duration)
-		removed, err := backup.Prune(ctx, s.store, s.keep)
+		removed, err := backup.Prune(ctx, s.store, s.keep, info.Name)
 		if err != nil {
 			s.log.Warn("scheduled backup: remove old backups", "destination", s.store.String(), "error", err)
 		}

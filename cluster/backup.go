@@ -42,11 +42,24 @@ func Seed(ctx context.Context, dir, id, db string, index uint64) error {
 	if err := MakePrivateDir(dir); err != nil {
 		return err
 	}
+	// The database's own applied index decides where the new log starts:
+	// a snapshot placed before it would have the new cluster skip its
+	// first writes (apply passes over what the database has applied).
+	applied, err := replication.ForgetSeen(db)
+	if err != nil {
+		return fmt.Errorf("hiqlite: restore: %w", err)
+	}
+	if applied != index {
+		return fmt.Errorf("hiqlite: restore: the backup's header says index %d, but its database has applied index %d: refused", index, applied)
+	}
+	// Until the snapshot is whole, a node must not start here: it would
+	// find a node id and no Raft state, and start empty (openFiles).
+	marker := filepath.Join(dir, restoreMarker)
+	if err := durable.WriteFile(marker, []byte("a restore into this directory did not finish: delete the directory and restore again\n"), privateFile); err != nil {
+		return fmt.Errorf("hiqlite: restore: %w", err)
+	}
 	if err := durable.WriteFile(filepath.Join(dir, idFile), []byte(id+"\n"), privateFile); err != nil {
 		return fmt.Errorf("hiqlite: persist node id: %w", err)
-	}
-	if err := replication.ForgetSeen(db); err != nil {
-		return fmt.Errorf("hiqlite: restore: %w", err)
 	}
 	path := filepath.Join(dir, dbFile)
 	if err := os.Rename(db, path); err != nil {
@@ -78,7 +91,27 @@ func Seed(ctx context.Context, dir, id, db string, index uint64) error {
 	if err := sink.Close(); err != nil {
 		return fmt.Errorf("hiqlite: write snapshot: %w", err)
 	}
-	return narrowTree(dir)
+	if err := narrowTree(dir); err != nil {
+		return err
+	}
+	if err := os.Remove(marker); err != nil {
+		return fmt.Errorf("hiqlite: restore: %w", err)
+	}
+	return durable.SyncDir(dir)
+}
+
+// restoreMarker is the file Seed keeps in a data directory while it
+// restores into it; a node refuses to open a directory that has one.
+const restoreMarker = "restore-incomplete"
+
+// checkRestoreMarker refuses dir when a restore into it did not finish.
+func checkRestoreMarker(dir string) error {
+	if _, err := os.Lstat(filepath.Join(dir, restoreMarker)); err == nil {
+		return fmt.Errorf("hiqlite: data dir %s holds an unfinished restore (%s): delete the directory and run the restore again", dir, restoreMarker)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // correctOwnAddress makes the leader's address in the Raft configuration

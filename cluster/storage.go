@@ -44,6 +44,9 @@ func (n *Node) openFiles() (err error) {
 	if n.lock, err = lockDir(n.cfg.Dir); err != nil {
 		return err
 	}
+	if err := checkRestoreMarker(n.cfg.Dir); err != nil {
+		return err
+	}
 	if n.id, err = loadID(n.cfg.Dir, n.cfg.ID); err != nil {
 		return err
 	}

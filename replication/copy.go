@@ -121,12 +121,16 @@ func CheckDatabase(path string) (sum [sha256.Size]byte, err error) {
 // nothing else has open, to its applied index. A restored backup starts a
 // new Raft log after its applied index: the entries its old cluster had
 // seen beyond it (configuration changes) are not those of the new log, so
-// waits on those indexes must not count them as seen.
-func ForgetSeen(path string) (err error) {
+// waits on those indexes must not count them as seen. It returns the
+// applied index.
+func ForgetSeen(path string) (applied uint64, err error) {
 	conn, err := sqlite3.OpenFlags(path, sqlite3.OPEN_READWRITE|sqlite3.OPEN_EXRESCODE)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() { err = errors.Join(err, conn.Close()) }()
-	return conn.Exec(`UPDATE _hiqlite_state SET seen_index = applied_index WHERE id = 1`)
+	if err := conn.Exec(`UPDATE _hiqlite_state SET seen_index = applied_index WHERE id = 1`); err != nil {
+		return 0, err
+	}
+	return ReadAppliedIndex(conn)
 }

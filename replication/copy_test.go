@@ -34,7 +34,7 @@ func TestCopyDatabase(t *testing.T) {
 	if err != nil || sum != c.SchemaHash {
 		t.Fatalf("CheckDatabase: %x, %v; the copy's hash %x", sum[:4], err, c.SchemaHash[:4])
 	}
-	if err := ForgetSeen(c.Path); err != nil {
+	if _, err := ForgetSeen(c.Path); err != nil {
 		t.Fatal(err)
 	}
 	r, err := Open(c.Path, Options{})

@@ -61,14 +61,20 @@ func Newest(ctx context.Context, s Store) (string, error) {
 }
 
 // Prune removes the oldest backups of s beyond the keep newest ones, and
-// returns the names removed.
-func Prune(ctx context.Context, s Store, keep int) ([]string, error) {
+// returns the names removed. It never removes spare, the backup just taken:
+// names sort by the clock of the node that took each, and a node whose
+// clock runs behind the others' would otherwise find its new backup the
+// oldest.
+func Prune(ctx context.Context, s Store, keep int, spare string) ([]string, error) {
 	objs, err := Backups(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	var removed []string
 	for i := 0; i < len(objs)-keep; i++ {
+		if objs[i].Name == spare {
+			continue
+		}
 		if err := s.Remove(ctx, objs[i].Name); err != nil {
 			return removed, err
 		}

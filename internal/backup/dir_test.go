@@ -155,3 +155,33 @@ func TestDirDestinations(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneSpares: Prune keeps the newest backups, and never the one it is
+// told was just taken, even when that one sorts oldest (its node's clock
+// runs behind).
+func TestPruneSpares(t *testing.T) {
+	ctx := context.Background()
+	s := NewDirStore(t.TempDir())
+	names := []string{
+		"hiqlite-20260101T000000Z-00000000000000000005-n2.hqb", // just taken by n2, whose clock is behind
+		"hiqlite-20260102T000000Z-00000000000000000001-n1.hqb",
+		"hiqlite-20260103T000000Z-00000000000000000002-n1.hqb",
+		"hiqlite-20260104T000000Z-00000000000000000003-n1.hqb",
+	}
+	for _, n := range names {
+		if err := s.Put(ctx, n, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := Prune(ctx, s, 2, names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(removed, " ") != names[1] {
+		t.Fatalf("removed %v, want only %s", removed, names[1])
+	}
+	left, _ := Backups(ctx, s)
+	if len(left) != 3 {
+		t.Fatalf("left %v", left)
+	}
+}

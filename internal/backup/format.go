@@ -214,6 +214,12 @@ func Decode(ctx context.Context, r io.Reader, identities []age.Identity, out io.
 
 func decodeBody(ctx context.Context, r io.Reader, h Header, identities []age.Identity, out io.Writer) error {
 	body := r
+	if !h.Encrypted && len(identities) > 0 {
+		// The checksum proves the object whole, not who wrote it: one
+		// who can write to the store could put a plain backup in place
+		// of an encrypted one.
+		return fmt.Errorf("%w: the backup is not encrypted, but an identity was given: check where it comes from, and restore or verify it without the identity to accept it", ErrKey)
+	}
 	if h.Encrypted {
 		if len(identities) == 0 {
 			return fmt.Errorf("%w: the backup is encrypted: give the identity file it was encrypted for (age secret keys or the passphrase)", ErrKey)
@@ -227,7 +233,9 @@ func decodeBody(ctx context.Context, r io.Reader, h Header, identities []age.Ide
 			return fmt.Errorf("%w: decrypt: %w", ErrDamaged, err)
 		}
 	}
-	dec, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	// The writer's window is 8 MiB (SpeedDefault); a crafted frame asking
+	// for zstd's 512 MiB default is refused before it is allocated.
+	dec, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(64<<20))
 	if err != nil {
 		return err
 	}

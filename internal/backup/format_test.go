@@ -203,3 +203,20 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestPlainWithIdentity: a plain object read with an identity is refused,
+// as one put in place of an encrypted backup may be; without the identity
+// it reads.
+func TestPlainWithIdentity(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := encodeObject(t, testBody(64<<10), nil)
+	if _, err := Decode(context.Background(), bytes.NewReader(obj), []age.Identity{id}, io.Discard); !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), "not encrypted") {
+		t.Fatalf("a plain backup read with an identity: %v, want ErrKey saying it is not encrypted", err)
+	}
+	if _, err := Decode(context.Background(), bytes.NewReader(obj), nil, io.Discard); err != nil {
+		t.Fatalf("the plain backup without an identity: %v", err)
+	}
+}
