@@ -242,9 +242,7 @@ func (s *clientSession) backup(req *wire.ClientBackup) error {
 	} else {
 		ctx, cancel = context.WithCancel(ctx)
 	}
-	s.mu.Lock()
-	s.cancel = cancel
-	s.mu.Unlock()
+	s.started(cancel)
 	defer s.settled()
 	defer cancel()
 	recipients, err := backup.ParseRecipients(req.Recipients, req.Passphrase)

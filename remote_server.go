@@ -63,8 +63,11 @@ type clientSession struct {
 	lease    *Lease
 	listener *Listener
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
+	mu         sync.Mutex
+	cancel     context.CancelFunc
+	handed     uint64 // requests read hands to serve
+	begun      uint64 // requests serve began (started)
+	cancelNext bool   // a ClientCancel came for a request not begun yet
 
 	buf []byte // the last answer's frame, reused by answer
 }
@@ -169,11 +172,20 @@ func (s *clientSession) read(reqs chan<- wire.Message) {
 		switch m := m.(type) {
 		case *wire.ClientCancel:
 			s.mu.Lock()
-			if s.cancel != nil {
+			if s.begun < s.handed {
+				// The request it cancels is handed over, but its
+				// context is not made yet: started cancels it.
+				s.cancelNext = true
+			} else if s.cancel != nil {
 				s.cancel()
 			}
 			s.mu.Unlock()
 		case *wire.ClientRequest, *wire.ClientBackup:
+			if ownContext(m) {
+				s.mu.Lock()
+				s.handed++
+				s.mu.Unlock()
+			}
 			select {
 			case reqs <- m:
 			case <-s.ctx.Done():
@@ -229,10 +241,39 @@ func (s *clientSession) opContext(req *wire.ClientRequest) (context.Context, con
 	} else {
 		ctx, cancel = context.WithCancel(ctx)
 	}
-	s.mu.Lock()
-	s.cancel = cancel
-	s.mu.Unlock()
+	s.started(cancel)
 	return ctx, cancel
+}
+
+// ownContext reports whether serve makes m a context of its own (started):
+// every request but those that go on with the open rows (next, close) or
+// the open transaction (commit, rollback), which a cancel reaches through
+// the rows' context as before.
+func ownContext(m wire.Message) bool {
+	r, ok := m.(*wire.ClientRequest)
+	if !ok {
+		return true // a backup
+	}
+	switch r.Op {
+	case wire.OpNext, wire.OpCloseRows, wire.OpCommit, wire.OpRollback:
+		return false
+	}
+	return true
+}
+
+// started makes cancel the one a ClientCancel calls: that of the request
+// the session now runs. A cancel that came for it before this (read takes
+// frames while serve has not yet begun the request) takes effect now; it
+// used to hit the previous request's, and the request ran on.
+func (s *clientSession) started(cancel context.CancelFunc) {
+	s.mu.Lock()
+	s.begun++
+	s.cancel = cancel
+	if s.cancelNext {
+		s.cancelNext = false
+		cancel()
+	}
+	s.mu.Unlock()
 }
 
 // settled forgets the request's cancel function; the open rows' takes its
