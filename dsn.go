@@ -509,8 +509,6 @@ func (c *Config) format(redact bool) string {
 	addString("_tls_cert", c.TLSCert)
 	addString("_tls_key", c.TLSKey)
 	addString("_tls_ca", c.TLSCA)
-	slices.SortFunc(params, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-
 	var b strings.Builder
 	if strings.HasPrefix(c.DataDir, filePrefix) {
 		// ParseDSN strips one "file:", so keep a DataDir that starts
@@ -518,6 +516,13 @@ func (c *Config) format(redact bool) string {
 		b.WriteString(filePrefix)
 	}
 	b.WriteString(c.DataDir)
+	writeQuery(&b, params)
+	return b.String()
+}
+
+// writeQuery writes params, sorted by name and escaped, as a DSN's query.
+func writeQuery(b *strings.Builder, params [][2]string) {
+	slices.SortFunc(params, func(x, y [2]string) int { return strings.Compare(x[0], y[0]) })
 	for i, p := range params {
 		if i == 0 {
 			b.WriteByte('?')
@@ -528,7 +533,6 @@ func (c *Config) format(redact bool) string {
 		b.WriteByte('=')
 		b.WriteString(url.QueryEscape(p[1]))
 	}
-	return b.String()
 }
 
 // sizeUnits are the suffixes parseSize accepts, largest first.

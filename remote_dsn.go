@@ -3,8 +3,6 @@ package hiqlite
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -169,19 +167,9 @@ func (c *ClientConfig) format(redact bool) string {
 	if c.Timeout != defaultTimeout {
 		add("_timeout", c.Timeout.String())
 	}
-	slices.SortFunc(params, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	var b strings.Builder
 	b.WriteString(RemotePrefix)
 	b.WriteString(strings.Join(c.Hosts, ","))
-	for i, p := range params {
-		if i == 0 {
-			b.WriteByte('?')
-		} else {
-			b.WriteByte('&')
-		}
-		b.WriteString(p[0])
-		b.WriteByte('=')
-		b.WriteString(url.QueryEscape(p[1]))
-	}
+	writeQuery(&b, params)
 	return b.String()
 }
