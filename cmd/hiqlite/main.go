@@ -83,7 +83,7 @@ type command struct {
 // commands lists the subcommands in the order usage shows them.
 var commands = []command{
 	{"demo", "[--dir DIR]", "walk through a 3-node cluster on 127.0.0.1: writes, reads, failover (a temporary directory unless --dir)", cmdDemo},
-	{"serve", "--dsn DSN [--http ADDR]", "run the node of DSN until interrupted, with /healthz, /readyz, /status, /snapshot and /backup on HTTP(S)", cmdServe},
+	{"serve", "--dsn DSN [--http ADDR]", "run the node of DSN until interrupted, with /healthz, /readyz, /status, /snapshot, /backup, /leave and the dashboard on HTTP(S)", cmdServe},
 	{"shell", "--dsn DSN", "an SQL shell: statements end with ';', .help lists the dot commands", cmdShell},
 	{"status", "--dsn DSN | --http ADDR", "print a node's id, leader, applied index and members: open it here, or ask a running serve", cmdStatus},
 	{"backup", "--dsn DSN --to DEST | list SRC | verify SRC", "take a backup of a node, here or through a remote DSN (to a directory or s3://bucket/prefix), list the backups of SRC, or check one whole", cmdBackup},
