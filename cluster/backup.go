@@ -118,6 +118,8 @@ func checkRestoreMarker(dir string) error {
 // the one it listens on, when it differs: a data directory made by Seed
 // holds a placeholder, and an advertised address may change between runs.
 // Other nodes would call, and vote for, this node at the old address.
+// It runs on watchLeadership, which Close joins: its wait goes through
+// futureErr, which gives up when the node closes.
 func (n *Node) correctOwnAddress() {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
@@ -127,7 +129,7 @@ func (n *Node) correctOwnAddress() {
 		if string(s.ID) != n.id || s.Suffrage != raft.Voter || string(s.Address) == n.addr {
 			continue
 		}
-		if err := n.raft.AddVoter(s.ID, raft.ServerAddress(n.addr), f.Index(), n.cfg.Timeout).Error(); err != nil {
+		if err := n.futureErr(context.Background(), n.raft.AddVoter(s.ID, raft.ServerAddress(n.addr), f.Index(), n.cfg.Timeout)); err != nil {
 			n.cfg.logger.Warn("correct this node's address in the configuration", "from", string(s.Address), "to", n.addr, "error", err)
 			return
 		}
