@@ -116,9 +116,32 @@ func TestBackupRestoreCluster(t *testing.T) {
 	if _, err := backup.Restore(ctx, store, info.Name, dir, "r1", []age.Identity{id}); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("a restore into a non-empty dir: %v", err)
 	}
-	c2 := clustertest.NewWith(t, 1, func(m *clustertest.Member) { m.ID, m.Dir = "r1", dir })
-	c2.Add(c2.NewMember("r2"))
-	c2.Add(c2.NewMember("r3"))
+	c2 := bootRestored(t, dir, "r1", want)
+	// The restored node's own address was corrected from the placeholder.
+	ms, _ := c2.Members[0].Node.Members()
+	for _, m := range ms {
+		if m.ID == "r1" && m.Address != c2.Members[0].Listen {
+			t.Errorf("r1's address in the configuration is %q, want %q", m.Address, c2.Members[0].Listen)
+		}
+	}
+	l := c2.Leader()
+	mustExec(t, c2.Members[l].DB, `INSERT INTO items(name) VALUES ('after restore')`)
+	c2.EnsureSame()
+	var after int
+	if err := c2.Members[(l+1)%3].DB.QueryRow(`SELECT count(*) FROM items`).Scan(&after); err != nil || after != n+1 {
+		t.Fatalf("after a write: %d rows, %v; want %d", after, err, n+1)
+	}
+}
+
+// bootRestored starts the node id on dir, a restored data directory, and
+// two empty nodes that join it; it waits until all three are voters and
+// checks that each holds exactly want, the application's tables as
+// clustertest.UserDump renders them.
+func bootRestored(t *testing.T, dir, id string, want []byte) *clustertest.Cluster {
+	t.Helper()
+	c2 := clustertest.NewWith(t, 1, func(m *clustertest.Member) { m.ID, m.Dir = id, dir })
+	c2.Add(c2.NewMember(id + "-b"))
+	c2.Add(c2.NewMember(id + "-c"))
 	c2.WaitFor("3 voters", 60*time.Second, func() bool {
 		ms, err := c2.Members[0].Node.Members()
 		voters := 0
@@ -135,18 +158,5 @@ func TestBackupRestoreCluster(t *testing.T) {
 			t.Fatalf("%s holds other rows than the backup:\n%.2000s\n--- want\n%.2000s", m.ID, got, want)
 		}
 	}
-	// The restored node's own address was corrected from the placeholder.
-	ms, _ := c2.Members[0].Node.Members()
-	for _, m := range ms {
-		if m.ID == "r1" && m.Address != c2.Members[0].Listen {
-			t.Errorf("r1's address in the configuration is %q, want %q", m.Address, c2.Members[0].Listen)
-		}
-	}
-	l := c2.Leader()
-	mustExec(t, c2.Members[l].DB, `INSERT INTO items(name) VALUES ('after restore')`)
-	c2.EnsureSame()
-	var after int
-	if err := c2.Members[(l+1)%3].DB.QueryRow(`SELECT count(*) FROM items`).Scan(&after); err != nil || after != n+1 {
-		t.Fatalf("after a write: %d rows, %v; want %d", after, err, n+1)
-	}
+	return c2
 }

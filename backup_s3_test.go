@@ -95,25 +95,7 @@ func TestBackupRestoreS3(t *testing.T) {
 	if _, err := backup.Restore(ctx, store, info.Name, dir, "r1", []age.Identity{id}); err != nil {
 		t.Fatal(err)
 	}
-	c2 := clustertest.NewWith(t, 1, func(m *clustertest.Member) { m.ID, m.Dir = "r1", dir })
-	c2.Add(c2.NewMember("r2"))
-	c2.Add(c2.NewMember("r3"))
-	c2.WaitFor("3 voters", 60*time.Second, func() bool {
-		ms, err := c2.Members[0].Node.Members()
-		voters := 0
-		for _, m := range ms {
-			if m.Voter {
-				voters++
-			}
-		}
-		return err == nil && voters == 3
-	})
-	c2.EnsureSame()
-	for _, m := range c2.Members {
-		if got := clustertest.UserDump(t, m.DB); !bytes.Equal(got, want) {
-			t.Fatalf("%s holds other rows than the backed-up cluster:\n%.2000s\n--- want\n%.2000s", m.ID, got, want)
-		}
-	}
+	bootRestored(t, dir, "r1", want)
 
 	// A missing bucket: a clear error, and nothing written anywhere.
 	_, err = f.Node.Backup(ctx, "s3://no-such-bucket/x", hiqlite.BackupOptions{})
