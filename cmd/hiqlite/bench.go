@@ -210,6 +210,7 @@ func benchScenarios(txRows int) []*scenario {
 		ins("leader-insert-4", 4, false, nil),
 		ins("leader-insert-16", 16, false, nil),
 		ins("leader-insert-64", 64, false, atLeast(30000, "≥ 30,000/s")),
+		ins("follower-insert-1", 1, true, fractionOf(0.6, "leader-insert-1", "≥ 60% of leader, 1")),
 		ins("follower-insert-16", 16, true, fractionOf(0.7, "leader-insert-16", "≥ 70% of leader, 16")),
 		ins("follower-insert-64", 64, true, atLeast(21000, "≥ 21,000/s (70% of 30,000)")),
 		insTLS("leader-insert-64-tls", 64),
