@@ -72,6 +72,10 @@ func (n *Node) Backup(ctx context.Context, dest string, opts BackupOptions) (Bac
 
 func (n *Node) backupTo(ctx context.Context, store backup.Store, recipients []age.Recipient, progress func(read, size int64)) (BackupInfo, error) {
 	start := time.Now()
+	// A backup is a read: it holds what this node acknowledged.
+	if err := n.c.WaitOwnWrites(ctx); err != nil {
+		return BackupInfo{}, err
+	}
 	c, err := n.c.CopyDatabase(ctx)
 	if err != nil {
 		return BackupInfo{}, err

@@ -202,6 +202,21 @@ type prepared struct {
 	closed bool
 }
 
+// prepareSeen is prepare that also sees the schema of this node's own
+// acknowledged writes: a read of a table that a write on this node created
+// a moment ago fails to prepare until the node applies that write, so a
+// failed prepare waits for it (cluster/ownwrites.go) and tries again.
+func (c *conn) prepareSeen(ctx context.Context, query string) (*prepared, error) {
+	p, err := c.prepare(query)
+	if err != nil && c.node.c.OwnWritesPending() {
+		if werr := c.node.c.WaitOwnWrites(ctx); werr != nil {
+			return nil, errors.Join(err, werr)
+		}
+		return c.prepare(query)
+	}
+	return p, err
+}
+
 // prepare prepares and classifies query's first statement, or finds what
 // an earlier prepare of the same text taught (stmtcache.go).
 func (c *conn) prepare(query string) (*prepared, error) {
@@ -435,7 +450,7 @@ func (c *conn) start(ctx context.Context, query string, nargs []driver.NamedValu
 		return nil, nil, err
 	}
 	c.guard.Migrations = forMigrate(ctx)
-	p, err := c.prepare(query)
+	p, err := c.prepareSeen(ctx, query)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -537,6 +552,13 @@ func (c *conn) readStarts(ctx context.Context, p *prepared) error {
 	cls := p.cls
 	if cls.Kind == replication.Session && c.tx == nil {
 		c.fk = cls.On
+	}
+	if c.tx == nil || c.tx.w == nil {
+		// Read your writes: a write this node acknowledged may not be
+		// applied here yet (cluster/ownwrites.go).
+		if err := c.node.c.WaitOwnWrites(ctx); err != nil {
+			return err
+		}
 	}
 	if c.tx != nil {
 		return c.tx.beginRead()

@@ -160,8 +160,10 @@
 // of RETURNING, or the SQL error). A write that arrives through QueryContext,
 // such as INSERT ... RETURNING, is a write too.
 //
-// A write returns only after it has been applied to the local database, so
-// every later read on the node sees it (read your writes). A text of several
+// A write returns once it is committed and applied on the leader. Every
+// later read on the node it was issued on sees it (read your writes): on a
+// follower, which applies it a moment later, such a read first waits until
+// the node has applied every write it acknowledged. A text of several
 // statements given to Exec runs as one write (or locally, when every
 // statement is a read); QueryContext takes one statement.
 //
@@ -469,9 +471,9 @@
 //     every node.
 //   - [ErrNotApplied]: a write or COMMIT whose leader failed was settled
 //     as not applied, for good; running it again is safe.
-//   - [ErrNotVisible]: a write or COMMIT was committed, but this node had
-//     not applied it yet when its wait ended; it happened, so do not run it
-//     again (read your writes on this node is what it could not promise).
+//   - [ErrNotVisible]: a read (or Notify) waited for a write or COMMIT this
+//     node acknowledged, and the node had not applied it when the wait
+//     ended; the write happened, so do not run it again.
 //   - [ErrOutcomeUnknown]: no leader could say in time whether a write was
 //     applied; check with a read before running it again.
 //   - [ErrTooLarge]: a write (or a transaction's writes together) exceeds

@@ -55,11 +55,10 @@ var (
 	// applied before its deadline (for example no leader was elected in
 	// time). Check with a read before running it again.
 	ErrOutcomeUnknown = nodeerr.ErrOutcomeUnknown
-	// ErrNotVisible: a write or COMMIT was committed by the leader, but the
-	// node it was issued on had not applied it yet when the wait for it
-	// ended (the context's deadline, or _timeout after the leader's
-	// answer). The write happened and must not be run again; a read on
-	// that node may not see it yet.
+	// ErrNotVisible: a read (or Notify) on a node waited for a write or
+	// COMMIT that node acknowledged, and the node had not applied it when
+	// the wait ended (the context's deadline, or _timeout). The write
+	// happened and must not be run again; the read did not run.
 	ErrNotVisible = nodeerr.ErrNotVisible
 	// ErrTooLarge: a write, or a transaction's writes together, would make
 	// one Raft command larger than MaxCommandBytes (63 MiB). It is refused

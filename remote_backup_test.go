@@ -215,7 +215,14 @@ func TestRemoteBackupCancelAndMemberDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The member dies under the backup (the client knows only it).
+	// The member dies under the backup (the client knows only it). Four
+	// times the data first: on a loaded machine, 4 MiB fit in the sockets'
+	// buffers and reached the client whole before the member was gone.
+	lead := c.Members[c.Leader()].DB
+	for range 192 {
+		mustExec(t, lead, `INSERT INTO items(name, data) VALUES ('more', randomblob(65536))`)
+	}
+	c.EnsureSame()
 	var kill sync.Once
 	killed := make(chan struct{})
 	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)

@@ -30,7 +30,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (_ driver.Stmt,
 		return nil, err
 	}
 	c.guard.Migrations = forMigrate(ctx)
-	p, err := c.prepare(query)
+	p, err := c.prepareSeen(ctx, query)
 	if err != nil {
 		return nil, err
 	}

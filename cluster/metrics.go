@@ -28,19 +28,20 @@ type metrics struct {
 	n   *Node
 	reg *prometheus.Registry
 
-	writes       *prometheus.CounterVec // outcome
-	writeSeconds prometheus.Histogram
-	forwarded    *prometheus.CounterVec // kind
-	txs          *prometheus.CounterVec // outcome
-	busy         prometheus.Counter
-	busySnapshot prometheus.Counter
-	applySeconds prometheus.Histogram
-	applyBatch   prometheus.Histogram
-	snapSeconds  prometheus.Histogram
-	snapBytes    prometheus.Histogram
-	restores     prometheus.Counter
-	cacheOps     *prometheus.CounterVec // op, outcome
-	lockOps      *prometheus.CounterVec // op, outcome
+	writes        *prometheus.CounterVec // outcome
+	writeSeconds  prometheus.Histogram
+	forwarded     *prometheus.CounterVec // kind
+	txs           *prometheus.CounterVec // outcome
+	busy          prometheus.Counter
+	busySnapshot  prometheus.Counter
+	ownWriteWaits prometheus.Counter
+	applySeconds  prometheus.Histogram
+	applyBatch    prometheus.Histogram
+	snapSeconds   prometheus.Histogram
+	snapBytes     prometheus.Histogram
+	restores      prometheus.Counter
+	cacheOps      *prometheus.CounterVec // op, outcome
+	lockOps       *prometheus.CounterVec // op, outcome
 
 	roleDesc, termDesc, commitDesc, appliedDesc, contactDesc *prometheus.Desc
 	lagDesc, faultDesc, notifyDesc, dropDesc                 *prometheus.Desc
@@ -75,6 +76,8 @@ func newMetrics(n *Node) *metrics {
 			"Write transactions begun on this node, by outcome: commit, rollback, commit_error or begin_error.", "outcome"),
 		busySnapshot: prometheus.NewCounter(prometheus.CounterOpts{Name: "hiqlite_busy_snapshot_total", ConstLabels: labels,
 			Help: "Writes and transactions on this node refused with SQLITE_BUSY_SNAPSHOT (the database changed since the transaction's first read)."}),
+		ownWriteWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "hiqlite_read_own_write_waits_total", ConstLabels: labels,
+			Help: "Reads on this node that waited for a write this node acknowledged to be applied here (read your writes)."}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "hiqlite_busy_total", ConstLabels: labels,
 			Help: "Writes and transactions on this node refused with SQLITE_BUSY (the write slot stayed taken for _busy)."}),
 		applySeconds: histogram("hiqlite_apply_duration_seconds",
@@ -135,7 +138,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.writes, m.writeSeconds, m.forwarded, m.txs, m.busy, m.busySnapshot,
+	return []prometheus.Collector{m.writes, m.writeSeconds, m.forwarded, m.txs, m.busy, m.busySnapshot, m.ownWriteWaits,
 		m.applySeconds, m.applyBatch, m.snapSeconds, m.snapBytes, m.restores, m.cacheOps, m.lockOps}
 }
 

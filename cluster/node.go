@@ -66,6 +66,10 @@ type Node struct {
 	metrics *metrics        // Prometheus metrics (metrics.go)
 	cache   *cacheGroup     // caches and locks (cache.go)
 
+	// acked: the highest index of a write or COMMIT that this node
+	// acknowledged; reads here wait until it is applied (ownwrites.go)
+	acked atomic.Uint64
+
 	notifyCh chan bool
 	stopCh   chan struct{}
 	wg       sync.WaitGroup

@@ -32,7 +32,9 @@ func (n *Node) Notify(ctx context.Context, channel, payload string) error {
 	if len(resp.Results) == 1 && resp.Results[0].Err != nil {
 		return fmt.Errorf("hiqlite: notify: %w", resp.Results[0].Err)
 	}
-	return nil
+	// A forwarded write returns before this node applies it (ownwrites.go);
+	// Notify promises its own node's delivery.
+	return n.waitVisible(ctx, resp.Index)
 }
 
 // Notifications is the node's notification hub: Listen on it.

@@ -35,7 +35,6 @@ func (n *Node) exec(ctx context.Context, busy time.Duration, origin replication.
 	if err := replication.CheckSize(0, stmts); err != nil {
 		return nil, err
 	}
-	caller := ctx
 	ctx, cancel := n.forwardContext(ctx)
 	defer cancel()
 	// A write with an origin is deduplicated by the state machine, so it
@@ -60,7 +59,7 @@ func (n *Node) exec(ctx context.Context, busy time.Duration, origin replication.
 			}
 		}
 		if n.mux != nil && !n.IsLeader() {
-			return n.execRemote(ctx, caller, &wire.ExecRequest{Origin: origin, Flags: flags, Busy: busy, Stmts: stmts}, dedup, maybe)
+			return n.execRemote(ctx, &wire.ExecRequest{Origin: origin, Flags: flags, Busy: busy, Stmts: stmts}, dedup, maybe)
 		}
 		// This node may still become the leader (a single node electing
 		// itself, a candidate): wait for that, or for another leader.
@@ -73,10 +72,12 @@ func (n *Node) exec(ctx context.Context, busy time.Duration, origin replication.
 	}
 }
 
-// execRemote forwards an autocommit write to the leader and waits until it
-// is applied here (see waitVisible; caller is the caller's own context).
-// maybe: an earlier local attempt may have been applied.
-func (n *Node) execRemote(ctx, caller context.Context, req *wire.ExecRequest, dedup, maybe bool) (*replication.Response, error) {
+// execRemote forwards an autocommit write to the leader. It returns once
+// the leader answers: the write is committed (a majority fsynced it) and
+// applied there. This node may apply it a moment later, when it learns the
+// commit; reads here wait for that (ownwrites.go). maybe: an earlier local
+// attempt may have been applied.
+func (n *Node) execRemote(ctx context.Context, req *wire.ExecRequest, dedup, maybe bool) (*replication.Response, error) {
 	n.metrics.forwarded.WithLabelValues("write").Inc()
 	m, err := n.forward(ctx, req, dedup)
 	if err != nil {
@@ -86,46 +87,8 @@ func (n *Node) execRemote(ctx, caller context.Context, req *wire.ExecRequest, de
 		return nil, err
 	}
 	out := m.(*wire.ExecResponse)
-	if err := n.waitVisible(caller, out.Index); err != nil {
-		return nil, err
-	}
+	n.ackWrite(out.Index)
 	return &replication.Response{Index: out.Index, Results: out.Results}, nil
-}
-
-// waitVisible waits until this node has applied index, which the leader
-// committed for this node's write: read your writes. The wait is bounded by
-// the caller's context and a fresh _timeout, not by what the round trip
-// left of the forward timeout: on a loaded follower the apply can trail the
-// leader's answer by seconds, and a write that was committed must not come
-// back looking like one that failed. When the wait still ends first, the
-// error is ErrNotVisible, which says the write was committed.
-func (n *Node) waitVisible(caller context.Context, index uint64) error {
-	if n.sm.SeenIndex() >= index {
-		return nil
-	}
-	ctx, cancel := n.forwardContext(caller)
-	defer cancel()
-	// A node that closes applies nothing more: the wait ends with it (the
-	// sessions of remote clients, which Close waits for, wait here).
-	go func() {
-		select {
-		case <-n.stopCh:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if err := n.sm.WaitApplied(index, ctx.Done()); err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		select {
-		case <-n.stopCh:
-			err = nodeerr.ErrClosed
-		default:
-		}
-		return fmt.Errorf("%w (index %d): %w", nodeerr.ErrNotVisible, index, err)
-	}
-	return nil
 }
 
 // leaderWait paces the retries of a request that found no leader it could
@@ -247,8 +210,9 @@ type outcome struct {
 
 // resolve settles whether origin's write was applied, on the leader,
 // forwarding when this node follows: a KindFence in the log either finds the
-// write applied or makes sure it never will be. It returns once the answer
-// is applied here too. Used for a COMMIT whose reply was lost.
+// write applied or makes sure it never will be. A write found applied
+// counts as acknowledged here (ownwrites.go). Used for a COMMIT whose reply
+// was lost.
 func (n *Node) resolve(ctx context.Context, origin replication.Origin) (applied bool, index uint64, err error) {
 	if origin.Session == 0 {
 		return false, 0, errors.New("hiqlite: cannot resolve a write without a session")
@@ -274,9 +238,7 @@ func (n *Node) resolve(ctx context.Context, origin replication.Origin) (applied 
 		// anything of it.
 		return false, o.index, nil
 	}
-	if err := n.waitVisible(ctx, o.index); err != nil {
-		return true, o.index, err
-	}
+	n.ackWrite(o.index)
 	return true, o.index, nil
 }
 

@@ -304,7 +304,6 @@ func (t *remoteTx) Commit(ctx context.Context) error {
 	if t.rc == nil {
 		return t.done()
 	}
-	caller := ctx
 	ctx, cancel := t.n.forwardContext(ctx)
 	defer cancel()
 	m, err := t.rc.call(ctx, &wire.TxCommitRequest{})
@@ -322,7 +321,8 @@ func (t *remoteTx) Commit(ctx context.Context) error {
 	}
 	t.n.client.put(t.rc)
 	t.rc = nil
-	return t.n.waitVisible(caller, m.(*wire.CommitResponse).Index)
+	t.n.ackWrite(m.(*wire.CommitResponse).Index)
+	return nil
 }
 
 func (t *remoteTx) Rollback() error {

@@ -58,9 +58,9 @@ var (
 	// whose reply was lost. Check with a read before retrying.
 	ErrOutcomeUnknown = errors.New("hiqlite: the write may or may not have been applied (its reply was lost and its outcome could not be learned)")
 	// ErrNotVisible: a write (or COMMIT) was committed by the leader, but
-	// the node it was issued on had not applied it when the wait for it
-	// ended, so a read there might not see it yet. The write happened: do
-	// not run it again.
+	// the node it was issued on had not applied it when a read there (or
+	// Notify) stopped waiting for it. The write happened: do not run it
+	// again.
 	ErrNotVisible = errors.New("hiqlite: the write was committed, but this node has not applied it yet")
 	// ErrTooLarge is matched by the error of a write, or of a transaction's
 	// statement, that would make one command larger than
