@@ -224,9 +224,11 @@ func (c *conn) prepare(query string) (*prepared, error) {
 	// here; the classification of the prepared statement reuses it.
 	var txt replication.Text
 	read := false
-	if c.tx != nil {
+	if c.tx != nil && !c.cachedNoTransaction(query) {
 		// Checked before the caches, which may hold the text from
-		// outside a transaction.
+		// outside a transaction. A text the caches know as no whole
+		// transaction needs no reading: the per-row INSERT of a
+		// transaction is read once, not once a row.
 		var err error
 		txt, err = replication.ReadText(query)
 		if txt.Atomic {
@@ -313,7 +315,7 @@ func (c *conn) prepare(query string) (*prepared, error) {
 			// them pass for anyone else.
 			break
 		}
-		c.writes.add(text, cachedWrite{cls: p.cls, multi: p.multi, numInput: p.numInput})
+		c.writes.add(text, cachedWrite{cls: p.cls, multi: p.multi, numInput: p.numInput, atomic: txt.Atomic})
 	case p.cls.Kind == replication.Read && textCls.Kind == replication.Write && !p.multi:
 		// Only sqlite3_stmt_readonly told it from a write: a SELECT,
 		// VALUES or WITH ... SELECT.

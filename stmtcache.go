@@ -55,6 +55,21 @@ type cachedWrite struct {
 	cls      replication.Class
 	multi    bool
 	numInput int
+	atomic   bool // the text is one whole transaction (BEGIN; ...; COMMIT)
+}
+
+// cachedNoTransaction reports whether the caches know query as a text that
+// reads without error and is no whole transaction, so that a prepare inside
+// a transaction, which refuses whole transactions, need not read it again.
+// The caches hold only texts that read without error; a cached read is one
+// plain statement (never BEGIN), and a cached write says whether it is one
+// whole transaction.
+func (c *conn) cachedNoTransaction(query string) bool {
+	if c.reads.has(query) {
+		return true
+	}
+	n := c.writes.m[query]
+	return n != nil && !n.v.atomic
 }
 
 // lru maps texts to at most size values and forgets the least recently used

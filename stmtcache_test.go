@@ -481,3 +481,55 @@ func TestStmtCacheConnClose(t *testing.T) {
 		t.Errorf("close a connection with cached statements: %v", err)
 	}
 }
+
+// TestStmtCacheInTx checks what a transaction takes from the caches without
+// reading the text again: a cached write and a cached read run in it, while
+// a cached text that is one whole transaction is still refused there.
+func TestStmtCacheInTx(t *testing.T) {
+	t.Parallel()
+	db, _ := open(t)
+	mustExec(t, db, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE)`)
+	conn := pinned(t, db)
+	ctx := context.Background()
+	const ins = `INSERT INTO t(v) VALUES (?)`
+	const whole = `BEGIN; INSERT INTO t(v) VALUES ('w'); COMMIT;`
+	const cnt = `SELECT count(*) FROM t`
+	if _, err := conn.ExecContext(ctx, whole); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, ins, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOn(t, conn, cnt); n != 2 {
+		t.Fatalf("%d rows, want 2", n)
+	}
+	if reads, writes, _ := cacheStats(t, conn); reads != 1 || writes < 2 {
+		t.Fatalf("cached %d reads, %d writes; want 1, at least 2", reads, writes)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for i, v := range []string{"b", "c"} {
+		if _, err := tx.Exec(ins, v); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := tx.QueryRow(cnt).Scan(&n); err != nil || n != int64(3+i) {
+			t.Fatalf("count in the transaction: %d, %v; want %d", n, err, 3+i)
+		}
+		if _, err := tx.Exec(whole); !errors.Is(err, sqlite3.ERROR) || !strings.Contains(err.Error(), "within a transaction") {
+			t.Fatalf("a cached whole-transaction text inside a transaction: %v", err)
+		}
+	}
+	if _, err := tx.Exec(ins, "a"); err == nil {
+		t.Fatal("a duplicate through the cached write succeeded")
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOn(t, conn, cnt); n != 4 {
+		t.Fatalf("%d rows after commit, want 4", n)
+	}
+}

@@ -428,7 +428,7 @@ func (sm *StateMachine) applyAlone(index, term uint64, cmd *Command) (*Response,
 	dup := rec.found && cmd.Origin.Seq <= rec.seq
 	if p := sm.pending; !dup && cmd.Kind == KindTx && p.origin == cmd.Origin {
 		// The leader already ran this transaction on the writer.
-		sm.pending = nil
+		sm.endPending()
 		if err := sm.record(cmd, index, true, nil); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/ncruces/go-sqlite3"
@@ -60,4 +61,33 @@ func (sm *StateMachine) InterruptAtCommit() error {
 		return err
 	}
 	return sm.w.Exec(`CREATE TRIGGER test_interrupt AFTER UPDATE ON _hiqlite_state BEGIN SELECT test_interrupt(); END`)
+}
+
+// TxInterruptContext returns the interrupt context the open transaction's
+// statements share, or nil.
+func (sm *StateMachine) TxInterruptContext() context.Context {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if sm.pending == nil {
+		return nil
+	}
+	return sm.pending.intr.ctx
+}
+
+// CachedTexts returns the texts of the writer's statement cache.
+func (sm *StateMachine) CachedTexts() []string {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	var texts []string
+	for q := range sm.cache {
+		texts = append(texts, q)
+	}
+	return texts
+}
+
+// WholeTransaction reports what execText reads of a text: whether it is one
+// whole transaction, and the refusal, if any.
+func WholeTransaction(sql string) (bool, error) {
+	_, _, atomic, err := transactionBody(sql)
+	return atomic, err
 }
