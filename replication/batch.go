@@ -85,7 +85,11 @@ func unmarshalBatch(d *encoding.Decoder) (*Command, error) {
 	}
 	var key Flags
 	for i := 0; i < n && d.Err() == nil; i++ {
-		sub, err := UnmarshalCommand(d.Bytes())
+		b := d.Bytes()
+		if d.Err() != nil {
+			break
+		}
+		sub, err := UnmarshalCommand(b)
 		if err != nil {
 			return nil, fmt.Errorf("command %d of a batch: %w", i, err)
 		}
