@@ -13,20 +13,22 @@ import (
 	"github.com/hiqlite/hiqlite/replication"
 )
 
-// batcher carries the autocommit writes that wait on the leader at the same
-// moment in one Raft log entry (a replication.KindBatch), so that raft's
-// work per entry (encoding, the log's framing, a future, the state
-// machine's dispatch) is paid once for all of them. It only regroups what
-// raft would have put in one append anyway: raft's leader loop takes every
-// write waiting on its apply channel while it is free, then appends them
-// with one fsync, during which new writes wait. Here they wait in queue
-// instead, and one of them (the one whose turn it is) hands the whole queue
-// to raft as one entry once that append is over.
+// batcher carries the autocommit writes that wait on the leader in one Raft
+// log entry (a replication.KindBatch), so that raft's work per entry, the
+// log appends with their fsyncs on every node and the state machine's
+// transactions are paid once for all of them.
 //
-// At most one write at a time hands an entry to raft (busy); when raft has
-// taken it, the turn passes to the first write still queued, so every write
-// in turn waits for its own entry and answers its neighbours. The queue is
-// never empty while busy is false.
+// A write hands an entry to raft only while fewer than maxInFlight entries
+// of the batcher are in flight (handed to raft and not yet applied here)
+// and the log is not appending (raft's loop would not take the entry
+// before the append's fsync ends anyway); meanwhile the writes that arrive
+// queue, and the next entry carries them all. At most one write at a time
+// waits to hand an entry to raft (busy); when raft has taken it, the turn
+// passes to the first write still queued, which takes the whole queue (in
+// order, within replication.MaxBatch and MaxCommandBytes), so every write in
+// turn waits for its own entry and answers its neighbours. The queue is
+// never empty while busy is false. A write that finds nothing in flight
+// goes at once, alone, as before.
 type batcher struct {
 	mu    sync.Mutex
 	busy  bool
@@ -34,7 +36,9 @@ type batcher struct {
 	// storing: the log store is appending (on a leader: its loop's fsync);
 	// stored is closed when that append ends, when someone waits for it.
 	storing bool
-	stored  chan struct{}
+	stored  chan struct{} // also closed when an entry in flight is applied
+	// inFlight counts the entries handed to raft and not yet answered.
+	inFlight int
 	// batches and batched count the KindBatch entries handed to raft and
 	// the writes in them.
 	batches, batched atomic.Uint64
@@ -51,6 +55,11 @@ type batchCall struct {
 	err   error
 }
 
+// maxInFlight bounds the batcher's entries in flight. One or two gave the
+// same rates (BENCHMARKS.md); two lets the leader append the next entry
+// while the last one commits.
+const maxInFlight = 2
+
 // storeBegin and storeEnd bracket each append of the node's Raft log.
 func (b *batcher) storeBegin() {
 	b.mu.Lock()
@@ -61,11 +70,15 @@ func (b *batcher) storeBegin() {
 func (b *batcher) storeEnd() {
 	b.mu.Lock()
 	b.storing = false
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+func (b *batcher) wakeLocked() {
 	if b.stored != nil {
 		close(b.stored)
 		b.stored = nil
 	}
-	b.mu.Unlock()
 }
 
 // applyExec replicates cmd, an autocommit write, in an entry of its own or
@@ -94,12 +107,12 @@ func (n *Node) applyExec(cmd *replication.Command) (*replication.Response, error
 		b.mu.Lock()
 	}
 	b.busy = true
-	// The writes that arrive while the log appends would have waited for
-	// raft's loop all the same: they go in this entry.
-	if b.storing {
-		n.waitStored(b)
+	// The writes that arrive meanwhile go in this entry.
+	if b.storing || b.inFlight >= maxInFlight {
+		n.waitTurn(b)
 	}
 	calls := b.take()
+	b.inFlight++
 	b.mu.Unlock()
 	f := n.submit(calls)
 	b.mu.Lock()
@@ -115,13 +128,14 @@ func (n *Node) applyExec(cmd *replication.Command) (*replication.Response, error
 	return c.resp, c.err
 }
 
-// waitStored waits, with b.mu held (and let go meanwhile), until the log
-// append in progress ends, or the node's timeout passes (raft is stuck:
-// the write then fails in raft.Apply as it would alone), or the node closes.
-func (n *Node) waitStored(b *batcher) {
+// waitTurn waits, with b.mu held (and let go meanwhile), until the log is
+// not appending and fewer than maxInFlight entries are in flight, or the
+// node's timeout passes (raft is stuck: the write then fails in raft.Apply
+// as it would alone), or the node closes.
+func (n *Node) waitTurn(b *batcher) {
 	t := time.NewTimer(n.cfg.Timeout)
 	defer t.Stop()
-	for b.storing {
+	for b.storing || b.inFlight >= maxInFlight {
 		if b.stored == nil {
 			b.stored = make(chan struct{})
 		}
@@ -185,6 +199,12 @@ func (n *Node) submit(calls []*batchCall) raft.ApplyFuture {
 // settle waits for the entry of calls and answers each of them with what
 // it would have got alone; the caller's own call is among them.
 func (n *Node) settle(f raft.ApplyFuture, calls []*batchCall) {
+	defer func() { // the entry is no longer in flight
+		n.batch.mu.Lock()
+		n.batch.inFlight--
+		n.batch.wakeLocked()
+		n.batch.mu.Unlock()
+	}()
 	if len(calls) == 1 {
 		calls[0].resp, calls[0].err = futureResponse(f)
 	} else if err := f.Error(); err != nil {
