@@ -18,7 +18,8 @@ import (
 // node's database exactly once, with the id it returned; a write that fails
 // (one rolls back the whole SQLite transaction it shares with its batch)
 // leaves nothing and takes none of its neighbours with it; a retry of a
-// write gets its recorded result; and the nodes hold the same rows.
+// write gets its recorded result; interactive transactions committed
+// meanwhile keep their rows; and the nodes hold the same rows.
 func TestBatchedWritesAppliedOnce(t *testing.T) {
 	t.Parallel()
 	nodes := startTestCluster(t, 3)
@@ -79,6 +80,43 @@ func TestBatchedWritesAppliedOnce(t *testing.T) {
 				}
 			}()
 		}
+	}
+	// Interactive transactions meanwhile, on the leader and through a
+	// follower: the gate holds the batched writes off while each runs.
+	for i, nd := range []*Node{leader, follower(t, nodes)} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 5 {
+				o := replication.Origin{Node: nd.ID(), Session: uint64(1000 + i), Seq: uint64(k + 1)}
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				tx, err := nd.BeginTx(ctx, 10*time.Second, 10*time.Second, o, 0, SnapshotCheck{})
+				if err != nil {
+					cancel()
+					t.Errorf("tx on %s: %v", nd.ID(), err)
+					return
+				}
+				var ids []int64
+				for j := range 2 {
+					v := fmt.Sprintf("%s-tx%d-%d", nd.ID(), k, j)
+					res, err := tx.Exec(ctx, stmt(`INSERT INTO t(v) VALUES (?)`, v)[0], false)
+					if err != nil || res.Err != nil {
+						t.Errorf("tx insert %s: %v %v", v, err, res.Err)
+					}
+					ids = append(ids, res.LastInsertID)
+				}
+				if err := tx.Commit(ctx); err != nil {
+					t.Errorf("tx commit on %s: %v", nd.ID(), err)
+				} else {
+					mu.Lock()
+					for j, id := range ids {
+						acked[fmt.Sprintf("%s-tx%d-%d", nd.ID(), k, j)] = id
+					}
+					mu.Unlock()
+				}
+				cancel()
+			}
+		}()
 	}
 	wg.Wait()
 	if t.Failed() {
