@@ -46,6 +46,7 @@ type Node struct {
 	votes    *voteGuard // between trans and raft on a node that started without Raft state
 	raft     *raft.Raft
 	gate     *gate
+	batch    batcher // autocommit writes waiting on the leader (batcher.go)
 
 	// cluster mode
 	mux       *nodeport.Mux

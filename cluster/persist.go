@@ -146,6 +146,7 @@ type faultLog struct {
 	dir    string
 	fail   func(error)
 	failed atomic.Pointer[error]
+	batch  *batcher // told when an append begins and ends
 }
 
 var _ raft.MonotonicLogStore = (*faultLog)(nil)
@@ -187,6 +188,10 @@ func (l *faultLog) StoreLog(log *raft.Log) error {
 }
 
 func (l *faultLog) StoreLogs(logs []*raft.Log) error {
+	if l.batch != nil {
+		l.batch.storeBegin()
+		defer l.batch.storeEnd()
+	}
 	return l.write(func() error { return l.LogStore.StoreLogs(logs) })
 }
 

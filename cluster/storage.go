@@ -163,7 +163,7 @@ func removeCrashLeftovers(dir string, logger hclog.Logger) error {
 func (n *Node) logStore() raft.LogStore {
 	if n.logCache == nil {
 		n.logCache, _ = raft.NewLogCache(1024, n.rawLog()) // fails only for a size <= 0
-		n.logFault = &faultLog{LogStore: n.logCache, dir: filepath.Join(n.cfg.Dir, raftDir), fail: n.persistFailed}
+		n.logFault = &faultLog{LogStore: n.logCache, dir: filepath.Join(n.cfg.Dir, raftDir), fail: n.persistFailed, batch: &n.batch}
 	}
 	return n.logFault
 }

@@ -130,7 +130,7 @@ func (n *Node) execLocal(ctx context.Context, busy time.Duration, origin replica
 	}
 	defer n.gate.release(false)
 	cmd := &replication.Command{Kind: replication.KindExec, Time: time.Now().UnixNano(), Seed: rand.Uint64(), Origin: origin, Flags: flags, Stmts: stmts}
-	return n.apply(cmd)
+	return n.applyExec(cmd)
 }
 
 // leaderReady fails fast on a follower and waits for the election barrier on
@@ -161,30 +161,7 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 		// The last line of defence: raft-wal would refuse the entry.
 		return nil, &replication.TooLargeError{Size: len(data)}
 	}
-	f := n.raft.Apply(data, n.cfg.Timeout)
-	if err := f.Error(); err != nil {
-		return nil, raftError(err)
-	}
-	resp, ok := f.Response().(*replication.Response)
-	if !ok {
-		return nil, fmt.Errorf("hiqlite: unexpected state machine response %T", f.Response())
-	}
-	if errors.Is(resp.Err, replication.ErrInterrupted) {
-		// Close cut the apply short here; the entry is committed and the
-		// other nodes apply it.
-		return nil, fmt.Errorf("%w: %w", nodeerr.ErrLeadershipLost, nodeerr.ErrClosed)
-	}
-	if errors.Is(resp.Err, nodeerr.ErrStopped) {
-		// This node stopped, but raft hands the state machine committed
-		// entries only: the other nodes apply this one. Its outcome is
-		// theirs to tell, so it must not read as settled (ErrStopped is,
-		// for commitSettled), nor as failed.
-		return nil, fmt.Errorf("%w: the entry is committed, but this node stopped before applying it: %v", nodeerr.ErrLeadershipLost, resp.Err)
-	}
-	if resp.Err != nil {
-		return nil, resp.Err
-	}
-	return resp, nil
+	return futureResponse(n.raft.Apply(data, n.cfg.Timeout))
 }
 
 // raftError maps raft's errors to the node's.

@@ -136,12 +136,7 @@ func (sm *StateMachine) applyLog(l *raft.Log, pos int) *Response {
 	if err != nil {
 		return &Response{Index: l.Index, Err: sm.failBatch(fmt.Errorf("entry %d: %w", l.Index, err))}
 	}
-	var resp *Response
-	if sm.pending != nil {
-		resp, err = sm.applyAlone(l.Index, l.Term, cmd)
-	} else {
-		resp, err = sm.applyBatched(l.Index, l.Term, cmd)
-	}
+	resp, err := sm.applyEntry(l.Index, l.Term, cmd)
 	if err != nil {
 		if sm.interrupted(err) {
 			// Not this command's error, nor a fault of the node: the batch

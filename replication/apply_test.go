@@ -130,10 +130,16 @@ func applyInBatches(t *testing.T, cmds []*replication.Command, split func() int)
 				continue
 			}
 			resp := r.(*replication.Response)
-			if resp.Err != nil && !strings.Contains(resp.Err.Error(), "not applied") {
-				t.Fatalf("entry %d: %v", resp.Index, resp.Err)
+			subs := []*replication.Response{resp}
+			if resp.Batch != nil {
+				subs = resp.Batch // a KindBatch: its commands' responses
 			}
-			resps = append(resps, resp)
+			for _, resp := range subs {
+				if resp.Err != nil && !strings.Contains(resp.Err.Error(), "not applied") {
+					t.Fatalf("entry %d: %v", resp.Index, resp.Err)
+				}
+				resps = append(resps, resp)
+			}
 		}
 		if err := sm.CheckSessionMirror(); err != nil {
 			t.Fatalf("after entry %d: %v", logs[n-1].Index, err)

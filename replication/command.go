@@ -24,7 +24,19 @@ import (
 //
 // Values are tagged as in package encoding; a nil blob is logged as
 // TagNull (it binds as NULL, as on the leader), never TagNilBlob.
-const commandVersion = 1
+//
+// Version 2 adds KindBatch (batch.go), whose body after the kind byte is
+//
+//	count uvarint, then each: a command of kind exec, encoded whole
+//	(version byte included) as a length-prefixed byte string
+//
+// Only KindBatch is written with version 2; every other kind is still
+// written as version 1, so that a node of the previous release reads it.
+// A batch stops such a node with a VersionError until it is upgraded.
+const commandVersion = 2
+
+// commandVersion1 is the version the kinds of version 1 are written with.
+const commandVersion1 = 1
 
 // commandFormat names the format in errors.
 const commandFormat = "Raft log command"
@@ -49,6 +61,11 @@ const (
 	// never will be (a later copy of it in the log is refused). It has no
 	// statements. An interrupted COMMIT is resolved with one.
 	KindFence CommandKind = 4
+	// KindBatch carries several autocommit writes (KindExec) that waited on
+	// the leader together, in one log entry: each is applied exactly as it
+	// would be alone, in order, with its own clock, seed, origin and
+	// response. Only Batch is set. See batch.go.
+	KindBatch CommandKind = 5
 )
 
 func (k CommandKind) String() string {
@@ -61,6 +78,8 @@ func (k CommandKind) String() string {
 		return "noop"
 	case KindFence:
 		return "fence"
+	case KindBatch:
+		return "batch"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -97,6 +116,8 @@ type Command struct {
 	Origin Origin
 	Flags  Flags
 	Stmts  []Statement
+	// Batch holds the commands of a KindBatch, each of KindExec.
+	Batch []*Command
 }
 
 // Statement is SQL text (possibly several statements for KindExec) and its
@@ -122,14 +143,18 @@ type Arg struct {
 // version (encoding.ErrUnknownVersion).
 var ErrCorruptCommand = errors.New("hiqlite: corrupt command")
 
-// MarshalBinary encodes c with the current commandVersion.
+// MarshalBinary encodes c: a KindBatch with version 2, any other kind with
+// version 1.
 func (c *Command) MarshalBinary() ([]byte, error) {
+	if c.Kind == KindBatch {
+		return c.marshalBatch()
+	}
 	n := 32 + len(c.Origin.Node)
 	for i := range c.Stmts {
 		n += 8 + len(c.Stmts[i].SQL) + 12*len(c.Stmts[i].Args)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, commandVersion, byte(c.Kind))
+	b = append(b, commandVersion1, byte(c.Kind))
 	b = encoding.AppendVarint(b, c.Time)
 	b = encoding.AppendUvarint(b, c.Seed)
 	b = encoding.AppendString(b, c.Origin.Node)
@@ -164,8 +189,11 @@ func (c *Command) MarshalBinary() ([]byte, error) {
 func UnmarshalCommand(data []byte) (*Command, error) {
 	d := encoding.NewDecoder(data, ErrCorruptCommand)
 	d.CopyBlobs = true
-	d.Version(commandFormat, commandVersion)
+	v := d.Version(commandFormat, commandVersion)
 	c := &Command{Kind: CommandKind(d.Byte())}
+	if c.Kind == KindBatch && v >= 2 && d.Err() == nil {
+		return unmarshalBatch(d)
+	}
 	c.Time = d.Varint()
 	c.Seed = d.Uvarint()
 	c.Origin.Node = d.String()

@@ -50,6 +50,10 @@ func goldenCommands() []struct {
 	}
 	noop := replication.Command{Kind: replication.KindNoop, Time: 1}
 	fence := replication.Command{Kind: replication.KindFence, Time: 2, Seed: 3, Origin: origin}
+	lone := replication.Command{Kind: replication.KindExec, Time: 3, Seed: 4, Origin: replication.Origin{Node: "node-2", Session: 7, Seq: 1},
+		Flags: replication.FlagForeignKeys, Stmts: []replication.Statement{{SQL: "DELETE FROM t"}}}
+	batch := replication.Command{Kind: replication.KindBatch, Batch: []*replication.Command{&exec, &lone}}
+	batchWant := replication.Command{Kind: replication.KindBatch, Batch: []*replication.Command{&execWant, &lone}}
 	return []struct {
 		name, comment string
 		in, want      replication.Command
@@ -58,6 +62,7 @@ func goldenCommands() []struct {
 		{"raftlog_command_v1_tx", "Raft log command, version 1, kind tx: four statements, one failed on the leader", tx, tx},
 		{"raftlog_command_v1_noop", "Raft log command, version 1, kind noop, time 1, no origin", noop, noop},
 		{"raftlog_command_v1_fence", "Raft log command, version 1, kind fence for origin node-1/2^63+5/42", fence, fence},
+		{"raftlog_command_v2_batch", "Raft log command, version 2, kind batch of two exec commands (each a whole version 1\ncommand): raftlog_command_v1_exec, then one DELETE with foreign keys on", batch, batchWant},
 	}
 }
 

@@ -355,6 +355,10 @@ type Response struct {
 	// NotApplied: the origin's write was not applied and never will be
 	// (a KindFence, or a copy that came too late; Err is then ErrNotApplied).
 	NotApplied bool
+	// Batch holds the responses of a KindBatch's commands, in order; Err
+	// is then set only when the entry failed as a whole (a node fault),
+	// which fails every command in it.
+	Batch []*Response
 }
 
 // setForeignKeys sets PRAGMA foreign_keys on the writer, outside any
