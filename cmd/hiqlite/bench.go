@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-const benchSynopsis = "[--json FILE] [--duration D | --ops N] [--quick] [--only REGEXP] [--tx-rows N] [--rounds N]"
+const benchSynopsis = "[--json FILE] [--duration D | --ops N] [--quick] [--only REGEXP] [--tx-rows N] [--rounds N] [--procs LIST]"
 
 // Bounds of each measurement when the flags leave them open: a count
 // bound under --duration alone, a time bound under --ops alone.
@@ -39,6 +39,7 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	only := fs.String("only", "", "run only the scenarios whose id matches `REGEXP` (ids: "+strings.Join(scenarioIDs(), ", ")+")")
 	txRows := fs.Int("tx-rows", 10000, "rows in the one-transaction scenario")
 	rounds := fs.Int("rounds", 5, "split each measurement into this many rounds, taking turns with its baselines")
+	procsList := fs.String("procs", "", "run the scenarios once per GOMAXPROCS in `LIST` (comma-separated, e.g. 2,4,8,16): a table for each and a sweep table of the ratios (default: once, at the current GOMAXPROCS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -56,6 +57,10 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	if lim.ops < 1 || lim.duration <= 0 || *txRows < 1 || *rounds < 1 {
 		return &usageError{fmt.Errorf("--ops %d, --duration %v, --tx-rows %d and --rounds %d must be positive", *ops, *duration, *txRows, *rounds)}
+	}
+	procs, err := parseProcs(*procsList)
+	if err != nil {
+		return &usageError{err}
 	}
 	filter, err := regexp.Compile(*only)
 	if err != nil {
@@ -84,7 +89,7 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			err = errors.Join(err, fmt.Errorf("remove the temporary directory: %w", rerr))
 		}
 	}()
-	b := &benchRun{progress: stderr, dir: tmp, lim: lim, rounds: *rounds, txRows: *txRows}
+	b := &benchRun{progress: stderr, dir: tmp, lim: lim, rounds: *rounds, txRows: *txRows, procs: procs}
 	report, err := b.run(ctx, todo)
 	if err != nil {
 		return err
@@ -112,6 +117,7 @@ const (
 	kindRead                         // one point SELECT by primary key
 	kindCacheSet                     // one replicated cache Set (hiqlite only: no baseline has caches)
 	kindCacheGet                     // one local cache Get
+	kindMix                          // a point SELECT (mixReadShare of them) or a single-row INSERT, by a PRNG per client
 )
 
 // scenario is one row of the bench's table.
@@ -123,7 +129,8 @@ type scenario struct {
 	workers  int
 	follower bool // hiqlite's writes run on a follower (forwarded)
 	remote   bool // hiqlite's operations run through a remote client (hiqlite://) attached to a follower
-	tls      bool // hiqlite runs with mutual TLS on its node ports (a second cluster)
+	tls      bool // hiqlite runs with mutual TLS on its node ports (a cluster of its own)
+	voters   int  // hiqlite's cluster has this many voters, a cluster of its own unless 3; 0 is 3
 	per      int  // units per operation
 	target   *target
 }
@@ -131,6 +138,44 @@ type scenario struct {
 // baselineKey names what a baseline measures; scenarios that differ only
 // in hiqlite (leader or follower) share a baseline.
 func (sc *scenario) baselineKey() string { return fmt.Sprintf("%d/%d", sc.kind, sc.workers) }
+
+// clusterSpec is what sets a hiqlite cluster of the bench apart; each
+// one that a scenario to run names is started once.
+type clusterSpec struct {
+	tls    bool
+	voters int
+}
+
+// baseCluster is the cluster most scenarios run on.
+var baseCluster = clusterSpec{voters: 3}
+
+func (sc *scenario) cluster() clusterSpec {
+	c := clusterSpec{tls: sc.tls, voters: sc.voters}
+	if c.voters == 0 {
+		c.voters = 3
+	}
+	return c
+}
+
+// dirName is the cluster's directory in the run's.
+func (c clusterSpec) dirName() string {
+	d := "hiqlite"
+	if c != baseCluster {
+		d += fmt.Sprintf("-%dvoters", c.voters)
+	}
+	if c.tls {
+		d += "-tls"
+	}
+	return d
+}
+
+func (c clusterSpec) String() string {
+	s := fmt.Sprintf("a %d-node hiqlite cluster", c.voters)
+	if c.tls {
+		s += " with TLS"
+	}
+	return s
+}
 
 // target is one of hiqlite's performance targets. min returns the rate that meets it, from
 // the rows measured so far; false when what it depends on was not measured.
@@ -173,6 +218,12 @@ func benchScenarios(txRows int) []*scenario {
 		sc.tls = true
 		return sc
 	}
+	fiveVoters := func(id string, workers int, t *target) *scenario {
+		sc := ins(id, workers, false, t)
+		sc.title += ", 5 voters"
+		sc.voters = 5
+		return sc
+	}
 	read := func(id string, workers int) *scenario {
 		r := "readers"
 		if workers == 1 {
@@ -210,18 +261,23 @@ func benchScenarios(txRows int) []*scenario {
 		ins("leader-insert-4", 4, false, nil),
 		ins("leader-insert-16", 16, false, nil),
 		ins("leader-insert-64", 64, false, atLeast(30000, "≥ 30,000/s")),
+		ins("leader-insert-256", 256, false, nil),
 		ins("follower-insert-1", 1, true, fractionOf(0.6, "leader-insert-1", "≥ 60% of leader, 1")),
 		ins("follower-insert-16", 16, true, fractionOf(0.7, "leader-insert-16", "≥ 70% of leader, 16")),
 		ins("follower-insert-64", 64, true, atLeast(21000, "≥ 21,000/s (70% of 30,000)")),
 		insTLS("leader-insert-64-tls", 64),
+		fiveVoters("leader-insert-64-5voters", 64, fractionOf(0.8, "leader-insert-64", "≥ 80% of 3 voters, 64")),
 		{id: "tx-insert", title: fmt.Sprintf("one transaction of %d inserts", txRows), unit: "rows/s",
 			kind: kindTx, workers: 1, per: txRows, target: atLeast(300000, "≥ 300,000/s")},
 		read("select-1", 1),
 		read("select-16", 16),
+		read("select-64", 64),
 		remote(ins("remote-insert-16", 16, true, nil)),
 		remote(ins("remote-insert-64", 64, true, nil)),
 		remote(read("remote-select-1", 1)),
 		remote(read("remote-select-16", 16)),
+		{id: "mix-90-10", title: "90% point selects, 10% inserts, 64 clients on all nodes", unit: "ops/s",
+			kind: kindMix, workers: 64, per: 1},
 		cacheSet("cache-set-1", 1, nil),
 		cacheSet("cache-set-16", 16, nil),
 		cacheSet("cache-set-64", 64, atLeast(100000, "≥ 100,000/s")),
@@ -262,27 +318,32 @@ type benchRun struct {
 	lim      limits // of each measurement, all its rounds together
 	rounds   int
 	txRows   int
+	procs    []int // GOMAXPROCS of each pass; none: one pass at the current
 
 	hiqlite *hiqliteSystem
 	systems map[string]benchSystem
+	nodes   []string // the clusters running in the process, as "3 hiqlite" and so on
+	nNodes  int      // their nodes
 }
 
 func (b *benchRun) say(format string, args ...any) {
 	fmt.Fprintf(b.progress, format+"\n", args...)
 }
 
-// run starts the systems, measures todo on each of them and stops them.
+// run starts the systems, measures todo on each of them, once per
+// GOMAXPROCS of b.procs, and stops them.
 func (b *benchRun) run(ctx context.Context, todo []*scenario) (_ *benchReport, err error) {
 	r := &benchReport{
 		Started: time.Now().UTC().Truncate(time.Second),
-		Machine: machine{CPUs: runtime.NumCPU(), Model: cpuModel(), OS: runtime.GOOS + "/" + runtime.GOARCH,
+		Machine: machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Model: cpuModel(), OS: runtime.GOOS + "/" + runtime.GOARCH,
 			Go: runtime.Version(), LoadStart: loadAverage()},
-		Settings: settings{Duration: b.lim.duration.String(), Ops: b.lim.ops, Rounds: b.rounds, TxRows: b.txRows, ReadRows: readRows,
+		Settings: settings{Duration: b.lim.duration.String(), Ops: b.lim.ops, Rounds: b.rounds, TxRows: b.txRows, ReadRows: readRows, Procs: b.procs,
 			SQLiteFull:   "WAL, synchronous=FULL: each commit fsyncs the WAL; writers share one connection",
 			SQLiteNormal: "WAL, synchronous=NORMAL: no fsync per commit (hiqlite's state machine setting); writers share one connection",
 			Raft:         "hashicorp/raft, 3 voters, raft-wal log, NetworkTransport over nodeport.Mux on 127.0.0.1, no-op BatchingFSM, cluster/lifecycle.go's raft.Config"},
 	}
-	b.say("hiqlite bench: %d CPUs (%s), %s, %s; load average %s", r.Machine.CPUs, orUnknown(r.Machine.Model), r.Machine.OS, r.Machine.Go, orUnknown(r.Machine.LoadStart))
+	b.say("hiqlite bench: %d CPUs (%s), GOMAXPROCS %d, %s, %s; load average %s", r.Machine.CPUs, orUnknown(r.Machine.Model), r.Machine.GOMAXPROCS,
+		r.Machine.OS, r.Machine.Go, orUnknown(r.Machine.LoadStart))
 	b.say("each measurement: at most %v and %d operations in %d rounds, taking turns with its baselines, after a warm-up; data in %s",
 		b.lim.duration, b.lim.ops, b.rounds, b.dir)
 	defer func() {
@@ -294,16 +355,46 @@ func (b *benchRun) run(ctx context.Context, todo []*scenario) (_ *benchReport, e
 	if rs, ok := b.systems[sysRaft].(*raftSystem); ok {
 		r.Settings.RaftEntrySize = len(rs.entry)
 	}
+	passes := b.procs
+	if len(passes) == 0 {
+		passes = []int{0}
+	} else {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	}
+	for i, procs := range passes {
+		if procs > 0 {
+			runtime.GOMAXPROCS(procs)
+			b.say("pass %d/%d: GOMAXPROCS %d", i+1, len(passes), procs)
+		}
+		rows, err := b.pass(ctx, todo)
+		if err != nil {
+			return nil, err
+		}
+		r.Rows = append(r.Rows, rows...)
+	}
+	r.Machine.LoadEnd = loadAverage()
+	if rss := processPeakRSS(); rss > 0 {
+		r.PeakRSS = &peakRSSReport{Bytes: rss, Nodes: b.nNodes, Clusters: strings.Join(b.nodes, ", "), PerNode: rss / int64(b.nNodes)}
+		b.say("peak RSS of the process (%d nodes in it: %s): %s, %s per node", b.nNodes, r.PeakRSS.Clusters, formatBytes(rss), formatBytes(r.PeakRSS.PerNode))
+	}
+	b.say("done; load average %s", orUnknown(r.Machine.LoadEnd))
+	return r, nil
+}
 
+// pass measures todo once, at the current GOMAXPROCS; its rows' baselines
+// and targets are its own.
+func (b *benchRun) pass(ctx context.Context, todo []*scenario) ([]*benchRow, error) {
+	procs := runtime.GOMAXPROCS(0)
 	rows := map[string]*benchRow{}
+	var out []*benchRow
 	baselines := map[string]*measurement{}
 	for i, sc := range todo {
-		row := &benchRow{ID: sc.id, Title: sc.title, Unit: sc.unit, Workers: sc.workers, Results: map[string]*measurement{}}
+		row := &benchRow{ID: sc.id, Title: sc.title, Unit: sc.unit, Workers: sc.workers, Procs: procs, Results: map[string]*measurement{}}
 		var measure []string
 		for _, sys := range systemIDs {
 			if m := baselines[sys+"/"+sc.baselineKey()]; m != nil && sys != sysHiqlite {
 				row.Results[sys] = m
-			} else if s := b.systems[sys]; s != nil && s.ops(sc) != nil {
+			} else if f, _ := b.opOf(sys, sc); f != nil {
 				measure = append(measure, sys)
 			}
 		}
@@ -323,53 +414,60 @@ func (b *benchRun) run(ctx context.Context, todo []*scenario) (_ *benchReport, e
 				rates = append(rates, formatRate(v))
 			}
 			note := ""
+			if sc.kind == kindMix {
+				note = fmt.Sprintf("; %s reads/s, %s writes/s", formatRate(m.ReadsPerSecond), formatRate(m.WritesPerSecond))
+			}
 			if m.Note != "" {
-				note = "; " + m.Note
+				note += "; " + m.Note
 			}
 			b.say("      %-13s %9s %s  p50 %s  p99 %s  CPU %s/op  (rounds: %s%s)", systemTitles[sys], formatRate(m.PerSecond), sc.unit,
 				formatMicros(m.P50Micros), formatMicros(m.P99Micros), formatMicros(m.CPUMicros), strings.Join(rates, ", "), note)
 		}
+		if row.PeakRSSBytes = processPeakRSS(); row.PeakRSSBytes > 0 {
+			b.say("      peak RSS of the process so far: %s", formatBytes(row.PeakRSSBytes))
+		}
 		rows[sc.id] = row
-		r.Rows = append(r.Rows, row)
+		out = append(out, row)
 	}
-	for i, row := range r.Rows {
+	for i, row := range out {
 		row.score(todo[i], rows)
 	}
-	r.Machine.LoadEnd = loadAverage()
-	b.say("done; load average %s", orUnknown(r.Machine.LoadEnd))
-	return r, nil
+	return out, nil
 }
 
 // hiqliteFor is the hiqlite cluster that measures sc.
 func (b *benchRun) hiqliteFor(sc *scenario) *hiqliteSystem {
-	if sc.tls {
-		return b.hiqlite.tls
-	}
-	return b.hiqlite
+	return b.hiqlite.forCluster(sc.cluster())
 }
 
-// startSystems starts hiqlite's cluster and the baselines, in b.dir; bare
-// Raft only when todo has inserts, the only scenarios it measures.
+// startSystems starts hiqlite's cluster, the other clusters todo names,
+// and the baselines, in b.dir; bare Raft only when todo has inserts, the
+// only scenarios it measures.
 func (b *benchRun) startSystems(ctx context.Context, todo []*scenario) error {
 	b.systems = map[string]benchSystem{}
-	began := time.Now()
-	fmt.Fprintf(b.progress, "starting a 3-node hiqlite cluster on 127.0.0.1 ... ")
-	h, err := startHiqlite(ctx, filepath.Join(b.dir, "hiqlite"), b.txRows)
-	if err != nil {
-		fmt.Fprintln(b.progress, "failed")
-		return err
+	specs := []clusterSpec{baseCluster}
+	for _, sc := range todo {
+		if c := sc.cluster(); !slices.Contains(specs, c) {
+			specs = append(specs, c)
+		}
 	}
-	b.hiqlite = h
-	b.systems[sysHiqlite] = h
-	b.say("ready after %s: %s leads", round(time.Since(began)), h.leader.name)
-	if slices.ContainsFunc(todo, func(sc *scenario) bool { return sc.tls }) {
-		began = time.Now()
-		fmt.Fprintf(b.progress, "starting a 3-node hiqlite cluster with TLS on 127.0.0.1 ... ")
-		if h.tls, err = startHiqliteTLS(ctx, filepath.Join(b.dir, "hiqlite-tls"), b.txRows); err != nil {
+	for i, c := range specs {
+		began := time.Now()
+		fmt.Fprintf(b.progress, "starting %s on 127.0.0.1 ... ", c)
+		h, err := startHiqlite(ctx, filepath.Join(b.dir, c.dirName()), b.txRows, c)
+		if err != nil {
 			fmt.Fprintln(b.progress, "failed")
 			return err
 		}
-		b.say("ready after %s: %s leads", round(time.Since(began)), h.tls.leader.name)
+		if i == 0 {
+			b.hiqlite = h
+			b.systems[sysHiqlite] = h
+		} else {
+			b.hiqlite.others = append(b.hiqlite.others, h)
+		}
+		b.nodes = append(b.nodes, strings.TrimPrefix(c.String(), "a "))
+		b.nNodes += c.voters
+		b.say("ready after %s: %s leads", round(time.Since(began)), h.leader.name)
 	}
 	for _, s := range []struct {
 		id, sync string
@@ -383,7 +481,7 @@ func (b *benchRun) startSystems(ctx context.Context, todo []*scenario) error {
 	if !slices.ContainsFunc(todo, func(sc *scenario) bool { return sc.kind == kindInsert }) {
 		return nil
 	}
-	began = time.Now()
+	began := time.Now()
 	fmt.Fprintf(b.progress, "starting bare Raft, 3 voters on 127.0.0.1 ... ")
 	rs, err := startRaft(ctx, filepath.Join(b.dir, "raft"))
 	if err != nil {
@@ -391,6 +489,8 @@ func (b *benchRun) startSystems(ctx context.Context, todo []*scenario) error {
 		return err
 	}
 	b.systems[sysRaft] = rs
+	b.nodes = append(b.nodes, "bare Raft's 3 voters")
+	b.nNodes += 3
 	b.say("ready after %s", round(time.Since(began)))
 	return nil
 }
@@ -406,94 +506,3 @@ func (b *benchRun) closeSystems() error {
 	}
 	return errors.Join(errs...)
 }
-
-// measure measures sc on each of systems in b.rounds rounds, taking
-// turns (in another order each round), so that a change in the machine's
-// load weighs on all of them alike. Each first warms up. A system's rate
-// is the median of its rounds' rates; its latencies are those of all its
-// rounds; its CPU time per operation counts them all.
-func (b *benchRun) measure(ctx context.Context, sc *scenario, systems []string) (map[string]*measurement, error) {
-	rounds := int64(b.rounds)
-	if rounds > b.lim.ops {
-		rounds = b.lim.ops
-	}
-	ops := map[string]op{}
-	lats := map[string]*latencies{}
-	cpus := map[string]time.Duration{}
-	out := map[string]*measurement{}
-	for _, sys := range systems {
-		ops[sys] = b.systems[sys].ops(sc)
-		lats[sys] = &latencies{}
-		out[sys] = &measurement{}
-		warm := limits{ops: max(1, b.lim.ops/10), duration: b.lim.duration / 10}
-		if _, _, err := b.load(ctx, sys, sc, warm, ops[sys]); err != nil {
-			return nil, fmt.Errorf("%s, warm-up: %w", systemTitles[sys], err)
-		}
-	}
-	for r := range rounds {
-		// Round r's share of the count bound: they add up to b.lim.ops.
-		lim := limits{ops: b.lim.ops / rounds, duration: b.lim.duration / time.Duration(rounds)}
-		if r < b.lim.ops%rounds {
-			lim.ops++
-		}
-		for i := range systems {
-			sys := systems[(i+int(r))%len(systems)]
-			res, cpu, err := b.load(ctx, sys, sc, lim, ops[sys])
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", systemTitles[sys], err)
-			}
-			m := out[sys]
-			cpus[sys] += cpu
-			m.Ops += res.ops
-			m.Seconds += res.elapsed.Seconds()
-			m.RoundRates = append(m.RoundRates, res.perSecond(sc.per))
-			lats[sys].merge(res.lat)
-			if sys == sysHiqlite {
-				moved, err := b.hiqliteFor(sc).leaderMoved(ctx)
-				if err != nil {
-					return nil, err
-				}
-				if moved {
-					m.Note = "the leader changed during the measurement"
-				}
-			}
-		}
-	}
-	for sys, m := range out {
-		m.PerSecond = median(m.RoundRates)
-		m.P50Micros = micros(lats[sys].quantile(0.50))
-		m.P99Micros = micros(lats[sys].quantile(0.99))
-		if m.Ops > 0 {
-			m.CPUMicros = micros(cpus[sys]) / float64(m.Ops)
-		}
-	}
-	return out, nil
-}
-
-// load runs one load of sc on sys and returns the CPU time the process
-// used meanwhile. After hiqlite's it waits for the followers to catch up,
-// so that their backlog does not weigh on the next load, and counts their
-// work.
-func (b *benchRun) load(ctx context.Context, sys string, sc *scenario, lim limits, f op) (loadResult, time.Duration, error) {
-	cpu := processCPU()
-	res, err := runLoad(ctx, sc.workers, lim, f)
-	if h := b.hiqliteFor(sc); err == nil && sys == sysHiqlite {
-		err = h.c.waitApplied(ctx, h.leader.node.AppliedIndex())
-	}
-	return res, processCPU() - cpu, err
-}
-
-// median returns the median of vs.
-func median(vs []float64) float64 {
-	if len(vs) == 0 {
-		return 0
-	}
-	vs = slices.Sorted(slices.Values(vs))
-	n := len(vs)
-	if n%2 == 1 {
-		return vs[n/2]
-	}
-	return (vs[n/2-1] + vs[n/2]) / 2
-}
-
-func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -103,11 +103,12 @@ func (s sqlOps) prepare(ctx context.Context) error {
 
 // maxWorkers is the most workers of any scenario; pools keep that many
 // idle connections so that no operation pays for opening one.
-const maxWorkers = 64
+const maxWorkers = 256
 
-// hiqliteSystem is a three-node hiqlite cluster on loopback in this
-// process. Writes on the leader run there; writes on a follower are
-// forwarded to the leader; reads run on a follower, locally.
+// hiqliteSystem is a hiqlite cluster (three voters unless its spec says
+// otherwise) on loopback in this process. Writes on the leader run there;
+// writes on a follower are forwarded to the leader; reads run on a
+// follower, locally.
 type hiqliteSystem struct {
 	c        *localCluster
 	leader   *localNode
@@ -120,34 +121,27 @@ type hiqliteSystem struct {
 
 	remote *sql.DB // a remote client attached to the follower, opened by the first remote scenario
 
-	isTLS bool           // this cluster runs mutual TLS on its ports
-	tls   *hiqliteSystem // the cluster with TLS, for the scenarios with tls; nil if none asks
+	spec   clusterSpec
+	others []*hiqliteSystem // the clusters of the other specs the scenarios to run name (on the base cluster only)
 }
 
-func startHiqlite(ctx context.Context, dir string, txRows int) (_ *hiqliteSystem, err error) {
-	return startHiqliteWith(ctx, dir, txRows, false)
-}
-
-// startHiqliteTLS starts the cluster with mutual TLS: a development CA
-// and one certificate for 127.0.0.1 that every node presents.
-func startHiqliteTLS(ctx context.Context, dir string, txRows int) (*hiqliteSystem, error) {
-	return startHiqliteWith(ctx, dir, txRows, true)
-}
-
-func startHiqliteWith(ctx context.Context, dir string, txRows int, withTLS bool) (_ *hiqliteSystem, err error) {
-	s := &hiqliteSystem{c: &localCluster{dir: dir}, txRows: txRows, isTLS: withTLS}
+// startHiqlite starts a cluster of spec's voters; with spec.tls, with
+// mutual TLS: a development CA and one certificate for 127.0.0.1 that
+// every node presents.
+func startHiqlite(ctx context.Context, dir string, txRows int, spec clusterSpec) (_ *hiqliteSystem, err error) {
+	s := &hiqliteSystem{c: &localCluster{dir: dir}, txRows: txRows, spec: spec}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
 	var params []string
-	if withTLS {
+	if spec.tls {
 		if params, err = benchTLSFiles(filepath.Join(dir, "tls")); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.c.create(3, params...); err != nil {
+	if err := s.c.create(spec.voters, params...); err != nil {
 		return nil, err
 	}
 	if err := s.c.openAll(ctx); err != nil {
@@ -215,10 +209,24 @@ func benchTLSFiles(dir string) ([]string, error) {
 	return []string{"_tls_cert=" + dsnEscaper.Replace(cert), "_tls_key=" + dsnEscaper.Replace(key), "_tls_ca=" + dsnEscaper.Replace(caFile)}, nil
 }
 
+// forCluster returns the cluster of spec: s or one of its others; nil
+// if none runs.
+func (s *hiqliteSystem) forCluster(spec clusterSpec) *hiqliteSystem {
+	if s.spec == spec {
+		return s
+	}
+	for _, o := range s.others {
+		if o.spec == spec {
+			return o
+		}
+	}
+	return nil
+}
+
 func (s *hiqliteSystem) ops(sc *scenario) op {
-	if sc.tls != s.isTLS {
-		if s.tls != nil {
-			return s.tls.ops(sc)
+	if sc.cluster() != s.spec {
+		if o := s.forCluster(sc.cluster()); o != nil {
+			return o.ops(sc)
 		}
 		return nil
 	}
@@ -299,8 +307,8 @@ func (s *hiqliteSystem) close() error {
 	if s.remote != nil {
 		errs = append(errs, s.remote.Close())
 	}
-	if s.tls != nil {
-		errs = append(errs, s.tls.close())
+	for _, o := range s.others {
+		errs = append(errs, o.close())
 	}
 	for _, n := range s.c.nodes {
 		if err := n.stop(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -63,8 +64,20 @@ func TestBench(t *testing.T) {
 	if len(r.Rows) != len(scs) {
 		t.Fatalf("%d rows in the JSON, want %d", len(r.Rows), len(scs))
 	}
+	// Every cluster's nodes: 3, 3 with TLS, 5 voters; and bare Raft's 3.
+	if p := r.PeakRSS; runtime.GOOS == "linux" && (p == nil || p.Bytes <= 0 || p.Nodes != 14 || p.PerNode != p.Bytes/14) {
+		t.Errorf("peak RSS %+v, want the process's over 14 nodes", p)
+	}
+	var rss int64
 	for i, row := range r.Rows {
 		sc := scs[i]
+		if row.Procs != runtime.GOMAXPROCS(0) {
+			t.Errorf("%s: GOMAXPROCS %d, want %d", row.ID, row.Procs, runtime.GOMAXPROCS(0))
+		}
+		if runtime.GOOS == "linux" && row.PeakRSSBytes < max(rss, 1) {
+			t.Errorf("%s: peak RSS %d after %d: a high-water mark never falls", row.ID, row.PeakRSSBytes, rss)
+		}
+		rss = row.PeakRSSBytes
 		want := []string{sysHiqlite, sysSQLiteFull, sysSQLiteNormal}
 		switch sc.kind {
 		case kindInsert:
@@ -77,6 +90,11 @@ func TestBench(t *testing.T) {
 			got = append(got, sys)
 			if m.Ops < 1 || m.Ops > ops || m.PerSecond <= 0 || m.Seconds <= 0 || m.P50Micros <= 0 || m.P99Micros < m.P50Micros || len(m.RoundRates) != 2 || m.CPUMicros < 0 {
 				t.Errorf("%s on %s: implausible %+v", row.ID, sys, m)
+			}
+			// The mixed scenario counts its reads and writes; the others do not.
+			if mix := sc.kind == kindMix; mix && (m.Reads+m.Writes != m.Ops || m.ReadsPerSecond+m.WritesPerSecond <= 0) ||
+				!mix && m.Reads+m.Writes != 0 {
+				t.Errorf("%s on %s: reads and writes %+v", row.ID, sys, m)
 			}
 		}
 		slices.Sort(got)
@@ -114,6 +132,48 @@ func TestBenchOnly(t *testing.T) {
 	}
 }
 
+// TestBenchProcs sweeps GOMAXPROCS over two values: a table for each,
+// the sweep table, every row once per value in the JSON, and GOMAXPROCS
+// as it was afterwards.
+func TestBenchProcs(t *testing.T) {
+	jsonFile := filepath.Join(t.TempDir(), "bench.json")
+	before := runtime.GOMAXPROCS(0)
+	var out, errOut bytes.Buffer
+	code := run(testContext(t), []string{"bench", "--ops", "2", "--rounds", "1", "--procs", "1,2", "--only", "^(select-64|mix-90-10)$", "--json", jsonFile},
+		strings.NewReader(""), &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut.String())
+	}
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS %d after the sweep, want %d as before", got, before)
+	}
+	for _, want := range []string{"pass 1/2: GOMAXPROCS 1\n", "pass 2/2: GOMAXPROCS 2\n"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	sweep := regexp.MustCompile(`(?m)^sweep: .*\nscenario +GOMAXPROCS 1 +GOMAXPROCS 2\n[- ]+\npoint select, 64 readers +\S+ / \S+ / - (yes|no) +\S+ / \S+ / - (yes|no)\n` +
+		`90% point selects, 10% inserts, 64 clients on all nodes +\S+ / \S+ / - +\S+ / \S+ / -\n`)
+	if !strings.Contains(out.String(), "\nGOMAXPROCS 1:\n") || !strings.Contains(out.String(), "\nGOMAXPROCS 2:\n") || !sweep.MatchString(out.String()) {
+		t.Errorf("want a table per GOMAXPROCS and the sweep table; stdout:\n%s", out.String())
+	}
+	data, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r benchReport
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, row := range r.Rows {
+		got = append(got, fmt.Sprintf("%s@%d", row.ID, row.Procs))
+	}
+	if want := []string{"select-64@1", "mix-90-10@1", "select-64@2", "mix-90-10@2"}; !slices.Equal(got, want) || !slices.Equal(r.Settings.Procs, []int{1, 2}) {
+		t.Errorf("rows %v, procs %v; want %v and [1 2]", got, r.Settings.Procs, want)
+	}
+}
+
 func TestBenchUsage(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -126,6 +186,9 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"--duration", "-1s"}, "must be positive"},
 		{[]string{"--tx-rows", "0"}, "must be positive"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--procs", "2,x"}, `--procs: "x" is not a GOMAXPROCS from 1 to 1024`},
+		{[]string{"--procs", "0"}, `--procs: "0" is not`},
+		{[]string{"--procs", "4,2,4"}, "--procs: 4 comes twice"},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(testContext(t), append([]string{"bench"}, tt.args...), strings.NewReader(""), &out, &errOut)
@@ -246,10 +309,12 @@ func BenchmarkPlainSQLite(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { s.close() })
+		seen := map[string]bool{}
 		for _, sc := range benchScenarios(10000) {
-			if sc.follower || s.ops(sc) == nil { // no caches in plain SQLite
+			if seen[sc.baselineKey()] || s.ops(sc) == nil { // no caches in plain SQLite; the mix needs its mixLoad
 				continue
 			}
+			seen[sc.baselineKey()] = true
 			b.Run(sync+"/"+strings.TrimPrefix(sc.id, "leader-"), func(b *testing.B) {
 				benchLoad(b, sc, s.ops(sc))
 			})
@@ -270,8 +335,10 @@ func BenchmarkBareRaft(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.close() })
+	seen := map[string]bool{}
 	for _, sc := range benchScenarios(1) {
-		if sc.kind == kindInsert && !sc.follower {
+		if sc.kind == kindInsert && !seen[sc.baselineKey()] {
+			seen[sc.baselineKey()] = true
 			b.Run(fmt.Sprintf("%dwriters", sc.workers), func(b *testing.B) {
 				benchLoad(b, sc, s.ops(sc))
 			})
