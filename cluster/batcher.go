@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -206,9 +207,8 @@ func (n *Node) settle(f raft.ApplyFuture, calls []*batchCall) {
 		n.batch.mu.Unlock()
 	}()
 	if len(calls) == 1 {
-		calls[0].resp, calls[0].err = futureResponse(f)
-	} else if err := f.Error(); err != nil {
-		err = raftError(err)
+		calls[0].resp, calls[0].err = n.futureResponse(f)
+	} else if err := n.futureWait(f); err != nil {
 		for _, c := range calls {
 			c.resp, c.err = nil, err
 		}
@@ -245,15 +245,32 @@ func (n *Node) settle(f raft.ApplyFuture, calls []*batchCall) {
 }
 
 // futureResponse waits for f and returns its response as the node's.
-func futureResponse(f raft.ApplyFuture) (*replication.Response, error) {
-	if err := f.Error(); err != nil {
-		return nil, raftError(err)
+func (n *Node) futureResponse(f raft.ApplyFuture) (*replication.Response, error) {
+	if err := n.futureWait(f); err != nil {
+		return nil, err
 	}
 	resp, ok := f.Response().(*replication.Response)
 	if !ok {
 		return nil, fmt.Errorf("hiqlite: unexpected state machine response %T", f.Response())
 	}
 	return entryResponse(resp)
+}
+
+// futureWait waits for f's entry to be applied here, as f.Error does,
+// giving up when the node closes: raft can leave an Apply future
+// unanswered at shutdown (hashicorp/raft#498), and the goroutine waiting
+// on it (a forwarded COMMIT's handler) then held Node.Close forever (seen
+// in CI, a leader killed under write load). The entry may still commit on
+// the other nodes, so that outcome is leadership lost, not a failure.
+func (n *Node) futureWait(f raft.ApplyFuture) error {
+	err := n.futureErr(context.Background(), f)
+	if errors.Is(err, nodeerr.ErrClosed) {
+		return fmt.Errorf("%w: %w", nodeerr.ErrLeadershipLost, nodeerr.ErrClosed)
+	}
+	if err != nil {
+		return raftError(err)
+	}
+	return nil
 }
 
 // entryResponse turns the state machine's response to one command into

@@ -161,7 +161,7 @@ func (n *Node) apply(cmd *replication.Command) (*replication.Response, error) {
 		// The last line of defence: raft-wal would refuse the entry.
 		return nil, &replication.TooLargeError{Size: len(data)}
 	}
-	return futureResponse(n.raft.Apply(data, n.cfg.Timeout))
+	return n.futureResponse(n.raft.Apply(data, n.cfg.Timeout))
 }
 
 // raftError maps raft's errors to the node's.
