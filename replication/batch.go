@@ -89,6 +89,12 @@ func unmarshalBatch(d *encoding.Decoder) (*Command, error) {
 		if d.Err() != nil {
 			break
 		}
+		if len(b) < 2 || CommandKind(b[1]) != KindExec {
+			// Checked before decoding: a batch inside a batch inside
+			// ... would recurse as deep as the entry is long.
+			d.Fail("command %d of a batch is no exec command", i)
+			break
+		}
 		sub, err := UnmarshalCommand(b)
 		if err != nil {
 			return nil, fmt.Errorf("command %d of a batch: %w", i, err)

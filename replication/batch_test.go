@@ -198,6 +198,16 @@ func TestBatchDecodeRefuses(t *testing.T) {
 		"version 1":           v1,
 		"trailing bytes":      append(bytes.Clone(ok), 0),
 	}
+	// A batch in a batch in ...: refused at the first level, without
+	// decoding its way down (an entry of 63 MiB could nest millions deep).
+	deep, err := exec(false, "SELECT 1").MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20_000 {
+		deep = replication.MarshalBatch([][]byte{deep})
+	}
+	cases["20,000 nested batches"] = deep
 	for name, data := range cases {
 		if _, err := replication.UnmarshalCommand(data); !errors.Is(err, replication.ErrCorruptCommand) {
 			t.Errorf("%s: %v, want a corrupt command", name, err)
