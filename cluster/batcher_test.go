@@ -126,6 +126,11 @@ func TestBatchedWritesAppliedOnce(t *testing.T) {
 		t.Log("the leader batched no writes") // timing: still a valid run
 	}
 	t.Logf("%d writes acknowledged; %d batches carried %d writes", len(acked), leader.batch.batches.Load(), leader.batch.batched.Load())
+	for _, nd := range nodes {
+		if nd != leader {
+			t.Logf("%s forwarded %d writes in %d batch requests", nd.ID(), nd.fwd.batched.Load(), nd.fwd.batches.Load())
+		}
+	}
 	want := leader.AppliedIndex()
 	var first string
 	for _, nd := range nodes {

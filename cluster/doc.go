@@ -18,7 +18,10 @@
 //     exactly-once resolution, interactive write transactions, and the
 //     writer slot they share.
 //   - forward.go: the RPC over which followers forward writes,
-//     transactions and read-index requests (codec in internal/wire).
+//     transactions and read-index requests (codec in internal/wire);
+//     fwdbatch.go sends a follower's concurrent writes in one request.
+//   - batcher.go: the leader's writes that wait together, in one log
+//     entry.
 //   - membership.go, identity.go: making the Raft configuration follow
 //     gossip (bootstrap, join, reap), and refusing a node gossip refused.
 //   - cache.go, notify.go: the cache group and notifications.

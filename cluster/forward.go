@@ -96,6 +96,8 @@ func (s *rpcServer) handle(c net.Conn) {
 			if out, err = s.n.execLocal(s.ctx, m.Busy, m.Origin, m.Flags, m.Stmts); err == nil {
 				resp = &wire.ExecResponse{Index: out.Index, Results: out.Results}
 			}
+		case *wire.ExecBatchRequest:
+			resp = s.execBatch(m)
 		case *wire.TxBeginRequest:
 			if tx != nil {
 				err = errors.New("hiqlite: the session already has a transaction")
@@ -157,17 +159,7 @@ func (s *rpcServer) handle(c net.Conn) {
 			err = fmt.Errorf("hiqlite: unexpected request %T", req)
 		}
 		if err != nil {
-			if s.ctx.Err() != nil && errors.Is(err, s.ctx.Err()) {
-				err = nodeerr.ErrClosed // this node is closing, not the caller's context
-			}
-			if errors.Is(err, nodeerr.ErrStopped) && startsWork(req) {
-				// This node stopped before taking the request (apply's
-				// faults come as errLeadershipLost): it leads no more
-				// than a dead one, and shuts raft down (stopOnFault).
-				// The caller tries the leader the others elect.
-				err = fmt.Errorf("%w: this node stopped: %v", nodeerr.ErrNotLeader, err)
-			}
-			resp = &wire.ErrorResponse{Err: s.n.notLeaderHint(err)}
+			resp = &wire.ErrorResponse{Err: s.replyError(req, err)}
 		}
 		if wire.WriteMessage(w, resp) != nil || w.Flush() != nil {
 			return
@@ -175,11 +167,47 @@ func (s *rpcServer) handle(c net.Conn) {
 	}
 }
 
+// replyError is what the caller of req learns of err.
+func (s *rpcServer) replyError(req wire.Message, err error) error {
+	if s.ctx.Err() != nil && errors.Is(err, s.ctx.Err()) {
+		err = nodeerr.ErrClosed // this node is closing, not the caller's context
+	}
+	if errors.Is(err, nodeerr.ErrStopped) && startsWork(req) {
+		// This node stopped before taking the request (apply's faults
+		// come as errLeadershipLost): it leads no more than a dead one,
+		// and shuts raft down (stopOnFault). The caller tries the leader
+		// the others elect.
+		err = fmt.Errorf("%w: this node stopped: %v", nodeerr.ErrNotLeader, err)
+	}
+	return s.n.notLeaderHint(err)
+}
+
+// execBatch runs the writes of m at the same time, each as an ExecRequest
+// of its own would run, so that the batcher carries them in as few log
+// entries as it carries local writers; the answer waits for the last.
+func (s *rpcServer) execBatch(m *wire.ExecBatchRequest) *wire.ExecBatchResponse {
+	out := &wire.ExecBatchResponse{Outcomes: make([]wire.ExecOutcome, len(m.Reqs))}
+	var wg sync.WaitGroup
+	for i := range m.Reqs {
+		wg.Go(func() {
+			r, o := &m.Reqs[i], &out.Outcomes[i]
+			resp, err := s.n.execLocal(s.ctx, r.Busy, r.Origin, r.Flags, r.Stmts)
+			if err != nil {
+				o.Err = s.replyError(r, err)
+				return
+			}
+			o.Index, o.Results = resp.Index, resp.Results
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // startsWork: req asks the leader for something new (not a step of a
 // transaction it holds), which another leader can serve as well.
 func startsWork(req wire.Message) bool {
 	switch req.(type) {
-	case *wire.ExecRequest, *wire.TxBeginRequest, *wire.OutcomeRequest, *wire.ReadIndexRequest:
+	case *wire.ExecRequest, *wire.ExecBatchRequest, *wire.TxBeginRequest, *wire.OutcomeRequest, *wire.ReadIndexRequest:
 		return true
 	}
 	return false
@@ -411,16 +439,7 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 	backoff := 10 * time.Millisecond
 	var maybe bool // an earlier attempt may have been applied
 	for {
-		rc, err := cl.get(ctx)
-		var resp wire.Message
-		if err == nil {
-			resp, err = rc.call(ctx, req)
-			if err == nil || !isTransportError(err) {
-				cl.put(rc)
-			} else {
-				rc.c.Close()
-			}
-		}
+		resp, err := n.callLeader(ctx, cl, req)
 		again := retryable(err)
 		switch {
 		case isRead(req):
@@ -453,6 +472,22 @@ func (n *Node) forwardVia(ctx context.Context, cl *rpcClient, req wire.Message, 
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// callLeader sends req once to the leader cl follows, on a pooled session,
+// and returns its response as rpcConn.call does.
+func (n *Node) callLeader(ctx context.Context, cl *rpcClient, req wire.Message) (wire.Message, error) {
+	rc, err := cl.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := rc.call(ctx, req)
+	if err == nil || !isTransportError(err) {
+		cl.put(rc)
+	} else {
+		rc.c.Close()
+	}
+	return resp, err
 }
 
 // noLeader marks err, the last failure of a request that found no leader

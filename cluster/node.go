@@ -46,7 +46,8 @@ type Node struct {
 	votes    *voteGuard // between trans and raft on a node that started without Raft state
 	raft     *raft.Raft
 	gate     *gate
-	batch    batcher // autocommit writes waiting on the leader (batcher.go)
+	batch    batcher    // autocommit writes waiting on the leader (batcher.go)
+	fwd      fwdBatcher // autocommit writes this node forwards (fwdbatch.go)
 
 	// cluster mode
 	mux       *nodeport.Mux

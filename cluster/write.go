@@ -79,7 +79,7 @@ func (n *Node) exec(ctx context.Context, busy time.Duration, origin replication.
 // attempt may have been applied.
 func (n *Node) execRemote(ctx context.Context, req *wire.ExecRequest, dedup, maybe bool) (*replication.Response, error) {
 	n.metrics.forwarded.WithLabelValues("write").Inc()
-	m, err := n.forward(ctx, req, dedup)
+	m, err := n.forwardExec(ctx, req, dedup)
 	if err != nil {
 		if maybe {
 			err = unsettled(err)

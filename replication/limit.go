@@ -52,6 +52,10 @@ func statementsSize(stmts []Statement) int {
 	return n
 }
 
+// StatementsSize is an upper bound of the bytes stmts add to an encoded
+// command.
+func StatementsSize(stmts []Statement) int { return statementsSize(stmts) }
+
 // CheckSize refuses stmts when, added to earlier bytes of the same command
 // (a transaction's writes so far), they would exceed MaxCommandBytes.
 func CheckSize(earlier int, stmts []Statement) error {

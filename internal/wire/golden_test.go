@@ -59,6 +59,11 @@ func goldenMessages(t *testing.T) []goldenMessage {
 			Stmts: []replication.Statement{stmt, failed}}},
 		{"rpc_v1_exec_response", "RPC frame ExecResponse: index 77, a result with rows of every value type\nand a result with a SQLite UNIQUE constraint error", &ExecResponse{
 			Index: 77, Results: []replication.Result{result, failedResult}}},
+		{"rpc_v1_exec_batch_request", "RPC frame ExecBatchRequest: two writes, the first as in rpc_v1_exec_request,\nthe second empty", &ExecBatchRequest{Reqs: []ExecRequest{{
+			Origin: origin, Flags: replication.FlagForeignKeys | replication.FlagNotMigrate, Busy: 1500 * time.Millisecond,
+			Stmts: []replication.Statement{stmt, failed}}, {}}}},
+		{"rpc_v1_exec_batch_response", "RPC frame ExecBatchResponse: a write refused with ErrNotApplied, then a write\nanswered at index 77 with a result with rows and a failed result", &ExecBatchResponse{Outcomes: []ExecOutcome{
+			{Err: nodeerr.ErrNotApplied}, {Index: 77, Results: []replication.Result{result, failedResult}}}}},
 		{"rpc_v1_tx_begin_request", "RPC frame TxBeginRequest: origin, flags, busy 1s, idle 30s, snapshot index 9", &TxBeginRequest{
 			Origin: origin, Flags: replication.FlagNotMigrate, Busy: time.Second, Idle: 30 * time.Second, SnapIndex: 9, SnapValid: true}},
 		{"rpc_v1_ok", "RPC frame OK", &OK{}},
@@ -121,6 +126,14 @@ func withoutErrors(m Message) (Message, []error) {
 	case *ResultResponse:
 		c := *m
 		c.Result = strip([]replication.Result{m.Result})[0]
+		return &c, errs
+	case *ExecBatchResponse:
+		c := ExecBatchResponse{Outcomes: append([]ExecOutcome(nil), m.Outcomes...)}
+		for i := range c.Outcomes {
+			errs = append(errs, c.Outcomes[i].Err)
+			c.Outcomes[i].Err = nil
+			c.Outcomes[i].Results = strip(c.Outcomes[i].Results)
+		}
 		return &c, errs
 	case *ClientResult:
 		c := *m

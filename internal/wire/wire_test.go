@@ -107,6 +107,14 @@ func messages(big bool) []Message {
 		&BackupChunk{Name: "hiqlite-x.hqb", Data: []byte{0, 1, 0xff}, Read: 1 << 33, Size: -1},
 		&BackupDone{},
 		&BackupDone{Name: "hiqlite-x.hqb", Index: math.MaxUint64, Term: 3, Size: 1 << 40},
+		&ExecBatchRequest{},
+		&ExecBatchRequest{Reqs: make([]ExecRequest, 20)},
+		&ExecBatchRequest{Reqs: []ExecRequest{{Origin: origin, Flags: replication.FlagForeignKeys, Busy: time.Second,
+			Stmts: []replication.Statement{insert, all}}, {Stmts: []replication.Statement{{SQL: "DELETE FROM t"}}}}},
+		&ExecBatchResponse{},
+		&ExecBatchResponse{Outcomes: make([]ExecOutcome, 20)},
+		&ExecBatchResponse{Outcomes: []ExecOutcome{{Index: 9, Results: []replication.Result{result, {Err: errors.New("boom")}}},
+			{Err: nodeerr.ErrNotApplied}, {Err: &nodeerr.NotLeaderError{LeaderID: "n2", LeaderAddr: "127.0.0.1:7000"}}}},
 	}
 	if big {
 		ms = append(ms,
@@ -164,13 +172,33 @@ func errorsOnlyDiffer(a, b Message) bool {
 		eb := b.(*ErrorResponse)
 		return ea.Err != nil && eb.Err != nil && ea.Err.Error() == eb.Err.Error()
 	}
+	if ba, ok := a.(*ExecBatchResponse); ok {
+		bb := b.(*ExecBatchResponse)
+		if len(ba.Outcomes) != len(bb.Outcomes) {
+			return false
+		}
+		for i := range ba.Outcomes {
+			x, y := ba.Outcomes[i], bb.Outcomes[i]
+			if (x.Err == nil) != (y.Err == nil) || x.Err != nil && x.Err.Error() != y.Err.Error() ||
+				x.Index != y.Index || !resultsOnlyErrorsDiffer(x.Results, y.Results) {
+				return false
+			}
+		}
+		return true
+	}
 	ra, ok1 := a.(*ExecResponse)
 	rb, ok2 := b.(*ExecResponse)
-	if !ok1 || !ok2 || len(ra.Results) != len(rb.Results) {
+	return ok1 && ok2 && ra.Index == rb.Index && resultsOnlyErrorsDiffer(ra.Results, rb.Results)
+}
+
+// resultsOnlyErrorsDiffer: ra and rb are equal but for errors of equal
+// texts.
+func resultsOnlyErrorsDiffer(ra, rb []replication.Result) bool {
+	if len(ra) != len(rb) {
 		return false
 	}
-	for i := range ra.Results {
-		x, y := ra.Results[i], rb.Results[i]
+	for i := range ra {
+		x, y := ra[i], rb[i]
 		if (x.Err == nil) != (y.Err == nil) || x.Err != nil && x.Err.Error() != y.Err.Error() {
 			return false
 		}
@@ -323,7 +351,7 @@ func TestMalformed(t *testing.T) {
 	}{
 		{"empty frame", []byte{0}, "empty frame"},
 		{"unknown type 0", frameOf([]byte{0}), "unknown message type 0"},
-		{"unknown type 24", frameOf([]byte{24}), "unknown message type 24"},
+		{"unknown type 26", frameOf([]byte{26}), "unknown message type 26"},
 		{"unknown type 255", frameOf([]byte{255, 1, 2, 3}), "unknown message type 255"},
 		{"trailing bytes", frameOf(append(bytes.Clone(okBody), 0)), "1 trailing bytes"},
 		{"bad bool", frameOf([]byte{byte(TypeOutcomeResponse), 2, 0}), "bad bool 2"},
@@ -427,5 +455,32 @@ func TestUnsupportedValue(t *testing.T) {
 	}
 	if string(b) != "keep" {
 		t.Fatalf("got %q, want the input unchanged", b)
+	}
+}
+
+// A batch beyond MaxExecBatch is neither sent nor decoded: a peer cannot
+// make the leader start more writes at once than a follower would send.
+func TestExecBatchBound(t *testing.T) {
+	t.Parallel()
+	over := &ExecBatchRequest{Reqs: make([]ExecRequest, MaxExecBatch+1)}
+	if _, err := AppendMessage(nil, over); err == nil {
+		t.Fatalf("a batch of %d writes was encoded", len(over.Reqs))
+	}
+	if _, err := AppendMessage(nil, &ExecBatchResponse{Outcomes: make([]ExecOutcome, MaxExecBatch+1)}); err == nil {
+		t.Fatal("a batch response beyond the bound was encoded")
+	}
+	// The frame a peer could send anyway: the count, then empty writes.
+	body := encoding.AppendUvarint([]byte{byte(TypeExecBatchRequest)}, MaxExecBatch+1)
+	for range MaxExecBatch + 1 {
+		body = append(body, 0, 0, 0, 0, 0, 0) // origin node, session, seq; flags, busy, no statements
+	}
+	frame := append(encoding.AppendUvarint(nil, uint64(len(body))), body...)
+	_, err := ReadMessage(bytes.NewReader(frame))
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "exceeds the limit") {
+		t.Fatalf("a frame of %d writes: %v, want ErrMalformed for the limit", MaxExecBatch+1, err)
+	}
+	at := &ExecBatchRequest{Reqs: make([]ExecRequest, MaxExecBatch)}
+	if _, err := ReadMessage(bytes.NewReader(encode(t, at))); err != nil {
+		t.Fatalf("a batch of exactly %d writes: %v", MaxExecBatch, err)
 	}
 }

@@ -1,0 +1,192 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/hiqlite/hiqlite/internal/nodeerr"
+	"github.com/hiqlite/hiqlite/internal/waitfor"
+	"github.com/hiqlite/hiqlite/replication"
+)
+
+// holdForwarding fills f's forwarding requests in flight, so that the
+// writes forwarded meanwhile queue; the returned func lets them go, as the
+// end of a request does.
+func holdForwarding(f *Node) (release func()) {
+	b := &f.fwd
+	b.mu.Lock()
+	b.inFlight += maxFwdInFlight
+	b.mu.Unlock()
+	return func() {
+		for range maxFwdInFlight {
+			b.done()
+		}
+	}
+}
+
+func queued(f *Node) int {
+	f.fwd.mu.Lock()
+	defer f.fwd.mu.Unlock()
+	return len(f.fwd.queue)
+}
+
+// Writes a follower forwards together travel in one request, and each gets
+// the answer it would have got alone: its own id, its own statement error
+// (which fails none of its neighbours), the recorded result of a write
+// already applied (the retry of a lost reply), ErrNotApplied for a stale
+// copy of a write its session has gone past; and each is applied on every
+// node exactly once.
+func TestForwardedWritesBatched(t *testing.T) {
+	t.Parallel()
+	nodes := startTestCluster(t, 3)
+	f := follower(t, nodes)
+	mustNodeExec(t, f, replication.Origin{}, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE, w)`)
+	mustNodeExec(t, f, replication.Origin{}, `INSERT INTO t(v) VALUES ('taken')`)
+	// The retry's first copy, applied before the batch.
+	first := mustNodeExec(t, f, replication.Origin{Node: f.ID(), Session: 99, Seq: 1}, `INSERT INTO t(v) VALUES ('retried')`)
+	// The session the stale copy's is past.
+	mustNodeExec(t, f, replication.Origin{Node: f.ID(), Session: 98, Seq: 2}, `INSERT INTO t(v) VALUES ('newer')`)
+
+	const writes = 40
+	type answer struct {
+		resp *replication.Response
+		err  error
+	}
+	answers := make([]answer, writes)
+	release := holdForwarding(f)
+	var wg sync.WaitGroup
+	for i := range writes {
+		o := replication.Origin{Node: f.ID(), Session: uint64(i + 1), Seq: 1}
+		v := fmt.Sprintf("v%d", i)
+		switch {
+		case i == 7:
+			o = replication.Origin{Node: f.ID(), Session: 99, Seq: 1}
+			v = "retried"
+		case i == 11:
+			o = replication.Origin{Node: f.ID(), Session: 98, Seq: 1}
+			v = "stale"
+		case i%10 == 3:
+			v = "taken"
+		}
+		wg.Go(func() {
+			resp, err := f.Exec(context.Background(), 10*time.Second, o, 0, stmt(`INSERT INTO t(v) VALUES (?) RETURNING id`, v))
+			answers[i] = answer{resp, err}
+		})
+	}
+	waitfor.Cond(t, "every write queued", 10*time.Second, func() bool { return queued(f) == writes })
+	release()
+	wg.Wait()
+	if got := f.fwd.batched.Load(); f.fwd.batches.Load() != 1 || got != writes {
+		t.Fatalf("%d batch requests carried %d writes, want 1 with %d", f.fwd.batches.Load(), got, writes)
+	}
+	want := map[int64]bool{}
+	for i, a := range answers {
+		if i == 11 {
+			if !errors.Is(a.err, nodeerr.ErrNotApplied) {
+				t.Errorf("stale write: %v, want ErrNotApplied", a.err)
+			}
+			continue
+		}
+		if a.err != nil {
+			t.Fatalf("write %d: %v", i, a.err)
+		}
+		res := a.resp.Results[0]
+		switch {
+		case i == 7:
+			if a.resp.Index != first.Index || res.LastInsertID != first.Results[0].LastInsertID {
+				t.Errorf("retried write: index %d id %d, want the first copy's %d and %d", a.resp.Index, res.LastInsertID, first.Index, first.Results[0].LastInsertID)
+			}
+		case i%10 == 3:
+			if !errors.Is(res.Err, sqlite3.CONSTRAINT_UNIQUE) {
+				t.Errorf("write %d: %v, want a UNIQUE constraint error", i, res.Err)
+			}
+		default:
+			if res.Err != nil || len(res.Rows) != 1 || res.Rows[0][0] != res.LastInsertID || want[res.LastInsertID] {
+				t.Errorf("write %d: %+v", i, res)
+			}
+			want[res.LastInsertID] = true
+		}
+	}
+	// 'taken', 'retried', 'newer', and the writes that succeeded, once each.
+	for _, nd := range nodes {
+		rows := readRowsAfter(t, nd, leaderOf(t, nodes))
+		if len(rows) != len(want)+3 {
+			t.Errorf("%s: %d rows, want %d", nd.ID(), len(rows), len(want)+3)
+		}
+		for _, r := range rows {
+			if r.v != "taken" && r.v != "retried" && r.v != "newer" && !want[r.id] {
+				t.Errorf("%s: row %d %q was not acknowledged", nd.ID(), r.id, r.v)
+			}
+		}
+	}
+}
+
+func leaderOf(t *testing.T, nodes []*Node) *Node {
+	t.Helper()
+	for _, nd := range nodes {
+		if nd.IsLeader() {
+			return nd
+		}
+	}
+	t.Fatal("no leader")
+	return nil
+}
+
+// readRowsAfter reads nd's rows once it applied what leader has.
+func readRowsAfter(t *testing.T, nd, leader *Node) []row {
+	t.Helper()
+	if err := nd.sm.WaitApplied(leader.AppliedIndex(), nil); err != nil {
+		t.Fatal(err)
+	}
+	return readRows(t, nd)
+}
+
+// A queued write whose caller gives up before it is sent leaves the queue
+// and is never applied; the writes behind it are sent.
+func TestForwardedWriteGivenUpInQueue(t *testing.T) {
+	t.Parallel()
+	nodes := startTestCluster(t, 3)
+	f := follower(t, nodes)
+	mustNodeExec(t, f, replication.Origin{}, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE, w)`)
+	release := holdForwarding(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := f.Exec(ctx, time.Second, replication.Origin{Node: f.ID(), Session: 1, Seq: 1}, 0, stmt(`INSERT INTO t(v) VALUES ('gave up')`))
+		gaveUp <- err
+	}()
+	waitfor.Cond(t, "the write queued", 10*time.Second, func() bool { return queued(f) == 1 })
+	kept := make(chan error, 1)
+	go func() {
+		_, err := f.Exec(context.Background(), time.Second, replication.Origin{Node: f.ID(), Session: 2, Seq: 1}, 0, stmt(`INSERT INTO t(v) VALUES ('kept')`))
+		kept <- err
+	}()
+	waitfor.Cond(t, "the second write queued", 10*time.Second, func() bool { return queued(f) == 2 })
+	cancel()
+	err := <-gaveUp
+	if !errors.Is(err, context.Canceled) || errors.Is(err, nodeerr.ErrOutcomeUnknown) {
+		t.Fatalf("the write given up in the queue: %v, want context.Canceled and a known outcome", err)
+	}
+	if n := queued(f); n != 1 {
+		t.Fatalf("%d writes queued after one gave up, want 1", n)
+	}
+	release()
+	if err := <-kept; err != nil {
+		t.Fatal(err)
+	}
+	rows := readRowsAfter(t, f, leaderOf(t, nodes))
+	if len(rows) != 1 || rows[0].v != "kept" {
+		t.Errorf("rows %v, want only 'kept'", rows)
+	}
+	f.fwd.mu.Lock()
+	defer f.fwd.mu.Unlock()
+	if f.fwd.inFlight != 0 || len(f.fwd.queue) != 0 {
+		t.Errorf("%d requests in flight and %d queued after all answered", f.fwd.inFlight, len(f.fwd.queue))
+	}
+}
