@@ -86,6 +86,15 @@ func (b *batcher) wakeLocked() {
 // in a batch with the writes that wait with it, and returns its response as
 // apply does.
 func (n *Node) applyExec(cmd *replication.Command) (*replication.Response, error) {
+	c, err := newBatchCall(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return n.runCall(c, n.batch.enqueue(c))
+}
+
+// newBatchCall encodes cmd, an autocommit write, for the batcher.
+func newBatchCall(cmd *replication.Command) (*batchCall, error) {
 	data, err := cmd.MarshalBinary()
 	if err != nil {
 		return nil, err
@@ -96,18 +105,35 @@ func (n *Node) applyExec(cmd *replication.Command) (*replication.Response, error
 	c := &batchCall{data: data, wake: make(chan struct{}, 1)}
 	key, ok := replication.CanBatch(cmd)
 	c.key, c.alone = key, !ok
-	b := &n.batch
+	return c, nil
+}
+
+// enqueue queues calls together, in order, and reports whether the first
+// of them takes the turn at once (no write holds it). Each call must then
+// go through runCall, the first with that report, the others with false.
+func (b *batcher) enqueue(calls ...*batchCall) (first bool) {
 	b.mu.Lock()
-	b.queue = append(b.queue, c)
+	defer b.mu.Unlock()
+	b.queue = append(b.queue, calls...)
 	if b.busy {
-		b.mu.Unlock()
+		return false
+	}
+	b.busy = true
+	return true
+}
+
+// runCall waits for c's answer; when c has the turn (now, if first, or
+// when a neighbour passes it), it hands the queue to raft and answers the
+// writes that share its entry.
+func (n *Node) runCall(c *batchCall, first bool) (*replication.Response, error) {
+	b := &n.batch
+	if !first {
 		<-c.wake
 		if !c.turn {
 			return c.resp, c.err // a neighbour's entry carried it
 		}
-		b.mu.Lock()
 	}
-	b.busy = true
+	b.mu.Lock()
 	// The writes that arrive meanwhile go in this entry.
 	if b.storing || b.inFlight >= maxInFlight {
 		n.waitTurn(b)

@@ -183,23 +183,57 @@ func (s *rpcServer) replyError(req wire.Message, err error) error {
 }
 
 // execBatch runs the writes of m at the same time, each as an ExecRequest
-// of its own would run, so that the batcher carries them in as few log
-// entries as it carries local writers; the answer waits for the last.
+// of its own would run, and answers once the last is done. When the write
+// slot is free they join the batcher's queue together, so that they share
+// an entry as they shared the request; otherwise each waits for the slot
+// on its own, up to its own _busy.
 func (s *rpcServer) execBatch(m *wire.ExecBatchRequest) *wire.ExecBatchResponse {
+	n := s.n
 	out := &wire.ExecBatchResponse{Outcomes: make([]wire.ExecOutcome, len(m.Reqs))}
+	answer := func(i int, resp *replication.Response, err error) {
+		o := &out.Outcomes[i]
+		if err != nil {
+			o.Err = s.replyError(&m.Reqs[i], err)
+			return
+		}
+		o.Index, o.Results = resp.Index, resp.Results
+	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := n.leaderReady(s.ctx); err != nil || !n.gate.tryShared(len(m.Reqs)) {
+		for i := range m.Reqs {
+			wg.Go(func() {
+				r := &m.Reqs[i]
+				resp, err := n.execLocal(s.ctx, r.Busy, r.Origin, r.Flags, r.Stmts)
+				answer(i, resp, err)
+			})
+		}
+		return out
+	}
+	calls := make([]*batchCall, 0, len(m.Reqs))
+	at := make([]int, 0, len(m.Reqs)) // calls[j] is m.Reqs[at[j]]
 	for i := range m.Reqs {
+		r := &m.Reqs[i]
+		c, err := newBatchCall(execCommand(r.Origin, r.Flags, r.Stmts))
+		if err != nil {
+			n.gate.release(false)
+			answer(i, nil, err)
+			continue
+		}
+		calls = append(calls, c)
+		at = append(at, i)
+	}
+	if len(calls) == 0 {
+		return out
+	}
+	first := n.batch.enqueue(calls...)
+	for j, c := range calls {
 		wg.Go(func() {
-			r, o := &m.Reqs[i], &out.Outcomes[i]
-			resp, err := s.n.execLocal(s.ctx, r.Busy, r.Origin, r.Flags, r.Stmts)
-			if err != nil {
-				o.Err = s.replyError(r, err)
-				return
-			}
-			o.Index, o.Results = resp.Index, resp.Results
+			defer n.gate.release(false)
+			resp, err := n.runCall(c, first && j == 0)
+			answer(at[j], resp, err)
 		})
 	}
-	wg.Wait()
 	return out
 }
 

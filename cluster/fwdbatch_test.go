@@ -80,10 +80,16 @@ func TestForwardedWritesBatched(t *testing.T) {
 		})
 	}
 	waitfor.Cond(t, "every write queued", 10*time.Second, func() bool { return queued(f) == writes })
+	leader := leaderOf(t, nodes)
+	entries, carried := leader.batch.batches.Load(), leader.batch.batched.Load()
 	release()
 	wg.Wait()
 	if got := f.fwd.batched.Load(); f.fwd.batches.Load() != 1 || got != writes {
 		t.Fatalf("%d batch requests carried %d writes, want 1 with %d", f.fwd.batches.Load(), got, writes)
+	}
+	// Nothing else writes: the request's writes share one log entry.
+	if e, c := leader.batch.batches.Load()-entries, leader.batch.batched.Load()-carried; e != 1 || c != writes {
+		t.Errorf("the leader carried the request in %d batch entries of %d writes, want 1 of %d", e, c, writes)
 	}
 	want := map[int64]bool{}
 	for i, a := range answers {
@@ -115,7 +121,7 @@ func TestForwardedWritesBatched(t *testing.T) {
 	}
 	// 'taken', 'retried', 'newer', and the writes that succeeded, once each.
 	for _, nd := range nodes {
-		rows := readRowsAfter(t, nd, leaderOf(t, nodes))
+		rows := readRowsAfter(t, nd, leader)
 		if len(rows) != len(want)+3 {
 			t.Errorf("%s: %d rows, want %d", nd.ID(), len(rows), len(want)+3)
 		}
@@ -188,5 +194,57 @@ func TestForwardedWriteGivenUpInQueue(t *testing.T) {
 	defer f.fwd.mu.Unlock()
 	if f.fwd.inFlight != 0 || len(f.fwd.queue) != 0 {
 		t.Errorf("%d requests in flight and %d queued after all answered", f.fwd.inFlight, len(f.fwd.queue))
+	}
+}
+
+// A batch that finds a transaction holding the leader's write slot waits
+// for it write by write, each up to its own _busy, and is applied once the
+// transaction commits, after the transaction's rows.
+func TestForwardedBatchWaitsForTransaction(t *testing.T) {
+	t.Parallel()
+	nodes := startTestCluster(t, 3)
+	f := follower(t, nodes)
+	leader := leaderOf(t, nodes)
+	mustNodeExec(t, f, replication.Origin{}, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE, w)`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tx, err := leader.BeginTx(ctx, time.Second, 20*time.Second, replication.Origin{}, 0, SnapshotCheck{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writes = 10
+	release := holdForwarding(f)
+	errs := make([]error, writes)
+	var wg sync.WaitGroup
+	for i := range writes {
+		wg.Go(func() {
+			_, errs[i] = f.Exec(ctx, 20*time.Second, replication.Origin{Node: f.ID(), Session: uint64(i + 1), Seq: 1}, 0, stmt(`INSERT INTO t(v) VALUES (?)`, fmt.Sprint(i)))
+		})
+	}
+	waitfor.Cond(t, "every write queued", 10*time.Second, func() bool { return queued(f) == writes })
+	release()
+	waitfor.Cond(t, "every write waiting for the slot on the leader", 10*time.Second, func() bool {
+		leader.gate.mu.Lock()
+		defer leader.gate.mu.Unlock()
+		return leader.gate.waiters == writes
+	})
+	if _, err := tx.Exec(ctx, stmt(`INSERT INTO t(v) VALUES ('tx')`)[0], false); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	rows := readRowsAfter(t, f, leader)
+	if len(rows) != writes+1 || rows[0].v != "tx" {
+		t.Errorf("rows %v, want the transaction's first and the %d writes", rows, writes)
+	}
+	if f.fwd.batches.Load() != 1 {
+		t.Errorf("%d batch requests, want 1", f.fwd.batches.Load())
 	}
 }

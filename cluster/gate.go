@@ -93,6 +93,18 @@ func (g *gate) acquire(ctx context.Context, exclusive bool, busy time.Duration) 
 	}
 }
 
+// tryShared takes k shared places at once if autocommit writes may enter
+// now (no transaction holds the slot or waits for it), else none.
+func (g *gate) tryShared(k int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.exclusive || g.waitingExcl > 0 {
+		return false
+	}
+	g.shared += k
+	return true
+}
+
 func (g *gate) release(exclusive bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -129,8 +129,13 @@ func (n *Node) execLocal(ctx context.Context, busy time.Duration, origin replica
 		return nil, err
 	}
 	defer n.gate.release(false)
-	cmd := &replication.Command{Kind: replication.KindExec, Time: time.Now().UnixNano(), Seed: rand.Uint64(), Origin: origin, Flags: flags, Stmts: stmts}
-	return n.applyExec(cmd)
+	return n.applyExec(execCommand(origin, flags, stmts))
+}
+
+// execCommand is the command of an autocommit write, stamped with the
+// leader's clock and a fresh seed.
+func execCommand(origin replication.Origin, flags replication.Flags, stmts []replication.Statement) *replication.Command {
+	return &replication.Command{Kind: replication.KindExec, Time: time.Now().UnixNano(), Seed: rand.Uint64(), Origin: origin, Flags: flags, Stmts: stmts}
 }
 
 // leaderReady fails fast on a follower and waits for the election barrier on
