@@ -20,11 +20,11 @@ import (
 // A write goes alone, as an ExecRequest, while fewer than maxFwdInFlight
 // requests of the batcher are in flight; otherwise it queues. When a
 // request is answered, the turn passes to the first write still queued,
-// which sends the queue (within wire.MaxExecBatch and maxFwdBatchBytes)
-// and answers its neighbours. A batched write is sent once: a write the
-// batch failed for a reason worth another try (no leader, a lost reply)
-// tries again alone, through forward, exactly as it would have after its
-// own first try.
+// which sends the queue (within wire.MaxExecBatch and maxFwdBatchBytes) on
+// a goroutine that answers every write of it. A request is one try: a
+// write it failed for a reason worth another (no leader, a lost reply)
+// tries again alone, through forward, exactly as after its own first try,
+// so the queue never waits behind a retry loop.
 type fwdBatcher struct {
 	mu       sync.Mutex
 	queue    []*fwdCall
@@ -33,9 +33,9 @@ type fwdBatcher struct {
 	batches, batched atomic.Uint64
 }
 
-// fwdCall is one forwarded write waiting in the fwdBatcher. Its state is
-// guarded by fwdBatcher.mu until it is taken; then its sender owns resp
-// and err until wake.
+// fwdCall is one forwarded write of the fwdBatcher. turn and taken are
+// guarded by fwdBatcher.mu; once taken, whoever sends it owns resp and err
+// until wake.
 type fwdCall struct {
 	req   *wire.ExecRequest
 	ctx   context.Context
@@ -66,51 +66,25 @@ func (n *Node) forwardExec(ctx context.Context, req *wire.ExecRequest, dedup boo
 		return n.forward(ctx, req, dedup) // refused there, or too big to share a request
 	}
 	b := &n.fwd
+	c := &fwdCall{req: req, ctx: ctx, size: size, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
 	if b.inFlight < maxFwdInFlight && len(b.queue) == 0 {
 		b.inFlight++
+		c.taken = true
 		b.mu.Unlock()
-		resp, err := n.forward(ctx, req, dedup)
+		c.resp, c.err = n.callExec(ctx, req)
 		b.done()
-		return resp, err
-	}
-	c := &fwdCall{req: req, ctx: ctx, size: size, wake: make(chan struct{}, 1)}
-	b.queue = append(b.queue, c)
-	b.mu.Unlock()
-	select {
-	case <-c.wake:
-	case <-ctx.Done():
-		b.mu.Lock()
-		switch {
-		case c.turn:
-			// Its turn came as ctx ended: pass it on.
-			b.mu.Unlock()
-			<-c.wake
-			b.mu.Lock()
-			b.remove(c)
-			b.mu.Unlock()
-			b.done() // gives back the request passTurn counted for it
-			return nil, fmt.Errorf("hiqlite: forward to leader: %w", ctx.Err())
-		case !c.taken:
-			b.remove(c) // never sent
-			b.mu.Unlock()
-			return nil, fmt.Errorf("hiqlite: forward to leader: %w", ctx.Err())
+	} else {
+		b.queue = append(b.queue, c)
+		b.mu.Unlock()
+		if err := n.waitForwarded(c); err != nil {
+			return nil, err
 		}
-		b.mu.Unlock()
-		// In a request: the leader may apply it.
-		return nil, fmt.Errorf("%w: %w", nodeerr.ErrOutcomeUnknown, ctx.Err())
-	}
-	if c.turn {
-		b.mu.Lock()
-		calls := b.take()
-		b.mu.Unlock()
-		n.sendBatch(calls)
-		b.done()
 	}
 	if c.err == nil {
 		return c.resp, nil
 	}
-	// What forwardVia would do after its first try.
+	// What forwardVia does after a first try that failed.
 	again, maybe := retryable(c.err), maybeApplied(c.err)
 	if !again && !maybe {
 		return nil, c.err
@@ -123,6 +97,72 @@ func (n *Node) forwardExec(ctx context.Context, req *wire.ExecRequest, dedup boo
 		err = unsettled(err)
 	}
 	return resp, err
+}
+
+// waitForwarded waits for the answer of c, a queued write, sending the
+// queue when its turn comes. It fails if c's caller gives up first: c
+// leaves the queue unsent, or, sent, its outcome is unknown.
+func (n *Node) waitForwarded(c *fwdCall) error {
+	b := &n.fwd
+	for {
+		select {
+		case <-c.wake:
+			if !c.turn {
+				return nil // answered
+			}
+			b.mu.Lock()
+			calls := b.take()
+			b.mu.Unlock()
+			if len(calls) == 1 {
+				c.resp, c.err = n.callExec(c.ctx, c.req)
+				b.done()
+				return nil
+			}
+			// On a goroutine of its own, so that a caller who gives up
+			// does not hold its neighbours' request.
+			n.goFunc(func() {
+				n.sendBatch(calls)
+				b.done()
+			})
+		case <-c.ctx.Done():
+			b.mu.Lock()
+			switch {
+			case c.turn:
+				// Its turn came as ctx ended: pass it on.
+				<-c.wake
+				b.remove(c)
+				b.mu.Unlock()
+				b.done() // gives back the request passTurn counted for it
+				return fmt.Errorf("hiqlite: forward to leader: %w", c.ctx.Err())
+			case !c.taken:
+				b.remove(c) // never sent
+				b.mu.Unlock()
+				return fmt.Errorf("hiqlite: forward to leader: %w", c.ctx.Err())
+			}
+			b.mu.Unlock()
+			// In a request: the leader may apply it.
+			return fmt.Errorf("%w: %w", nodeerr.ErrOutcomeUnknown, c.ctx.Err())
+		}
+	}
+}
+
+// callExec sends req, one write, to the leader once.
+func (n *Node) callExec(ctx context.Context, req *wire.ExecRequest) (*wire.ExecResponse, error) {
+	resp, err := n.callLeader(ctx, n.client, req)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := resp.(*wire.ExecResponse)
+	if !ok {
+		return nil, unexpectedAnswer(req, resp)
+	}
+	return m, nil
+}
+
+// unexpectedAnswer: the leader answered req with resp, which does not
+// answer it; what it did with req is unknown.
+func unexpectedAnswer(req, resp wire.Message) error {
+	return fmt.Errorf("%w: the leader answered %s to %s", nodeerr.ErrOutcomeUnknown, resp.Type(), req.Type())
 }
 
 // done ends a request in flight and gives the turn to the first write
@@ -173,15 +213,14 @@ func (b *fwdBatcher) take() []*fwdCall {
 	clear(b.queue[rest:])
 	b.queue = b.queue[:rest]
 	for _, c := range calls {
-		c.taken = true
+		c.taken, c.turn = true, false
 	}
 	b.passTurn()
 	return calls
 }
 
-// sendBatch sends calls to the leader in one request and sets each call's
-// answer; the first call is the caller's own, the others are woken. It
-// tries once: what to do after a failure is up to each write.
+// sendBatch sends calls, two or more writes, to the leader in one request,
+// once, and answers each: what to do after a failure is up to each write.
 func (n *Node) sendBatch(calls []*fwdCall) {
 	// The request outlives a caller that gives up, up to the latest
 	// deadline among them (each has one: forwardContext).
@@ -193,43 +232,31 @@ func (n *Node) sendBatch(calls []*fwdCall) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), dl)
 	defer cancel()
-	var req wire.Message
-	if len(calls) == 1 {
-		req = calls[0].req
-	} else {
-		m := &wire.ExecBatchRequest{Reqs: make([]wire.ExecRequest, len(calls))}
-		for i, c := range calls {
-			m.Reqs[i] = *c.req
-		}
-		req = m
-		n.fwd.batches.Add(1)
-		n.fwd.batched.Add(uint64(len(calls)))
+	req := &wire.ExecBatchRequest{Reqs: make([]wire.ExecRequest, len(calls))}
+	for i, c := range calls {
+		req.Reqs[i] = *c.req
 	}
+	n.fwd.batches.Add(1)
+	n.fwd.batched.Add(uint64(len(calls)))
 	resp, err := n.callLeader(ctx, n.client, req)
-	switch m := resp.(type) {
-	case nil:
-	case *wire.ExecResponse:
-		calls[0].resp = m
-	case *wire.ExecBatchResponse:
+	if m, ok := resp.(*wire.ExecBatchResponse); err == nil && !ok {
+		err = unexpectedAnswer(req, resp)
+	} else if err == nil {
 		if len(m.Outcomes) != len(calls) {
 			err = fmt.Errorf("%w: the leader answered %d writes of %d", nodeerr.ErrOutcomeUnknown, len(m.Outcomes), len(calls))
-			break
-		}
-		for i, c := range calls {
-			o := &m.Outcomes[i]
-			if c.err = o.Err; o.Err == nil {
-				c.resp = &wire.ExecResponse{Index: o.Index, Results: o.Results}
+		} else {
+			for i, c := range calls {
+				o := &m.Outcomes[i]
+				if c.err = o.Err; o.Err == nil {
+					c.resp = &wire.ExecResponse{Index: o.Index, Results: o.Results}
+				}
 			}
 		}
-	default:
-		err = fmt.Errorf("%w: the leader answered %s to %s", nodeerr.ErrOutcomeUnknown, resp.Type(), req.Type())
 	}
-	for i, c := range calls {
+	for _, c := range calls {
 		if err != nil {
 			c.resp, c.err = nil, err
 		}
-		if i > 0 {
-			c.wake <- struct{}{}
-		}
+		c.wake <- struct{}{}
 	}
 }

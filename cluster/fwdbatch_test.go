@@ -248,3 +248,55 @@ func TestForwardedBatchWaitsForTransaction(t *testing.T) {
 		t.Errorf("%d batch requests, want 1", f.fwd.batches.Load())
 	}
 }
+
+// The caller of a write that sent its batch (the first queued, whose turn
+// it was) may give up while the request is in flight: it learns at once
+// that the outcome is unknown, and its neighbours still get their answers.
+func TestForwardedBatchSenderGivesUp(t *testing.T) {
+	t.Parallel()
+	nodes := startTestCluster(t, 3)
+	f := follower(t, nodes)
+	leader := leaderOf(t, nodes)
+	mustNodeExec(t, f, replication.Origin{}, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE, w)`)
+	bg, cancelAll := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelAll()
+	// The transaction holds the batch on the leader until it commits.
+	tx, err := leader.BeginTx(bg, time.Second, 20*time.Second, replication.Origin{}, 0, SnapshotCheck{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdForwarding(f)
+	ctx, cancel := context.WithCancel(bg)
+	first := make(chan error, 1)
+	go func() {
+		_, err := f.Exec(ctx, 20*time.Second, replication.Origin{Node: f.ID(), Session: 1, Seq: 1}, 0, stmt(`INSERT INTO t(v) VALUES ('first')`))
+		first <- err
+	}()
+	waitfor.Cond(t, "the first write queued", 10*time.Second, func() bool { return queued(f) == 1 })
+	second := make(chan error, 1)
+	go func() {
+		_, err := f.Exec(bg, 20*time.Second, replication.Origin{Node: f.ID(), Session: 2, Seq: 1}, 0, stmt(`INSERT INTO t(v) VALUES ('second')`))
+		second <- err
+	}()
+	waitfor.Cond(t, "the second write queued", 10*time.Second, func() bool { return queued(f) == 2 })
+	release()
+	waitfor.Cond(t, "both writes waiting for the slot on the leader", 10*time.Second, func() bool {
+		leader.gate.mu.Lock()
+		defer leader.gate.mu.Unlock()
+		return leader.gate.waiters == 2
+	})
+	cancel()
+	if err := <-first; !errors.Is(err, nodeerr.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("the sender gave up: %v, want ErrOutcomeUnknown and context.Canceled", err)
+	}
+	if err := tx.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("its neighbour: %v", err)
+	}
+	// It was sent: the leader applied it.
+	if rows := readRowsAfter(t, f, leader); len(rows) != 2 {
+		t.Errorf("rows %v, want 'first' and 'second'", rows)
+	}
+}

@@ -86,7 +86,10 @@ func (n *Node) execRemote(ctx context.Context, req *wire.ExecRequest, dedup, may
 		}
 		return nil, err
 	}
-	out := m.(*wire.ExecResponse)
+	out, ok := m.(*wire.ExecResponse)
+	if !ok {
+		return nil, unexpectedAnswer(req, m)
+	}
 	n.ackWrite(out.Index)
 	return &replication.Response{Index: out.Index, Results: out.Results}, nil
 }
