@@ -58,6 +58,32 @@ func TestClusterCache(t *testing.T) {
 	for i, m := range c.Members {
 		caches[i] = m.Node.Cache("c")
 	}
+	// Once a write went through, every member names the same cache
+	// leader, a member.
+	if err := caches[0].Set(ctx, "first", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, "every member to know the cache group's leader", 30*time.Second, func() bool {
+		id0, addr0 := c.Members[0].Node.CacheLeader()
+		for _, m := range c.Members {
+			if id, addr := m.Node.CacheLeader(); id == "" || id != id0 || addr != addr0 {
+				return false
+			}
+		}
+		return true
+	})
+	leaders := 0
+	for _, m := range c.Members {
+		if hiqlite.CacheLeads(m.Node) {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("%d members lead the cache group by CacheLeader, want 1", leaders)
+	}
+	if _, err := caches[0].Delete(ctx, "first"); err != nil {
+		t.Fatal(err)
+	}
 	for i, cache := range caches {
 		for j := range 10 {
 			key := fmt.Sprintf("k%d-%d", i, j)

@@ -9,7 +9,7 @@ func Waiting(n *Node, name string) int {
 
 // CacheLeads reports whether n leads the cache group.
 func CacheLeads(n *Node) bool {
-	id, _ := n.c.CacheLeader()
+	id, _ := n.CacheLeader()
 	return id == n.ID()
 }
 

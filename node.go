@@ -188,6 +188,12 @@ func (n *Node) IsLeader() bool { return n.c.IsLeader() }
 // no leader.
 func (n *Node) Leader() (id, addr string) { return n.c.Leader() }
 
+// CacheLeader returns the id and Raft address of the node that leads the
+// cache group (caches, locks), which may differ from the leader of the
+// database; both empty while unknown. Cache writes on any other node are
+// forwarded to it.
+func (n *Node) CacheLeader() (id, addr string) { return n.c.CacheLeader() }
+
 // AppliedIndex is the Raft index of the last write in the local database.
 func (n *Node) AppliedIndex() uint64 { return n.c.AppliedIndex() }
 

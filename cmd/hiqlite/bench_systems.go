@@ -250,7 +250,7 @@ func (s *hiqliteSystem) ops(sc *scenario) op {
 	case kindRead:
 		return o.reader(sc.workers)
 	case kindCacheSet:
-		cache := s.leader.node.Cache("bench")
+		cache := s.cacheLeader().node.Cache("bench")
 		value := []byte("a value of a few dozen bytes, as a session token might be")
 		return func(ctx context.Context, worker int) error {
 			return cache.Set(ctx, "k"+strconv.FormatInt(s.cacheKeys.Add(1)%10000, 10), value, 0)
@@ -269,6 +269,19 @@ func (s *hiqliteSystem) ops(sc *scenario) op {
 		}
 	}
 	return nil
+}
+
+// cacheLeader is the node that leads the cache group: the database's
+// leader, unless the two groups' leaders parted (an election in one of
+// them), in which case a set "on the leader" would be forwarded.
+func (s *hiqliteSystem) cacheLeader() *localNode {
+	id, _ := s.leader.node.CacheLeader()
+	for _, n := range s.c.running() {
+		if n.name == id {
+			return n
+		}
+	}
+	return s.leader
 }
 
 // remoteClient is the remote client of the follower, opened once: a
