@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,35 +63,40 @@ const (
 // forward does.
 func (n *Node) forwardExec(ctx context.Context, req *wire.ExecRequest, dedup bool) (wire.Message, error) {
 	size := replication.StatementsSize(req.Stmts)
-	if err := n.sm.Fault(); err != nil || size > maxFwdBatchBytes {
-		return n.forward(ctx, req, dedup) // refused there, or too big to share a request
+	if err := n.sm.Fault(); err != nil {
+		return nil, err // a stopped node sends nothing (forwardVia)
 	}
+	if size > maxFwdBatchBytes {
+		return n.forward(ctx, req, dedup) // too big to share a request
+	}
+	var first *wire.ExecResponse // the answer to the first try
+	var err error
 	b := &n.fwd
-	c := &fwdCall{req: req, ctx: ctx, size: size, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
 	if b.inFlight < maxFwdInFlight && len(b.queue) == 0 {
 		b.inFlight++
-		c.taken = true
 		b.mu.Unlock()
-		c.resp, c.err = n.callExec(ctx, req)
+		first, err = n.callExec(ctx, req)
 		b.done()
 	} else {
+		c := &fwdCall{req: req, ctx: ctx, size: size, wake: make(chan struct{}, 1)}
 		b.queue = append(b.queue, c)
 		b.mu.Unlock()
 		if err := n.waitForwarded(c); err != nil {
 			return nil, err
 		}
+		first, err = c.resp, c.err
 	}
-	if c.err == nil {
-		return c.resp, nil
+	if err == nil {
+		return first, nil
 	}
 	// What forwardVia does after a first try that failed.
-	again, maybe := retryable(c.err), maybeApplied(c.err)
+	again, maybe := retryable(err), maybeApplied(err)
 	if !again && !maybe {
-		return nil, c.err
+		return nil, err
 	}
 	if maybe && !dedup {
-		return nil, unsettled(c.err)
+		return nil, unsettled(err)
 	}
 	resp, err := n.forward(ctx, req, dedup)
 	if maybe && err != nil {
@@ -188,12 +194,8 @@ func (b *fwdBatcher) passTurn() {
 
 // remove takes c out of the queue. Called with b.mu held.
 func (b *fwdBatcher) remove(c *fwdCall) {
-	for i, q := range b.queue {
-		if q == c {
-			b.queue = append(b.queue[:i], b.queue[i+1:]...)
-			b.queue = b.queue[:len(b.queue):len(b.queue)]
-			return
-		}
+	if i := slices.Index(b.queue, c); i >= 0 {
+		b.queue = slices.Delete(b.queue, i, i+1)
 	}
 }
 
@@ -224,11 +226,14 @@ func (b *fwdBatcher) take() []*fwdCall {
 func (n *Node) sendBatch(calls []*fwdCall) {
 	// The request outlives a caller that gives up, up to the latest
 	// deadline among them (each has one: forwardContext).
-	dl := time.Now().Add(n.cfg.Timeout)
-	for i, c := range calls {
-		if d, ok := c.ctx.Deadline(); ok && (i == 0 || d.After(dl)) {
+	var dl time.Time
+	for _, c := range calls {
+		if d, ok := c.ctx.Deadline(); ok && d.After(dl) {
 			dl = d
 		}
+	}
+	if dl.IsZero() {
+		dl = time.Now().Add(n.cfg.Timeout)
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), dl)
 	defer cancel()
@@ -239,19 +244,8 @@ func (n *Node) sendBatch(calls []*fwdCall) {
 	n.fwd.batches.Add(1)
 	n.fwd.batched.Add(uint64(len(calls)))
 	resp, err := n.callLeader(ctx, n.client, req)
-	if m, ok := resp.(*wire.ExecBatchResponse); err == nil && !ok {
-		err = unexpectedAnswer(req, resp)
-	} else if err == nil {
-		if len(m.Outcomes) != len(calls) {
-			err = fmt.Errorf("%w: the leader answered %d writes of %d", nodeerr.ErrOutcomeUnknown, len(m.Outcomes), len(calls))
-		} else {
-			for i, c := range calls {
-				o := &m.Outcomes[i]
-				if c.err = o.Err; o.Err == nil {
-					c.resp = &wire.ExecResponse{Index: o.Index, Results: o.Results}
-				}
-			}
-		}
+	if err == nil {
+		err = answerBatch(calls, req, resp)
 	}
 	for _, c := range calls {
 		if err != nil {
@@ -259,4 +253,23 @@ func (n *Node) sendBatch(calls []*fwdCall) {
 		}
 		c.wake <- struct{}{}
 	}
+}
+
+// answerBatch sets each call's answer from resp, the leader's answer to
+// req; an error means resp answers no call.
+func answerBatch(calls []*fwdCall, req, resp wire.Message) error {
+	m, ok := resp.(*wire.ExecBatchResponse)
+	if !ok {
+		return unexpectedAnswer(req, resp)
+	}
+	if len(m.Outcomes) != len(calls) {
+		return fmt.Errorf("%w: the leader answered %d writes of %d", nodeerr.ErrOutcomeUnknown, len(m.Outcomes), len(calls))
+	}
+	for i, c := range calls {
+		o := &m.Outcomes[i]
+		if c.err = o.Err; o.Err == nil {
+			c.resp = &wire.ExecResponse{Index: o.Index, Results: o.Results}
+		}
+	}
+	return nil
 }

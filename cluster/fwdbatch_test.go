@@ -30,6 +30,16 @@ func holdForwarding(f *Node) (release func()) {
 	}
 }
 
+// waitGateWaiters waits until n writes wait for the write slot on leader.
+func waitGateWaiters(t *testing.T, leader *Node, n int) {
+	t.Helper()
+	waitfor.Cond(t, fmt.Sprintf("%d writes waiting for the slot on the leader", n), 10*time.Second, func() bool {
+		leader.gate.mu.Lock()
+		defer leader.gate.mu.Unlock()
+		return leader.gate.waiters == n
+	})
+}
+
 func queued(f *Node) int {
 	f.fwd.mu.Lock()
 	defer f.fwd.mu.Unlock()
@@ -223,11 +233,7 @@ func TestForwardedBatchWaitsForTransaction(t *testing.T) {
 	}
 	waitfor.Cond(t, "every write queued", 10*time.Second, func() bool { return queued(f) == writes })
 	release()
-	waitfor.Cond(t, "every write waiting for the slot on the leader", 10*time.Second, func() bool {
-		leader.gate.mu.Lock()
-		defer leader.gate.mu.Unlock()
-		return leader.gate.waiters == writes
-	})
+	waitGateWaiters(t, leader, writes)
 	if _, err := tx.Exec(ctx, stmt(`INSERT INTO t(v) VALUES ('tx')`)[0], false); err != nil {
 		t.Fatal(err)
 	}
@@ -280,11 +286,7 @@ func TestForwardedBatchSenderGivesUp(t *testing.T) {
 	}()
 	waitfor.Cond(t, "the second write queued", 10*time.Second, func() bool { return queued(f) == 2 })
 	release()
-	waitfor.Cond(t, "both writes waiting for the slot on the leader", 10*time.Second, func() bool {
-		leader.gate.mu.Lock()
-		defer leader.gate.mu.Unlock()
-		return leader.gate.waiters == 2
-	})
+	waitGateWaiters(t, leader, 2)
 	cancel()
 	if err := <-first; !errors.Is(err, nodeerr.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("the sender gave up: %v, want ErrOutcomeUnknown and context.Canceled", err)
